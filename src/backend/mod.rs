@@ -1,0 +1,397 @@
+//! The replication service as the script sees it: one async trait, [`Backend`], with the
+//! in-process simulator ([`sim`]) behind it today and the ASR REST client next to it later.
+//! Names and states follow the ASR REST API (see the project's API notes).
+
+pub mod inventory;
+pub mod sim;
+
+use crate::clock::Timestamp;
+use std::fmt;
+use std::time::Duration;
+
+/// Which site a VM runs on.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Site {
+    Primary,
+    Recovery,
+}
+
+impl Site {
+    pub fn other(self) -> Site {
+        match self {
+            Site::Primary => Site::Recovery,
+            Site::Recovery => Site::Primary,
+        }
+    }
+
+    /// The script's spelling: `primary` or `recovery`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Site::Primary => "primary",
+            Site::Recovery => "recovery",
+        }
+    }
+
+    /// ASR's spelling of `activeLocation`.
+    pub fn asr(self) -> &'static str {
+        match self {
+            Site::Primary => "Primary",
+            Site::Recovery => "Recovery",
+        }
+    }
+}
+
+/// ASR's `failoverDirection`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+pub enum Direction {
+    PrimaryToRecovery,
+    RecoveryToPrimary,
+}
+
+impl Direction {
+    /// The direction that leaves `site`.
+    pub fn away_from(site: Site) -> Direction {
+        match site {
+            Site::Primary => Direction::PrimaryToRecovery,
+            Site::Recovery => Direction::RecoveryToPrimary,
+        }
+    }
+
+    pub fn source(self) -> Site {
+        match self {
+            Direction::PrimaryToRecovery => Site::Primary,
+            Direction::RecoveryToPrimary => Site::Recovery,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::PrimaryToRecovery => "primary_to_recovery",
+            Direction::RecoveryToPrimary => "recovery_to_primary",
+        }
+    }
+
+    pub fn asr(self) -> &'static str {
+        match self {
+            Direction::PrimaryToRecovery => "PrimaryToRecovery",
+            Direction::RecoveryToPrimary => "RecoveryToPrimary",
+        }
+    }
+}
+
+/// The operations a runbook can start on an item.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Operation {
+    PlannedFailover,
+    UnplannedFailover,
+    Commit,
+    ReverseReplicate,
+    TestFailover,
+    TestFailoverCleanup,
+}
+
+impl Operation {
+    pub const ALL: [Operation; 6] = [
+        Operation::PlannedFailover,
+        Operation::UnplannedFailover,
+        Operation::Commit,
+        Operation::ReverseReplicate,
+        Operation::TestFailover,
+        Operation::TestFailoverCleanup,
+    ];
+
+    /// The script's and the inventory's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::PlannedFailover => "planned_failover",
+            Operation::UnplannedFailover => "unplanned_failover",
+            Operation::Commit => "commit",
+            Operation::ReverseReplicate => "reverse_replicate",
+            Operation::TestFailover => "test_failover",
+            Operation::TestFailoverCleanup => "test_failover_cleanup",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Operation> {
+        Operation::ALL.into_iter().find(|o| o.as_str() == text)
+    }
+
+    /// The job's `scenarioName` in ASR.
+    pub fn scenario(self) -> &'static str {
+        match self {
+            Operation::PlannedFailover => "PlannedFailover",
+            Operation::UnplannedFailover => "UnplannedFailover",
+            Operation::Commit => "CommitFailover",
+            Operation::ReverseReplicate => "ReverseReplication",
+            Operation::TestFailover => "TestFailover",
+            Operation::TestFailoverCleanup => "TestFailoverCleanup",
+        }
+    }
+
+    /// The name in the item's `allowedOperations`.
+    pub fn allowed_name(self) -> &'static str {
+        match self {
+            Operation::PlannedFailover => "PlannedFailover",
+            Operation::UnplannedFailover => "UnplannedFailover",
+            Operation::Commit => "Commit",
+            Operation::ReverseReplicate => "ReverseReplicate",
+            Operation::TestFailover => "TestFailover",
+            Operation::TestFailoverCleanup => "TestFailoverCleanup",
+        }
+    }
+
+    pub fn from_allowed_name(text: &str) -> Option<Operation> {
+        Operation::ALL
+            .into_iter()
+            .find(|o| o.allowed_name() == text)
+    }
+
+    pub fn is_failover(self) -> bool {
+        matches!(
+            self,
+            Operation::PlannedFailover | Operation::UnplannedFailover
+        )
+    }
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which recovery point an unplanned failover uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+pub enum RecoveryPoint {
+    Latest,
+    LatestProcessed,
+    LatestAppConsistent,
+}
+
+impl RecoveryPoint {
+    pub fn parse(text: &str) -> Option<RecoveryPoint> {
+        match text {
+            "latest" => Some(RecoveryPoint::Latest),
+            "latest_processed" => Some(RecoveryPoint::LatestProcessed),
+            "latest_app_consistent" => Some(RecoveryPoint::LatestAppConsistent),
+            _ => None,
+        }
+    }
+}
+
+/// What to start, with its parameters.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct OperationRequest {
+    pub operation: Operation,
+    /// Failover, test failover and reverse replication direction; `None` for commit and cleanup.
+    pub direction: Option<Direction>,
+    /// Unplanned failover only: try to shut the source down and sync first (`sourceSiteOperations: Required`).
+    pub shutdown_source: bool,
+    pub recovery_point: Option<RecoveryPoint>,
+    /// Test failover: the isolated network.
+    pub network: Option<String>,
+    /// Test failover cleanup: the operator's notes.
+    pub comments: Option<String>,
+}
+
+impl OperationRequest {
+    pub fn new(operation: Operation) -> Self {
+        OperationRequest {
+            operation,
+            direction: None,
+            shutdown_source: false,
+            recovery_point: None,
+            network: None,
+            comments: None,
+        }
+    }
+}
+
+/// A protected item (a replicated VM) as the service reports it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Item {
+    pub name: String,
+    pub id: String,
+    /// ASR's `protectionState`, e.g. `Protected`, `PlannedFailoverCommitRequired`.
+    pub protection_state: String,
+    pub active_location: Site,
+    /// `Normal`, `Warning` or `Critical`.
+    pub health: String,
+    pub health_errors: Vec<String>,
+    pub allowed_operations: Vec<String>,
+    /// `None` when no drill is in progress, else e.g. `WaitingForCompletion`.
+    pub test_failover_state: Option<String>,
+    pub last_test_failover: Option<Timestamp>,
+    /// The job running on the item, if any.
+    pub current_job: Option<String>,
+    /// True when the item replicates (protected, no failover pending or committed).
+    pub replicating: bool,
+}
+
+impl Item {
+    pub fn allows(&self, op: Operation) -> bool {
+        self.allowed_operations
+            .iter()
+            .any(|a| a == op.allowed_name())
+    }
+
+    pub fn is_healthy(&self) -> bool {
+        self.health == "Normal"
+    }
+}
+
+/// A job's state; strings the service may add later land in `Other`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub enum JobState {
+    NotStarted,
+    InProgress,
+    Succeeded,
+    Failed,
+    Cancelled,
+    Other(String),
+}
+
+impl JobState {
+    pub fn parse(text: &str) -> JobState {
+        match text {
+            "NotStarted" => JobState::NotStarted,
+            "InProgress" => JobState::InProgress,
+            "Succeeded" => JobState::Succeeded,
+            "Failed" => JobState::Failed,
+            "Cancelled" => JobState::Cancelled,
+            other => JobState::Other(other.to_string()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            JobState::NotStarted => "NotStarted",
+            JobState::InProgress => "InProgress",
+            JobState::Succeeded => "Succeeded",
+            JobState::Failed => "Failed",
+            JobState::Cancelled => "Cancelled",
+            JobState::Other(s) => s,
+        }
+    }
+
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            JobState::Succeeded | JobState::Failed | JobState::Cancelled
+        )
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `serviceErrorDetails` of a failed job or a refused request.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ServiceError {
+    pub code: String,
+    pub message: String,
+    pub possible_causes: String,
+    pub recommended_action: String,
+}
+
+impl ServiceError {
+    /// The lines an operator needs: code and message, causes, action.
+    pub fn lines(&self) -> Vec<String> {
+        let mut out = vec![format!("service error {}: {}", self.code, self.message)];
+        if !self.possible_causes.is_empty() {
+            out.push(format!("possible causes: {}", self.possible_causes));
+        }
+        if !self.recommended_action.is_empty() {
+            out.push(format!("recommended action: {}", self.recommended_action));
+        }
+        out
+    }
+}
+
+/// A job as the service reports it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct JobInfo {
+    /// The job name (a GUID in ASR).
+    pub id: String,
+    pub operation: Operation,
+    pub vm: String,
+    pub state: JobState,
+    pub errors: Vec<ServiceError>,
+    /// Things that went wrong without failing the job (e.g. a source shutdown that failed).
+    pub warnings: Vec<String>,
+    pub started: Timestamp,
+    pub ended: Option<Timestamp>,
+    /// How long to wait before asking again (`Retry-After`).
+    pub retry_after: Option<Duration>,
+    /// When the simulator will end the job; real services do not say.
+    pub expected_end: Option<Timestamp>,
+}
+
+impl JobInfo {
+    pub fn duration(&self) -> Option<Duration> {
+        self.ended.map(|e| e.since(self.started))
+    }
+}
+
+/// A recovery services provider: a site's VMM server and its connection to Site Recovery.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Provider {
+    pub name: String,
+    pub site: Site,
+    pub connected: bool,
+}
+
+/// What can go wrong talking to the service.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BackendError {
+    #[error("no protected item is named `{name}`")]
+    UnknownItem {
+        name: String,
+        candidates: Vec<String>,
+    },
+    #[error("no recovery plan is named `{name}`")]
+    UnknownPlan {
+        name: String,
+        candidates: Vec<String>,
+    },
+    #[error("no job is named `{0}`")]
+    UnknownJob(String),
+    #[error("{operation} is not allowed on `{item}` in state {state}")]
+    NotAllowed {
+        item: String,
+        operation: Operation,
+        state: String,
+        allowed: Vec<String>,
+        reason: String,
+    },
+    #[error("the service refused the request: {}", .0.message)]
+    Service(ServiceError),
+    #[error("{0}")]
+    Transport(String),
+}
+
+/// The replication service.
+#[async_trait::async_trait]
+pub trait Backend: Send + Sync {
+    /// One line for people: what this backend talks to.
+    fn describe(&self) -> String;
+    /// Whether item names are known (false for an open-world simulator without inventory).
+    fn knows_names(&self) -> bool;
+    async fn list_items(&self) -> Result<Vec<Item>, BackendError>;
+    async fn item(&self, name: &str) -> Result<Item, BackendError>;
+    /// Members of a server-side recovery plan.
+    async fn plan_members(&self, plan: &str) -> Result<Vec<String>, BackendError>;
+    async fn start(&self, vm: &str, request: &OperationRequest) -> Result<JobInfo, BackendError>;
+    async fn job(&self, id: &str) -> Result<JobInfo, BackendError>;
+    async fn cancel_job(&self, id: &str) -> Result<JobInfo, BackendError>;
+    async fn providers(&self) -> Result<Vec<Provider>, BackendError>;
+}

@@ -1,0 +1,196 @@
+//! The command line: clap types and dispatch. `main` calls [`main`] and exits with its code.
+
+use crate::check::{self, inventory_for};
+use crate::clock::human;
+use crate::diagnostics::{render, summary_line, RenderOptions, Severity};
+use crate::error::{exit, Error};
+use crate::run::{self, RunOptions};
+use crate::script::registry;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "runbook",
+    version,
+    about = "Check and run disaster-recovery runbooks written in Rhai"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Format {
+    /// Rendered diagnostics with the source lines.
+    Human,
+    /// One line per finding: path:line:col: severity[code]: message.
+    Short,
+    /// JSON, one object per runbook.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check runbooks: syntax, API use, and a dry run on the simulator.
+    Check {
+        /// The runbooks to check.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The inventory to check VM names and states against (overrides runbook.toml).
+        #[arg(long, value_name = "FILE")]
+        inventory: Option<PathBuf>,
+        /// Fail on warnings too.
+        #[arg(long)]
+        deny_warnings: bool,
+        #[arg(long, value_enum, default_value = "human")]
+        format: Format,
+    },
+    /// Run a runbook (on the embedded simulator when no target is given).
+    Run {
+        file: PathBuf,
+        /// The simulator's inventory (overrides runbook.toml; default: the demo inventory).
+        #[arg(long, value_name = "FILE")]
+        inventory: Option<PathBuf>,
+        /// How much faster than real time the simulator runs.
+        #[arg(long, value_name = "FACTOR")]
+        speed: Option<f64>,
+        /// Confirm manual steps automatically (simulator only).
+        #[arg(long)]
+        auto_approve: bool,
+        /// Plain progress lines instead of spinners.
+        #[arg(long)]
+        no_progress: bool,
+    },
+    /// Print the script API reference (markdown).
+    Api,
+}
+
+/// Parses the arguments, runs the command and returns the exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
+        }
+    };
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    match dispatch(cli.command, color) {
+        Ok(code) => code,
+        Err(e) => {
+            eprint!("{}", e.render(color));
+            e.exit_code()
+        }
+    }
+}
+
+fn dispatch(command: Command, color: bool) -> Result<i32, Error> {
+    match command {
+        Command::Check {
+            files,
+            inventory,
+            deny_warnings,
+            format,
+        } => check_files(&files, inventory.as_deref(), deny_warnings, format, color),
+        Command::Run {
+            file,
+            inventory,
+            speed,
+            auto_approve,
+            no_progress,
+        } => run::run(&RunOptions {
+            path: file,
+            inventory,
+            speed,
+            auto_approve,
+            progress: !no_progress,
+            color,
+        }),
+        Command::Api => {
+            print!("{}", registry::markdown_table());
+            Ok(exit::OK)
+        }
+    }
+}
+
+fn check_files(
+    files: &[PathBuf],
+    inventory: Option<&std::path::Path>,
+    deny_warnings: bool,
+    format: Format,
+    color: bool,
+) -> Result<i32, Error> {
+    let color = color && std::io::stdout().is_terminal();
+    let mut code = exit::OK;
+    let mut json = Vec::new();
+    for file in files {
+        let inv = inventory_for(file, inventory)?;
+        let report = check::check_file(file, inv.as_ref())?;
+        if report.fails(deny_warnings) {
+            code = exit::FINDINGS;
+        }
+        match format {
+            Format::Human => {
+                for f in &report.findings {
+                    println!(
+                        "{}",
+                        render(f, &report.sources, RenderOptions { color, width: 100 })
+                    );
+                }
+                println!("{}", verdict(&report));
+            }
+            Format::Short => {
+                for f in &report.findings {
+                    println!("{}", summary_line(f));
+                }
+                println!("{}", verdict(&report));
+            }
+            Format::Json => json.push(serde_json::json!({
+                "file": report.name,
+                "errors": report.count(Severity::Error),
+                "warnings": report.count(Severity::Warning),
+                "findings": report.findings,
+                "dry_run": report.dry_run,
+            })),
+        }
+    }
+    if matches!(format, Format::Json) {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json).unwrap_or_default()
+        );
+    }
+    Ok(code)
+}
+
+fn verdict(report: &check::Report) -> String {
+    let errors = report.count(Severity::Error);
+    let warnings = report.count(Severity::Warning);
+    let plural = |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
+    let head = if errors + warnings == 0 {
+        format!("{}: ok", report.name)
+    } else {
+        format!(
+            "{}: {}, {}",
+            report.name,
+            plural(errors, "error"),
+            plural(warnings, "warning")
+        )
+    };
+    match &report.dry_run {
+        Some(d) if d.completed => format!(
+            "{head} (dry run: {} simulated, {})",
+            human(d.simulated),
+            plural(d.jobs, "job")
+        ),
+        Some(_) => format!("{head} (dry run stopped at the error)"),
+        None if errors > 0 => format!("{head} (dry run skipped: fix the errors first)"),
+        None => head,
+    }
+}

@@ -1,0 +1,107 @@
+//! `runbook.toml`, found by walking up from the runbook's folder, and reading text files
+//! with errors an operator can act on.
+
+use crate::error::Error;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// The project configuration file's name.
+pub const FILE_NAME: &str = "runbook.toml";
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    inventory: Option<String>,
+    #[serde(default)]
+    simulator: SimulatorSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SimulatorSection {
+    speed: Option<f64>,
+}
+
+/// A loaded `runbook.toml` (or none).
+#[derive(Debug, Default, Clone)]
+pub struct Config {
+    /// The file it came from.
+    pub path: Option<PathBuf>,
+    /// The inventory, resolved against the file's folder.
+    pub inventory: Option<PathBuf>,
+    /// The simulator's speed factor for `run`.
+    pub speed: Option<f64>,
+}
+
+impl Config {
+    /// Finds `runbook.toml` in `start` or the nearest folder above it.
+    pub fn discover(start: &Path) -> Result<Config, Error> {
+        let start = if start.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            start
+        };
+        let absolute = std::path::absolute(start).map_err(|e| Error::io(start, &e))?;
+        for dir in absolute.ancestors() {
+            let candidate = dir.join(FILE_NAME);
+            if candidate.is_file() {
+                return Config::load(&candidate);
+            }
+        }
+        Ok(Config::default())
+    }
+
+    pub fn load(path: &Path) -> Result<Config, Error> {
+        let text = read_text(path)?;
+        let shown = crate::paths::display(path);
+        let file: File = toml::from_str(&text).map_err(|e| Error::Config {
+            path: shown.clone(),
+            message: e.message().to_string(),
+            span: e.span().map(Into::into),
+            text: text.clone(),
+            help: Some(
+                "runbook.toml knows `inventory = \"FILE\"` and `[simulator] speed = N`".into(),
+            ),
+        })?;
+        if let Some(speed) = file.simulator.speed {
+            if !(speed.is_finite() && speed > 0.0) {
+                let at = text.find("speed");
+                return Err(Error::Config {
+                    path: shown,
+                    message: format!("speed must be a positive number, not {speed}"),
+                    span: at.map(|a| (a, 5).into()),
+                    text,
+                    help: None,
+                });
+            }
+        }
+        let dir = path.parent().unwrap_or(Path::new("."));
+        Ok(Config {
+            path: Some(path.to_path_buf()),
+            inventory: file.inventory.map(|i| dir.join(i)),
+            speed: file.simulator.speed,
+        })
+    }
+}
+
+/// Reads a UTF-8 text file; a directory, a missing file or invalid UTF-8 is a clear error.
+pub fn read_text(path: &Path) -> Result<String, Error> {
+    if path.is_dir() {
+        return Err(Error::Io {
+            path: path.display().to_string(),
+            message: "it is a directory; name a file".into(),
+        });
+    }
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, &e))?;
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let text = String::from_utf8_lossy(e.as_bytes());
+        let line = text[..at.min(text.len())].matches('\n').count() + 1;
+        Error::Io {
+            path: path.display().to_string(),
+            message: format!(
+                "it is not UTF-8 text (invalid byte at offset {at}, line {line}); save it as UTF-8"
+            ),
+        }
+    })
+}

@@ -1,0 +1,150 @@
+//! The stable diagnostic codes, with their default severity and the text that explains them.
+//! Codes never change meaning once released; new problems get new codes.
+
+use super::Severity;
+
+macro_rules! codes {
+    ($( $variant:ident = $code:literal, $slug:literal, $sev:ident, $summary:literal, $why:literal; )*) => {
+        /// A stable diagnostic code.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum Code { $( $variant, )* }
+
+        impl serde::Serialize for Code {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl Code {
+            /// Every code, in order.
+            pub const ALL: &'static [Code] = &[ $( Code::$variant, )* ];
+
+            /// The code as printed: `RB101`.
+            pub fn as_str(self) -> &'static str {
+                match self { $( Code::$variant => $code, )* }
+            }
+
+            /// A short kebab-case name: `not-allowed`.
+            pub fn slug(self) -> &'static str {
+                match self { $( Code::$variant => $slug, )* }
+            }
+
+            /// The severity findings of this code have unless the finding says otherwise.
+            pub fn severity(self) -> Severity {
+                match self { $( Code::$variant => Severity::$sev, )* }
+            }
+
+            /// What the code detects, in one line.
+            pub fn summary(self) -> &'static str {
+                match self { $( Code::$variant => $summary, )* }
+            }
+
+            /// Why it matters during a recovery.
+            pub fn why(self) -> &'static str {
+                match self { $( Code::$variant => $why, )* }
+            }
+
+            /// Looks a code up by its printed form or its slug.
+            pub fn parse(text: &str) -> Option<Code> {
+                Code::ALL.iter().copied().find(|c| c.as_str().eq_ignore_ascii_case(text) || c.slug() == text)
+            }
+        }
+    };
+}
+
+codes! {
+    Syntax = "RB001", "syntax", Error,
+        "the runbook does not parse",
+        "A runbook that does not parse cannot run at all; find out in review, not during the outage.";
+    UnknownFunction = "RB002", "unknown-function", Error,
+        "a call to a function that does not exist",
+        "Rhai only notices unknown functions when the call runs, which may be hours into a recovery.";
+    WrongArgCount = "RB003", "wrong-argument-count", Error,
+        "a call with the wrong number of arguments",
+        "The call would fail when it is reached, leaving the plan half done.";
+    UnknownOption = "RB004", "unknown-option", Error,
+        "an option key the function does not know",
+        "A misspelt option is not ignored: it would stop the run at that call.";
+    InvalidOption = "RB005", "invalid-option", Error,
+        "an option with a wrong type or value",
+        "The call would be refused when reached; options decide what the service does (e.g. planned or unplanned).";
+    UnknownVm = "RB006", "unknown-vm", Error,
+        "a VM name that is not in the inventory",
+        "A wrong name fails the run at that call; the VMs before it are already failed over.";
+    BadImport = "RB007", "bad-import", Error,
+        "an import that cannot be resolved or escapes the runbook's folder",
+        "Runbooks may only import the embedded stdlib and modules beside them, so a review sees all the code that runs.";
+    Forbidden = "RB008", "forbidden", Error,
+        "a construct runbooks may not use (eval, Fn by name, sleep, exit)",
+        "Dynamic calls hide what a runbook does from the checks; sleep and exit bypass the run's control of time and outcome.";
+    EmptyRunbook = "RB009", "empty-runbook", Warning,
+        "the runbook contains no statements",
+        "An empty plan does nothing during an outage.";
+    NamesNotChecked = "RB010", "names-not-checked", Note,
+        "no inventory is known, so VM names were not checked",
+        "Without an inventory every name is accepted; name an inventory in runbook.toml to catch typos.";
+    InvalidArgument = "RB011", "invalid-argument", Error,
+        "an argument of the wrong type (e.g. a number where a VM is expected)",
+        "The call would fail when it is reached.";
+    NotAllowed = "RB101", "not-allowed", Error,
+        "an operation that is not allowed in the item's state at that point",
+        "The service refuses it: e.g. commit before the failover succeeded, or reverse replication before commit.";
+    ItemBusy = "RB102", "item-busy", Error,
+        "an operation on an item while another operation on it is still running (ASR error 532)",
+        "Site Recovery runs one operation per item at a time; wait for the job first.";
+    CancelFailover = "RB103", "cancel-failover", Error,
+        "cancelling a failover job",
+        "Replication is stopped before a failover starts; a cancelled failover leaves the VM without replication.";
+    WaitTooShort = "RB104", "wait-too-short", Error,
+        "a wait whose timeout is shorter than the job takes",
+        "The wait throws while the job goes on, and the plan continues or stops on a wrong premise.";
+    JobNotWaited = "RB105", "job-not-waited", Warning,
+        "a job that is never waited for",
+        "Its failure would go unnoticed, and the next operation on the item would find it busy.";
+    LeftUnprotected = "RB106", "left-unprotected", Error,
+        "an item left without replication at the end of the runbook",
+        "A VM that does not replicate has no disaster recovery: the next outage loses it.";
+    DrillNotCleanedUp = "RB107", "drill-not-cleaned-up", Error,
+        "a test failover (drill) without its cleanup",
+        "Until cleanup the item allows no other operation, including a real failover.";
+    CommitWithoutVerify = "RB108", "commit-without-verify", Warning,
+        "a commit not preceded by a verify of the VM on the target site",
+        "Commit deletes every other recovery point: once committed there is no going back to an earlier one.";
+    OperationLimit = "RB109", "operation-limit", Error,
+        "the runbook exceeded the operation limit (a runaway loop)",
+        "A loop that never ends holds the recovery hostage.";
+    ResourceLimit = "RB110", "resource-limit", Error,
+        "the runbook exceeded a size or depth limit (recursion, huge string, array or map)",
+        "Unbounded recursion or data exhausts the runner in the middle of a recovery.";
+    JobFailed = "RB111", "job-failed", Error,
+        "a job failed, was cancelled or timed out",
+        "The service could not do the operation; its error says why and what to do.";
+    VerifyFailed = "RB112", "verify-failed", Error,
+        "a verification found the VM in another state than expected",
+        "Going on after a failed verification commits or reverses on a wrong premise.";
+    ScriptError = "RB113", "script-error", Error,
+        "the runbook raised an error while running",
+        "An error nobody catches stops the plan at that line.";
+    Interrupted = "RB114", "interrupted", Error,
+        "the run was interrupted by the operator",
+        "No new operation was issued after the interrupt; jobs in flight go on in the service.";
+    Refused = "RB115", "refused", Error,
+        "an operation refused for safety",
+        "Some operations are never safe in a recovery (for example cancelling a failover).";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_and_parse_back() {
+        let mut seen = std::collections::BTreeSet::new();
+        for code in Code::ALL {
+            assert!(seen.insert(code.as_str()), "duplicate {}", code.as_str());
+            assert_eq!(Code::parse(code.as_str()), Some(*code));
+            assert_eq!(Code::parse(code.slug()), Some(*code));
+            assert!(!code.summary().is_empty() && !code.why().is_empty());
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! Findings as data: every problem `check` or `run` reports is a [`Finding`] with a stable
+//! code, a severity, a location in a named source and help. They are collected, then rendered
+//! once at the edge (see [`render`]).
+
+mod codes;
+mod position;
+mod render;
+
+pub use codes::Code;
+pub use position::{char_span_to_bytes, offset_of, token_chars_at};
+pub use render::{render, render_all, summary_line, RenderOptions};
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+/// How serious a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Informational; never fails a check.
+    Note,
+    /// Fails a check only with `--deny-warnings`.
+    Warning,
+    /// The runbook is wrong or its run failed.
+    Error,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Note => "note",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        })
+    }
+}
+
+/// A place in a source: Rhai's 1-based line and character column, and a length in characters.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct Location {
+    pub source: Arc<str>,
+    pub line: usize,
+    pub column: usize,
+    /// Length of the labelled text in characters (at least 1 when rendered).
+    pub len: usize,
+}
+
+impl Location {
+    pub fn new(source: impl Into<Arc<str>>, line: usize, column: usize, len: usize) -> Self {
+        Location {
+            source: source.into(),
+            line,
+            column,
+            len,
+        }
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.source, self.line, self.column)
+    }
+}
+
+/// One frame of the chain of calls that led to a finding inside an imported module:
+/// the call of `function` at `location` (in the caller's file).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Frame {
+    pub function: String,
+    pub location: Location,
+}
+
+/// A problem found in a runbook, statically or while it ran.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Finding {
+    pub code: Code,
+    pub severity: Severity,
+    pub message: String,
+    pub location: Option<Location>,
+    /// Text shown under the label; defaults to the message when empty.
+    pub label: String,
+    pub help: Option<String>,
+    /// Further facts: the service's error details, expected and actual values.
+    pub notes: Vec<String>,
+    /// Innermost call first: each frame is where the function containing the previous
+    /// location was called from.
+    pub chain: Vec<Frame>,
+}
+
+impl Finding {
+    /// A finding with the code's default severity.
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        Finding {
+            code,
+            severity: code.severity(),
+            message: message.into(),
+            location: None,
+            label: String::new(),
+            help: None,
+            notes: Vec::new(),
+            chain: Vec::new(),
+        }
+    }
+
+    pub fn at(mut self, location: Option<Location>) -> Self {
+        self.location = location;
+        self
+    }
+
+    pub fn label(mut self, label: impl Into<String>) -> Self {
+        self.label = label.into();
+        self
+    }
+
+    pub fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    pub fn note(mut self, note: impl Into<String>) -> Self {
+        self.notes.push(note.into());
+        self
+    }
+
+    pub fn severity(mut self, severity: Severity) -> Self {
+        self.severity = severity;
+        self
+    }
+
+    pub fn chain(mut self, chain: Vec<Frame>) -> Self {
+        self.chain = chain;
+        self
+    }
+
+    /// `path:line:col` of the finding, or the empty string when it has no location.
+    pub fn place(&self) -> String {
+        self.location
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default()
+    }
+}
+
+/// The texts of every source a finding may point into: runbooks, their modules and the
+/// embedded stdlib. Rhai keeps no source text, so this map does.
+#[derive(Debug, Default, Clone)]
+pub struct Sources {
+    files: BTreeMap<Arc<str>, Arc<str>>,
+}
+
+impl Sources {
+    pub fn insert(&mut self, name: impl Into<Arc<str>>, text: impl Into<Arc<str>>) {
+        self.files.insert(name.into(), text.into());
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<str>> {
+        self.files.get(name)
+    }
+
+    pub fn extend(&mut self, other: &Sources) {
+        for (k, v) in &other.files {
+            self.files.insert(k.clone(), v.clone());
+        }
+    }
+}
+
+/// Sorts findings by file, line and column, errors before warnings at the same place, and
+/// drops exact duplicates (the same finding reached twice, e.g. from two dry-run paths).
+pub fn sort_and_dedup(findings: &mut Vec<Finding>) {
+    findings.sort_by(|a, b| {
+        a.location
+            .cmp(&b.location)
+            .then(b.severity.cmp(&a.severity))
+            .then(a.code.cmp(&b.code))
+            .then(a.message.cmp(&b.message))
+    });
+    findings.dedup();
+}
+
+/// Suggests the closest candidate to `name`, for "did you mean" help.
+pub fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let mut best: Option<(&str, f64)> = None;
+    for candidate in candidates {
+        let score = strsim::jaro_winkler(name, candidate);
+        if score >= 0.8 && best.is_none_or(|(_, s)| score > s) {
+            best = Some((candidate, score));
+        }
+    }
+    best.map(|(c, _)| c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn did_you_mean_finds_close_names_only() {
+        let names = ["failover", "commit", "reverse_replicate"];
+        assert_eq!(did_you_mean("failvoer", names), Some("failover"));
+        assert_eq!(
+            did_you_mean("reverse_replication", names),
+            Some("reverse_replicate")
+        );
+        assert_eq!(did_you_mean("xyz", names), None);
+    }
+
+    #[test]
+    fn sort_puts_errors_first_and_removes_duplicates() {
+        let loc = Some(Location::new("a.rhai", 3, 1, 1));
+        let w = Finding::new(Code::JobNotWaited, "w").at(loc.clone());
+        let e = Finding::new(Code::NotAllowed, "e").at(loc);
+        let mut all = vec![w.clone(), e.clone(), w.clone()];
+        sort_and_dedup(&mut all);
+        assert_eq!(all, vec![e, w]);
+    }
+}

@@ -1,0 +1,89 @@
+//! The program's errors that are not findings in a runbook: I/O, configuration and usage.
+//! Each maps to an exit code; only `main` renders them.
+
+use miette::{
+    GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteDiagnostic, NamedSource, SourceSpan,
+};
+
+/// Exit codes: 0 success, 1 the runbook has errors or its run failed, 2 usage, configuration or I/O.
+pub mod exit {
+    pub const OK: i32 = 0;
+    pub const FINDINGS: i32 = 1;
+    pub const USAGE: i32 = 2;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read `{path}`: {message}")]
+    Io { path: String, message: String },
+    #[error("{path}: {message}")]
+    Config {
+        path: String,
+        message: String,
+        span: Option<SourceSpan>,
+        text: String,
+        help: Option<String>,
+    },
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl Error {
+    pub fn exit_code(&self) -> i32 {
+        exit::USAGE
+    }
+
+    pub fn io(path: &std::path::Path, err: &std::io::Error) -> Error {
+        let message = match err.kind() {
+            std::io::ErrorKind::NotFound => "no such file".to_string(),
+            std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+            std::io::ErrorKind::IsADirectory => "it is a directory; name a .rhai file".to_string(),
+            _ => err.to_string(),
+        };
+        Error::Io {
+            path: path.display().to_string(),
+            message,
+        }
+    }
+
+    /// Renders the error for a terminal: `path:line:col: message` and the labelled text.
+    pub fn render(&self, color: bool) -> String {
+        match self {
+            Error::Config {
+                path,
+                message,
+                span,
+                text,
+                help,
+            } => {
+                let place = span.map_or(path.clone(), |s| {
+                    let before = &text[..s.offset().min(text.len())];
+                    let line = before.matches('\n').count() + 1;
+                    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+                    format!("{path}:{line}:{col}")
+                });
+                let mut diag = MietteDiagnostic::new(message.clone()).with_code("runbook::config");
+                if let Some(span) = span {
+                    diag = diag.with_label(LabeledSpan::new_with_span(Some("here".into()), *span));
+                }
+                if let Some(help) = help {
+                    diag = diag.with_help(help.clone());
+                }
+                let report = miette::Report::new(diag)
+                    .with_source_code(NamedSource::new(path.clone(), text.clone()));
+                let theme = if color {
+                    GraphicalTheme::unicode()
+                } else {
+                    GraphicalTheme::unicode_nocolor()
+                };
+                let mut out = format!("error: {place}: {message}\n");
+                let handler = GraphicalReportHandler::new_themed(theme)
+                    .with_links(false)
+                    .with_width(100);
+                let _ = handler.render_report(&mut out, report.as_ref());
+                out
+            }
+            other => format!("error: {other}\n"),
+        }
+    }
+}

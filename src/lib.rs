@@ -1,0 +1,26 @@
+//! `runbook`: a command-line interpreter for disaster-recovery runbooks written in Rhai.
+//!
+//! # Layout
+//!
+//! - [`cli`]: clap types and command dispatch (`check`, `run`, `api`).
+//! - [`check`]: the static checks (an AST walk) and the dry run on the simulator.
+//! - [`run`]: executing a runbook with live progress and a summary.
+//! - [`script`]: the engine builder, the primitive registry, the primitives' host, options,
+//!   the module resolver and the embedded stdlib.
+//! - [`backend`]: the `Backend` trait and the in-process ASR simulator with its inventory.
+//! - [`diagnostics`]: findings (code, severity, location, help) and their rendering.
+//! - [`clock`], [`config`], [`error`], [`paths`]: time, `runbook.toml`, errors and paths.
+//!
+//! Dependencies point one way: `cli` uses `check` and `run`; those use `script`, which uses
+//! `backend`; everything uses `diagnostics`.
+
+pub mod backend;
+pub mod check;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod diagnostics;
+pub mod error;
+pub mod paths;
+pub mod run;
+pub mod script;

@@ -1,0 +1,255 @@
+//! `runbook run`: executes a runbook with live progress, then prints a summary. Without a
+//! target it runs on the embedded simulator, on a real clock sped up by a factor, and says
+//! so. Ctrl-C stops issuing new operations and never cancels a failover in progress.
+
+mod progress;
+mod summary;
+
+use crate::backend::inventory::Inventory;
+use crate::backend::sim::Simulator;
+use crate::backend::Item;
+use crate::check::walk::Walker;
+use crate::clock::{human, Clock, RealClock};
+use crate::config::{read_text, Config};
+use crate::diagnostics::{render, sort_and_dedup, Finding, RenderOptions, Severity, Sources};
+use crate::error::{exit, Error};
+use crate::script::engine;
+use crate::script::errors::{parse_finding, runtime_finding};
+use crate::script::exec::Exec;
+use crate::script::host::{Approval, Host, JobRecord, Mode};
+use crate::script::resolver::Resolver;
+use progress::Progress;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// The simulator's default speed factor: a 45-minute site failover plays in about 20 s.
+pub const DEFAULT_SPEED: f64 = 150.0;
+
+/// What `runbook run` was asked to do.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub path: PathBuf,
+    pub inventory: Option<PathBuf>,
+    pub speed: Option<f64>,
+    pub auto_approve: bool,
+    pub progress: bool,
+    pub color: bool,
+}
+
+/// What a run did.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The error that ended the run, if any.
+    pub failure: Option<Finding>,
+    /// True when the runbook did not pass the static checks and nothing ran.
+    pub not_started: bool,
+    pub warnings: Vec<Finding>,
+    pub sources: Sources,
+    pub jobs: Vec<JobRecord>,
+    pub items: Vec<Item>,
+    pub approvals: Vec<Approval>,
+    pub simulated: Duration,
+    pub wall: Duration,
+    pub interrupted: bool,
+}
+
+/// Runs a runbook; returns the exit code.
+pub fn run(opts: &RunOptions) -> Result<i32, Error> {
+    let text = read_text(&opts.path)?;
+    let name = crate::paths::display(&opts.path);
+    let folder = opts
+        .path
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let folder = if folder.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        folder
+    };
+    let config = Config::discover(&folder)?;
+    let inventory = match (&opts.inventory, &config.inventory) {
+        (Some(path), _) | (None, Some(path)) => Inventory::load(path)?,
+        (None, None) => Inventory::demo(),
+    };
+    let speed = opts.speed.or(config.speed).unwrap_or(DEFAULT_SPEED);
+    if !(speed.is_finite() && speed > 0.0) {
+        return Err(Error::Usage(format!(
+            "--speed must be a positive number, not {speed}"
+        )));
+    }
+    eprintln!(
+        "SIMULATION: running {name} on the embedded simulator ({}), {speed}x real time. No real VM is touched.",
+        inventory.origin
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Usage(format!("cannot start the runtime: {e}")))?;
+    let token = CancellationToken::new();
+    let watcher = token.clone();
+    rt.spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!(
+                "\ninterrupted: no new operation will be issued; jobs in flight go on in the service and no failover is cancelled. Press Ctrl-C again to exit at once."
+            );
+            watcher.cancel();
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("exiting now; nothing was cancelled");
+                std::process::exit(exit::FINDINGS);
+            }
+        }
+    });
+    let handle = rt.handle().clone();
+    let opts2 = opts.clone();
+    let outcome = rt
+        .block_on(tokio::task::spawn_blocking(move || {
+            execute(
+                &name, &text, &folder, &inventory, speed, handle, token, &opts2,
+            )
+        }))
+        .map_err(|e| Error::Usage(format!("the run stopped unexpectedly: {e}")))?;
+    rt.shutdown_timeout(Duration::from_millis(100));
+    Ok(report(&outcome, opts, speed))
+}
+
+#[allow(clippy::too_many_arguments)] // one call site; a struct would only rename the list
+fn execute(
+    name: &str,
+    text: &str,
+    folder: &Path,
+    inventory: &Inventory,
+    speed: f64,
+    handle: tokio::runtime::Handle,
+    token: CancellationToken,
+    opts: &RunOptions,
+) -> Outcome {
+    let wall = Instant::now();
+    let clock: Arc<dyn Clock> = Arc::new(RealClock::starting_at(inventory.start, speed));
+    let sim = Arc::new(Simulator::new(inventory, clock.clone(), false));
+    let progress = Rc::new(Progress::new(
+        clock.clone(),
+        opts.progress,
+        opts.auto_approve,
+        speed,
+    ));
+    let host = Rc::new(Host::new(
+        sim,
+        clock,
+        Exec::Runtime(handle),
+        Mode::Run,
+        progress.clone(),
+        Some(token.clone()),
+        name,
+    ));
+    let resolver = Resolver::new(Some(folder));
+    let engine = engine::build(host.clone(), resolver.clone());
+    let source: Arc<str> = Arc::from(name);
+    let mut sources = Sources::default();
+    sources.insert(source.clone(), text);
+    let mut outcome = Outcome {
+        failure: None,
+        not_started: false,
+        warnings: Vec::new(),
+        sources: Sources::default(),
+        jobs: Vec::new(),
+        items: Vec::new(),
+        approvals: Vec::new(),
+        simulated: Duration::ZERO,
+        wall: Duration::ZERO,
+        interrupted: false,
+    };
+    let ast = match engine.compile(text) {
+        Ok(mut ast) => {
+            ast.set_source(name);
+            let mut walker = Walker::new(&engine, &resolver, Some(inventory));
+            walker.check(&ast, &source, text);
+            let mut errors: Vec<Finding> = walker
+                .findings
+                .into_iter()
+                .filter(|f| f.severity == Severity::Error)
+                .collect();
+            if errors.is_empty() {
+                Some(ast)
+            } else {
+                sort_and_dedup(&mut errors);
+                outcome.warnings = errors;
+                None
+            }
+        }
+        Err(e) => {
+            outcome.warnings = vec![parse_finding(&e, &source)];
+            None
+        }
+    };
+    match ast {
+        None => outcome.not_started = true,
+        Some(ast) => match engine.run_ast(&ast) {
+            Ok(()) => host.finish(),
+            Err(e) => outcome.failure = Some(runtime_finding(&e, &host, &resolver)),
+        },
+    }
+    progress.finish();
+    outcome.warnings.extend(host.take_findings());
+    sources.extend(&resolver.sources());
+    outcome.sources = sources;
+    outcome.jobs = host.jobs();
+    outcome.items = host.touched().iter().filter_map(|n| host.item(n)).collect();
+    outcome.approvals = host.approvals();
+    outcome.simulated = host.elapsed();
+    outcome.wall = wall.elapsed();
+    outcome.interrupted = token.is_cancelled();
+    outcome
+}
+
+fn report(outcome: &Outcome, opts: &RunOptions, speed: f64) -> i32 {
+    let render_opts = RenderOptions {
+        color: opts.color,
+        width: 100,
+    };
+    if outcome.not_started {
+        for f in &outcome.warnings {
+            eprintln!("{}", render(f, &outcome.sources, render_opts));
+        }
+        eprintln!("the runbook has errors; nothing was run (see `runbook check`)");
+        return exit::FINDINGS;
+    }
+    println!("{}", summary::table(outcome));
+    let status = match (&outcome.failure, outcome.interrupted) {
+        (_, true) => "INTERRUPTED",
+        (Some(_), false) => "FAILED",
+        (None, false) => "SUCCEEDED",
+    };
+    println!(
+        "simulation {status}: {} simulated in {:.1}s at {speed}x",
+        human(outcome.simulated),
+        outcome.wall.as_secs_f64()
+    );
+    let in_flight: Vec<&JobRecord> = outcome
+        .jobs
+        .iter()
+        .filter(|j| !j.info.state.is_terminal())
+        .collect();
+    if !in_flight.is_empty() {
+        println!("still in flight in the service (not cancelled):");
+        for j in in_flight {
+            println!(
+                "  {} of {} (job {}): {}",
+                j.info.operation, j.info.vm, j.info.id, j.info.state
+            );
+        }
+    }
+    for w in &outcome.warnings {
+        eprintln!("{}", render(w, &outcome.sources, render_opts));
+    }
+    match &outcome.failure {
+        Some(f) => {
+            eprintln!("{}", render(f, &outcome.sources, render_opts));
+            exit::FINDINGS
+        }
+        None => exit::OK,
+    }
+}

@@ -1,0 +1,216 @@
+//! Live progress of a run on stderr: a spinner per job on a terminal, plain lines otherwise;
+//! notes, verifications, warnings, and manual-step prompts.
+
+use crate::backend::{JobInfo, JobState};
+use crate::clock::{human, Clock, Timestamp};
+use crate::diagnostics::{summary_line, Finding};
+use crate::script::observer::{Observer, StepAnswer};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::io::{BufRead, IsTerminal, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How progress is shown.
+pub struct Progress {
+    multi: Option<MultiProgress>,
+    bars: RefCell<HashMap<String, ProgressBar>>,
+    last_state: RefCell<HashMap<String, String>>,
+    clock: Arc<dyn Clock>,
+    start: Timestamp,
+    auto_approve: bool,
+    speed: f64,
+}
+
+impl Progress {
+    /// `bars`: draw spinners (only when stderr is a terminal).
+    pub fn new(clock: Arc<dyn Clock>, bars: bool, auto_approve: bool, speed: f64) -> Self {
+        let start = clock.now();
+        let multi = (bars && std::io::stderr().is_terminal())
+            .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
+        Progress {
+            multi,
+            bars: RefCell::new(HashMap::new()),
+            last_state: RefCell::new(HashMap::new()),
+            clock,
+            start,
+            auto_approve,
+            speed,
+        }
+    }
+
+    fn stamp(&self) -> String {
+        let t = self.clock.now().since(self.start).as_secs();
+        format!("[+{:02}:{:02}:{:02}]", t / 3600, (t % 3600) / 60, t % 60)
+    }
+
+    fn line(&self, text: &str) {
+        let text = format!("{} {text}", self.stamp());
+        match &self.multi {
+            Some(m) => {
+                let _ = m.println(text);
+            }
+            None => eprintln!("{text}"),
+        }
+    }
+
+    fn describe(job: &JobInfo) -> String {
+        format!("{} of {}", job.operation, job.vm)
+    }
+
+    /// Removes any bars left (at the end of a run).
+    pub fn finish(&self) {
+        for (_, bar) in self.bars.borrow_mut().drain() {
+            bar.abandon();
+        }
+    }
+}
+
+impl Observer for Progress {
+    fn print(&self, text: &str) {
+        self.line(text);
+    }
+
+    fn note(&self, text: &str) {
+        self.line(&format!("note: {text}"));
+    }
+
+    fn job_started(&self, job: &JobInfo) {
+        self.line(&format!(
+            "started {} (job {})",
+            Progress::describe(job),
+            job.id
+        ));
+        for w in &job.warnings {
+            self.line(&format!("warning: {}: {w}", Progress::describe(job)));
+        }
+        if let Some(m) = &self.multi {
+            let bar = m.add(ProgressBar::new_spinner());
+            bar.set_style(
+                ProgressStyle::with_template("  {spinner} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            bar.set_message(format!("{} {}", Progress::describe(job), job.state));
+            bar.enable_steady_tick(Duration::from_millis(120));
+            self.bars.borrow_mut().insert(job.id.clone(), bar);
+        }
+    }
+
+    fn job_updated(&self, job: &JobInfo) {
+        let running = self.clock.now().since(job.started);
+        if let Some(bar) = self.bars.borrow().get(&job.id) {
+            bar.set_message(format!(
+                "{} {} ({} so far)",
+                Progress::describe(job),
+                job.state,
+                human(running)
+            ));
+        }
+        let previous = self
+            .last_state
+            .borrow_mut()
+            .insert(job.id.clone(), job.state.to_string());
+        if previous.as_deref() == Some(job.state.as_str()) {
+            return;
+        }
+        if job.state.is_terminal() {
+            if let Some(bar) = self.bars.borrow_mut().remove(&job.id) {
+                bar.finish_and_clear();
+            }
+            let took = job.duration().map(human).unwrap_or_default();
+            let mark = if job.state == JobState::Succeeded {
+                "done"
+            } else {
+                "FAILED"
+            };
+            self.line(&format!(
+                "{mark}: {} {} in {took}",
+                Progress::describe(job),
+                job.state
+            ));
+            for e in &job.errors {
+                for l in e.lines() {
+                    self.line(&format!("  {l}"));
+                }
+            }
+        } else if self.multi.is_none() && previous.is_some() {
+            self.line(&format!("{} is {}", Progress::describe(job), job.state));
+        }
+    }
+
+    fn verified(&self, vm: &str, what: &str) {
+        self.line(&format!("verified {vm}: {what}"));
+    }
+
+    fn warning(&self, finding: &Finding) {
+        self.line(&summary_line(finding));
+    }
+
+    fn manual_step(
+        &self,
+        title: &str,
+        instructions: Option<&str>,
+        timeout: Duration,
+    ) -> StepAnswer {
+        self.line(&format!("MANUAL STEP: {title}"));
+        if let Some(i) = instructions {
+            for l in i.lines() {
+                self.line(&format!("  {l}"));
+            }
+        }
+        if self.auto_approve {
+            self.line("  confirmed automatically (--auto-approve, simulation)");
+            return StepAnswer::Approved {
+                by: "auto-approve (simulation)".into(),
+            };
+        }
+        if !std::io::stdin().is_terminal() {
+            return StepAnswer::Unavailable(format!(
+                "manual step `{title}` needs an operator: run in a terminal, or pass --auto-approve (simulator only)"
+            ));
+        }
+        let real = Duration::from_secs_f64(timeout.as_secs_f64() / self.speed);
+        let ask = || {
+            eprint!(
+                "  type 'yes' when done, or 'abort' to stop the run (waiting {}): ",
+                human(timeout)
+            );
+            let _ = std::io::stderr().flush();
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let stdin = std::io::stdin();
+            for line in stdin.lock().lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = std::time::Instant::now() + real;
+        let answer = || -> StepAnswer {
+            loop {
+                ask();
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                match rx.recv_timeout(left) {
+                    Ok(line) => match line.trim().to_lowercase().as_str() {
+                        "yes" | "y" | "done" => {
+                            let by = std::env::var("USER")
+                                .or_else(|_| std::env::var("USERNAME"))
+                                .unwrap_or_else(|_| "operator".into());
+                            return StepAnswer::Approved { by };
+                        }
+                        "abort" => return StepAnswer::Aborted,
+                        _ => continue,
+                    },
+                    Err(_) => return StepAnswer::TimedOut,
+                }
+            }
+        };
+        match &self.multi {
+            Some(m) => m.suspend(answer),
+            None => answer(),
+        }
+    }
+}

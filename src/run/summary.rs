@@ -1,0 +1,67 @@
+//! The table a run ends with: each VM's final state, each job's duration.
+
+use super::Outcome;
+use crate::clock::human;
+use comfy_table::{presets::UTF8_BORDERS_ONLY, ContentArrangement, Table};
+
+pub fn table(outcome: &Outcome) -> String {
+    let mut vms = Table::new();
+    vms.load_preset(UTF8_BORDERS_ONLY)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(vec![
+            "VM",
+            "protection state",
+            "active on",
+            "health",
+            "replicating",
+        ]);
+    for item in &outcome.items {
+        vms.add_row(vec![
+            item.name.clone(),
+            item.protection_state.clone(),
+            item.active_location.as_str().to_string(),
+            item.health.clone(),
+            if item.replicating { "yes" } else { "NO" }.to_string(),
+        ]);
+    }
+    let mut jobs = Table::new();
+    jobs.load_preset(UTF8_BORDERS_ONLY)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(vec![
+            "#",
+            "operation",
+            "VM",
+            "state",
+            "duration",
+            "started at",
+        ]);
+    for (i, rec) in outcome.jobs.iter().enumerate() {
+        jobs.add_row(vec![
+            (i + 1).to_string(),
+            rec.info.operation.to_string(),
+            rec.info.vm.clone(),
+            rec.info.state.to_string(),
+            rec.info
+                .duration()
+                .map(human)
+                .unwrap_or_else(|| "running".into()),
+            rec.site.location.to_string(),
+        ]);
+    }
+    let mut out = String::new();
+    if !outcome.items.is_empty() {
+        out.push_str(&format!("{vms}\n"));
+    }
+    if !outcome.jobs.is_empty() {
+        out.push_str(&format!("{jobs}\n"));
+    }
+    for a in &outcome.approvals {
+        out.push_str(&format!(
+            "manual step `{}` confirmed by {} at {}\n",
+            a.title,
+            a.by,
+            a.at.rfc3339()
+        ));
+    }
+    out
+}

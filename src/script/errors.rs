@@ -1,0 +1,165 @@
+//! Turns Rhai's errors into findings: parse errors, and runtime errors with the chain of
+//! calls that led to them (through script functions and imported modules).
+
+use super::engine::FORBIDDEN;
+use super::host::Host;
+use super::resolver::Resolver;
+use crate::diagnostics::{Code, Finding, Frame, Location};
+use rhai::{EvalAltResult, ParseError, ParseErrorType, Position};
+use std::sync::Arc;
+
+fn location(source: &Arc<str>, pos: Position) -> Option<Location> {
+    pos.line()
+        .map(|line| Location::new(source.clone(), line, pos.position().unwrap_or(1), 0))
+}
+
+/// A parse error in `source`.
+pub fn parse_finding(err: &ParseError, source: &Arc<str>) -> Finding {
+    let ParseError(kind, pos) = err;
+    let at = location(source, *pos);
+    match &**kind {
+        ParseErrorType::Reserved(word) | ParseErrorType::VariableUndefined(word)
+            if FORBIDDEN.contains(&word.as_str()) =>
+        {
+            forbidden(word).at(at)
+        }
+        ParseErrorType::VariableUndefined(name) => Finding::new(Code::Syntax, format!("variable `{name}` is not defined"))
+            .at(at)
+            .label("undefined variable")
+            .help("declare it with `let` before use; runbooks check variables strictly"),
+        ParseErrorType::ModuleUndefined(name) => Finding::new(Code::BadImport, format!("module `{name}` is not imported"))
+            .at(at)
+            .help(format!("add `import \"runbook/...\" as {name};` at the top of the runbook")),
+        other => Finding::new(Code::Syntax, format!("syntax error: {other}"))
+            .at(at)
+            .label("here")
+            .help("fix the syntax; Rhai reports only the first syntax error, so check again afterwards"),
+    }
+}
+
+/// The finding for a forbidden symbol.
+pub fn forbidden(word: &str) -> Finding {
+    let why = match word {
+        "sleep" => "time is controlled by the run: wait for jobs with wait_job, or use manual_step",
+        "exit" => {
+            "a runbook ends by returning or by throwing an error, so the run records its outcome"
+        }
+        _ => "dynamic calls hide what the runbook does from `check`: call functions by name",
+    };
+    Finding::new(
+        Code::Forbidden,
+        format!("`{word}` is not available in runbooks"),
+    )
+    .label("not allowed")
+    .help(why)
+}
+
+/// The finding for an error a run ended with. `main_source` is the runbook's name.
+pub fn runtime_finding(err: &EvalAltResult, host: &Host, resolver: &Resolver) -> Finding {
+    let mut frames = Vec::new();
+    let mut source = host.main_source().clone();
+    let mut err = err;
+    loop {
+        match err {
+            EvalAltResult::ErrorInFunctionCall(name, fn_source, inner, pos) => {
+                if let Some(location) = location(&source, *pos) {
+                    frames.push(Frame {
+                        function: if name.starts_with("anon$") {
+                            "closure".into()
+                        } else {
+                            name.clone()
+                        },
+                        location: Location {
+                            len: name.chars().count(),
+                            ..location
+                        },
+                    });
+                }
+                if !fn_source.is_empty() {
+                    source = Arc::from(fn_source.as_str());
+                }
+                err = inner;
+            }
+            EvalAltResult::ErrorInModule(path, inner, pos) => {
+                if let Some(location) = location(&source, *pos) {
+                    frames.push(Frame {
+                        function: format!("import \"{path}\""),
+                        location,
+                    });
+                }
+                if let Some(name) = resolver.source_name(path) {
+                    source = Arc::from(name.as_str());
+                } else {
+                    // The module itself could not be found or read.
+                    let message = match &**inner {
+                        EvalAltResult::ErrorRuntime(v, _) => v.to_string(),
+                        other => other.to_string(),
+                    };
+                    return Finding::new(
+                        Code::BadImport,
+                        format!("cannot import `{path}`: {message}"),
+                    )
+                    .at(location(&source, *pos))
+                    .label("import here");
+                }
+                err = inner;
+            }
+            _ => break,
+        }
+    }
+    frames.reverse();
+    let at = location(&source, err.position());
+    let finding = match err {
+        EvalAltResult::ErrorRuntime(value, _) | EvalAltResult::ErrorTerminated(value, _) => {
+            if let Some(found) = host.raised_finding(value) {
+                // Ours: it has its own place and chain.
+                return found;
+            }
+            if matches!(err, EvalAltResult::ErrorTerminated(..)) {
+                Finding::new(Code::Interrupted, "the run was interrupted").help("no new operation was issued after the interrupt")
+            } else {
+                Finding::new(Code::ScriptError, format!("the runbook threw: {value}"))
+                    .label("thrown here")
+                    .help("catch it with try/catch to handle it, or fix its cause")
+            }
+        }
+        EvalAltResult::ErrorTooManyOperations(_) => Finding::new(
+            Code::OperationLimit,
+            format!("the runbook exceeded {} operations", super::engine::limits::OPERATIONS),
+        )
+        .label("still running here")
+        .help("a loop that never ends? every loop must reach its end, e.g. iterate over a list of VMs"),
+        EvalAltResult::ErrorStackOverflow(_) => Finding::new(
+            Code::ResourceLimit,
+            format!("calls nest deeper than {} levels", super::engine::limits::CALL_LEVELS),
+        )
+        .label("too deep here")
+        .help("a recursion that never ends? use a loop over the VMs instead"),
+        EvalAltResult::ErrorDataTooLarge(what, _) => Finding::new(Code::ResourceLimit, format!("{what} exceeds the runbook's limit"))
+            .label("too large")
+            .help(format!(
+                "runbooks hold at most {} array items, {} map entries and strings of {} bytes",
+                super::engine::limits::ARRAY_SIZE,
+                super::engine::limits::MAP_SIZE,
+                super::engine::limits::STRING_SIZE
+            )),
+        EvalAltResult::ErrorTooManyModules(_) => Finding::new(Code::ResourceLimit, "too many modules imported")
+            .help(format!("runbooks import at most {} modules", super::engine::limits::MODULES)),
+        EvalAltResult::ErrorFunctionNotFound(sig, _) => Finding::new(Code::UnknownFunction, format!("no function matches `{sig}`"))
+            .label("unknown function or argument types")
+            .help("check the function's name and its arguments' types"),
+        EvalAltResult::ErrorModuleNotFound(path, _) => Finding::new(Code::BadImport, format!("module `{path}` not found")),
+        EvalAltResult::ErrorParsing(kind, pos) => return parse_finding(&ParseError(Box::new(kind.clone()), *pos), &source).chain(frames),
+        other => Finding::new(Code::ScriptError, format!("{}", strip_position(other)))
+            .label("error here"),
+    };
+    finding.at(at).chain(frames)
+}
+
+fn strip_position(err: &EvalAltResult) -> String {
+    let mut text = err.to_string();
+    if let Some(i) = text.rfind(" (line ") {
+        text.truncate(i);
+    }
+    text
+}

@@ -1,0 +1,47 @@
+//! What a run shows its operator: the host reports events here; `check` discards them,
+//! `run` draws progress on stderr.
+
+use crate::backend::JobInfo;
+use crate::diagnostics::Finding;
+use std::time::Duration;
+
+/// The operator's answer to a manual step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepAnswer {
+    Approved {
+        by: String,
+    },
+    Aborted,
+    TimedOut,
+    /// No operator can answer (no terminal); the text says what to do.
+    Unavailable(String),
+}
+
+pub trait Observer {
+    /// `print` and `debug` from the script.
+    fn print(&self, _text: &str) {}
+    fn note(&self, _text: &str) {}
+    fn job_started(&self, _job: &JobInfo) {}
+    fn job_updated(&self, _job: &JobInfo) {}
+    fn verified(&self, _vm: &str, _what: &str) {}
+    fn warning(&self, _finding: &Finding) {}
+    fn manual_step(&self, title: &str, instructions: Option<&str>, timeout: Duration)
+        -> StepAnswer;
+}
+
+/// Discards everything and confirms manual steps: the dry run of `check`.
+#[derive(Debug, Default)]
+pub struct Quiet;
+
+impl Observer for Quiet {
+    fn manual_step(
+        &self,
+        _title: &str,
+        _instructions: Option<&str>,
+        _timeout: Duration,
+    ) -> StepAnswer {
+        StepAnswer::Approved {
+            by: "dry run (auto-confirmed)".into(),
+        }
+    }
+}

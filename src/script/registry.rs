@@ -1,0 +1,420 @@
+//! The single source of truth for the script API: every primitive's name, parameters,
+//! options (types and allowed values), effect and documentation. Engine registration, the
+//! static checks, option parsing and the README's API table all read this table.
+
+use std::ops::RangeInclusive;
+
+/// What a parameter accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamKind {
+    /// A `Vm` handle or a VM name.
+    Vm,
+    /// A `Job` handle.
+    Job,
+    /// An array of `Job` handles.
+    Jobs,
+    /// A string.
+    Text,
+    /// An option map (always the last parameter).
+    Options,
+}
+
+impl ParamKind {
+    pub fn describe(self) -> &'static str {
+        match self {
+            ParamKind::Vm => "a Vm or a VM name",
+            ParamKind::Job => "a Job",
+            ParamKind::Jobs => "an array of Jobs",
+            ParamKind::Text => "a string",
+            ParamKind::Options => "an option map `#{ ... }`",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Param {
+    pub name: &'static str,
+    pub kind: ParamKind,
+    pub optional: bool,
+}
+
+/// The type of an option's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OptKind {
+    /// One of these strings.
+    Enum(&'static [&'static str]),
+    Bool,
+    /// A duration string: `"90s"`, `"30m"`, `"2h"`, `"30d"`.
+    Duration,
+    Text,
+    /// An array of `Vm` handles or names.
+    VmList,
+}
+
+impl OptKind {
+    pub fn describe(self) -> String {
+        match self {
+            OptKind::Enum(values) => format!(
+                "one of {}",
+                values
+                    .iter()
+                    .map(|v| format!("\"{v}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            OptKind::Bool => "true or false".into(),
+            OptKind::Duration => "a duration such as \"90s\", \"30m\" or \"2h\"".into(),
+            OptKind::Text => "a string".into(),
+            OptKind::VmList => "an array of Vms or VM names".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct OptSpec {
+    pub key: &'static str,
+    pub kind: OptKind,
+    pub required: bool,
+    /// The option only makes sense when another option has this value: `(key, value)`.
+    pub only_with: Option<(&'static str, &'static str)>,
+    pub doc: &'static str,
+}
+
+/// What a primitive does to the estate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// Reads state only.
+    Read,
+    /// Starts an operation that changes an item.
+    Mutate,
+    /// Changes an item and destroys something that cannot be recovered (recovery points).
+    Destructive,
+    /// Controls the run: waits, notes, manual steps.
+    Control,
+}
+
+impl Effect {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Effect::Read => "read",
+            Effect::Mutate => "mutate",
+            Effect::Destructive => "destructive",
+            Effect::Control => "control",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Primitive {
+    pub name: &'static str,
+    pub params: &'static [Param],
+    pub options: &'static [OptSpec],
+    pub effect: Effect,
+    pub returns: &'static str,
+    pub doc: &'static str,
+}
+
+impl Primitive {
+    /// The argument counts the primitive accepts.
+    pub fn arities(&self) -> RangeInclusive<usize> {
+        let required = self.params.iter().filter(|p| !p.optional).count();
+        required..=self.params.len()
+    }
+
+    pub fn option(&self, key: &str) -> Option<&'static OptSpec> {
+        self.options.iter().find(|o| o.key == key)
+    }
+
+    /// `failover(vm, opts)`, with optional parameters in brackets.
+    pub fn signature(&self) -> String {
+        let params: Vec<String> = self
+            .params
+            .iter()
+            .map(|p| {
+                if p.optional {
+                    format!("[{}]", p.name)
+                } else {
+                    p.name.to_string()
+                }
+            })
+            .collect();
+        format!("{}({})", self.name, params.join(", "))
+    }
+
+    /// Index of the option-map parameter, if any.
+    pub fn options_index(&self) -> Option<usize> {
+        self.params
+            .iter()
+            .position(|p| p.kind == ParamKind::Options)
+    }
+}
+
+const fn p(name: &'static str, kind: ParamKind) -> Param {
+    Param {
+        name,
+        kind,
+        optional: false,
+    }
+}
+
+const fn opt(name: &'static str) -> Param {
+    Param {
+        name,
+        kind: ParamKind::Options,
+        optional: true,
+    }
+}
+
+const fn o(key: &'static str, kind: OptKind, doc: &'static str) -> OptSpec {
+    OptSpec {
+        key,
+        kind,
+        required: false,
+        only_with: None,
+        doc,
+    }
+}
+
+const KIND: &[&str] = &["planned", "unplanned"];
+const DIRECTION: &[&str] = &["primary_to_recovery", "recovery_to_primary"];
+const RECOVERY_POINT: &[&str] = &["latest", "latest_processed", "latest_app_consistent"];
+const SITE: &[&str] = &["primary", "recovery"];
+
+/// Every primitive of the script API, in the order the documentation lists them.
+pub static PRIMITIVES: &[Primitive] = &[
+    Primitive {
+        name: "vm",
+        params: &[p("name", ParamKind::Text)],
+        options: &[],
+        effect: Effect::Read,
+        returns: "Vm",
+        doc: "The protected item with that name; an unknown name is an error that suggests the closest one.",
+    },
+    Primitive {
+        name: "vms",
+        params: &[p("filter", ParamKind::Options)],
+        options: &[
+            o("name", OptKind::Text, "a name glob, e.g. \"web-*\""),
+            o("plan", OptKind::Text, "the name of a server-side recovery plan"),
+        ],
+        effect: Effect::Read,
+        returns: "array of Vm",
+        doc: "The items whose names match a glob, or the members of a recovery plan (both: items in the plan that match).",
+    },
+    Primitive {
+        name: "status",
+        params: &[p("vm", ParamKind::Vm)],
+        options: &[],
+        effect: Effect::Read,
+        returns: "map",
+        doc: "The item's state now: `state`, `protection_state`, `active_location` (\"primary\"/\"recovery\"), `health`, `replicating`, `allowed` (operations), `test_failover_state`, `last_test_failover`.",
+    },
+    Primitive {
+        name: "failover",
+        params: &[p("vm", ParamKind::Vm), p("opts", ParamKind::Options)],
+        options: &[
+            OptSpec {
+                key: "kind",
+                kind: OptKind::Enum(KIND),
+                required: true,
+                only_with: None,
+                doc: "planned (no data loss; shuts the source down) or unplanned (an outage; may lose changes not yet replicated)",
+            },
+            o("direction", OptKind::Enum(DIRECTION), "default: away from the site the VM is active on"),
+            OptSpec {
+                key: "shutdown_source",
+                kind: OptKind::Bool,
+                required: false,
+                only_with: Some(("kind", "unplanned")),
+                doc: "try to shut the source VM down and sync first; the failover goes on if that fails",
+            },
+            OptSpec {
+                key: "recovery_point",
+                kind: OptKind::Enum(RECOVERY_POINT),
+                required: false,
+                only_with: Some(("kind", "unplanned")),
+                doc: "which recovery point to fail over to",
+            },
+        ],
+        effect: Effect::Mutate,
+        returns: "Job",
+        doc: "Starts a failover of the VM and returns its job at once.",
+    },
+    Primitive {
+        name: "test_failover",
+        params: &[p("vm", ParamKind::Vm), opt("opts")],
+        options: &[
+            o("network", OptKind::Text, "the isolated network the drill VM joins"),
+            o("recovery_point", OptKind::Enum(RECOVERY_POINT), "which recovery point to use"),
+        ],
+        effect: Effect::Mutate,
+        returns: "Job",
+        doc: "Starts a DR drill: a test failover into an isolated network. Production keeps running and replicating.",
+    },
+    Primitive {
+        name: "cleanup_test_failover",
+        params: &[p("vm", ParamKind::Vm), opt("opts")],
+        options: &[o("notes", OptKind::Text, "the drill's observations, kept with the job")],
+        effect: Effect::Mutate,
+        returns: "Job",
+        doc: "Ends a drill: deletes the test VM. Until then the item allows no other operation.",
+    },
+    Primitive {
+        name: "commit",
+        params: &[p("vm", ParamKind::Vm)],
+        options: &[],
+        effect: Effect::Destructive,
+        returns: "Job",
+        doc: "Commits a failover. Deletes every other recovery point: verify the VM on the target site first.",
+    },
+    Primitive {
+        name: "reverse_replicate",
+        params: &[p("vm", ParamKind::Vm)],
+        options: &[],
+        effect: Effect::Mutate,
+        returns: "Job",
+        doc: "Reprotects the VM: replicates from the site it is active on back to the other one.",
+    },
+    Primitive {
+        name: "cancel",
+        params: &[p("job", ParamKind::Job)],
+        options: &[],
+        effect: Effect::Mutate,
+        returns: "Job",
+        doc: "Cancels a job. Refuses failover jobs: a cancelled failover leaves the VM without replication.",
+    },
+    Primitive {
+        name: "wait_job",
+        params: &[p("job", ParamKind::Job), opt("opts")],
+        options: &[o("timeout", OptKind::Duration, "how long to wait (default 4h)")],
+        effect: Effect::Control,
+        returns: "Job",
+        doc: "Blocks until the job ends; throws (catchable) if it failed, was cancelled or timed out, with the service's error details.",
+    },
+    Primitive {
+        name: "wait_all",
+        params: &[p("jobs", ParamKind::Jobs), opt("opts")],
+        options: &[o("timeout", OptKind::Duration, "how long to wait for all (default 4h)")],
+        effect: Effect::Control,
+        returns: "array of Job",
+        doc: "Waits for every job; after all ended, throws if any failed, listing each.",
+    },
+    Primitive {
+        name: "verify",
+        params: &[p("vm", ParamKind::Vm), p("expect", ParamKind::Options)],
+        options: &[
+            o("active_location", OptKind::Enum(SITE), "the site the VM must be active on"),
+            o("healthy", OptKind::Bool, "replication health must be Normal"),
+            o("replicating", OptKind::Bool, "the VM must (or must not) be replicating"),
+        ],
+        effect: Effect::Read,
+        returns: "()",
+        doc: "Throws a verification failure showing expected and actual values.",
+    },
+    Primitive {
+        name: "preflight",
+        params: &[p("opts", ParamKind::Options)],
+        options: &[
+            OptSpec {
+                key: "vms",
+                kind: OptKind::VmList,
+                required: true,
+                only_with: None,
+                doc: "the VMs the plan touches",
+            },
+            o("max_drill_age", OptKind::Duration, "the oldest acceptable successful drill (default 30d)"),
+        ],
+        effect: Effect::Read,
+        returns: "map",
+        doc: "Checks the prerequisites: both sites' servers connected, replication healthy, a recent successful drill. Returns `ok` and `problems`.",
+    },
+    Primitive {
+        name: "manual_step",
+        params: &[p("title", ParamKind::Text), opt("opts")],
+        options: &[
+            o("instructions", OptKind::Text, "what the operator must do"),
+            o("timeout", OptKind::Duration, "how long to wait for the confirmation (default 1h)"),
+        ],
+        effect: Effect::Control,
+        returns: "()",
+        doc: "Pauses for an operator's confirmation, recorded with who and when.",
+    },
+    Primitive {
+        name: "note",
+        params: &[p("text", ParamKind::Text)],
+        options: &[],
+        effect: Effect::Control,
+        returns: "()",
+        doc: "An operator-visible line in the run's output.",
+    },
+];
+
+/// Looks a primitive up by name.
+pub fn find(name: &str) -> Option<&'static Primitive> {
+    PRIMITIVES.iter().find(|p| p.name == name)
+}
+
+/// The API table in markdown, as the README shows it.
+pub fn markdown_table() -> String {
+    let mut out =
+        String::from("| function | returns | effect | what it does |\n|---|---|---|---|\n");
+    for prim in PRIMITIVES {
+        let mut doc = prim.doc.to_string();
+        if !prim.options.is_empty() {
+            let opts: Vec<String> = prim
+                .options
+                .iter()
+                .map(|o| {
+                    let req = if o.required { ", required" } else { "" };
+                    format!(
+                        "`{}` ({}{req}): {}",
+                        o.key,
+                        o.kind.describe().replace('"', "`").replace("``", "`"),
+                        o.doc
+                    )
+                })
+                .collect();
+            doc.push_str(" Options: ");
+            doc.push_str(&opts.join("; "));
+            doc.push('.');
+        }
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} |\n",
+            prim.signature(),
+            prim.returns,
+            prim.effect.as_str(),
+            doc.replace('|', "\\|")
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_are_always_the_last_parameter() {
+        for prim in PRIMITIVES {
+            if let Some(i) = prim.options_index() {
+                assert_eq!(i, prim.params.len() - 1, "{}", prim.name);
+            } else {
+                assert!(
+                    prim.options.is_empty(),
+                    "{} has options but no option parameter",
+                    prim.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn names_are_unique_and_arity_ranges_sane() {
+        let mut names: Vec<_> = PRIMITIVES.iter().map(|p| p.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), PRIMITIVES.len());
+        assert_eq!(find("wait_job").unwrap().arities(), 1..=2);
+        assert_eq!(find("failover").unwrap().arities(), 2..=2);
+    }
+}

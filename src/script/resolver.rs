@@ -1,0 +1,155 @@
+//! The module resolver: serves the embedded stdlib (`import "runbook/<module>"`) and `.rhai`
+//! files inside the runbook's own folder; nothing else on disk is reachable.
+
+use super::stdlib;
+use crate::diagnostics::Sources;
+use rhai::module_resolvers::ModuleResolver;
+use rhai::{Engine, EvalAltResult, Module, Position, Scope, Shared};
+
+type SharedModule = Shared<Module>;
+type RhaiResultOf<T> = Result<T, Box<EvalAltResult>>;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::{Component, Path, PathBuf};
+use std::rc::Rc;
+use std::sync::Arc;
+
+/// The prefix of stdlib imports.
+pub const STDLIB_PREFIX: &str = "runbook/";
+
+struct Inner {
+    root: Option<PathBuf>,
+    sources: RefCell<Sources>,
+    names: RefCell<HashMap<String, String>>,
+    cache: RefCell<HashMap<String, SharedModule>>,
+}
+
+/// Shared by the engine and the static checker.
+#[derive(Clone)]
+pub struct Resolver(Rc<Inner>);
+
+impl Resolver {
+    /// A resolver for a runbook in folder `root` (`None`: only the stdlib).
+    pub fn new(root: Option<&Path>) -> Self {
+        Resolver(Rc::new(Inner {
+            root: root.and_then(|r| std::fs::canonicalize(r).ok()),
+            sources: RefCell::new(Sources::default()),
+            names: RefCell::new(HashMap::new()),
+            cache: RefCell::new(HashMap::new()),
+        }))
+    }
+
+    /// Every source loaded so far.
+    pub fn sources(&self) -> Sources {
+        self.0.sources.borrow().clone()
+    }
+
+    /// The source name an import path was loaded under.
+    pub fn source_name(&self, path: &str) -> Option<String> {
+        self.0.names.borrow().get(path).cloned()
+    }
+
+    /// Finds an import's text: `(source name, text)`, or why it cannot be imported.
+    pub fn load(&self, path: &str) -> Result<(String, Arc<str>), String> {
+        if let Some(module) = path.strip_prefix(STDLIB_PREFIX) {
+            let text = stdlib::get(module).ok_or_else(|| {
+                let known: Vec<String> = stdlib::MODULES
+                    .iter()
+                    .map(|(n, _)| format!("\"{STDLIB_PREFIX}{n}\""))
+                    .collect();
+                format!(
+                    "the stdlib has no module `{module}`; it has {}",
+                    known.join(", ")
+                )
+            })?;
+            let name = format!("stdlib/{module}.rhai");
+            self.remember(path, &name, text);
+            return Ok((name, Arc::from(text)));
+        }
+        let rel = Path::new(path);
+        if rel.is_absolute() || path.starts_with('/') || path.starts_with('\\') {
+            return Err(format!(
+                "`{path}` is an absolute path; runbooks import only the stdlib (\"{STDLIB_PREFIX}...\") and modules in their own folder"
+            ));
+        }
+        if rel.components().any(|c| {
+            matches!(
+                c,
+                Component::ParentDir | Component::Prefix(_) | Component::RootDir
+            )
+        }) {
+            return Err(format!(
+                "`{path}` leaves the runbook's folder; modules must sit in the runbook's folder or below it"
+            ));
+        }
+        let Some(root) = &self.0.root else {
+            return Err(format!(
+                "`{path}` cannot be imported here: only the stdlib is available"
+            ));
+        };
+        let mut file = root.join(rel);
+        if file.extension().is_none() {
+            file.set_extension("rhai");
+        }
+        let real = std::fs::canonicalize(&file).map_err(|_| {
+            format!(
+                "module `{path}` not found (looked for {})",
+                crate::paths::display(&file)
+            )
+        })?;
+        if !real.starts_with(root) {
+            return Err(format!("`{path}` resolves outside the runbook's folder (through a link); it cannot be imported"));
+        }
+        let text = crate::config::read_text(&real).map_err(|e| e.to_string())?;
+        let name = crate::paths::display(&file);
+        self.remember(path, &name, &text);
+        Ok((name, Arc::from(text.as_str())))
+    }
+
+    fn remember(&self, path: &str, name: &str, text: &str) {
+        self.0
+            .names
+            .borrow_mut()
+            .insert(path.to_string(), name.to_string());
+        if self.0.sources.borrow().get(name).is_none() {
+            self.0.sources.borrow_mut().insert(name, text);
+        }
+    }
+}
+
+impl ModuleResolver for Resolver {
+    fn resolve(
+        &self,
+        engine: &Engine,
+        _source: Option<&str>,
+        path: &str,
+        pos: Position,
+    ) -> RhaiResultOf<SharedModule> {
+        if let Some(m) = self.0.cache.borrow().get(path) {
+            return Ok(m.clone());
+        }
+        let (name, text) = self.load(path).map_err(|message| {
+            Box::new(EvalAltResult::ErrorInModule(
+                path.to_string(),
+                EvalAltResult::ErrorRuntime(message.into(), pos).into(),
+                pos,
+            ))
+        })?;
+        let mut ast = engine.compile(&*text).map_err(|e| {
+            Box::new(EvalAltResult::ErrorInModule(
+                path.to_string(),
+                e.into(),
+                pos,
+            ))
+        })?;
+        ast.set_source(name);
+        let module = Module::eval_ast_as_new(Scope::new(), &ast, engine)
+            .map_err(|e| Box::new(EvalAltResult::ErrorInModule(path.to_string(), e, pos)))?;
+        let shared: SharedModule = module.into();
+        self.0
+            .cache
+            .borrow_mut()
+            .insert(path.to_string(), shared.clone());
+        Ok(shared)
+    }
+}
