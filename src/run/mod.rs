@@ -106,7 +106,7 @@ pub fn run(opts: &RunOptions) -> Result<i32, Error> {
     let handle = rt.handle().clone();
     let opts2 = opts.clone();
     let outcome = rt
-        .block_on(tokio::task::spawn_blocking(move || {
+        .block_on(rt.spawn_blocking(move || {
             execute(
                 &name, &text, &folder, &inventory, speed, handle, token, &opts2,
             )
