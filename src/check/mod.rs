@@ -146,6 +146,12 @@ pub fn check_text(
         }
     };
     ast.set_source(name);
+    if ast.statements().is_empty() && ast.iter_functions().next().is_none() {
+        findings.push(
+            Finding::new(Code::EmptyRunbook, format!("{name} has no statements"))
+                .help("write the plan's steps, e.g. failover(\"web-01\", #{ kind: \"planned\" })"),
+        );
+    }
     let mut walker = walk::Walker::new(&engine, &resolver, inventory);
     walker.check(&ast, &source, text);
     findings.append(&mut walker.findings);

@@ -4,7 +4,8 @@
 
 use crate::backend::inventory::Inventory;
 use crate::diagnostics::{did_you_mean, Code, Finding, Location};
-use crate::script::errors::parse_finding;
+use crate::script::engine::FORBIDDEN;
+use crate::script::errors::{forbidden, parse_finding};
 use crate::script::options::{check_combination, check_key, check_value, Literal};
 use crate::script::registry::{self, OptKind, ParamKind, Primitive};
 use crate::script::resolver::Resolver;
@@ -237,6 +238,10 @@ impl<'a> Walker<'a> {
                 return;
             }
             self.primitive_args(scope, prim, call, method);
+            return;
+        }
+        if FORBIDDEN.contains(&name) {
+            self.push(forbidden(name).at(self.at(scope, pos, name_len)));
             return;
         }
         if INTRINSICS.contains(&name) {

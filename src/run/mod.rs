@@ -56,8 +56,15 @@ pub struct Outcome {
     pub interrupted: bool,
 }
 
-/// Runs a runbook; returns the exit code.
+/// Runs a runbook, prints progress and the summary; returns the exit code.
 pub fn run(opts: &RunOptions) -> Result<i32, Error> {
+    let (outcome, speed) = simulate(opts, true)?;
+    Ok(report(&outcome, opts, speed))
+}
+
+/// Runs a runbook on the embedded simulator and returns what it did (and the speed used).
+/// `interactive` installs the Ctrl-C handler and prints the simulation banner.
+pub fn simulate(opts: &RunOptions, interactive: bool) -> Result<(Outcome, f64), Error> {
     let text = read_text(&opts.path)?;
     let name = crate::paths::display(&opts.path);
     let folder = opts
@@ -80,10 +87,12 @@ pub fn run(opts: &RunOptions) -> Result<i32, Error> {
             "--speed must be a positive number, not {speed}"
         )));
     }
-    eprintln!(
-        "SIMULATION: running {name} on the embedded simulator ({}), {speed}x real time. No real VM is touched.",
-        inventory.origin
-    );
+    if interactive {
+        eprintln!(
+            "SIMULATION: running {name} on the embedded simulator ({}), {speed}x real time. No real VM is touched.",
+            inventory.origin
+        );
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -91,7 +100,8 @@ pub fn run(opts: &RunOptions) -> Result<i32, Error> {
         .map_err(|e| Error::Usage(format!("cannot start the runtime: {e}")))?;
     let token = CancellationToken::new();
     let watcher = token.clone();
-    rt.spawn(async move {
+    if interactive {
+        rt.spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
             eprintln!(
                 "\ninterrupted: no new operation will be issued; jobs in flight go on in the service and no failover is cancelled. Press Ctrl-C again to exit at once."
@@ -102,7 +112,8 @@ pub fn run(opts: &RunOptions) -> Result<i32, Error> {
                 std::process::exit(exit::FINDINGS);
             }
         }
-    });
+        });
+    }
     let handle = rt.handle().clone();
     let opts2 = opts.clone();
     let outcome = rt
@@ -113,7 +124,7 @@ pub fn run(opts: &RunOptions) -> Result<i32, Error> {
         }))
         .map_err(|e| Error::Usage(format!("the run stopped unexpectedly: {e}")))?;
     rt.shutdown_timeout(Duration::from_millis(100));
-    Ok(report(&outcome, opts, speed))
+    Ok((outcome, speed))
 }
 
 #[allow(clippy::too_many_arguments)] // one call site; a struct would only rename the list

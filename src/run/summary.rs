@@ -45,7 +45,7 @@ pub fn table(outcome: &Outcome) -> String {
                 .duration()
                 .map(human)
                 .unwrap_or_else(|| "running".into()),
-            rec.site.location.to_string(),
+            rec.site.runbook_location().to_string(),
         ]);
     }
     let mut out = String::new();

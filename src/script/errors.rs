@@ -30,11 +30,21 @@ pub fn parse_finding(err: &ParseError, source: &Arc<str>) -> Finding {
         ParseErrorType::ModuleUndefined(name) => Finding::new(Code::BadImport, format!("module `{name}` is not imported"))
             .at(at)
             .help(format!("add `import \"runbook/...\" as {name};` at the top of the runbook")),
+        other if disabled_word(&other.to_string()).is_some() => {
+            forbidden(&disabled_word(&other.to_string()).unwrap_or_default()).at(at)
+        }
         other => Finding::new(Code::Syntax, format!("syntax error: {other}"))
             .at(at)
             .label("here")
             .help("fix the syntax; Rhai reports only the first syntax error, so check again afterwards"),
     }
+}
+
+/// The word in Rhai's "reserved keyword 'eval' is disabled" message.
+fn disabled_word(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("reserved keyword '")?;
+    let (word, tail) = rest.split_once('\'')?;
+    (tail.trim() == "is disabled").then(|| word.to_string())
 }
 
 /// The finding for a forbidden symbol.

@@ -48,6 +48,13 @@ pub struct CallSite {
     pub chain: Vec<Frame>,
 }
 
+impl CallSite {
+    /// The line in the runbook itself that led here (the outermost call).
+    pub fn runbook_location(&self) -> &Location {
+        self.chain.last().map_or(&self.location, |f| &f.location)
+    }
+}
+
 /// A job the run started.
 #[derive(Debug, Clone)]
 pub struct JobRecord {
@@ -232,6 +239,11 @@ impl Host {
         let site = self.site(ctx);
         let finding = self.at(finding, &site);
         self.raise(ctx, finding, false)
+    }
+
+    /// Refuses a call to a function runbooks may not use.
+    pub fn forbidden(&self, ctx: &NativeCallContext) -> Raise {
+        self.refuse(ctx, super::errors::forbidden(ctx.fn_name()))
     }
 
     fn warn(&self, finding: Finding) {
