@@ -167,7 +167,7 @@ mod tests {
     fn virtual_clock_moves_only_when_slept() {
         let c = VirtualClock::new(Timestamp(1_000));
         assert_eq!(c.now(), Timestamp(1_000));
-        let _ = c.sleep(Duration::from_secs(90));
+        crate::script::exec::block_on(c.sleep(Duration::from_secs(90)));
         assert_eq!(c.now(), Timestamp(91_000));
     }
 

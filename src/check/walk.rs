@@ -320,11 +320,10 @@ impl<'a> Walker<'a> {
                     Some(_) => self.bad_arg(scope, prim, param.kind, arg),
                 },
                 ParamKind::Job | ParamKind::Jobs => {
-                    let ok = match (&literal, param.kind) {
-                        (None, _) => true,
-                        (Some(Literal::Array(_)), ParamKind::Jobs) => true,
-                        _ => false,
-                    };
+                    let ok = matches!(
+                        (&literal, param.kind),
+                        (None, _) | (Some(Literal::Array(_)), ParamKind::Jobs)
+                    );
                     if !ok || matches!(arg, Expr::Map(..)) {
                         self.bad_arg(scope, prim, param.kind, arg);
                     }

@@ -145,7 +145,7 @@ fn locate(
         loc.len
     };
     let len = char_span_to_bytes(content, offset, chars);
-    let source = NamedSource::new(loc.source.to_string(), content.to_string());
+    let source = NamedSource::new(&loc.source, content.to_string());
     let label =
         LabeledSpan::new_with_span(Some(text.to_string()), SourceSpan::new(offset.into(), len));
     (Some(source), Some(label))

@@ -160,7 +160,7 @@ pub fn runtime_finding(err: &EvalAltResult, host: &Host, resolver: &Resolver) ->
             .help("check the function's name and its arguments' types"),
         EvalAltResult::ErrorModuleNotFound(path, _) => Finding::new(Code::BadImport, format!("module `{path}` not found")),
         EvalAltResult::ErrorParsing(kind, pos) => return parse_finding(&ParseError(Box::new(kind.clone()), *pos), &source).chain(frames),
-        other => Finding::new(Code::ScriptError, format!("{}", strip_position(other)))
+        other => Finding::new(Code::ScriptError, strip_position(other))
             .label("error here"),
     };
     finding.at(at).chain(frames)

@@ -492,7 +492,11 @@ impl Host {
             "wait_job" => {
                 let job = self.job_arg(ctx, prim, &arg(0).unwrap_or_default())?;
                 let opts = self.opts(ctx, prim, arg(1).as_ref())?;
-                let mut done = self.wait(ctx, &[job.info.id.clone()], opts.duration("timeout"))?;
+                let mut done = self.wait(
+                    ctx,
+                    std::slice::from_ref(&job.info.id),
+                    opts.duration("timeout"),
+                )?;
                 Ok(Dynamic::from(JobHandle {
                     info: done.remove(0),
                 }))
@@ -750,6 +754,11 @@ impl Host {
             .block_on(self.backend.cancel_job(&job.info.id))
             .map_err(|e| self.backend_error(ctx, e))?;
         self.update(&info);
+        let index = self.state.borrow().by_id.get(&info.id).copied();
+        if let Some(i) = index {
+            // Cancelling is a decision about the job: it no longer needs a wait.
+            self.state.borrow_mut().jobs[i].waited = true;
+        }
         self.observer.job_updated(&info);
         Ok(Dynamic::from(JobHandle { info }))
     }

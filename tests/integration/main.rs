@@ -1,0 +1,9 @@
+//! The integration tests, one binary with a module per area.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod api;
+mod bad_input;
+mod fixtures;
+mod runbooks;

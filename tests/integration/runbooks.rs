@@ -1,0 +1,185 @@
+//! Every example runbook checks clean and runs to success on the simulator, leaving its VMs
+//! in the states the recovery procedure promises.
+
+use crate::common::{cli, root, text};
+use runbook::backend::Site;
+use runbook::check::{check_file, inventory_for};
+use runbook::run::{simulate, RunOptions};
+use std::path::{Path, PathBuf};
+
+fn runbooks() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("runbooks"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "rhai"))
+        .map(|p| p.strip_prefix(root()).unwrap().to_path_buf())
+        .collect();
+    files.sort();
+    files
+}
+
+fn options(path: &Path) -> RunOptions {
+    RunOptions {
+        path: path.to_path_buf(),
+        inventory: None,
+        speed: Some(1_000_000.0),
+        auto_approve: true,
+        progress: false,
+        color: false,
+    }
+}
+
+#[test]
+fn every_runbook_checks_clean() {
+    let all = runbooks();
+    assert!(all.len() >= 6, "{all:?}");
+    for path in all {
+        let inv = inventory_for(&path, None).unwrap();
+        assert!(inv.is_some(), "runbooks/runbook.toml names the inventory");
+        let report = check_file(&path, inv.as_ref()).unwrap();
+        let lines: Vec<String> = report
+            .findings
+            .iter()
+            .map(runbook::diagnostics::summary_line)
+            .collect();
+        assert!(lines.is_empty(), "{}: {lines:#?}", path.display());
+        let dry = report.dry_run.expect("a dry run");
+        assert!(dry.completed && dry.jobs > 0, "{}: {dry:?}", path.display());
+    }
+}
+
+/// The VMs each runbook moves, and the site each must end on (replicating in every case).
+fn expected(name: &str) -> Vec<(&'static str, Site)> {
+    let tiers = ["sql-01", "app-01", "app-02", "web-01", "web-02", "web-03"];
+    match name {
+        "site-failover.rhai" | "outage-unplanned-failover.rhai" => {
+            tiers.iter().map(|n| (*n, Site::Recovery)).collect()
+        }
+        "planned-failover.rhai" => vec![("app-01", Site::Recovery)],
+        "reverse-replication.rhai" => vec![("fs-01", Site::Recovery)],
+        "failback.rhai" => vec![("crm-01", Site::Primary)],
+        "dr-drill.rhai" => vec![
+            ("web-01", Site::Primary),
+            ("web-02", Site::Primary),
+            ("web-03", Site::Primary),
+        ],
+        other => panic!("no expectation for runbooks/{other}: add one"),
+    }
+}
+
+#[test]
+fn every_runbook_runs_to_success_and_leaves_vms_protected() {
+    for path in runbooks() {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let (outcome, _) = simulate(&options(&path), false).unwrap();
+        assert!(outcome.failure.is_none(), "{name}: {:?}", outcome.failure);
+        assert!(
+            outcome.warnings.is_empty(),
+            "{name}: {:?}",
+            outcome.warnings
+        );
+        assert!(
+            outcome
+                .jobs
+                .iter()
+                .all(|j| j.info.state.as_str() == "Succeeded"),
+            "{name}"
+        );
+        let want = expected(&name);
+        let mut got: Vec<&str> = outcome.items.iter().map(|i| i.name.as_str()).collect();
+        got.sort_unstable();
+        let mut names: Vec<&str> = want.iter().map(|(n, _)| *n).collect();
+        names.sort_unstable();
+        assert_eq!(got, names, "{name}: the VMs it operated on");
+        for (vm, site) in want {
+            let item = outcome.items.iter().find(|i| i.name == vm).unwrap();
+            assert_eq!(item.active_location, site, "{name}: {vm} active location");
+            assert!(
+                item.replicating,
+                "{name}: {vm} replicates ({})",
+                item.protection_state
+            );
+            assert!(
+                item.test_failover_state.is_none(),
+                "{name}: {vm} has no drill left"
+            );
+        }
+    }
+}
+
+#[test]
+fn failback_ends_on_the_primary_site_replicating_toward_the_recovery_site() {
+    let (outcome, _) = simulate(&options(Path::new("runbooks/failback.rhai")), false).unwrap();
+    let ops: Vec<String> = outcome
+        .jobs
+        .iter()
+        .map(|j| j.info.operation.to_string())
+        .collect();
+    assert_eq!(ops, ["planned_failover", "commit", "reverse_replicate"]);
+    let failover = &outcome.jobs[0].info;
+    assert_eq!(failover.vm, "crm-01");
+    let crm = &outcome.items[0];
+    assert_eq!(
+        (crm.active_location, crm.replicating),
+        (Site::Primary, true)
+    );
+}
+
+#[test]
+fn an_injected_failover_fault_fails_the_run_at_the_waiting_line() {
+    let out = cli(&[
+        "run",
+        "runbooks/planned-failover.rhai",
+        "--inventory",
+        "tests/fixtures/faults.toml",
+        "--speed",
+        "1000000",
+        "--auto-approve",
+        "--no-progress",
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let source = std::fs::read_to_string(root().join("runbooks/planned-failover.rhai")).unwrap();
+    let line = source
+        .lines()
+        .position(|l| l.starts_with("wait_job(job"))
+        .unwrap()
+        + 1;
+    assert!(
+        stderr.contains(&format!(
+            "runbooks/planned-failover.rhai:{line}:1: error[RB111]"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("not enough memory"),
+        "the service's error text: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("simulation FAILED"), "{stdout}");
+}
+
+#[test]
+fn the_readme_main_command_runs_the_site_failover() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    assert!(
+        readme.contains("cargo run --release -- run runbooks/site-failover.rhai --auto-approve"),
+        "the README's main command changed: update this test with it"
+    );
+    let out = cli(&[
+        "run",
+        "runbooks/site-failover.rhai",
+        "--auto-approve",
+        "--speed",
+        "1000000",
+        "--no-progress",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("simulation SUCCEEDED"), "{stdout}");
+    assert!(
+        text(&out.stderr).starts_with("SIMULATION:"),
+        "the run says it is a simulation"
+    );
+}
