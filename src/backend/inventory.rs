@@ -6,7 +6,8 @@ use super::{Operation, Site};
 use crate::clock::{parse_duration, Timestamp};
 use crate::error::Error;
 use serde::Deserialize;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 use std::path::Path;
 use std::time::Duration;
 use toml::Spanned;
@@ -175,7 +176,17 @@ pub struct Inventory {
     pub primary: SiteSeed,
     pub recovery: SiteSeed,
     pub plans: BTreeMap<String, Vec<String>>,
-    pub items: Vec<ItemSeed>,
+    /// Shared, so every simulator of the same inventory reuses it.
+    pub items: Arc<[ItemSeed]>,
+    /// Item name to its position in `items`.
+    pub index: Arc<HashMap<String, usize>>,
+}
+
+impl Inventory {
+    /// Whether an item of that name exists.
+    pub fn has(&self, name: &str) -> bool {
+        self.index.contains_key(name)
+    }
 }
 
 impl Inventory {
@@ -204,7 +215,8 @@ impl Inventory {
                 connected: true,
             },
             plans: BTreeMap::new(),
-            items: Vec::new(),
+            items: Arc::from(Vec::new()),
+            index: Arc::default(),
         }
     }
 
@@ -236,6 +248,7 @@ impl Inventory {
         let defaults =
             durations(Durations::default(), &file.durations).map_err(|(m, s)| bad(m, Some(s)))?;
         let mut names = BTreeSet::new();
+        let mut items = Vec::new();
         for spec in file.items {
             let name = spec.name.get_ref().trim().to_string();
             if name.is_empty() {
@@ -270,7 +283,7 @@ impl Inventory {
                 })?;
                 fail.insert(parsed);
             }
-            inv.items.push(ItemSeed {
+            items.push(ItemSeed {
                 name,
                 active_location: spec.active_location,
                 state: spec.state,
@@ -292,6 +305,8 @@ impl Inventory {
             }
         }
         inv.plans = file.plans;
+        inv.index = Arc::new(items.iter().enumerate().map(|(i, s)| (s.name.clone(), i)).collect());
+        inv.items = Arc::from(items);
         Ok(inv)
     }
 }

@@ -52,7 +52,10 @@ struct SimJob {
 
 #[derive(Debug)]
 struct State {
+    /// Items the simulation has touched; the others are still as their seed says.
     items: BTreeMap<String, SimItem>,
+    seeds: Arc<[ItemSeed]>,
+    index: Arc<HashMap<String, usize>>,
     jobs: HashMap<String, SimJob>,
     pending: BinaryHeap<Reverse<(u64, u64, String)>>,
     seq: u64,
@@ -74,16 +77,12 @@ impl Simulator {
     /// A simulator of `inventory`. With `open_world`, unknown names become healthy protected
     /// items on first use (for `check` without an inventory).
     pub fn new(inventory: &Inventory, clock: Arc<dyn Clock>, open_world: bool) -> Self {
-        let items = inventory
-            .items
-            .iter()
-            .enumerate()
-            .map(|(i, seed)| (seed.name.clone(), SimItem::from_seed(seed, i)))
-            .collect();
         Simulator {
             clock,
             state: Mutex::new(State {
-                items,
+                items: BTreeMap::new(),
+                seeds: inventory.items.clone(),
+                index: inventory.index.clone(),
                 jobs: HashMap::new(),
                 pending: BinaryHeap::new(),
                 seq: 0,
@@ -115,8 +114,11 @@ impl Simulator {
 
     /// Makes every later job of `op` on `vm` fail (fault injection).
     pub fn inject_failure(&self, vm: &str, op: Operation) {
-        if let Some(item) = self.lock().items.get_mut(vm) {
-            item.fail.insert(op);
+        let mut st = self.lock();
+        if st.materialize(vm) {
+            if let Some(item) = st.items.get_mut(vm) {
+                item.fail.insert(op);
+            }
         }
     }
 
@@ -286,6 +288,19 @@ fn job_id(seq: u64) -> String {
 }
 
 impl State {
+    /// Makes sure a seeded item is in `items`; false if there is no such item.
+    fn materialize(&mut self, name: &str) -> bool {
+        if self.items.contains_key(name) {
+            return true;
+        }
+        let Some(&i) = self.index.get(name) else {
+            return false;
+        };
+        let item = SimItem::from_seed(&self.seeds[i], i);
+        self.items.insert(name.to_string(), item);
+        true
+    }
+
     fn settle(&mut self, now: Timestamp) {
         while let Some(Reverse((end, _, _))) = self.pending.peek() {
             if *end > now.0 {
@@ -469,16 +484,25 @@ impl Backend for Simulator {
 
     async fn list_items(&self) -> Result<Vec<Item>, BackendError> {
         let (st, _) = self.settled();
-        Ok(st.items.values().map(SimItem::view).collect())
+        let mut all: Vec<Item> = st.items.values().map(SimItem::view).collect();
+        for (i, seed) in st.seeds.iter().enumerate() {
+            if !st.items.contains_key(&seed.name) {
+                all.push(SimItem::from_seed(seed, i).view());
+            }
+        }
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(all)
     }
 
     async fn item(&self, name: &str) -> Result<Item, BackendError> {
         let (mut st, _) = self.settled();
-        if let Some(item) = st.items.get(name) {
-            return Ok(item.view());
+        if st.materialize(name) {
+            if let Some(item) = st.items.get(name) {
+                return Ok(item.view());
+            }
         }
         if self.open_world {
-            let index = st.items.len();
+            let index = st.seeds.len() + st.items.len();
             let item = SimItem::fresh(name, index, st.defaults);
             let view = item.view();
             st.items.insert(name.to_string(), item);
@@ -486,7 +510,7 @@ impl Backend for Simulator {
         }
         Err(BackendError::UnknownItem {
             name: name.to_string(),
-            candidates: st.items.keys().cloned().collect(),
+            candidates: st.seeds.iter().map(|s| s.name.clone()).collect(),
         })
     }
 

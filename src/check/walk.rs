@@ -153,7 +153,7 @@ impl<'a> Walker<'a> {
             self.push(f);
             return;
         };
-        let (name, text) = match self.resolver.load(path) {
+        let (name, text, parsed) = match self.resolver.load_ast(self.engine, path) {
             Ok(found) => found,
             Err(message) => {
                 let f = Finding::new(Code::BadImport, format!("cannot import `{path}`: {message}"))
@@ -166,7 +166,7 @@ impl<'a> Walker<'a> {
         };
         let _ = pos;
         let module_source: Arc<str> = Arc::from(name.as_str());
-        match self.engine.compile(&*text) {
+        match parsed {
             Err(e) => {
                 self.push(parse_finding(&e, &module_source));
             }
@@ -345,7 +345,7 @@ impl<'a> Walker<'a> {
 
     fn vm_name(&mut self, scope: &Scope, name: &str, pos: Position) {
         let Some(inv) = self.inventory else { return };
-        if inv.items.iter().any(|i| i.name == name) {
+        if inv.has(name) {
             return;
         }
         let mut f = Finding::new(

@@ -388,10 +388,10 @@ impl Host {
         prim: &'static Primitive,
         arg: Option<&Dynamic>,
     ) -> Result<Opts, Raise> {
-        let map = match arg {
-            None => None,
+        let parsed = match arg {
+            None => Opts::parse(prim, None),
             Some(a) => match a.read_lock::<Map>() {
-                Some(m) => Some(m.clone()),
+                Some(m) => Opts::parse(prim, Some(&m)),
                 None => {
                     return Err(self.fail(
                         ctx,
@@ -407,7 +407,7 @@ impl Host {
                 }
             },
         };
-        Opts::parse(prim, map.as_ref()).map_err(|p| {
+        parsed.map_err(|p| {
             self.fail(
                 ctx,
                 Finding::new(p.code(), p.message(prim))
@@ -436,23 +436,26 @@ impl Host {
                 .help("jobs already started go on in the service; nothing was cancelled"),
             ));
         }
-        let arg = |i: usize| args.get(i).map(|a| (**a).clone());
+        let unit = Dynamic::UNIT;
+        let first: Option<&Dynamic> = args.first().map(|a| &**a);
+        let a0: &Dynamic = first.unwrap_or(&unit);
+        let a1: Option<&Dynamic> = args.get(1).map(|a| &**a);
         match prim.name {
             "vm" => {
-                let name = self.text_arg(ctx, prim, &arg(0).unwrap_or_default())?;
+                let name = self.text_arg(ctx, prim, a0)?;
                 self.lookup(ctx, &name)?;
                 Ok(Dynamic::from(VmHandle { name: name.into() }))
             }
-            "vms" => self.vms(ctx, prim, arg(0).as_ref()),
+            "vms" => self.vms(ctx, prim, first),
             "status" => {
-                let name = self.vm_name(ctx, prim, &arg(0).unwrap_or_default())?;
+                let name = self.vm_name(ctx, prim, a0)?;
                 let item = self.lookup(ctx, &name)?;
                 Ok(Dynamic::from_map(status_map(&item)))
             }
-            "failover" => self.failover(ctx, prim, arg(0).unwrap_or_default(), arg(1).as_ref()),
+            "failover" => self.failover(ctx, prim, a0, a1),
             "test_failover" => {
-                let name = self.vm_name(ctx, prim, &arg(0).unwrap_or_default())?;
-                let opts = self.opts(ctx, prim, arg(1).as_ref())?;
+                let name = self.vm_name(ctx, prim, a0)?;
+                let opts = self.opts(ctx, prim, a1)?;
                 let item = self.lookup(ctx, &name)?;
                 let request = OperationRequest {
                     direction: Some(Direction::away_from(item.active_location)),
@@ -465,8 +468,8 @@ impl Host {
                 self.start(ctx, &name, request)
             }
             "cleanup_test_failover" => {
-                let name = self.vm_name(ctx, prim, &arg(0).unwrap_or_default())?;
-                let opts = self.opts(ctx, prim, arg(1).as_ref())?;
+                let name = self.vm_name(ctx, prim, a0)?;
+                let opts = self.opts(ctx, prim, a1)?;
                 let request = OperationRequest {
                     comments: opts.text("notes"),
                     ..OperationRequest::new(Operation::TestFailoverCleanup)
@@ -474,13 +477,13 @@ impl Host {
                 self.start(ctx, &name, request)
             }
             "commit" => {
-                let name = self.vm_name(ctx, prim, &arg(0).unwrap_or_default())?;
+                let name = self.vm_name(ctx, prim, a0)?;
                 let item = self.lookup(ctx, &name)?;
                 self.check_verified(ctx, &name, &item);
                 self.start(ctx, &name, OperationRequest::new(Operation::Commit))
             }
             "reverse_replicate" => {
-                let name = self.vm_name(ctx, prim, &arg(0).unwrap_or_default())?;
+                let name = self.vm_name(ctx, prim, a0)?;
                 let item = self.lookup(ctx, &name)?;
                 let request = OperationRequest {
                     direction: Some(Direction::away_from(item.active_location)),
@@ -488,10 +491,10 @@ impl Host {
                 };
                 self.start(ctx, &name, request)
             }
-            "cancel" => self.cancel(ctx, prim, &arg(0).unwrap_or_default()),
+            "cancel" => self.cancel(ctx, prim, a0),
             "wait_job" => {
-                let job = self.job_arg(ctx, prim, &arg(0).unwrap_or_default())?;
-                let opts = self.opts(ctx, prim, arg(1).as_ref())?;
+                let job = self.job_arg(ctx, prim, a0)?;
+                let opts = self.opts(ctx, prim, a1)?;
                 let mut done = self.wait(
                     ctx,
                     std::slice::from_ref(&job.info.id),
@@ -502,8 +505,8 @@ impl Host {
                 }))
             }
             "wait_all" => {
-                let jobs = self.jobs_arg(ctx, prim, &arg(0).unwrap_or_default())?;
-                let opts = self.opts(ctx, prim, arg(1).as_ref())?;
+                let jobs = self.jobs_arg(ctx, prim, a0)?;
+                let opts = self.opts(ctx, prim, a1)?;
                 let ids: Vec<String> = jobs.iter().map(|j| j.info.id.clone()).collect();
                 let done = self.wait(ctx, &ids, opts.duration("timeout"))?;
                 Ok(Dynamic::from_array(
@@ -512,15 +515,15 @@ impl Host {
                         .collect(),
                 ))
             }
-            "verify" => self.verify(ctx, prim, arg(0).unwrap_or_default(), arg(1).as_ref()),
-            "preflight" => self.preflight(ctx, prim, arg(0).as_ref()),
+            "verify" => self.verify(ctx, prim, a0, a1),
+            "preflight" => self.preflight(ctx, prim, first),
             "manual_step" => {
-                let title = self.text_arg(ctx, prim, &arg(0).unwrap_or_default())?;
-                let opts = self.opts(ctx, prim, arg(1).as_ref())?;
+                let title = self.text_arg(ctx, prim, a0)?;
+                let opts = self.opts(ctx, prim, a1)?;
                 self.manual_step(ctx, &title, &opts)
             }
             "note" => {
-                let text = arg(0).unwrap_or_default().to_string();
+                let text = a0.to_string();
                 self.observer.note(&text);
                 Ok(Dynamic::UNIT)
             }
@@ -620,10 +623,10 @@ impl Host {
         &self,
         ctx: &NativeCallContext,
         prim: &'static Primitive,
-        vm: Dynamic,
+        vm: &Dynamic,
         opts: Option<&Dynamic>,
     ) -> Result<Dynamic, Raise> {
-        let name = self.vm_name(ctx, prim, &vm)?;
+        let name = self.vm_name(ctx, prim, vm)?;
         let opts = self.opts(ctx, prim, opts)?;
         let item = self.lookup(ctx, &name)?;
         let planned = opts.text("kind").as_deref() == Some("planned");
@@ -949,10 +952,10 @@ impl Host {
         &self,
         ctx: &NativeCallContext,
         prim: &'static Primitive,
-        vm: Dynamic,
+        vm: &Dynamic,
         opts: Option<&Dynamic>,
     ) -> Result<Dynamic, Raise> {
-        let name = self.vm_name(ctx, prim, &vm)?;
+        let name = self.vm_name(ctx, prim, vm)?;
         let opts = self.opts(ctx, prim, opts)?;
         let item = self.lookup(ctx, &name)?;
         let mut wrong = Vec::new();

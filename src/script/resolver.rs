@@ -4,7 +4,7 @@
 use super::stdlib;
 use crate::diagnostics::Sources;
 use rhai::module_resolvers::ModuleResolver;
-use rhai::{Engine, EvalAltResult, Module, Position, Scope, Shared};
+use rhai::{Engine, EvalAltResult, Module, ParseError, Position, Scope, Shared, AST};
 
 type SharedModule = Shared<Module>;
 type RhaiResultOf<T> = Result<T, Box<EvalAltResult>>;
@@ -13,6 +13,13 @@ use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
+
+thread_local! {
+    /// The stdlib's modules are the same text for every runbook: parse and evaluate them
+    /// once per thread.
+    static STDLIB_ASTS: RefCell<HashMap<String, Result<AST, ParseError>>> = RefCell::new(HashMap::new());
+    static STDLIB_MODULES: RefCell<HashMap<String, SharedModule>> = RefCell::new(HashMap::new());
+}
 
 /// The prefix of stdlib imports.
 pub const STDLIB_PREFIX: &str = "runbook/";
@@ -106,6 +113,27 @@ impl Resolver {
         Ok((name, Arc::from(text.as_str())))
     }
 
+    /// Loads and parses an import: `(source name, text, parse result)`.
+    pub fn load_ast(
+        &self,
+        engine: &Engine,
+        path: &str,
+    ) -> Result<(String, Arc<str>, Result<AST, ParseError>), String> {
+        let (name, text) = self.load(path)?;
+        let parse = || {
+            engine.compile(&*text).map(|mut ast| {
+                ast.set_source(name.as_str());
+                ast
+            })
+        };
+        let ast = if path.starts_with(STDLIB_PREFIX) {
+            STDLIB_ASTS.with(|cache| cache.borrow_mut().entry(name.clone()).or_insert_with(parse).clone())
+        } else {
+            parse()
+        };
+        Ok((name, text, ast))
+    }
+
     fn remember(&self, path: &str, name: &str, text: &str) {
         self.0
             .names
@@ -128,21 +156,22 @@ impl ModuleResolver for Resolver {
         if let Some(m) = self.0.cache.borrow().get(path) {
             return Ok(m.clone());
         }
-        let (name, text) = self.load(path).map_err(|message| {
+        let stdlib = path.starts_with(STDLIB_PREFIX);
+        if stdlib {
+            if let Some(m) = STDLIB_MODULES.with(|c| c.borrow().get(path).cloned()) {
+                // Still record the source, for findings inside the module.
+                let _ = self.load(path);
+                return Ok(m);
+            }
+        }
+        let (_, _, ast) = self.load_ast(engine, path).map_err(|message| {
             Box::new(EvalAltResult::ErrorInModule(
                 path.to_string(),
                 EvalAltResult::ErrorRuntime(message.into(), pos).into(),
                 pos,
             ))
         })?;
-        let mut ast = engine.compile(&*text).map_err(|e| {
-            Box::new(EvalAltResult::ErrorInModule(
-                path.to_string(),
-                e.into(),
-                pos,
-            ))
-        })?;
-        ast.set_source(name);
+        let ast = ast.map_err(|e| Box::new(EvalAltResult::ErrorInModule(path.to_string(), e.into(), pos)))?;
         let module = Module::eval_ast_as_new(Scope::new(), &ast, engine)
             .map_err(|e| Box::new(EvalAltResult::ErrorInModule(path.to_string(), e, pos)))?;
         let shared: SharedModule = module.into();
