@@ -7,8 +7,8 @@ use crate::clock::{parse_duration, Timestamp};
 use crate::error::Error;
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 use toml::Spanned;
 
@@ -305,7 +305,13 @@ impl Inventory {
             }
         }
         inv.plans = file.plans;
-        inv.index = Arc::new(items.iter().enumerate().map(|(i, s)| (s.name.clone(), i)).collect());
+        inv.index = Arc::new(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s.name.clone(), i))
+                .collect(),
+        );
         inv.items = Arc::from(items);
         Ok(inv)
     }

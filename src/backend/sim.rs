@@ -53,7 +53,7 @@ struct SimJob {
 #[derive(Debug)]
 struct State {
     /// Items the simulation has touched; the others are still as their seed says.
-    items: BTreeMap<String, SimItem>,
+    items: HashMap<String, SimItem>,
     seeds: Arc<[ItemSeed]>,
     index: Arc<HashMap<String, usize>>,
     jobs: HashMap<String, SimJob>,
@@ -80,7 +80,7 @@ impl Simulator {
         Simulator {
             clock,
             state: Mutex::new(State {
-                items: BTreeMap::new(),
+                items: HashMap::new(),
                 seeds: inventory.items.clone(),
                 index: inventory.index.clone(),
                 jobs: HashMap::new(),
@@ -288,6 +288,23 @@ fn job_id(seq: u64) -> String {
 }
 
 impl State {
+    /// Makes sure `name` is in `items`: from its seed, or (open world) as a fresh item.
+    fn ensure(&mut self, name: &str, open_world: bool) -> Result<(), BackendError> {
+        if self.materialize(name) {
+            return Ok(());
+        }
+        if open_world {
+            let index = self.seeds.len() + self.items.len();
+            let item = SimItem::fresh(name, index, self.defaults);
+            self.items.insert(name.to_string(), item);
+            return Ok(());
+        }
+        Err(BackendError::UnknownItem {
+            name: name.to_string(),
+            candidates: self.seeds.iter().map(|s| s.name.clone()).collect(),
+        })
+    }
+
     /// Makes sure a seeded item is in `items`; false if there is no such item.
     fn materialize(&mut self, name: &str) -> bool {
         if self.items.contains_key(name) {
@@ -496,22 +513,11 @@ impl Backend for Simulator {
 
     async fn item(&self, name: &str) -> Result<Item, BackendError> {
         let (mut st, _) = self.settled();
-        if st.materialize(name) {
-            if let Some(item) = st.items.get(name) {
-                return Ok(item.view());
-            }
-        }
-        if self.open_world {
-            let index = st.seeds.len() + st.items.len();
-            let item = SimItem::fresh(name, index, st.defaults);
-            let view = item.view();
-            st.items.insert(name.to_string(), item);
-            return Ok(view);
-        }
-        Err(BackendError::UnknownItem {
-            name: name.to_string(),
-            candidates: st.seeds.iter().map(|s| s.name.clone()).collect(),
-        })
+        st.ensure(name, self.open_world)?;
+        st.items
+            .get(name)
+            .map(SimItem::view)
+            .ok_or_else(|| BackendError::UnknownJob(name.to_string()))
     }
 
     async fn plan_members(&self, plan: &str) -> Result<Vec<String>, BackendError> {
@@ -526,20 +532,15 @@ impl Backend for Simulator {
     }
 
     async fn start(&self, vm: &str, request: &OperationRequest) -> Result<JobInfo, BackendError> {
-        self.item(vm).await?;
         let (mut st, now) = self.settled();
+        st.ensure(vm, self.open_world)?;
         let op = request.operation;
-        let item = st
-            .items
-            .get(vm)
-            .cloned()
-            .ok_or_else(|| BackendError::UnknownItem {
-                name: vm.to_string(),
-                candidates: Vec::new(),
-            })?;
-        if let Some(running) = &item.busy {
+        let Some(item) = st.items.get(vm) else {
+            return Err(BackendError::UnknownJob(vm.to_string()));
+        };
+        if let Some(running) = item.busy.clone() {
             // ASR accepts the request and fails the job at once with error 532.
-            let error = busy_error(vm, st.jobs.get(running));
+            let error = busy_error(vm, st.jobs.get(&running));
             let id = st.new_job(vm, request, now, Duration::ZERO, Some(error), Vec::new());
             st.settle(now);
             return st.view(&id, now).ok_or(BackendError::UnknownJob(id));
@@ -577,6 +578,7 @@ impl Backend for Simulator {
             .fail
             .contains(&op)
             .then(|| injected(op, vm, item.fail_message.as_deref()));
+        let _ = item;
         match op {
             Operation::PlannedFailover if !st.site_connected(source) => {
                 outcome = Some(ServiceError {

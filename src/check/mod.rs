@@ -112,25 +112,9 @@ pub fn check_text(
             dry_run: None,
         };
     }
-    let empty = Inventory::empty();
-    let inv = inventory.unwrap_or(&empty);
-    let clock = Arc::new(VirtualClock::new(inv.start));
-    let sim = Arc::new(Simulator::new(
-        inv,
-        clock.clone() as Arc<dyn Clock>,
-        inventory.is_none(),
-    ));
-    let host = Rc::new(Host::new(
-        sim,
-        clock,
-        Exec::Inline,
-        Mode::Check,
-        Rc::new(Quiet),
-        None,
-        name,
-    ));
-    let resolver = Resolver::new(root);
-    let engine = engine::build(host.clone(), resolver.clone());
+    let session = Session::new(name, root, inventory, false);
+    let engine = &session.engine;
+    let resolver = &session.resolver;
 
     let mut ast = match engine.compile(text) {
         Ok(ast) => ast,
@@ -152,35 +136,30 @@ pub fn check_text(
                 .help("write the plan's steps, e.g. failover(\"web-01\", #{ kind: \"planned\" })"),
         );
     }
-    let mut walker = walk::Walker::new(&engine, &resolver, inventory);
+    let mut walker = walk::Walker::new(engine, resolver, inventory);
     walker.check(&ast, &source, text);
     findings.append(&mut walker.findings);
 
     let dry_run = if findings.iter().any(|f| f.severity == Severity::Error) {
         None
     } else {
-        let completed = match engine.run_ast(&ast) {
-            Ok(()) => {
-                host.finish();
-                true
-            }
-            Err(e) => {
-                findings.push(runtime_finding(&e, &host, &resolver));
-                false
-            }
-        };
-        findings.extend(host.take_findings());
-        if inventory.is_none() && !host.touched().is_empty() {
+        let (mut found, mut dry) = session.dry_run(&ast);
+        if found.iter().any(|f| f.location.is_some()) {
+            // Findings at a place: run again with Rhai's call stack kept (deterministic, on
+            // the same virtual clock), so each names the chain of calls that led to it. Clean
+            // runbooks, the common case, pay nothing for the call stack.
+            let traced = Session::new(name, root, inventory, true);
+            (found, dry) = traced.dry_run(&ast);
+            sources.extend(&traced.resolver.sources());
+        }
+        findings.append(&mut found);
+        if inventory.is_none() && dry.jobs > 0 {
             findings.push(
                 Finding::new(Code::NamesNotChecked, "no inventory is known, so VM names were not checked")
                     .help("name one in runbook.toml (`inventory = \"inventory.toml\"`) or pass --inventory FILE"),
             );
         }
-        Some(DryRun {
-            simulated: host.elapsed(),
-            jobs: host.jobs().len(),
-            completed,
-        })
+        Some(dry)
     };
     sources.extend(&resolver.sources());
     sort_and_dedup(&mut findings);
@@ -189,5 +168,68 @@ pub fn check_text(
         findings,
         sources,
         dry_run,
+    }
+}
+
+/// One simulated execution: a virtual-clock simulator of the inventory, a host and an engine.
+struct Session {
+    host: Rc<Host>,
+    resolver: Resolver,
+    engine: rhai::Engine,
+}
+
+impl Session {
+    fn new(
+        name: &str,
+        root: Option<&Path>,
+        inventory: Option<&Inventory>,
+        call_stack: bool,
+    ) -> Self {
+        let empty = Inventory::empty();
+        let inv = inventory.unwrap_or(&empty);
+        let clock = Arc::new(VirtualClock::new(inv.start));
+        let sim = Arc::new(Simulator::new(
+            inv,
+            clock.clone() as Arc<dyn Clock>,
+            inventory.is_none(),
+        ));
+        let host = Rc::new(Host::new(
+            sim,
+            clock,
+            Exec::Inline,
+            Mode::Check,
+            Rc::new(Quiet),
+            None,
+            name,
+        ));
+        let resolver = Resolver::new(root);
+        let engine = engine::build(host.clone(), resolver.clone(), call_stack);
+        Session {
+            host,
+            resolver,
+            engine,
+        }
+    }
+
+    /// Runs the runbook to its end or its first error; returns the findings and what ran.
+    fn dry_run(&self, ast: &rhai::AST) -> (Vec<Finding>, DryRun) {
+        let mut findings = Vec::new();
+        let completed = match self.engine.run_ast(ast) {
+            Ok(()) => {
+                self.host.finish();
+                true
+            }
+            Err(e) => {
+                findings.push(runtime_finding(&e, &self.host, &self.resolver));
+                false
+            }
+        };
+        findings.extend(self.host.take_findings());
+        let dry = DryRun {
+            simulated: self.host.elapsed(),
+            jobs: self.host.job_count(),
+            completed,
+        };
+        (findings, dry)
     }
 }

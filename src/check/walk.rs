@@ -113,27 +113,18 @@ impl<'a> Walker<'a> {
         for ((expr, alias), pos) in imports {
             self.import(&mut scope, &expr, alias.name.as_str(), pos);
         }
-        let mut calls: Vec<(FnCallExpr, Position, bool)> = Vec::new();
-        let mut maps_seen = 0usize;
         ast.walk(&mut |path: &[ASTNode]| {
             match path.last() {
-                Some(ASTNode::Expr(Expr::FnCall(call, pos))) => {
-                    calls.push(((**call).clone(), *pos, false))
-                }
-                Some(ASTNode::Stmt(Stmt::FnCall(call, pos))) => {
-                    calls.push(((**call).clone(), *pos, false))
-                }
+                Some(
+                    ASTNode::Expr(Expr::FnCall(call, pos)) | ASTNode::Stmt(Stmt::FnCall(call, pos)),
+                ) => self.call(&scope, call, *pos, false),
                 Some(ASTNode::Expr(Expr::MethodCall(call, pos))) => {
-                    calls.push(((**call).clone(), *pos, true))
+                    self.call(&scope, call, *pos, true)
                 }
-                Some(ASTNode::Expr(Expr::Map(..))) => maps_seen += 1,
                 _ => {}
             }
             true
         });
-        for (call, pos, method) in calls {
-            self.call(&scope, &call, pos, method);
-        }
     }
 
     fn at(&self, scope: &Scope, pos: Position, len: usize) -> Option<Location> {

@@ -157,7 +157,7 @@ fn execute(
         name,
     ));
     let resolver = Resolver::new(Some(folder));
-    let engine = engine::build(host.clone(), resolver.clone());
+    let engine = engine::build(host.clone(), resolver.clone(), true);
     let source: Arc<str> = Arc::from(name);
     let mut sources = Sources::default();
     sources.insert(source.clone(), text);

@@ -34,8 +34,10 @@ thread_local! {
     static STD: SharedModule = StandardPackage::new().as_shared_module();
 }
 
-/// Builds the engine for one runbook.
-pub fn build(host: Rc<Host>, resolver: Resolver) -> Engine {
+/// Builds the engine for one runbook. `call_stack` keeps Rhai's call stack (its debugging
+/// interface), which gives findings inside functions and modules their chain of calls; it
+/// costs about a third of a dry run's time, so `check` turns it on only to explain findings.
+pub fn build(host: Rc<Host>, resolver: Resolver, call_stack: bool) -> Engine {
     let mut engine = Engine::new_raw();
     engine.register_global_module(STD.with(Clone::clone));
     engine
@@ -76,7 +78,7 @@ pub fn build(host: Rc<Host>, resolver: Resolver) -> Engine {
     engine.on_print(move |text| h.observer().print(text));
     let h = host.clone();
     engine.on_debug(move |text, _, _| h.observer().print(text));
-    let h = host;
+    let h = host.clone();
     engine.on_progress(move |ops| {
         if ops % 4096 == 0 && h.is_interrupted() {
             Some("interrupted".into())
@@ -84,13 +86,14 @@ pub fn build(host: Rc<Host>, resolver: Resolver) -> Engine {
             None
         }
     });
-    // The debugger keeps the call stack, which gives findings inside modules their chain of
-    // calls back to the runbook line.
-    #[allow(deprecated)] // rhai marks this API volatile, not deprecated; rhai is pinned
-    engine.register_debugger(
-        |_, dbg| dbg,
-        |_, _, _, _, _| Ok(rhai::debugger::DebuggerCommand::Continue),
-    );
+    if call_stack {
+        host.keep_call_stack();
+        #[allow(deprecated)] // rhai marks this API volatile, not deprecated; rhai is pinned
+        engine.register_debugger(
+            |_, dbg| dbg,
+            |_, _, _, _, _| Ok(rhai::debugger::DebuggerCommand::Continue),
+        );
+    }
     engine.set_module_resolver(resolver);
     engine
 }

@@ -98,6 +98,7 @@ pub struct Host {
     main_source: Arc<str>,
     started: Timestamp,
     state: RefCell<State>,
+    call_stack: std::cell::Cell<bool>,
 }
 
 impl Host {
@@ -121,7 +122,13 @@ impl Host {
             main_source: main_source.into(),
             started,
             state: RefCell::new(State::default()),
+            call_stack: std::cell::Cell::new(false),
         }
+    }
+
+    /// Called by the engine builder when the engine keeps Rhai's call stack.
+    pub fn keep_call_stack(&self) {
+        self.call_stack.set(true);
     }
 
     pub fn observer(&self) -> &Rc<dyn Observer> {
@@ -144,6 +151,11 @@ impl Host {
     /// Jobs started so far, in order.
     pub fn jobs(&self) -> Vec<JobRecord> {
         self.state.borrow().jobs.clone()
+    }
+
+    /// How many jobs the run started.
+    pub fn job_count(&self) -> usize {
+        self.state.borrow().jobs.len()
     }
 
     pub fn approvals(&self) -> Vec<Approval> {
@@ -181,6 +193,12 @@ impl Host {
         // The call stack ends with this native call. A frame's `source` is the caller's file
         // for plain calls and the callee's for module-qualified ones; either way it is the
         // file the next frame's call sits in, and the first frame's call sits in the runbook.
+        if !self.call_stack.get() {
+            return CallSite {
+                location: here,
+                chain: Vec::new(),
+            };
+        }
         let stack = ctx.global_runtime_state().debugger().call_stack();
         let scripted = stack.len().saturating_sub(1);
         let mut chain = Vec::with_capacity(scripted);
@@ -500,9 +518,7 @@ impl Host {
                     std::slice::from_ref(&job.info.id),
                     opts.duration("timeout"),
                 )?;
-                Ok(Dynamic::from(JobHandle {
-                    info: done.remove(0),
-                }))
+                Ok(Dynamic::from(JobHandle::new(done.remove(0))))
             }
             "wait_all" => {
                 let jobs = self.jobs_arg(ctx, prim, a0)?;
@@ -511,7 +527,7 @@ impl Host {
                 let done = self.wait(ctx, &ids, opts.duration("timeout"))?;
                 Ok(Dynamic::from_array(
                     done.into_iter()
-                        .map(|info| Dynamic::from(JobHandle { info }))
+                        .map(|info| Dynamic::from(JobHandle::new(info)))
                         .collect(),
                 ))
             }
@@ -730,7 +746,7 @@ impl Host {
             site,
             waited: false,
         });
-        Ok(Dynamic::from(JobHandle { info: job }))
+        Ok(Dynamic::from(JobHandle::new(job)))
     }
 
     fn cancel(
@@ -763,13 +779,15 @@ impl Host {
             self.state.borrow_mut().jobs[i].waited = true;
         }
         self.observer.job_updated(&info);
-        Ok(Dynamic::from(JobHandle { info }))
+        Ok(Dynamic::from(JobHandle::new(info)))
     }
 
     fn update(&self, info: &JobInfo) {
         let mut st = self.state.borrow_mut();
         if let Some(&i) = st.by_id.get(&info.id) {
-            st.jobs[i].info = info.clone();
+            if st.jobs[i].info.state != info.state {
+                st.jobs[i].info = info.clone();
+            }
         }
     }
 
@@ -819,6 +837,7 @@ impl Host {
         }
         loop {
             let mut next = POLL;
+            let mut soonest: Option<Timestamp> = None;
             let mut latest: Vec<JobInfo> = Vec::new();
             for (i, id) in ids.iter().enumerate() {
                 if done[i].is_some() {
@@ -834,6 +853,9 @@ impl Host {
                     done[i] = Some(info);
                 } else {
                     next = next.min(info.retry_after.unwrap_or(POLL));
+                    if let Some(end) = info.expected_end {
+                        soonest = Some(soonest.map_or(end, |s| s.min(end)));
+                    }
                     latest.push(info);
                 }
             }
@@ -844,7 +866,13 @@ impl Host {
             if now >= deadline {
                 return Err(self.timed_out(ctx, &latest, timeout, explicit));
             }
-            let step = next.min(deadline.since(now)).max(Duration::from_millis(1));
+            // On a virtual clock nothing happens between polls, so jump to the next job's
+            // end instead of polling every Retry-After.
+            let step = match soonest {
+                Some(end) if self.clock.is_virtual() => end.since(now),
+                _ => next,
+            };
+            let step = step.min(deadline.since(now)).max(Duration::from_millis(1));
             if !self.sleep(step) {
                 let names: Vec<String> = latest
                     .iter()
@@ -1149,10 +1177,12 @@ impl Host {
     pub fn finish(&self) {
         if self.mode == Mode::Check {
             let open: Vec<String> = self
-                .jobs()
-                .into_iter()
+                .state
+                .borrow()
+                .jobs
+                .iter()
                 .filter(|r| !r.info.state.is_terminal())
-                .map(|r| r.info.id)
+                .map(|r| r.info.id.clone())
                 .collect();
             let mut last = self.clock.now();
             for id in &open {
@@ -1174,7 +1204,15 @@ impl Host {
             Mode::Check => code.severity(),
             Mode::Run => Severity::Warning,
         };
-        for rec in self.jobs().into_iter().filter(|r| !r.waited) {
+        let unwaited: Vec<JobRecord> = self
+            .state
+            .borrow()
+            .jobs
+            .iter()
+            .filter(|r| !r.waited)
+            .cloned()
+            .collect();
+        for rec in unwaited {
             self.warn(
                 self.at(
                     Finding::new(

@@ -127,7 +127,13 @@ impl Resolver {
             })
         };
         let ast = if path.starts_with(STDLIB_PREFIX) {
-            STDLIB_ASTS.with(|cache| cache.borrow_mut().entry(name.clone()).or_insert_with(parse).clone())
+            STDLIB_ASTS.with(|cache| {
+                cache
+                    .borrow_mut()
+                    .entry(name.clone())
+                    .or_insert_with(parse)
+                    .clone()
+            })
         } else {
             parse()
         };
@@ -171,7 +177,13 @@ impl ModuleResolver for Resolver {
                 pos,
             ))
         })?;
-        let ast = ast.map_err(|e| Box::new(EvalAltResult::ErrorInModule(path.to_string(), e.into(), pos)))?;
+        let ast = ast.map_err(|e| {
+            Box::new(EvalAltResult::ErrorInModule(
+                path.to_string(),
+                e.into(),
+                pos,
+            ))
+        })?;
         let module = Module::eval_ast_as_new(Scope::new(), &ast, engine)
             .map_err(|e| Box::new(EvalAltResult::ErrorInModule(path.to_string(), e, pos)))?;
         let shared: SharedModule = module.into();

@@ -3,6 +3,7 @@
 use crate::backend::JobInfo;
 use crate::clock::human;
 use rhai::{Array, Dynamic, Engine, ImmutableString, Map};
+use std::rc::Rc;
 
 /// A handle on a protected item: its name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -10,10 +11,19 @@ pub struct VmHandle {
     pub name: ImmutableString,
 }
 
-/// A handle on a job: what the service said last time it was asked.
+/// A handle on a job: what the service said last time it was asked. Shared, because
+/// scripts copy handles freely (arrays of jobs are passed by value).
 #[derive(Debug, Clone)]
 pub struct JobHandle {
-    pub info: JobInfo,
+    pub info: Rc<JobInfo>,
+}
+
+impl JobHandle {
+    pub fn new(info: JobInfo) -> Self {
+        JobHandle {
+            info: Rc::new(info),
+        }
+    }
 }
 
 fn errors(info: &JobInfo) -> Array {
