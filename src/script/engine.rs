@@ -2,17 +2,24 @@
 //! `run` executes: strict variables, every limit set explicitly, dynamic dispatch and the
 //! standard package's `sleep`/`exit` disabled, output routed to the observer, imports
 //! sandboxed, and the primitives registered from the registry.
+//!
+//! The primitives and the `Vm`/`Job` types live in one module built once per thread; each
+//! engine finds its run's [`Host`] in the engine's tag. This keeps building an engine cheap
+//! (`check` builds one per runbook, thousands in one process).
 
 use super::host::Host;
 use super::registry::PRIMITIVES;
 use super::resolver::Resolver;
 use super::types;
 use rhai::packages::{Package, StandardPackage};
-use rhai::{Dynamic, Engine, Module, OptimizationLevel, Shared};
-
-type SharedModule = Shared<Module>;
+use rhai::{
+    Dynamic, Engine, EvalAltResult, FuncRegistration, Module, NativeCallContext, OptimizationLevel,
+    RhaiFunc, Shared,
+};
 use std::any::TypeId;
 use std::rc::Rc;
+
+type SharedModule = Shared<Module>;
 
 /// The limits, identical in debug and release builds.
 pub mod limits {
@@ -32,6 +39,73 @@ pub const FORBIDDEN: &[&str] = &["eval", "Fn", "sleep", "exit"];
 
 thread_local! {
     static STD: SharedModule = StandardPackage::new().as_shared_module();
+    static API: SharedModule = api_module();
+}
+
+/// The run's host, from the engine's tag.
+fn host(ctx: &NativeCallContext) -> Result<Rc<Host>, Box<EvalAltResult>> {
+    ctx.tag()
+        .and_then(|t| t.read_lock::<Rc<Host>>().map(|h| h.clone()))
+        .ok_or_else(|| {
+            EvalAltResult::ErrorSystem(
+                "engine without a host".into(),
+                "the engine was not built by script::engine::build".into(),
+            )
+            .into()
+        })
+}
+
+fn add_raw(
+    module: &mut Module,
+    name: &str,
+    arity: usize,
+    func: impl Fn(NativeCallContext, &mut [&mut Dynamic]) -> Result<Dynamic, Box<EvalAltResult>>
+        + 'static,
+) {
+    FuncRegistration::new(name)
+        .in_global_namespace()
+        .set_into_module_raw(
+            module,
+            vec![TypeId::of::<Dynamic>(); arity],
+            RhaiFunc::Method {
+                func: Shared::new(
+                    move |ctx: Option<NativeCallContext>, args: &mut [&mut Dynamic]| {
+                        let ctx = ctx.ok_or_else(|| {
+                            Box::new(EvalAltResult::ErrorSystem(
+                                "no call context".into(),
+                                "".into(),
+                            ))
+                        })?;
+                        func(ctx, args)
+                    },
+                ),
+                has_context: true,
+                is_pure: true,
+                is_volatile: true,
+            },
+        );
+}
+
+/// The script API as a module: every primitive at each argument count it accepts, the
+/// types' properties, and refusals shadowing the standard package's `sleep` and `exit`.
+fn api_module() -> SharedModule {
+    let mut module = Module::new();
+    types::register_into(&mut module);
+    for prim in PRIMITIVES {
+        for arity in prim.arities() {
+            add_raw(&mut module, prim.name, arity, move |ctx, args| {
+                host(&ctx)?.call(prim, &ctx, args)
+            });
+        }
+    }
+    for name in ["sleep", "exit"] {
+        for arity in 0..=1 {
+            add_raw(&mut module, name, arity, |ctx, _| {
+                Err(host(&ctx)?.forbidden(&ctx))
+            });
+        }
+    }
+    module.into()
 }
 
 /// Builds the engine for one runbook. `call_stack` keeps Rhai's call stack (its debugging
@@ -40,6 +114,9 @@ thread_local! {
 pub fn build(host: Rc<Host>, resolver: Resolver, call_stack: bool) -> Engine {
     let mut engine = Engine::new_raw();
     engine.register_global_module(STD.with(Clone::clone));
+    // Registered after the standard package, so its functions are found first.
+    engine.register_global_module(API.with(Clone::clone));
+    types::name_types(&mut engine);
     engine
         .set_strict_variables(true)
         .set_optimization_level(OptimizationLevel::None)
@@ -52,27 +129,6 @@ pub fn build(host: Rc<Host>, resolver: Resolver, call_stack: bool) -> Engine {
         .set_max_modules(limits::MODULES);
     for symbol in FORBIDDEN {
         engine.disable_symbol(*symbol);
-    }
-    types::register(&mut engine);
-    for prim in PRIMITIVES {
-        for arity in prim.arities() {
-            let h = host.clone();
-            engine.register_raw_fn(
-                prim.name,
-                vec![TypeId::of::<Dynamic>(); arity],
-                move |ctx, args| h.call(prim, &ctx, args),
-            );
-        }
-    }
-    // The standard package's `sleep` and `exit` are shadowed by refusals (the static checks
-    // report them too); the engine's own functions are found before the package's.
-    for name in ["sleep", "exit"] {
-        for arity in 0..=1 {
-            let h = host.clone();
-            engine.register_raw_fn(name, vec![TypeId::of::<Dynamic>(); arity], move |ctx, _| {
-                Err::<Dynamic, _>(h.forbidden(&ctx))
-            });
-        }
     }
     let h = host.clone();
     engine.on_print(move |text| h.observer().print(text));
@@ -94,6 +150,7 @@ pub fn build(host: Rc<Host>, resolver: Resolver, call_stack: bool) -> Engine {
             |_, _, _, _, _| Ok(rhai::debugger::DebuggerCommand::Continue),
         );
     }
+    engine.set_default_tag(Dynamic::from(host));
     engine.set_module_resolver(resolver);
     engine
 }

@@ -2,7 +2,7 @@
 
 use crate::backend::JobInfo;
 use crate::clock::human;
-use rhai::{Array, Dynamic, Engine, ImmutableString, Map};
+use rhai::{Array, Dynamic, Engine, ImmutableString, Map, Module};
 use std::rc::Rc;
 
 /// A handle on a protected item: its name.
@@ -52,40 +52,62 @@ impl JobHandle {
     }
 }
 
-/// Registers both types with their properties.
-pub fn register(engine: &mut Engine) {
+/// Gives both types their script names (in messages and `type_of`).
+pub fn name_types(engine: &mut Engine) {
     engine
         .register_type_with_name::<VmHandle>("Vm")
-        .register_get("name", |v: &mut VmHandle| v.name.clone())
-        .register_fn("to_string", |v: &mut VmHandle| v.name.to_string())
-        .register_fn("to_debug", |v: &mut VmHandle| format!("vm(\"{}\")", v.name))
-        .register_fn("==", |a: VmHandle, b: VmHandle| a == b)
-        .register_fn("!=", |a: VmHandle, b: VmHandle| a != b);
-    engine
-        .register_type_with_name::<JobHandle>("Job")
-        .register_get("id", |j: &mut JobHandle| j.info.id.clone())
-        .register_get("operation", |j: &mut JobHandle| {
-            j.info.operation.as_str().to_string()
-        })
-        .register_get("vm", |j: &mut JobHandle| j.info.vm.clone())
-        .register_get("state", |j: &mut JobHandle| {
-            j.info.state.as_str().to_string()
-        })
-        .register_get("errors", |j: &mut JobHandle| errors(&j.info))
-        .register_get("warnings", |j: &mut JobHandle| {
-            j.info
-                .warnings
-                .iter()
-                .map(|w| Dynamic::from(w.clone()))
-                .collect::<Array>()
-        })
-        .register_get("started", |j: &mut JobHandle| j.info.started.rfc3339())
-        .register_get("ended", |j: &mut JobHandle| {
-            j.info.ended.map_or(Dynamic::UNIT, |e| e.rfc3339().into())
-        })
-        .register_get("duration", |j: &mut JobHandle| {
-            j.info.duration().map_or(Dynamic::UNIT, |d| human(d).into())
-        })
-        .register_fn("to_string", |j: &mut JobHandle| j.describe())
-        .register_fn("to_debug", |j: &mut JobHandle| j.describe());
+        .register_type_with_name::<JobHandle>("Job");
+}
+
+fn job_getter<R: rhai::Variant + Clone>(module: &mut Module, name: &str, get: fn(&JobHandle) -> R) {
+    module.set_getter_fn(name, move |j: &mut JobHandle| Ok(get(j)));
+}
+
+/// Registers both types' properties and conversions into `module`.
+pub fn register_into(module: &mut Module) {
+    module.set_getter_fn("name", |v: &mut VmHandle| Ok(v.name.clone()));
+    global_fn(module, "to_string", |v: &mut VmHandle| {
+        Ok(v.name.to_string())
+    });
+    global_fn(module, "to_debug", |v: &mut VmHandle| {
+        Ok(format!("vm(\"{}\")", v.name))
+    });
+    global_fn(module, "==", |a: VmHandle, b: VmHandle| Ok(a == b));
+    global_fn(module, "!=", |a: VmHandle, b: VmHandle| Ok(a != b));
+    job_getter(module, "id", |j| j.info.id.clone());
+    job_getter(module, "operation", |j| {
+        j.info.operation.as_str().to_string()
+    });
+    job_getter(module, "vm", |j| j.info.vm.clone());
+    job_getter(module, "state", |j| j.info.state.as_str().to_string());
+    job_getter(module, "errors", |j| errors(&j.info));
+    job_getter(module, "warnings", |j| {
+        j.info
+            .warnings
+            .iter()
+            .map(|w| Dynamic::from(w.clone()))
+            .collect::<Array>()
+    });
+    job_getter(module, "started", |j| j.info.started.rfc3339());
+    job_getter(module, "ended", |j| {
+        j.info.ended.map_or(Dynamic::UNIT, |e| e.rfc3339().into())
+    });
+    job_getter(module, "duration", |j| {
+        j.info.duration().map_or(Dynamic::UNIT, |d| human(d).into())
+    });
+    global_fn(module, "to_string", |j: &mut JobHandle| Ok(j.describe()));
+    global_fn(module, "to_debug", |j: &mut JobHandle| Ok(j.describe()));
+}
+
+fn global_fn<A: 'static, const N: usize, const X: bool, R, F>(
+    module: &mut Module,
+    name: &str,
+    func: F,
+) where
+    R: rhai::Variant + Clone,
+    F: rhai::RhaiNativeFunc<A, N, X, R, true> + 'static,
+{
+    rhai::FuncRegistration::new(name)
+        .in_global_namespace()
+        .set_into_module(module, func);
 }
