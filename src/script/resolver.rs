@@ -21,6 +21,9 @@ thread_local! {
     static STDLIB_MODULES: RefCell<HashMap<String, SharedModule>> = RefCell::new(HashMap::new());
 }
 
+/// An import's source name, text and parse result.
+pub type Loaded = (String, Arc<str>, Result<AST, ParseError>);
+
 /// The prefix of stdlib imports.
 pub const STDLIB_PREFIX: &str = "runbook/";
 
@@ -114,11 +117,7 @@ impl Resolver {
     }
 
     /// Loads and parses an import: `(source name, text, parse result)`.
-    pub fn load_ast(
-        &self,
-        engine: &Engine,
-        path: &str,
-    ) -> Result<(String, Arc<str>, Result<AST, ParseError>), String> {
+    pub fn load_ast(&self, engine: &Engine, path: &str) -> Result<Loaded, String> {
         let (name, text) = self.load(path)?;
         let parse = || {
             engine.compile(&*text).map(|mut ast| {
