@@ -145,7 +145,6 @@ fn execute(
         clock.clone(),
         opts.progress,
         opts.auto_approve,
-        speed,
     ));
     let host = Rc::new(Host::new(
         sim,

@@ -20,12 +20,11 @@ pub struct Progress {
     clock: Arc<dyn Clock>,
     start: Timestamp,
     auto_approve: bool,
-    speed: f64,
 }
 
 impl Progress {
     /// `bars`: draw spinners (only when stderr is a terminal).
-    pub fn new(clock: Arc<dyn Clock>, bars: bool, auto_approve: bool, speed: f64) -> Self {
+    pub fn new(clock: Arc<dyn Clock>, bars: bool, auto_approve: bool) -> Self {
         let start = clock.now();
         let multi = (bars && std::io::stderr().is_terminal())
             .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
@@ -36,7 +35,6 @@ impl Progress {
             clock,
             start,
             auto_approve,
-            speed,
         }
     }
 
@@ -170,7 +168,8 @@ impl Observer for Progress {
                 "manual step `{title}` needs an operator: run in a terminal, or pass --auto-approve (simulator only)"
             ));
         }
-        let real = Duration::from_secs_f64(timeout.as_secs_f64() / self.speed);
+        // People answer in real time, whatever the simulator's speed.
+        let real = timeout;
         let ask = || {
             eprint!(
                 "  type 'yes' when done, or 'abort' to stop the run (waiting {}): ",
