@@ -30,6 +30,9 @@ pub struct DryRun {
     pub jobs: usize,
     /// Whether the runbook ran to its end.
     pub completed: bool,
+    /// Whether the runbook named any VM.
+    #[serde(skip)]
+    pub names_used: bool,
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -153,7 +156,7 @@ pub fn check_text(
             sources.extend(&traced.resolver.sources());
         }
         findings.append(&mut found);
-        if inventory.is_none() && dry.jobs > 0 {
+        if inventory.is_none() && dry.names_used {
             findings.push(
                 Finding::new(Code::NamesNotChecked, "no inventory is known, so VM names were not checked")
                     .help("name one in runbook.toml (`inventory = \"inventory.toml\"`) or pass --inventory FILE"),
@@ -229,6 +232,7 @@ impl Session {
             simulated: self.host.elapsed(),
             jobs: self.host.job_count(),
             completed,
+            names_used: self.host.names_used(),
         };
         (findings, dry)
     }

@@ -99,6 +99,7 @@ pub struct Host {
     started: Timestamp,
     state: RefCell<State>,
     call_stack: std::cell::Cell<bool>,
+    names_used: std::cell::Cell<bool>,
 }
 
 impl Host {
@@ -123,6 +124,7 @@ impl Host {
             started,
             state: RefCell::new(State::default()),
             call_stack: std::cell::Cell::new(false),
+            names_used: std::cell::Cell::new(false),
         }
     }
 
@@ -151,6 +153,11 @@ impl Host {
     /// Jobs started so far, in order.
     pub fn jobs(&self) -> Vec<JobRecord> {
         self.state.borrow().jobs.clone()
+    }
+
+    /// Whether the runbook named any VM.
+    pub fn names_used(&self) -> bool {
+        self.names_used.get()
     }
 
     /// How many jobs the run started.
@@ -356,6 +363,7 @@ impl Host {
     }
 
     fn lookup(&self, ctx: &NativeCallContext, name: &str) -> Result<Item, Raise> {
+        self.names_used.set(true);
         self.exec
             .block_on(self.backend.item(name))
             .map_err(|e| self.backend_error(ctx, e))
