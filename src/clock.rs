@@ -112,10 +112,6 @@ impl RealClock {
             ..RealClock::new(speed)
         }
     }
-
-    pub fn speed(&self) -> f64 {
-        self.speed
-    }
 }
 
 impl Clock for RealClock {

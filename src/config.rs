@@ -19,7 +19,7 @@ struct File {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SimulatorSection {
-    speed: Option<f64>,
+    speed: Option<toml::Spanned<f64>>,
 }
 
 /// A loaded `runbook.toml` (or none).
@@ -63,13 +63,13 @@ impl Config {
                 "runbook.toml knows `inventory = \"FILE\"` and `[simulator] speed = N`".into(),
             ),
         })?;
-        if let Some(speed) = file.simulator.speed {
-            if !(speed.is_finite() && speed > 0.0) {
-                let at = text.find("speed");
+        if let Some(speed) = &file.simulator.speed {
+            let value = *speed.get_ref();
+            if !(value.is_finite() && value > 0.0) {
                 return Err(Error::Config {
                     path: shown,
-                    message: format!("speed must be a positive number, not {speed}"),
-                    span: at.map(|a| (a, 5).into()),
+                    message: format!("speed must be a positive number, not {value}"),
+                    span: Some(speed.span().into()),
                     text,
                     help: None,
                 });
@@ -79,7 +79,7 @@ impl Config {
         Ok(Config {
             path: Some(path.to_path_buf()),
             inventory: file.inventory.map(|i| dir.join(i)),
-            speed: file.simulator.speed,
+            speed: file.simulator.speed.map(|s| s.into_inner()),
         })
     }
 }

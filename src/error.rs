@@ -33,11 +33,21 @@ impl Error {
         exit::USAGE
     }
 
+    /// Adds which configuration file named the file an I/O error is about.
+    pub fn named_by(self, config: &std::path::Path) -> Error {
+        match self {
+            Error::Io { path, message } => Error::Io {
+                path,
+                message: format!("{message} (named by {})", crate::paths::display(config)),
+            },
+            other => other,
+        }
+    }
+
     pub fn io(path: &std::path::Path, err: &std::io::Error) -> Error {
         let message = match err.kind() {
             std::io::ErrorKind::NotFound => "no such file".to_string(),
             std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
-            std::io::ErrorKind::IsADirectory => "it is a directory; name a .rhai file".to_string(),
             _ => err.to_string(),
         };
         Error::Io {
@@ -57,12 +67,10 @@ impl Error {
                 help,
             } => {
                 let place = span.map_or(path.clone(), |s| {
-                    let before = &text[..s.offset().min(text.len())];
-                    let line = before.matches('\n').count() + 1;
-                    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+                    let (line, col) = crate::diagnostics::line_col_of(text, s.offset());
                     format!("{path}:{line}:{col}")
                 });
-                let mut diag = MietteDiagnostic::new(message.clone()).with_code("runbook::config");
+                let mut diag = MietteDiagnostic::new(message.clone());
                 if let Some(span) = span {
                     diag = diag.with_label(LabeledSpan::new_with_span(Some("here".into()), *span));
                 }
@@ -79,7 +87,8 @@ impl Error {
                 let mut out = format!("error: {place}: {message}\n");
                 let handler = GraphicalReportHandler::new_themed(theme)
                     .with_links(false)
-                    .with_width(100);
+                    .with_width(100)
+                    .without_primary_span_start();
                 let _ = handler.render_report(&mut out, report.as_ref());
                 out
             }

@@ -99,29 +99,6 @@ impl Simulator {
         }
     }
 
-    pub fn clock(&self) -> &Arc<dyn Clock> {
-        &self.clock
-    }
-
-    /// Marks a site's server connected or not (the primary site going down in an outage).
-    pub fn set_site_connected(&self, site: Site, connected: bool) {
-        let mut st = self.lock();
-        match site {
-            Site::Primary => st.primary.1 = connected,
-            Site::Recovery => st.recovery.1 = connected,
-        }
-    }
-
-    /// Makes every later job of `op` on `vm` fail (fault injection).
-    pub fn inject_failure(&self, vm: &str, op: Operation) {
-        let mut st = self.lock();
-        if st.materialize(vm) {
-            if let Some(item) = st.items.get_mut(vm) {
-                item.fail.insert(op);
-            }
-        }
-    }
-
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave half-applied state that matters more
         // than losing the simulation; recover the guard.
@@ -606,6 +583,31 @@ impl Backend for Simulator {
             }
             _ => {}
         }
+        // Every operation needs the servers of the sites it touches (the source of an
+        // unplanned failover excepted: that is what an outage is).
+        let target = source.other();
+        let needs: &[Site] = match op {
+            Operation::PlannedFailover | Operation::UnplannedFailover => &[target],
+            Operation::Commit => &[source],
+            Operation::ReverseReplicate => &[source, target],
+            Operation::TestFailover | Operation::TestFailoverCleanup => &[target],
+        };
+        if outcome.is_none() {
+            if let Some(down) = needs.iter().find(|s| !st.site_connected(**s)) {
+                outcome = Some(ServiceError {
+                    code: "SiteUnreachable".into(),
+                    message: format!(
+                        "The {} of '{vm}' needs the {} site, whose server '{}' is not connected to Site Recovery.",
+                        op.scenario(),
+                        down.as_str(),
+                        st.site_name(*down)
+                    ),
+                    possible_causes: "The site is down, or its VMM server lost its connection to Site Recovery.".into(),
+                    recommended_action: "Restore the site's connection (the Site Recovery Provider on its VMM server), then run the operation again.".into(),
+                });
+                length = Duration::from_secs(90);
+            }
+        }
         let id = st.new_job(vm, request, now, length, outcome, warnings);
         if let Some(it) = st.items.get_mut(vm) {
             it.busy = Some(id.clone());
@@ -777,6 +779,35 @@ mod tests {
         assert_eq!(job.state, JobState::Failed);
         assert_eq!(job.errors[0].code, "SimulatedFault");
         assert!(block_on(s.item("b")).unwrap().replicating);
+    }
+
+    #[test]
+    fn operations_fail_when_a_site_they_need_is_down() {
+        let (s, clock) = sim("[sites.primary]\nconnected = false\n[[items]]\nname = \"a\"\n");
+        let unplanned = OperationRequest {
+            direction: Some(Direction::PrimaryToRecovery),
+            ..OperationRequest::new(Operation::UnplannedFailover)
+        };
+        let job = block_on(s.start("a", &unplanned)).unwrap();
+        clock.advance(Duration::from_secs(600));
+        assert_eq!(
+            block_on(s.job(&job.id)).unwrap().state,
+            JobState::Succeeded,
+            "the source may be down"
+        );
+        block_on(s.start("a", &OperationRequest::new(Operation::Commit))).unwrap();
+        clock.advance(Duration::from_secs(600));
+        let reverse =
+            block_on(s.start("a", &OperationRequest::new(Operation::ReverseReplicate))).unwrap();
+        clock.advance(Duration::from_secs(600));
+        let reverse = block_on(s.job(&reverse.id)).unwrap();
+        assert_eq!(
+            reverse.state,
+            JobState::Failed,
+            "replicating toward a dead site"
+        );
+        assert_eq!(reverse.errors[0].code, "SiteUnreachable");
+        assert!(!block_on(s.item("a")).unwrap().replicating);
     }
 
     #[test]

@@ -70,9 +70,11 @@ pub fn inventory_for(runbook: &Path, explicit: Option<&Path>) -> Result<Option<I
     }
     let folder = runbook.parent().unwrap_or(Path::new("."));
     let config = Config::discover(folder)?;
-    match config.inventory {
-        Some(path) => Inventory::load(&path).map(Some),
-        None => Ok(None),
+    match (&config.inventory, &config.path) {
+        (Some(path), Some(named_by)) => Inventory::load(path)
+            .map(Some)
+            .map_err(|e| e.named_by(named_by)),
+        _ => Ok(None),
     }
 }
 
@@ -140,17 +142,21 @@ pub fn check_text(
         );
     }
     let mut walker = walk::Walker::new(engine, resolver, inventory);
-    walker.check(&ast, &source, text);
+    walker.check(&ast, &source);
     findings.append(&mut walker.findings);
 
     let dry_run = if findings.iter().any(|f| f.severity == Severity::Error) {
         None
     } else {
         let (mut found, mut dry) = session.dry_run(&ast);
-        if found.iter().any(|f| f.location.is_some()) {
+        let runaway = found
+            .iter()
+            .any(|f| matches!(f.code, Code::OperationLimit | Code::ResourceLimit));
+        if !runaway && found.iter().any(|f| f.location.is_some()) {
             // Findings at a place: run again with Rhai's call stack kept (deterministic, on
             // the same virtual clock), so each names the chain of calls that led to it. Clean
-            // runbooks, the common case, pay nothing for the call stack.
+            // runbooks, the common case, pay nothing for the call stack; a runaway one is
+            // not run twice.
             let traced = Session::new(name, root, inventory, true);
             (found, dry) = traced.dry_run(&ast);
             sources.extend(&traced.resolver.sources());

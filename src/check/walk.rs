@@ -53,9 +53,13 @@ fn std_functions() -> HashMap<String, BTreeSet<usize>> {
 
 type Arities = HashMap<String, BTreeSet<usize>>;
 
-fn script_functions(ast: &AST) -> Arities {
+/// The functions an AST defines; `public_only` for a module seen from outside.
+fn script_functions(ast: &AST, public_only: bool) -> Arities {
     let mut out: Arities = HashMap::new();
     for f in ast.iter_functions() {
+        if public_only && f.access == rhai::FnAccess::Private {
+            continue;
+        }
         out.entry(f.name.to_string())
             .or_default()
             .insert(f.params.len());
@@ -69,14 +73,15 @@ pub struct Walker<'a> {
     resolver: &'a Resolver,
     inventory: Option<&'a Inventory>,
     visited: HashSet<String>,
+    /// The sources being checked, the runbook first: importing one of them is a cycle.
+    stack: Vec<String>,
     pub findings: Vec<Finding>,
 }
 
-struct Scope<'s> {
+struct Scope {
     source: Arc<str>,
     functions: Arities,
     modules: HashMap<String, (String, Arities)>,
-    text: &'s str,
 }
 
 impl<'a> Walker<'a> {
@@ -90,28 +95,29 @@ impl<'a> Walker<'a> {
             resolver,
             inventory,
             visited: HashSet::new(),
+            stack: Vec::new(),
             findings: Vec::new(),
         }
     }
 
     /// Checks one compiled source.
-    pub fn check(&mut self, ast: &AST, source: &Arc<str>, text: &str) {
+    pub fn check(&mut self, ast: &AST, source: &Arc<str>) {
+        self.stack.push(source.to_string());
         let mut scope = Scope {
             source: source.clone(),
-            functions: script_functions(ast),
+            functions: script_functions(ast, false),
             modules: HashMap::new(),
-            text,
         };
         // Imports first, so calls into modules can be checked.
         let mut imports = Vec::new();
         ast.walk(&mut |path: &[ASTNode]| {
-            if let Some(ASTNode::Stmt(Stmt::Import(x, pos))) = path.last() {
-                imports.push(((**x).clone(), *pos));
+            if let Some(ASTNode::Stmt(Stmt::Import(x, _))) = path.last() {
+                imports.push((**x).clone());
             }
             true
         });
-        for ((expr, alias), pos) in imports {
-            self.import(&mut scope, &expr, alias.name.as_str(), pos);
+        for (expr, alias) in imports {
+            self.import(&mut scope, &expr, alias.name.as_str());
         }
         ast.walk(&mut |path: &[ASTNode]| {
             match path.last() {
@@ -125,6 +131,7 @@ impl<'a> Walker<'a> {
             }
             true
         });
+        self.stack.pop();
     }
 
     fn at(&self, scope: &Scope, pos: Position, len: usize) -> Option<Location> {
@@ -136,7 +143,7 @@ impl<'a> Walker<'a> {
         self.findings.push(finding);
     }
 
-    fn import(&mut self, scope: &mut Scope, expr: &Expr, alias: &str, pos: Position) {
+    fn import(&mut self, scope: &mut Scope, expr: &Expr, alias: &str) {
         let Expr::StringConstant(path, path_pos) = expr else {
             let f = Finding::new(Code::BadImport, "an import path must be a string literal")
                 .at(self.at(scope, expr.position(), 0))
@@ -144,7 +151,7 @@ impl<'a> Walker<'a> {
             self.push(f);
             return;
         };
-        let (name, text, parsed) = match self.resolver.load_ast(self.engine, path) {
+        let (name, _, parsed) = match self.resolver.load_ast(self.engine, path) {
             Ok(found) => found,
             Err(message) => {
                 let f = Finding::new(Code::BadImport, format!("cannot import `{path}`: {message}"))
@@ -155,7 +162,19 @@ impl<'a> Walker<'a> {
                 return;
             }
         };
-        let _ = pos;
+        if self.stack.contains(&name) {
+            let mut chain = self.stack.clone();
+            chain.push(name.clone());
+            let f = Finding::new(
+                Code::BadImport,
+                format!("import cycle: {}", chain.join(" → ")),
+            )
+            .at(self.at(scope, *path_pos, 0))
+            .label("imports a module that is still being imported")
+            .help("move what both modules need into a third module that imports neither");
+            self.push(f);
+            return;
+        }
         let module_source: Arc<str> = Arc::from(name.as_str());
         match parsed {
             Err(e) => {
@@ -165,11 +184,11 @@ impl<'a> Walker<'a> {
                 if !alias.is_empty() {
                     scope.modules.insert(
                         alias.to_string(),
-                        (path.to_string(), script_functions(&module_ast)),
+                        (path.to_string(), script_functions(&module_ast, true)),
                     );
                 }
                 if self.visited.insert(name.clone()) {
-                    self.check(&module_ast, &module_source, &text);
+                    self.check(&module_ast, &module_source);
                 }
             }
         }
@@ -221,15 +240,22 @@ impl<'a> Walker<'a> {
             }
             return;
         }
+        // A function of the runbook's own with this many parameters wins over a primitive.
+        let own = scope.functions.get(name);
+        if own.is_some_and(|a| a.contains(&argc) || method) {
+            return;
+        }
         if let Some(prim) = registry::find(name) {
-            if !prim.arities().contains(&argc) {
+            if !prim.arities().contains(&argc) && own.is_none() {
                 let f = arity(name, argc, prim.arities(), self.at(scope, pos, name_len))
                     .help(format!("`{}`: {}", prim.signature(), prim.doc));
                 self.push(f);
                 return;
             }
-            self.primitive_args(scope, prim, call, method);
-            return;
+            if prim.arities().contains(&argc) {
+                self.primitive_args(scope, prim, call, method);
+                return;
+            }
         }
         if FORBIDDEN.contains(&name) {
             self.push(forbidden(name).at(self.at(scope, pos, name_len)));
@@ -416,7 +442,6 @@ impl<'a> Walker<'a> {
                 .help(problem.help(prim));
             self.push(f);
         }
-        let _ = scope.text;
     }
 
     fn plan_name(&mut self, scope: &Scope, plan: &str, pos: Position) {

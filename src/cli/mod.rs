@@ -69,6 +69,14 @@ pub enum Command {
 
 /// Parses the arguments, runs the command and returns the exit code.
 pub fn main() -> i32 {
+    // Logs for troubleshooting go to stderr, off unless RUNBOOK_LOG says (e.g. `debug`).
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUNBOOK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -130,10 +138,25 @@ fn check_files(
     let mut code = exit::OK;
     let mut json = Vec::new();
     for file in files {
-        let inv = inventory_for(file, inventory)?;
-        let report = check::check_file(file, inv.as_ref())?;
+        // A file that cannot be read does not stop the others from being checked.
+        let report = match inventory_for(file, inventory)
+            .and_then(|inv| check::check_file(file, inv.as_ref()))
+        {
+            Ok(report) => report,
+            Err(e) => {
+                eprint!("{}", e.render(color));
+                code = code.max(e.exit_code());
+                if matches!(format, Format::Json) {
+                    json.push(serde_json::json!({
+                        "file": file.display().to_string(),
+                        "error": e.to_string(),
+                    }));
+                }
+                continue;
+            }
+        };
         if report.fails(deny_warnings) {
-            code = exit::FINDINGS;
+            code = code.max(exit::FINDINGS);
         }
         match format {
             Format::Human => {

@@ -7,7 +7,7 @@ mod position;
 mod render;
 
 pub use codes::Code;
-pub use position::{char_span_to_bytes, offset_of, token_chars_at};
+pub use position::{char_span_to_bytes, line_col_of, offset_of, token_chars_at};
 pub use render::{render, render_all, summary_line, RenderOptions};
 
 use std::collections::BTreeMap;
@@ -120,6 +120,11 @@ impl Finding {
 
     pub fn note(mut self, note: impl Into<String>) -> Self {
         self.notes.push(note.into());
+        self
+    }
+
+    pub fn notes(mut self, notes: impl IntoIterator<Item = String>) -> Self {
+        self.notes.extend(notes);
         self
     }
 

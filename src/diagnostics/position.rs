@@ -23,6 +23,18 @@ pub fn offset_of(text: &str, line: usize, column: usize) -> Option<usize> {
     Some(start + within)
 }
 
+/// The 1-based line and character column of byte `offset` (clamped to the text).
+pub fn line_col_of(text: &str, offset: usize) -> (usize, usize) {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
 /// Converts a span of `chars` characters starting at byte `offset` into a byte length.
 pub fn char_span_to_bytes(text: &str, offset: usize, chars: usize) -> usize {
     text.get(offset..)
@@ -101,6 +113,16 @@ mod tests {
         assert_eq!(n, 8);
         let bytes = char_span_to_bytes(text, off, n);
         assert_eq!(&text[off..off + bytes], "\"wéb-01\"");
+    }
+
+    #[test]
+    fn line_and_column_of_an_offset() {
+        let text = "ab\n\té→x\n";
+        let x = text.find('x').unwrap();
+        assert_eq!(line_col_of(text, x), (2, 4));
+        assert_eq!(offset_of(text, 2, 4), Some(x));
+        assert_eq!(line_col_of(text, 0), (1, 1));
+        assert_eq!(line_col_of(text, 999).0, 3);
     }
 
     #[test]

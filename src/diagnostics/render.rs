@@ -32,8 +32,13 @@ pub fn summary_line(finding: &Finding) -> String {
     } else {
         format!("{place}: ")
     };
+    let from = finding
+        .chain
+        .last()
+        .map(|f| format!(" (called from {})", f.location))
+        .unwrap_or_default();
     format!(
-        "{prefix}{}[{}]: {}",
+        "{prefix}{}[{}]: {}{from}",
         finding.severity,
         finding.code.as_str(),
         finding.message
@@ -50,7 +55,10 @@ pub fn render(finding: &Finding, sources: &Sources, options: RenderOptions) -> S
     };
     let handler = GraphicalReportHandler::new_themed(theme)
         .with_width(options.width)
-        .with_links(false);
+        .with_links(false)
+        // The summary line above gives line and column in characters; miette's header
+        // would count bytes.
+        .without_primary_span_start();
     let report = Report::new(finding, sources);
     let mut out = summary_line(finding);
     out.push('\n');

@@ -78,7 +78,11 @@ pub fn simulate(opts: &RunOptions, interactive: bool) -> Result<(Outcome, f64), 
     };
     let config = Config::discover(&folder)?;
     let inventory = match (&opts.inventory, &config.inventory) {
-        (Some(path), _) | (None, Some(path)) => Inventory::load(path)?,
+        (Some(path), _) => Inventory::load(path)?,
+        (None, Some(path)) => Inventory::load(path).map_err(|e| match &config.path {
+            Some(named_by) => e.named_by(named_by),
+            None => e,
+        })?,
         (None, None) => Inventory::demo(),
     };
     let speed = opts.speed.or(config.speed).unwrap_or(DEFAULT_SPEED);
@@ -176,7 +180,7 @@ fn execute(
         Ok(mut ast) => {
             ast.set_source(name);
             let mut walker = Walker::new(&engine, &resolver, Some(inventory));
-            walker.check(&ast, &source, text);
+            walker.check(&ast, &source);
             let mut errors: Vec<Finding> = walker
                 .findings
                 .into_iter()

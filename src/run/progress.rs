@@ -9,6 +9,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io::{BufRead, IsTerminal, Write};
+use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +21,8 @@ pub struct Progress {
     clock: Arc<dyn Clock>,
     start: Timestamp,
     auto_approve: bool,
+    /// Lines the operator types, read by one thread for the whole run.
+    lines: RefCell<Option<Receiver<String>>>,
 }
 
 impl Progress {
@@ -35,6 +38,7 @@ impl Progress {
             clock,
             start,
             auto_approve,
+            lines: RefCell::new(None),
         }
     }
 
@@ -55,6 +59,25 @@ impl Progress {
 
     fn describe(job: &JobInfo) -> String {
         format!("{} of {}", job.operation, job.vm)
+    }
+
+    /// The operator's lines, from a reader thread started on first use (one for the run, so
+    /// no answer is swallowed by a reader left over from an earlier step).
+    fn operator_lines(&self) -> std::cell::RefMut<'_, Option<Receiver<String>>> {
+        let mut lines = self.lines.borrow_mut();
+        if lines.is_none() {
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                for line in std::io::stdin().lock().lines() {
+                    let Ok(line) = line else { break };
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+            *lines = Some(rx);
+        }
+        lines
     }
 
     /// Removes any bars left (at the end of a run).
@@ -177,16 +200,10 @@ impl Observer for Progress {
             );
             let _ = std::io::stderr().flush();
         };
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let stdin = std::io::stdin();
-            for line in stdin.lock().lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = self.operator_lines();
+        let Some(rx) = lines.as_ref() else {
+            return StepAnswer::Unavailable("cannot read the operator's answer".into());
+        };
         let deadline = std::time::Instant::now() + real;
         let answer = || -> StepAnswer {
             loop {

@@ -8,9 +8,23 @@ use crate::diagnostics::{Code, Finding, Frame, Location};
 use rhai::{EvalAltResult, ParseError, ParseErrorType, Position};
 use std::sync::Arc;
 
-fn location(source: &Arc<str>, pos: Position) -> Option<Location> {
+/// The place of a Rhai position in `source`; a length of 0 labels the token found there.
+pub fn place(source: &Arc<str>, pos: Position, len: usize) -> Option<Location> {
     pos.line()
-        .map(|line| Location::new(source.clone(), line, pos.position().unwrap_or(1), 0))
+        .map(|line| Location::new(source.clone(), line, pos.position().unwrap_or(1), len))
+}
+
+fn location(source: &Arc<str>, pos: Position) -> Option<Location> {
+    place(source, pos, 0)
+}
+
+/// A script function's name as people read it: closures are `anon$...` inside Rhai.
+pub fn function_name(name: &str) -> String {
+    if name.starts_with("anon$") {
+        "closure".into()
+    } else {
+        name.to_string()
+    }
 }
 
 /// A parse error in `source`.
@@ -74,11 +88,7 @@ pub fn runtime_finding(err: &EvalAltResult, host: &Host, resolver: &Resolver) ->
             EvalAltResult::ErrorInFunctionCall(name, fn_source, inner, pos) => {
                 if let Some(location) = location(&source, *pos) {
                     frames.push(Frame {
-                        function: if name.starts_with("anon$") {
-                            "closure".into()
-                        } else {
-                            name.clone()
-                        },
+                        function: function_name(name),
                         location: Location {
                             len: name.chars().count(),
                             ..location
@@ -138,7 +148,7 @@ pub fn runtime_finding(err: &EvalAltResult, host: &Host, resolver: &Resolver) ->
             format!("the runbook exceeded {} operations", super::engine::limits::OPERATIONS),
         )
         .label("still running here")
-        .help("a loop that never ends? every loop must reach its end, e.g. iterate over a list of VMs"),
+        .help("a loop that never ends? iterate over a list of VMs; to wait for a job, use wait_job instead of polling status"),
         EvalAltResult::ErrorStackOverflow(_) => Finding::new(
             Code::ResourceLimit,
             format!("calls nest deeper than {} levels", super::engine::limits::CALL_LEVELS),

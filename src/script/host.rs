@@ -4,6 +4,7 @@
 //! catchable (a backend failure the runbook may handle) or not (a safety refusal, an
 //! operator abort).
 
+use super::errors::{function_name, place};
 use super::exec::Exec;
 use super::observer::{Observer, StepAnswer};
 use super::options::{type_name, Opts};
@@ -15,7 +16,7 @@ use crate::backend::{
 };
 use crate::clock::{human, Clock, Timestamp};
 use crate::diagnostics::{did_you_mean, Code, Finding, Frame, Location, Severity};
-use rhai::{Array, Dynamic, EvalAltResult, ImmutableString, Map, NativeCallContext, Position};
+use rhai::{Array, Dynamic, EvalAltResult, ImmutableString, Map, NativeCallContext};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
@@ -83,6 +84,7 @@ struct State {
     raised: HashMap<i64, Finding>,
     next_token: i64,
     approvals: Vec<Approval>,
+    handles: HashMap<String, JobHandle>,
 }
 
 type Raise = Box<EvalAltResult>;
@@ -146,10 +148,6 @@ impl Host {
         self.clock.now().since(self.started)
     }
 
-    pub fn started(&self) -> Timestamp {
-        self.started
-    }
-
     /// Jobs started so far, in order.
     pub fn jobs(&self) -> Vec<JobRecord> {
         self.state.borrow().jobs.clone()
@@ -196,7 +194,8 @@ impl Host {
         let source: Arc<str> = ctx
             .call_source()
             .map_or_else(|| self.main_source.clone(), Arc::from);
-        let here = location(source, pos, ctx.fn_name().chars().count());
+        let len = ctx.fn_name().chars().count();
+        let here = place(&source, pos, len).unwrap_or_else(|| Location::new(source, 0, 0, len));
         // The call stack ends with this native call. A frame's `source` is the caller's file
         // for plain calls and the callee's for module-qualified ones; either way it is the
         // file the next frame's call sits in, and the first frame's call sits in the runbook.
@@ -220,8 +219,9 @@ impl Host {
             };
             let f = &stack[k];
             chain.push(Frame {
-                function: pretty_fn(&f.fn_name),
-                location: location(caller, f.pos, 0),
+                function: function_name(&f.fn_name),
+                location: place(&caller, f.pos, 0)
+                    .unwrap_or_else(|| Location::new(caller, 0, 0, 0)),
             });
         }
         CallSite {
@@ -312,14 +312,11 @@ impl Host {
             ))
             .help(not_allowed_help(operation)),
             BackendError::Service(error) => {
-                let mut f = Finding::new(
+                let f = Finding::new(
                     Code::JobFailed,
                     format!("the service refused the request: {}", error.message),
                 );
-                for line in error.lines() {
-                    f = f.note(line);
-                }
-                f
+                f.notes(error.lines())
             }
             BackendError::UnknownJob(id) => Finding::new(
                 Code::JobFailed,
@@ -468,7 +465,7 @@ impl Host {
         let a1: Option<&Dynamic> = args.get(1).map(|a| &**a);
         match prim.name {
             "vm" => {
-                let name = self.text_arg(ctx, prim, a0)?;
+                let name = self.vm_name(ctx, prim, a0)?;
                 self.lookup(ctx, &name)?;
                 Ok(Dynamic::from(VmHandle { name: name.into() }))
             }
@@ -505,7 +502,10 @@ impl Host {
             "commit" => {
                 let name = self.vm_name(ctx, prim, a0)?;
                 let item = self.lookup(ctx, &name)?;
-                self.check_verified(ctx, &name, &item);
+                if item.allows(Operation::Commit) {
+                    // Only a commit the service would accept; a refused one is its own finding.
+                    self.check_verified(ctx, &name, &item);
+                }
                 self.start(ctx, &name, OperationRequest::new(Operation::Commit))
             }
             "reverse_replicate" => {
@@ -523,19 +523,19 @@ impl Host {
                 let opts = self.opts(ctx, prim, a1)?;
                 let mut done = self.wait(
                     ctx,
-                    std::slice::from_ref(&job.info.id),
+                    std::slice::from_ref(&job.id()),
                     opts.duration("timeout"),
                 )?;
-                Ok(Dynamic::from(JobHandle::new(done.remove(0))))
+                Ok(Dynamic::from(self.handle(done.remove(0))))
             }
             "wait_all" => {
                 let jobs = self.jobs_arg(ctx, prim, a0)?;
                 let opts = self.opts(ctx, prim, a1)?;
-                let ids: Vec<String> = jobs.iter().map(|j| j.info.id.clone()).collect();
+                let ids: Vec<String> = jobs.iter().map(JobHandle::id).collect();
                 let done = self.wait(ctx, &ids, opts.duration("timeout"))?;
                 Ok(Dynamic::from_array(
                     done.into_iter()
-                        .map(|info| Dynamic::from(JobHandle::new(info)))
+                        .map(|info| Dynamic::from(self.handle(info)))
                         .collect(),
                 ))
             }
@@ -547,7 +547,7 @@ impl Host {
                 self.manual_step(ctx, &title, &opts)
             }
             "note" => {
-                let text = a0.to_string();
+                let text = self.text_arg(ctx, prim, a0)?;
                 self.observer.note(&text);
                 Ok(Dynamic::UNIT)
             }
@@ -602,6 +602,19 @@ impl Host {
                 .help("write e.g. vms(#{ name: \"web-*\" }) or vms(#{ plan: \"web-tier\" })"),
             ));
         }
+        if !self.backend.knows_names() {
+            let site = self.site(ctx);
+            self.warn(self.at(
+                Finding::new(
+                    Code::NamesNotChecked,
+                    "without an inventory `vms` finds no VM, so what the runbook does with them was not checked",
+                )
+                .label("no VMs here")
+                .help("name an inventory in runbook.toml (`inventory = \"inventory.toml\"`) or pass --inventory FILE"),
+                &site,
+            ));
+            return Ok(Dynamic::from_array(Vec::new()));
+        }
         let mut names: Vec<String> = match &plan {
             Some(p) => self
                 .exec
@@ -631,7 +644,7 @@ impl Host {
                 return Err(self.fail(
                     ctx,
                     Finding::new(Code::UnknownVm, format!("no VM matches `{g}`"))
-                        .help("check the glob against the inventory (`runbook status`)"),
+                        .help("check the glob against the names in the inventory"),
                 ));
             }
         }
@@ -709,6 +722,7 @@ impl Host {
         request: OperationRequest,
     ) -> Result<Dynamic, Raise> {
         let op = request.operation;
+        tracing::debug!(vm = name, operation = %op, "issuing");
         let job = self
             .exec
             .block_on(self.backend.start(name, &request))
@@ -734,13 +748,12 @@ impl Host {
                 ));
             }
             for e in &job.errors {
-                for line in e.lines() {
-                    finding = finding.note(line);
-                }
+                finding = finding.notes(e.lines());
             }
             drop(st);
             return Err(self.raise(ctx, self.at(finding, &site), true));
         }
+        tracing::debug!(vm = name, operation = %op, job = %job.id, state = %job.state, "issued");
         self.observer.job_started(&job);
         let mut st = self.state.borrow_mut();
         if op == Operation::TestFailover {
@@ -754,7 +767,8 @@ impl Host {
             site,
             waited: false,
         });
-        Ok(Dynamic::from(JobHandle::new(job)))
+        drop(st);
+        Ok(Dynamic::from(self.handle(job)))
     }
 
     fn cancel(
@@ -763,13 +777,13 @@ impl Host {
         prim: &Primitive,
         arg: &Dynamic,
     ) -> Result<Dynamic, Raise> {
-        let job = self.job_arg(ctx, prim, arg)?;
-        if job.info.operation.is_failover() {
+        let job = self.job_arg(ctx, prim, arg)?.info().clone();
+        if job.operation.is_failover() {
             return Err(self.refuse(
                 ctx,
                 Finding::new(
                     Code::CancelFailover,
-                    format!("refused to cancel the {} of `{}`", job.info.operation, job.info.vm),
+                    format!("refused to cancel the {} of `{}`", job.operation, job.vm),
                 )
                 .label("never cancel a failover")
                 .note("replication was stopped before the failover began: a cancelled failover leaves the VM without replication")
@@ -778,7 +792,7 @@ impl Host {
         }
         let info = self
             .exec
-            .block_on(self.backend.cancel_job(&job.info.id))
+            .block_on(self.backend.cancel_job(&job.id))
             .map_err(|e| self.backend_error(ctx, e))?;
         self.update(&info);
         let index = self.state.borrow().by_id.get(&info.id).copied();
@@ -787,14 +801,34 @@ impl Host {
             self.state.borrow_mut().jobs[i].waited = true;
         }
         self.observer.job_updated(&info);
-        Ok(Dynamic::from(JobHandle::new(info)))
+        Ok(Dynamic::from(self.handle(info)))
     }
 
+    /// Records what the service said of a job, in the run's record and in the script's handles.
     fn update(&self, info: &JobInfo) {
         let mut st = self.state.borrow_mut();
         if let Some(&i) = st.by_id.get(&info.id) {
             if st.jobs[i].info.state != info.state {
                 st.jobs[i].info = info.clone();
+                if let Some(h) = st.handles.get(&info.id) {
+                    h.set(info.clone());
+                }
+            }
+        }
+    }
+
+    /// The handle scripts hold for a job: one shared cell per job.
+    fn handle(&self, info: JobInfo) -> JobHandle {
+        let mut st = self.state.borrow_mut();
+        match st.handles.get(&info.id) {
+            Some(h) => {
+                h.set(info);
+                h.clone()
+            }
+            None => {
+                let h = JobHandle::new(info);
+                st.handles.insert(h.id(), h.clone());
+                h
             }
         }
     }
@@ -855,6 +889,7 @@ impl Host {
                     .exec
                     .block_on(self.backend.job(id))
                     .map_err(|e| self.backend_error(ctx, e))?;
+                tracing::trace!(job = %info.id, state = %info.state, "polled");
                 self.update(&info);
                 self.observer.job_updated(&info);
                 if info.state.is_terminal() {
@@ -931,9 +966,7 @@ impl Host {
                 finding = finding.note(format!("started at {}", rec.site.location));
             }
             for e in &j.errors {
-                for line in e.lines() {
-                    finding = finding.note(line);
-                }
+                finding = finding.notes(e.lines());
             }
             for w in &j.warnings {
                 finding = finding.note(format!("warning: {w}"));
@@ -1091,8 +1124,8 @@ impl Host {
                     item.protection_state
                 ));
             }
-            if item.health == "Critical" {
-                problems.push(format!("`{name}` has Critical replication health"));
+            if !item.is_healthy() {
+                problems.push(format!("`{name}` has {} replication health", item.health));
             }
             if item.test_failover_state.is_some() {
                 problems.push(format!("`{name}` has a drill waiting for cleanup"));
@@ -1183,15 +1216,15 @@ impl Host {
     /// Checks the state the runbook leaves behind. In a dry run, first lets every job the
     /// service still runs finish, as the real service would.
     pub fn finish(&self) {
+        let open: Vec<String> = self
+            .state
+            .borrow()
+            .jobs
+            .iter()
+            .filter(|r| !r.info.state.is_terminal())
+            .map(|r| r.info.id.clone())
+            .collect();
         if self.mode == Mode::Check {
-            let open: Vec<String> = self
-                .state
-                .borrow()
-                .jobs
-                .iter()
-                .filter(|r| !r.info.state.is_terminal())
-                .map(|r| r.info.id.clone())
-                .collect();
             let mut last = self.clock.now();
             for id in &open {
                 if let Ok(info) = self.exec.block_on(self.backend.job(id)) {
@@ -1202,10 +1235,11 @@ impl Host {
             if !wait.is_zero() {
                 self.sleep(wait);
             }
-            for id in &open {
-                if let Ok(info) = self.exec.block_on(self.backend.job(id)) {
-                    self.update(&info);
-                }
+        }
+        // The jobs' latest states, for the end-of-run checks and the summary.
+        for id in &open {
+            if let Ok(info) = self.exec.block_on(self.backend.job(id)) {
+                self.update(&info);
             }
         }
         let severity = |code: Code| match self.mode {
@@ -1291,23 +1325,6 @@ impl Host {
     }
 }
 
-fn location(source: Arc<str>, pos: Position, len: usize) -> Location {
-    Location::new(
-        source,
-        pos.line().unwrap_or(0),
-        pos.position().unwrap_or(0),
-        len,
-    )
-}
-
-fn pretty_fn(name: &str) -> String {
-    if name.starts_with("anon$") {
-        "closure".into()
-    } else {
-        name.to_string()
-    }
-}
-
 fn unknown_name(what: &str, name: &str, candidates: &[String]) -> Finding {
     let mut f = Finding::new(Code::UnknownVm, format!("no {what} is named `{name}`"))
         .label(format!("unknown {what}"));
@@ -1328,7 +1345,7 @@ fn unknown_name(what: &str, name: &str, candidates: &[String]) -> Finding {
 fn not_allowed_help(op: Operation) -> &'static str {
     match op {
         Operation::Commit => "commit only after the failover job succeeded: wait_job(failover job), verify the VM on the target site, then commit",
-        Operation::ReverseReplicate => "reverse replication follows a committed failover: wait for the commit job first",
+        Operation::ReverseReplicate => "reverse replication follows a committed failover: fail over, verify and commit first, waiting for each job",
         Operation::PlannedFailover | Operation::UnplannedFailover => {
             "check status(vm).allowed before failing over; a drill must be cleaned up and a pending failover committed first"
         }

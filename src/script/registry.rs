@@ -184,11 +184,11 @@ const SITE: &[&str] = &["primary", "recovery"];
 pub static PRIMITIVES: &[Primitive] = &[
     Primitive {
         name: "vm",
-        params: &[p("name", ParamKind::Text)],
+        params: &[p("name", ParamKind::Vm)],
         options: &[],
         effect: Effect::Read,
         returns: "Vm",
-        doc: "The protected item with that name; an unknown name is an error that suggests the closest one.",
+        doc: "The protected item with that name (a Vm is returned as it is); an unknown name is an error that suggests the closest one.",
     },
     Primitive {
         name: "vms",

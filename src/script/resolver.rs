@@ -32,6 +32,8 @@ struct Inner {
     sources: RefCell<Sources>,
     names: RefCell<HashMap<String, String>>,
     cache: RefCell<HashMap<String, SharedModule>>,
+    /// Imports being evaluated, outermost first: an import of one of them is a cycle.
+    loading: RefCell<Vec<String>>,
 }
 
 /// Shared by the engine and the static checker.
@@ -46,6 +48,7 @@ impl Resolver {
             sources: RefCell::new(Sources::default()),
             names: RefCell::new(HashMap::new()),
             cache: RefCell::new(HashMap::new()),
+            loading: RefCell::new(Vec::new()),
         }))
     }
 
@@ -169,6 +172,18 @@ impl ModuleResolver for Resolver {
                 return Ok(m);
             }
         }
+        let in_module = |message: String| {
+            Box::new(EvalAltResult::ErrorInModule(
+                path.to_string(),
+                EvalAltResult::ErrorRuntime(message.into(), pos).into(),
+                pos,
+            ))
+        };
+        if self.0.loading.borrow().iter().any(|p| p == path) {
+            let mut chain = self.0.loading.borrow().clone();
+            chain.push(path.to_string());
+            return Err(in_module(format!("import cycle: {}", chain.join(" → "))));
+        }
         let (_, _, ast) = self.load_ast(engine, path).map_err(|message| {
             Box::new(EvalAltResult::ErrorInModule(
                 path.to_string(),
@@ -183,9 +198,15 @@ impl ModuleResolver for Resolver {
                 pos,
             ))
         })?;
-        let module = Module::eval_ast_as_new(Scope::new(), &ast, engine)
-            .map_err(|e| Box::new(EvalAltResult::ErrorInModule(path.to_string(), e, pos)))?;
+        self.0.loading.borrow_mut().push(path.to_string());
+        let module = Module::eval_ast_as_new(Scope::new(), &ast, engine);
+        self.0.loading.borrow_mut().pop();
+        let module =
+            module.map_err(|e| Box::new(EvalAltResult::ErrorInModule(path.to_string(), e, pos)))?;
         let shared: SharedModule = module.into();
+        if stdlib {
+            STDLIB_MODULES.with(|c| c.borrow_mut().insert(path.to_string(), shared.clone()));
+        }
         self.0
             .cache
             .borrow_mut()

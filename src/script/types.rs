@@ -3,6 +3,7 @@
 use crate::backend::JobInfo;
 use crate::clock::human;
 use rhai::{Array, Dynamic, Engine, ImmutableString, Map, Module};
+use std::cell::RefCell;
 use std::rc::Rc;
 
 /// A handle on a protected item: its name.
@@ -11,18 +12,40 @@ pub struct VmHandle {
     pub name: ImmutableString,
 }
 
-/// A handle on a job: what the service said last time it was asked. Shared, because
-/// scripts copy handles freely (arrays of jobs are passed by value).
+/// A handle on a job: what the service said last time the run asked. Every copy of a
+/// job's handle shares one cell, which the run updates, so `job.state` is current after a
+/// wait on any copy (and copies are cheap: arrays of jobs are passed by value).
 #[derive(Debug, Clone)]
 pub struct JobHandle {
-    pub info: Rc<JobInfo>,
+    cell: Rc<RefCell<JobInfo>>,
 }
 
 impl JobHandle {
     pub fn new(info: JobInfo) -> Self {
         JobHandle {
-            info: Rc::new(info),
+            cell: Rc::new(RefCell::new(info)),
         }
+    }
+
+    /// The job as last seen.
+    pub fn info(&self) -> std::cell::Ref<'_, JobInfo> {
+        self.cell.borrow()
+    }
+
+    pub fn set(&self, info: JobInfo) {
+        *self.cell.borrow_mut() = info;
+    }
+
+    pub fn id(&self) -> String {
+        self.cell.borrow().id.clone()
+    }
+
+    fn describe(&self) -> String {
+        let info = self.info();
+        format!(
+            "{} of {} (job {}): {}",
+            info.operation, info.vm, info.id, info.state
+        )
     }
 }
 
@@ -43,15 +66,6 @@ fn errors(info: &JobInfo) -> Array {
         .collect()
 }
 
-impl JobHandle {
-    fn describe(&self) -> String {
-        format!(
-            "{} of {} (job {}): {}",
-            self.info.operation, self.info.vm, self.info.id, self.info.state
-        )
-    }
-}
-
 /// Gives both types their script names (in messages and `type_of`).
 pub fn name_types(engine: &mut Engine) {
     engine
@@ -59,8 +73,8 @@ pub fn name_types(engine: &mut Engine) {
         .register_type_with_name::<JobHandle>("Job");
 }
 
-fn job_getter<R: rhai::Variant + Clone>(module: &mut Module, name: &str, get: fn(&JobHandle) -> R) {
-    module.set_getter_fn(name, move |j: &mut JobHandle| Ok(get(j)));
+fn job_getter<R: rhai::Variant + Clone>(module: &mut Module, name: &str, get: fn(&JobInfo) -> R) {
+    module.set_getter_fn(name, move |j: &mut JobHandle| Ok(get(&j.info())));
 }
 
 /// Registers both types' properties and conversions into `module`.
@@ -74,26 +88,23 @@ pub fn register_into(module: &mut Module) {
     });
     global_fn(module, "==", |a: VmHandle, b: VmHandle| Ok(a == b));
     global_fn(module, "!=", |a: VmHandle, b: VmHandle| Ok(a != b));
-    job_getter(module, "id", |j| j.info.id.clone());
-    job_getter(module, "operation", |j| {
-        j.info.operation.as_str().to_string()
-    });
-    job_getter(module, "vm", |j| j.info.vm.clone());
-    job_getter(module, "state", |j| j.info.state.as_str().to_string());
-    job_getter(module, "errors", |j| errors(&j.info));
+    job_getter(module, "id", |j| j.id.clone());
+    job_getter(module, "operation", |j| j.operation.as_str().to_string());
+    job_getter(module, "vm", |j| j.vm.clone());
+    job_getter(module, "state", |j| j.state.as_str().to_string());
+    job_getter(module, "errors", errors);
     job_getter(module, "warnings", |j| {
-        j.info
-            .warnings
+        j.warnings
             .iter()
             .map(|w| Dynamic::from(w.clone()))
             .collect::<Array>()
     });
-    job_getter(module, "started", |j| j.info.started.rfc3339());
+    job_getter(module, "started", |j| j.started.rfc3339());
     job_getter(module, "ended", |j| {
-        j.info.ended.map_or(Dynamic::UNIT, |e| e.rfc3339().into())
+        j.ended.map_or(Dynamic::UNIT, |e| e.rfc3339().into())
     });
     job_getter(module, "duration", |j| {
-        j.info.duration().map_or(Dynamic::UNIT, |d| human(d).into())
+        j.duration().map_or(Dynamic::UNIT, |d| human(d).into())
     });
     global_fn(module, "to_string", |j: &mut JobHandle| Ok(j.describe()));
     global_fn(module, "to_debug", |j: &mut JobHandle| Ok(j.describe()));
