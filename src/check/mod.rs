@@ -164,7 +164,7 @@ pub fn check_text(
         findings.append(&mut found);
         if inventory.is_none() && dry.names_used {
             findings.push(
-                Finding::new(Code::NamesNotChecked, "no inventory is known, so VM names were not checked")
+                Finding::new(Code::NamesNotChecked, format!("{name}: no inventory is known, so VM names were not checked"))
                     .help("name one in runbook.toml (`inventory = \"inventory.toml\"`) or pass --inventory FILE"),
             );
         }

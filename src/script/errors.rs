@@ -40,7 +40,7 @@ pub fn parse_finding(err: &ParseError, source: &Arc<str>) -> Finding {
         ParseErrorType::VariableUndefined(name) => Finding::new(Code::Syntax, format!("variable `{name}` is not defined"))
             .at(at)
             .label("undefined variable")
-            .help("declare it with `let` before use; runbooks check variables strictly"),
+            .help("declare it with `let` before use; a function sees only its parameters and `global::NAME` constants, not the runbook's variables"),
         ParseErrorType::ModuleUndefined(name) => Finding::new(Code::BadImport, format!("module `{name}` is not imported"))
             .at(at)
             .help(format!("add `import \"runbook/...\" as {name};` at the top of the runbook")),

@@ -79,3 +79,28 @@ fn every_primitive_is_implemented() {
     assert!(lines.is_empty(), "{lines:#?}");
     assert!(report.dry_run.unwrap().completed);
 }
+
+#[test]
+fn job_handles_show_the_latest_state_and_own_functions_win_over_primitives() {
+    let text = r#"
+        fn status(vm, verbose) { if verbose { note("status of " + vm) } 1 }
+        let web = vm("web-01");
+        let f = failover(web, #{ kind: "planned" });
+        let copy = f;
+        wait_job(f, #{ timeout: "1h" });
+        if copy.state != "Succeeded" || f.ended == () {
+            throw `the handle is stale: ${copy.state}`;
+        }
+        status("web-01", true);
+        verify(web, #{ active_location: "recovery", healthy: true });
+        wait_job(commit(web), #{ timeout: "1h" });
+        wait_job(reverse_replicate(web), #{ timeout: "1h" });
+    "#;
+    let inv =
+        runbook::backend::inventory::Inventory::parse("[[items]]\nname = \"web-01\"\n", "test")
+            .unwrap();
+    let report = check_text("handles.rhai", text, None, Some(&inv));
+    let lines: Vec<String> = report.findings.iter().map(summary_line).collect();
+    assert!(lines.is_empty(), "{lines:#?}");
+    assert!(report.dry_run.unwrap().completed);
+}

@@ -251,3 +251,58 @@ fn ctrl_c_stops_new_operations_and_never_cancels_the_failover() {
     );
     let _ = Path::new("");
 }
+
+#[test]
+fn an_import_cycle_is_a_finding_not_a_crash() {
+    let (status, stdout, stderr) = check_in_temp(
+        b"import \"a\" as a;\na::f();\n",
+        &[
+            ("a.rhai", "import \"b\" as b;\nfn f() { 1 }\n"),
+            ("b.rhai", "import \"a\" as a;\nfn g() { 2 }\n"),
+        ],
+    );
+    assert_eq!(status, Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("RB007") && stdout.contains("import cycle"),
+        "{stdout}"
+    );
+
+    // The run refuses the same runbook before issuing anything, and does not crash either.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("plan.rhai"),
+        "import \"a\" as a;\na::f();\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("a.rhai"),
+        "import \"a\" as again;\nfn f() { 1 }\n",
+    )
+    .unwrap();
+    let out = cli_in(dir.path(), &["run", "plan.rhai", "--no-progress"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("import cycle"), "{stderr}");
+}
+
+#[test]
+fn check_goes_on_after_a_file_it_cannot_read() {
+    let out = cli(&[
+        "check",
+        "--format",
+        "short",
+        "no/such.rhai",
+        "runbooks/planned-failover.rhai",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "the unreadable file decides the exit code"
+    );
+    assert!(text(&out.stderr).contains("no such file"));
+    assert!(
+        text(&out.stdout).contains("runbooks/planned-failover.rhai: ok"),
+        "{}",
+        text(&out.stdout)
+    );
+}

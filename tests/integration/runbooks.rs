@@ -183,3 +183,31 @@ fn the_readme_main_command_runs_the_site_failover() {
         "the run says it is a simulation"
     );
 }
+
+#[test]
+fn the_stdlib_drill_cleans_up_even_when_a_later_vm_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("inventory.toml"),
+        "[[items]]\nname = \"ok-01\"\n[[items]]\nname = \"sick-01\"\nhealth = \"critical\"\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("drill.rhai"), "import \"runbook/drill\" as drill;\ndrill::run([\"ok-01\", \"sick-01\"], \"iso\", \"1h\");\n").unwrap();
+    let opts = RunOptions {
+        inventory: Some(dir.path().join("inventory.toml")),
+        ..options(&dir.path().join("drill.rhai"))
+    };
+    let (outcome, _) = simulate(&opts, false).unwrap();
+    let failure = outcome
+        .failure
+        .expect("the drill fails: sick-01 cannot be drilled");
+    assert!(failure.message.contains("sick-01"), "{}", failure.message);
+    let ops: Vec<String> = outcome
+        .jobs
+        .iter()
+        .map(|j| format!("{} {}", j.info.operation, j.info.vm))
+        .collect();
+    assert_eq!(ops, ["test_failover ok-01", "test_failover_cleanup ok-01"]);
+    let ok = outcome.items.iter().find(|i| i.name == "ok-01").unwrap();
+    assert!(ok.test_failover_state.is_none() && ok.replicating);
+}
