@@ -128,6 +128,9 @@ codes! {
     Interrupted = "RB114", "interrupted", Error,
         "the run was interrupted by the operator",
         "No new operation was issued after the interrupt; jobs in flight go on in the service.";
+    JobWarning = "RB116", "job-warning", Warning,
+        "a job that succeeded with warnings (e.g. the source VM could not be shut down first)",
+        "An unplanned failover whose source shutdown failed went ahead without the changes not yet replicated: data may be lost.";
     Refused = "RB115", "refused", Error,
         "an operation refused for safety",
         "Some operations are never safe in a recovery (for example cancelling a failover).";

@@ -933,6 +933,23 @@ impl Host {
             }
         }
         let done: Vec<JobInfo> = done.into_iter().flatten().collect();
+        for job in done
+            .iter()
+            .filter(|j| j.state == JobState::Succeeded && !j.warnings.is_empty())
+        {
+            if let Some(rec) = self.record_of(&job.id) {
+                self.warn(self.at(
+                    Finding::new(
+                        Code::JobWarning,
+                        format!("the {} of `{}` succeeded with warnings", job.operation, job.vm),
+                    )
+                    .label("started here")
+                    .notes(job.warnings.iter().cloned())
+                    .help("check what the warning means for the VM before going on (e.g. data not yet replicated is lost)"),
+                    &rec.site,
+                ));
+            }
+        }
         let failed: Vec<&JobInfo> = done
             .iter()
             .filter(|j| j.state != JobState::Succeeded)
@@ -1296,7 +1313,7 @@ impl Host {
                 );
             } else if !item.replicating {
                 let next = if item.protection_state.contains("Committed") {
-                    format!("reverse_replicate({name:?}) and wait for it")
+                    format!("reverse_replicate({name:?}) and wait for it, once both sites are reachable")
                 } else if item.allows(Operation::Commit) {
                     format!("verify, commit({name:?}), then reverse_replicate({name:?})")
                 } else {
