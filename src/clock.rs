@@ -28,7 +28,12 @@ impl Timestamp {
         let t = humantime::parse_rfc3339_weak(text).map_err(|e| {
             format!("`{text}` is not an RFC 3339 time ({e}); write e.g. 2026-11-01T02:00:00Z")
         })?;
-        Ok(Timestamp::from_system(t))
+        let t = Timestamp::from_system(t);
+        // Far-future times cannot be printed; no recovery plan needs them.
+        if t.0 >= 4_102_444_800_000 {
+            return Err(format!("`{text}` is after the year 2099"));
+        }
+        Ok(t)
     }
 
     pub fn from_system(t: SystemTime) -> Timestamp {
@@ -146,11 +151,17 @@ pub fn human(d: Duration) -> String {
 
 /// Parses a duration option: `90s`, `30m`, `2h`, `30d`, `1h 30m`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    const LONGEST: Duration = Duration::from_secs(366 * 86400);
     let d = humantime::parse_duration(text.trim()).map_err(|_| {
         format!("`{text}` is not a duration; write e.g. \"90s\", \"30m\", \"2h\" or \"30d\"")
     })?;
     if d.is_zero() {
         return Err(format!("`{text}` is zero; a duration must be positive"));
+    }
+    if d > LONGEST {
+        return Err(format!(
+            "`{text}` is longer than a year; runbook durations are at most 366d"
+        ));
     }
     Ok(d)
 }

@@ -65,10 +65,10 @@ impl Config {
         })?;
         if let Some(speed) = &file.simulator.speed {
             let value = *speed.get_ref();
-            if !(value.is_finite() && value > 0.0) {
+            if !(0.01..=10_000_000.0).contains(&value) {
                 return Err(Error::Config {
                     path: shown,
-                    message: format!("speed must be a positive number, not {value}"),
+                    message: format!("speed must be between 0.01 and 10000000, not {value}"),
                     span: Some(speed.span().into()),
                     text,
                     help: None,

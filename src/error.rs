@@ -26,11 +26,17 @@ pub enum Error {
     },
     #[error("{0}")]
     Usage(String),
+    /// A bug: the run failed without a finding to show.
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl Error {
     pub fn exit_code(&self) -> i32 {
-        exit::USAGE
+        match self {
+            Error::Internal(_) => exit::FINDINGS,
+            _ => exit::USAGE,
+        }
     }
 
     /// Adds which configuration file named the file an I/O error is about.

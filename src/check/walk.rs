@@ -162,6 +162,19 @@ impl<'a> Walker<'a> {
                 return;
             }
         };
+        if self.stack.len() >= crate::script::engine::limits::MODULES {
+            let f = Finding::new(
+                Code::BadImport,
+                format!(
+                    "imports nest deeper than {} modules",
+                    crate::script::engine::limits::MODULES
+                ),
+            )
+            .at(self.at(scope, *path_pos, 0))
+            .help("flatten the chain of modules");
+            self.push(f);
+            return;
+        }
         if self.stack.contains(&name) {
             let mut chain = self.stack.clone();
             chain.push(name.clone());

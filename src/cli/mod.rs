@@ -112,14 +112,23 @@ fn dispatch(command: Command, color: bool) -> Result<i32, Error> {
             speed,
             auto_approve,
             no_progress,
-        } => run::run(&RunOptions {
-            path: file,
-            inventory,
-            speed,
-            auto_approve,
-            progress: !no_progress,
-            color,
-        }),
+        } => {
+            if let Some(s) = speed {
+                if !(0.01..=10_000_000.0).contains(&s) {
+                    return Err(Error::Usage(format!(
+                        "--speed must be between 0.01 and 10000000, not {s}"
+                    )));
+                }
+            }
+            run::run(&RunOptions {
+                path: file,
+                inventory,
+                speed,
+                auto_approve,
+                progress: !no_progress,
+                color,
+            })
+        }
         Command::Api => {
             print!("{}", registry::markdown_table());
             Ok(exit::OK)

@@ -9,9 +9,10 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io::{BufRead, IsTerminal, Write};
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// How progress is shown.
 pub struct Progress {
@@ -23,11 +24,18 @@ pub struct Progress {
     auto_approve: bool,
     /// Lines the operator types, read by one thread for the whole run.
     lines: RefCell<Option<Receiver<String>>>,
+    /// Cancelled by Ctrl-C: a manual step stops waiting.
+    interrupt: CancellationToken,
 }
 
 impl Progress {
     /// `bars`: draw spinners (only when stderr is a terminal).
-    pub fn new(clock: Arc<dyn Clock>, bars: bool, auto_approve: bool) -> Self {
+    pub fn new(
+        clock: Arc<dyn Clock>,
+        bars: bool,
+        auto_approve: bool,
+        interrupt: CancellationToken,
+    ) -> Self {
         let start = clock.now();
         let multi = (bars && std::io::stderr().is_terminal())
             .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
@@ -39,6 +47,7 @@ impl Progress {
             start,
             auto_approve,
             lines: RefCell::new(None),
+            interrupt,
         }
     }
 
@@ -192,7 +201,6 @@ impl Observer for Progress {
             ));
         }
         // People answer in real time, whatever the simulator's speed.
-        let real = timeout;
         let ask = || {
             eprint!(
                 "  type 'yes' when done, or 'abort' to stop the run (waiting {}): ",
@@ -204,12 +212,20 @@ impl Observer for Progress {
         let Some(rx) = lines.as_ref() else {
             return StepAnswer::Unavailable("cannot read the operator's answer".into());
         };
-        let deadline = std::time::Instant::now() + real;
+        // What was typed before this prompt (say, a late answer to an earlier step) does
+        // not answer this one.
+        while rx.try_recv().is_ok() {}
+        let started = std::time::Instant::now();
         let answer = || -> StepAnswer {
+            ask();
             loop {
-                ask();
-                let left = deadline.saturating_duration_since(std::time::Instant::now());
-                match rx.recv_timeout(left) {
+                if self.interrupt.is_cancelled() {
+                    return StepAnswer::Aborted;
+                }
+                if started.elapsed() >= timeout {
+                    return StepAnswer::TimedOut;
+                }
+                match rx.recv_timeout(Duration::from_millis(200)) {
                     Ok(line) => match line.trim().to_lowercase().as_str() {
                         "yes" | "y" | "done" => {
                             let by = std::env::var("USER")
@@ -218,9 +234,14 @@ impl Observer for Progress {
                             return StepAnswer::Approved { by };
                         }
                         "abort" => return StepAnswer::Aborted,
-                        _ => continue,
+                        _ => ask(),
                     },
-                    Err(_) => return StepAnswer::TimedOut,
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => {
+                        return StepAnswer::Unavailable(format!(
+                            "manual step `{title}` cannot be confirmed: the terminal's input was closed"
+                        ))
+                    }
                 }
             }
         };

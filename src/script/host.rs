@@ -85,6 +85,8 @@ struct State {
     next_token: i64,
     approvals: Vec<Approval>,
     handles: HashMap<String, JobHandle>,
+    /// Jobs whose warnings were reported already.
+    warned: std::collections::HashSet<String>,
 }
 
 type Raise = Box<EvalAltResult>;
@@ -892,6 +894,14 @@ impl Host {
                 tracing::trace!(job = %info.id, state = %info.state, "polled");
                 self.update(&info);
                 self.observer.job_updated(&info);
+                if info.ended.is_some_and(|end| end > deadline) {
+                    // It ended after the deadline (a sped-up clock can overshoot between
+                    // polls): at the deadline it was still running, so the wait timed out.
+                    let mut at_deadline = info;
+                    at_deadline.state = JobState::InProgress;
+                    at_deadline.ended = None;
+                    return Err(self.timed_out(ctx, &[at_deadline], timeout, explicit));
+                }
                 if info.state.is_terminal() {
                     done[i] = Some(info);
                 } else {
@@ -937,6 +947,9 @@ impl Host {
             .iter()
             .filter(|j| j.state == JobState::Succeeded && !j.warnings.is_empty())
         {
+            if !self.state.borrow_mut().warned.insert(job.id.clone()) {
+                continue;
+            }
             if let Some(rec) = self.record_of(&job.id) {
                 self.warn(self.at(
                     Finding::new(
@@ -1197,6 +1210,14 @@ impl Host {
             .observer
             .manual_step(title, instructions.as_deref(), timeout)
         {
+            _ if self.is_interrupted() => Err(self.refuse(
+                ctx,
+                Finding::new(
+                    Code::Interrupted,
+                    format!("the run was interrupted at manual step `{title}`"),
+                )
+                .help("jobs already started go on in the service; nothing was cancelled"),
+            )),
             StepAnswer::Approved { by } => {
                 let at = self.clock.now();
                 self.state.borrow_mut().approvals.push(Approval {
@@ -1230,9 +1251,10 @@ impl Host {
 
     // ---- the end of a run --------------------------------------------------------------
 
-    /// Checks the state the runbook leaves behind. In a dry run, first lets every job the
-    /// service still runs finish, as the real service would.
-    pub fn finish(&self) {
+    /// Asks the service once for every job not known to have ended, so the run's record
+    /// and the script's handles show their latest state (for the summary, also after a
+    /// failure).
+    pub fn refresh_jobs(&self) {
         let open: Vec<String> = self
             .state
             .borrow()
@@ -1241,8 +1263,27 @@ impl Host {
             .filter(|r| !r.info.state.is_terminal())
             .map(|r| r.info.id.clone())
             .collect();
+        for id in &open {
+            if let Ok(info) = self.exec.block_on(self.backend.job(id)) {
+                self.update(&info);
+            }
+        }
+    }
+
+    /// Checks the state the runbook leaves behind. In a dry run, first lets every job the
+    /// service still runs finish, as the real service would.
+    pub fn finish(&self) {
         if self.mode == Mode::Check {
+            let open: Vec<String> = self
+                .state
+                .borrow()
+                .jobs
+                .iter()
+                .filter(|r| !r.info.state.is_terminal())
+                .map(|r| r.info.id.clone())
+                .collect();
             let mut last = self.clock.now();
+            // Let the service finish what it runs, as the real one would.
             for id in &open {
                 if let Ok(info) = self.exec.block_on(self.backend.job(id)) {
                     last = last.max(info.expected_end.unwrap_or(last));
@@ -1253,12 +1294,7 @@ impl Host {
                 self.sleep(wait);
             }
         }
-        // The jobs' latest states, for the end-of-run checks and the summary.
-        for id in &open {
-            if let Ok(info) = self.exec.block_on(self.backend.job(id)) {
-                self.update(&info);
-            }
-        }
+        self.refresh_jobs();
         let severity = |code: Code| match self.mode {
             Mode::Check => code.severity(),
             Mode::Run => Severity::Warning,

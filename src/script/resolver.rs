@@ -179,6 +179,12 @@ impl ModuleResolver for Resolver {
                 pos,
             ))
         };
+        if self.0.loading.borrow().len() >= super::engine::limits::MODULES {
+            return Err(in_module(format!(
+                "imports nest deeper than {} modules",
+                super::engine::limits::MODULES
+            )));
+        }
         if self.0.loading.borrow().iter().any(|p| p == path) {
             let mut chain = self.0.loading.borrow().clone();
             chain.push(path.to_string());

@@ -100,6 +100,11 @@ fn runbook_errors_exit_1_at_their_line() {
         "RB005",
         2,
     );
+    expect_finding(
+        "note(\"x\");\nmanual_step(\"x\", #{ timeout: \"580000000000y\" });\n",
+        "RB005",
+        2,
+    );
 }
 
 #[test]
@@ -304,5 +309,57 @@ fn check_goes_on_after_a_file_it_cannot_read() {
         text(&out.stdout).contains("runbooks/planned-failover.rhai: ok"),
         "{}",
         text(&out.stdout)
+    );
+}
+
+#[test]
+fn out_of_range_numbers_are_refused_not_panicked_on() {
+    let out = cli(&[
+        "run",
+        "runbooks/planned-failover.rhai",
+        "--speed",
+        "1e300",
+        "--no-progress",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--speed must be between"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let (status, _, stderr) = check_in_temp(
+        b"note(\"x\");\n",
+        &[
+            INVENTORY,
+            (
+                "inventory.toml",
+                "start = \"9999-12-31T23:55:00Z\"\n[[items]]\nname = \"web-01\"\n",
+            ),
+        ],
+    );
+    assert_eq!(status, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("inventory.toml:1:") && stderr.contains("2099"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_deep_but_allowed_recursion_runs_as_it_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("plan.rhai"),
+        "fn f(n) { if n == 0 { 0 } else { let x = [1, 2, 3]; f(n - 1) + x[0] } }\nnote(`depth ${f(40)}`);\n",
+    )
+    .unwrap();
+    let out = cli_in(dir.path(), &["check", "plan.rhai"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let out = cli_in(dir.path(), &["run", "plan.rhai", "--no-progress"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("depth 40"),
+        "{}",
+        text(&out.stderr)
     );
 }

@@ -211,3 +211,43 @@ fn the_stdlib_drill_cleans_up_even_when_a_later_vm_is_refused() {
     let ok = outcome.items.iter().find(|i| i.name == "ok-01").unwrap();
     assert!(ok.test_failover_state.is_none() && ok.replicating);
 }
+
+#[test]
+fn the_stdlib_drill_cleans_up_after_its_wait_timed_out() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("inventory.toml"),
+        "[[items]]\nname = \"ok-01\"\n",
+    )
+    .unwrap();
+    // A 1-minute wait for a 7-minute test failover times out; the cleanup must still run.
+    std::fs::write(
+        dir.path().join("drill.rhai"),
+        "import \"runbook/drill\" as drill;\ndrill::run([\"ok-01\"], \"iso\", \"1m\");\n",
+    )
+    .unwrap();
+    let opts = RunOptions {
+        inventory: Some(dir.path().join("inventory.toml")),
+        ..options(&dir.path().join("drill.rhai"))
+    };
+    let (outcome, _) = simulate(&opts, false).unwrap();
+    let failure = outcome
+        .failure
+        .expect("the drill reports its timed-out wait");
+    assert_eq!(
+        failure.code,
+        runbook::diagnostics::Code::JobFailed,
+        "{}",
+        failure.message
+    );
+    let ops: Vec<String> = outcome
+        .jobs
+        .iter()
+        .map(|j| format!("{} {}", j.info.operation, j.info.state))
+        .collect();
+    assert_eq!(
+        ops,
+        ["test_failover Succeeded", "test_failover_cleanup Succeeded"]
+    );
+    assert!(outcome.items[0].test_failover_state.is_none());
+}
