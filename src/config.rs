@@ -14,6 +14,8 @@ struct File {
     inventory: Option<String>,
     #[serde(default)]
     simulator: SimulatorSection,
+    #[serde(default)]
+    targets: std::collections::BTreeMap<String, crate::backend::azure::TargetConfig>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -31,6 +33,8 @@ pub struct Config {
     pub inventory: Option<PathBuf>,
     /// The simulator's speed factor for `run`.
     pub speed: Option<f64>,
+    /// Real services runbooks can run against (`[targets.NAME]`).
+    pub targets: std::collections::BTreeMap<String, crate::backend::azure::TargetConfig>,
 }
 
 impl Config {
@@ -60,7 +64,7 @@ impl Config {
             span: e.span().map(Into::into),
             text: text.clone(),
             help: Some(
-                "runbook.toml knows `inventory = \"FILE\"` and `[simulator] speed = N`".into(),
+                "runbook.toml knows `inventory = \"FILE\"`, `[simulator] speed = N` and `[targets.NAME]` (subscription, resource_group, vault, api_version, endpoint, poll_min)".into(),
             ),
         })?;
         if let Some(speed) = &file.simulator.speed {
@@ -80,6 +84,7 @@ impl Config {
             path: Some(path.to_path_buf()),
             inventory: file.inventory.map(|i| dir.join(i)),
             speed: file.simulator.speed.map(|s| s.into_inner()),
+            targets: file.targets,
         })
     }
 }

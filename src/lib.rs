@@ -24,3 +24,4 @@ pub mod error;
 pub mod paths;
 pub mod run;
 pub mod script;
+pub mod simulator;

@@ -2,6 +2,7 @@
 //! in-process simulator ([`sim`]) behind it today and the ASR REST client next to it later.
 //! Names and states follow the ASR REST API (see the project's API notes).
 
+pub mod azure;
 pub mod inventory;
 pub mod sim;
 

@@ -32,6 +32,25 @@ pub enum Format {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum SimulatorCommand {
+    /// Serve the simulator over HTTP, speaking the ASR REST API.
+    Serve {
+        /// The address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: String,
+        /// The estate to simulate (default: the demo inventory).
+        #[arg(long, value_name = "FILE")]
+        inventory: Option<PathBuf>,
+        /// How much faster than real time jobs run.
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+        /// The bearer token clients must send.
+        #[arg(long, default_value = "runbook-simulator")]
+        token: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check runbooks: syntax, API use, and a dry run on the simulator.
     Check {
@@ -62,6 +81,14 @@ pub enum Command {
         /// Plain progress lines instead of spinners.
         #[arg(long)]
         no_progress: bool,
+        /// Run against this target of runbook.toml (`[targets.NAME]`) instead of the simulator.
+        #[arg(long, value_name = "NAME")]
+        target: Option<String>,
+    },
+    /// The ASR-compatible simulator server.
+    Simulator {
+        #[command(subcommand)]
+        command: SimulatorCommand,
     },
     /// Print the script API reference (markdown).
     Api,
@@ -112,6 +139,7 @@ fn dispatch(command: Command, color: bool) -> Result<i32, Error> {
             speed,
             auto_approve,
             no_progress,
+            target,
         } => {
             if let Some(s) = speed {
                 if !(0.01..=10_000_000.0).contains(&s) {
@@ -122,6 +150,7 @@ fn dispatch(command: Command, color: bool) -> Result<i32, Error> {
             }
             run::run(&RunOptions {
                 path: file,
+                target,
                 inventory,
                 speed,
                 auto_approve,
@@ -129,6 +158,15 @@ fn dispatch(command: Command, color: bool) -> Result<i32, Error> {
                 color,
             })
         }
+        Command::Simulator {
+            command:
+                SimulatorCommand::Serve {
+                    addr,
+                    inventory,
+                    speed,
+                    token,
+                },
+        } => serve(&addr, inventory.as_deref(), speed, token),
         Command::Api => {
             print!("{}", registry::markdown_table());
             Ok(exit::OK)
@@ -225,4 +263,48 @@ fn verdict(report: &check::Report) -> String {
         None if errors > 0 => format!("{head} (dry run skipped: fix the errors first)"),
         None => head,
     }
+}
+
+fn serve(
+    addr: &str,
+    inventory: Option<&std::path::Path>,
+    speed: f64,
+    token: String,
+) -> Result<i32, Error> {
+    use crate::backend::sim::Simulator;
+    use crate::clock::{Clock, RealClock};
+    use std::sync::Arc;
+    if !(0.01..=10_000_000.0).contains(&speed) {
+        return Err(Error::Usage(format!(
+            "--speed must be between 0.01 and 10000000, not {speed}"
+        )));
+    }
+    let inventory = match inventory {
+        Some(path) => crate::backend::inventory::Inventory::load(path)?,
+        None => crate::backend::inventory::Inventory::demo(),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Usage(format!("cannot start the runtime: {e}")))?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| Error::Usage(format!("cannot listen on {addr}: {e}")))?;
+        let local = listener.local_addr().map_err(|e| Error::Usage(e.to_string()))?;
+        let clock: Arc<dyn Clock> = Arc::new(RealClock::starting_at(inventory.start, speed));
+        let sim = Arc::new(Simulator::new(&inventory, clock, false));
+        let server = crate::simulator::Server::new(sim, token, speed);
+        eprintln!(
+            "ASR simulator ({}) at {speed}x on http://{local}: use a [targets.NAME] with endpoint = \"http://{local}\" and any subscription, resource_group and vault; clients send the bearer token given with --token. Ctrl-C stops it.",
+            inventory.origin
+        );
+        crate::simulator::serve(listener, server, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|e| Error::Usage(format!("the server stopped: {e}")))?;
+        eprintln!("simulator stopped");
+        Ok(exit::OK)
+    })
 }

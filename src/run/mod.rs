@@ -5,9 +5,10 @@
 mod progress;
 mod summary;
 
+use crate::backend::azure::Azure;
 use crate::backend::inventory::Inventory;
 use crate::backend::sim::Simulator;
-use crate::backend::Item;
+use crate::backend::{Backend, Item};
 use crate::check::walk::Walker;
 use crate::clock::{human, Clock, RealClock};
 use crate::config::{read_text, Config};
@@ -35,6 +36,8 @@ pub const DEFAULT_SPEED: f64 = 150.0;
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     pub path: PathBuf,
+    /// A target of `runbook.toml` to run against instead of the simulator.
+    pub target: Option<String>,
     pub inventory: Option<PathBuf>,
     pub speed: Option<f64>,
     pub auto_approve: bool,
@@ -57,6 +60,8 @@ pub struct Outcome {
     pub simulated: Duration,
     pub wall: Duration,
     pub interrupted: bool,
+    /// True on the embedded simulator (times are simulated), false against a service.
+    pub simulated_run: bool,
 }
 
 /// Runs a runbook, prints progress and the summary; returns the exit code.
@@ -68,6 +73,103 @@ pub fn run(opts: &RunOptions) -> Result<i32, Error> {
 /// Runs a runbook on the embedded simulator and returns what it did (and the speed used).
 /// `interactive` installs the Ctrl-C handler and prints the simulation banner.
 pub fn simulate(opts: &RunOptions, interactive: bool) -> Result<(Outcome, f64), Error> {
+    let folder = opts
+        .path
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let folder = if folder.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        folder
+    };
+    let config = Config::discover(&folder)?;
+    let venue = match &opts.target {
+        Some(target) => {
+            let Some(config_target) = config.targets.get(target) else {
+                let known: Vec<&str> = config.targets.keys().map(String::as_str).collect();
+                return Err(Error::Usage(format!(
+                    "no target `{target}` in {}; known: {}",
+                    config.path.as_deref().map_or(
+                        "runbook.toml (none found)".to_string(),
+                        crate::paths::display
+                    ),
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                )));
+            };
+            let token = Azure::token_from_env().map_err(Error::Usage)?;
+            let backend = Azure::new(config_target, token).map_err(Error::Usage)?;
+            Venue::service(Arc::new(backend), format!("target `{target}`"))
+        }
+        None => {
+            let inventory = match (&opts.inventory, &config.inventory) {
+                (Some(path), _) => Inventory::load(path)?,
+                (None, Some(path)) => Inventory::load(path).map_err(|e| match &config.path {
+                    Some(named_by) => e.named_by(named_by),
+                    None => e,
+                })?,
+                (None, None) => Inventory::demo(),
+            };
+            let speed = opts.speed.or(config.speed).unwrap_or(DEFAULT_SPEED);
+            if !(0.01..=10_000_000.0).contains(&speed) {
+                return Err(Error::Usage(format!(
+                    "--speed must be between 0.01 and 10000000, not {speed}"
+                )));
+            }
+            Venue::simulator(inventory, speed)
+        }
+    };
+    run_on(opts, venue, interactive)
+}
+
+/// Where a run goes: the embedded simulator, or a service through a backend.
+pub struct Venue {
+    backend: Arc<dyn Backend>,
+    clock: Arc<dyn Clock>,
+    /// Known names, for the static checks (the simulator's inventory).
+    inventory: Option<Inventory>,
+    speed: f64,
+    banner: String,
+}
+
+impl Venue {
+    /// The embedded simulator of `inventory`, `speed` times faster than real time.
+    pub fn simulator(inventory: Inventory, speed: f64) -> Venue {
+        let clock: Arc<dyn Clock> = Arc::new(RealClock::starting_at(inventory.start, speed));
+        let sim = Arc::new(Simulator::new(&inventory, clock.clone(), false));
+        Venue {
+            banner: format!(
+                "SIMULATION: running {{name}} on the embedded simulator ({}), {speed}x real time. No real VM is touched.",
+                inventory.origin
+            ),
+            backend: sim,
+            clock,
+            inventory: Some(inventory),
+            speed,
+        }
+    }
+
+    /// A service through `backend`, on the real clock.
+    pub fn service(backend: Arc<dyn Backend>, what: String) -> Venue {
+        Venue {
+            banner: format!(
+                "LIVE RUN: running {{name}} against {what} ({}). Operations are real.",
+                backend.describe()
+            ),
+            backend,
+            clock: Arc::new(RealClock::new(1.0)),
+            inventory: None,
+            speed: 1.0,
+        }
+    }
+}
+
+/// Runs a runbook at `venue` and returns what it did (and the clock's speed).
+/// `interactive` installs the Ctrl-C handler and prints the banner.
+pub fn run_on(opts: &RunOptions, venue: Venue, interactive: bool) -> Result<(Outcome, f64), Error> {
     let text = read_text(&opts.path)?;
     let name = crate::paths::display(&opts.path);
     let folder = opts
@@ -79,26 +181,9 @@ pub fn simulate(opts: &RunOptions, interactive: bool) -> Result<(Outcome, f64), 
     } else {
         folder
     };
-    let config = Config::discover(&folder)?;
-    let inventory = match (&opts.inventory, &config.inventory) {
-        (Some(path), _) => Inventory::load(path)?,
-        (None, Some(path)) => Inventory::load(path).map_err(|e| match &config.path {
-            Some(named_by) => e.named_by(named_by),
-            None => e,
-        })?,
-        (None, None) => Inventory::demo(),
-    };
-    let speed = opts.speed.or(config.speed).unwrap_or(DEFAULT_SPEED);
-    if !(0.01..=10_000_000.0).contains(&speed) {
-        return Err(Error::Usage(format!(
-            "--speed must be between 0.01 and 10000000, not {speed}"
-        )));
-    }
+    let speed = venue.speed;
     if interactive {
-        eprintln!(
-            "SIMULATION: running {name} on the embedded simulator ({}), {speed}x real time. No real VM is touched.",
-            inventory.origin
-        );
+        eprintln!("{}", venue.banner.replace("{name}", &name));
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -128,11 +213,7 @@ pub fn simulate(opts: &RunOptions, interactive: bool) -> Result<(Outcome, f64), 
     let outcome = std::thread::Builder::new()
         .name("runbook".into())
         .stack_size(SCRIPT_STACK)
-        .spawn(move || {
-            execute(
-                &name, &text, &folder, &inventory, speed, handle, token, &opts2,
-            )
-        })
+        .spawn(move || execute(&name, &text, &folder, venue, handle, token, &opts2))
         .map_err(|e| Error::Usage(format!("cannot start the run: {e}")))?
         .join()
         .map_err(|_| {
@@ -142,20 +223,18 @@ pub fn simulate(opts: &RunOptions, interactive: bool) -> Result<(Outcome, f64), 
     Ok((outcome, speed))
 }
 
-#[allow(clippy::too_many_arguments)] // one call site; a struct would only rename the list
 fn execute(
     name: &str,
     text: &str,
     folder: &Path,
-    inventory: &Inventory,
-    speed: f64,
+    venue: Venue,
     handle: tokio::runtime::Handle,
     token: CancellationToken,
     opts: &RunOptions,
 ) -> Outcome {
     let wall = Instant::now();
-    let clock: Arc<dyn Clock> = Arc::new(RealClock::starting_at(inventory.start, speed));
-    let sim = Arc::new(Simulator::new(inventory, clock.clone(), false));
+    let clock = venue.clock.clone();
+    let sim = venue.backend.clone();
     let progress = Rc::new(Progress::new(
         clock.clone(),
         opts.progress,
@@ -187,11 +266,12 @@ fn execute(
         simulated: Duration::ZERO,
         wall: Duration::ZERO,
         interrupted: false,
+        simulated_run: venue.inventory.is_some(),
     };
     let ast = match engine.compile(text) {
         Ok(mut ast) => {
             ast.set_source(name);
-            let mut walker = Walker::new(&engine, &resolver, Some(inventory));
+            let mut walker = Walker::new(&engine, &resolver, venue.inventory.as_ref());
             walker.check(&ast, &source);
             let mut errors: Vec<Finding> = walker
                 .findings
@@ -253,11 +333,15 @@ fn report(outcome: &Outcome, opts: &RunOptions, speed: f64) -> i32 {
         (None, false) => "SUCCEEDED",
     };
     let interrupted = outcome.interrupted;
-    println!(
-        "simulation {status}: {} simulated in {:.1}s at {speed}x",
-        human(outcome.simulated),
-        outcome.wall.as_secs_f64()
-    );
+    if outcome.simulated_run {
+        println!(
+            "simulation {status}: {} simulated in {:.1}s at {speed}x",
+            human(outcome.simulated),
+            outcome.wall.as_secs_f64()
+        );
+    } else {
+        println!("run {status} after {}", human(outcome.wall));
+    }
     let in_flight: Vec<&JobRecord> = outcome
         .jobs
         .iter()

@@ -4,6 +4,7 @@
 mod common;
 
 mod api;
+mod azure;
 mod bad_input;
 mod fixtures;
 mod runbooks;

@@ -21,6 +21,7 @@ fn runbooks() -> Vec<PathBuf> {
 fn options(path: &Path) -> RunOptions {
     RunOptions {
         path: path.to_path_buf(),
+        target: None,
         inventory: None,
         speed: Some(1_000_000.0),
         auto_approve: true,

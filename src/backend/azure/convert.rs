@@ -1,0 +1,273 @@
+//! Between the backend's types and the service's JSON, both ways: the client reads what
+//! the simulator server writes, so one place decides the mapping.
+
+use super::parse_time;
+use super::wire;
+use crate::backend::{
+    Direction, Item, JobInfo, JobState, Operation, OperationRequest, RecoveryPoint, ServiceError,
+    Site,
+};
+
+/// The service's protected item as the backend's [`Item`].
+pub fn item_from_wire(item: &wire::ProtectedItem) -> Item {
+    let p = &item.properties;
+    Item {
+        name: p.friendly_name.clone(),
+        id: item.id.clone(),
+        protection_state: p.protection_state.clone(),
+        active_location: if p.active_location.eq_ignore_ascii_case("Recovery") {
+            Site::Recovery
+        } else {
+            Site::Primary
+        },
+        health: p.replication_health.clone(),
+        health_errors: p
+            .replication_health_errors
+            .iter()
+            .map(|e| e.error_message.clone())
+            .collect(),
+        allowed_operations: p.allowed_operations.clone(),
+        test_failover_state: p
+            .test_failover_state
+            .clone()
+            .filter(|s| !s.is_empty() && s != "None"),
+        last_test_failover: p
+            .last_successful_test_failover_time
+            .as_deref()
+            .and_then(parse_time),
+        current_job: p
+            .current_scenario
+            .as_ref()
+            .map(|c| c.job_id.clone())
+            .filter(|j| !j.is_empty()),
+        replicating: p.protection_state == "Protected",
+    }
+}
+
+/// An [`Item`] as the service shows it; `id` is its full resource path.
+pub fn item_to_wire(item: &Item, id: &str, current: Option<&JobInfo>) -> wire::ProtectedItem {
+    wire::ProtectedItem {
+        id: id.to_string(),
+        name: id.rsplit('/').next().unwrap_or(id).to_string(),
+        kind: "Microsoft.RecoveryServices/vaults/replicationFabrics/replicationProtectionContainers/replicationProtectedItems".into(),
+        properties: wire::ProtectedItemProperties {
+            friendly_name: item.name.clone(),
+            protection_state: item.protection_state.clone(),
+            protection_state_description: item.protection_state.clone(),
+            active_location: item.active_location.asr().into(),
+            allowed_operations: item.allowed_operations.clone(),
+            replication_health: item.health.clone(),
+            replication_health_errors: item
+                .health_errors
+                .iter()
+                .map(|e| wire::HealthError { error_message: e.clone() })
+                .collect(),
+            test_failover_state: item.test_failover_state.clone(),
+            last_successful_test_failover_time: item.last_test_failover.map(|t| t.rfc3339()),
+            current_scenario: current.map(|j| wire::CurrentScenario {
+                scenario_name: j.operation.scenario().into(),
+                job_id: j.id.clone(),
+                start_time: Some(j.started.rfc3339()),
+            }),
+            primary_fabric_friendly_name: "primary".into(),
+            recovery_fabric_friendly_name: "recovery".into(),
+        },
+    }
+}
+
+/// The service's job as a [`JobInfo`]; `None` for jobs that are not runbook operations.
+pub fn job_from_wire(job: &wire::Job) -> Option<JobInfo> {
+    let p = &job.properties;
+    let operation = Operation::ALL
+        .into_iter()
+        .find(|o| o.scenario() == p.scenario_name)?;
+    let errors = p
+        .errors
+        .iter()
+        .filter_map(|e| {
+            e.service_error_details
+                .as_ref()
+                .map(|d| ServiceError {
+                    code: d.code.clone(),
+                    message: d.message.clone(),
+                    possible_causes: d.possible_causes.clone(),
+                    recommended_action: d.recommended_action.clone(),
+                })
+                .or_else(|| {
+                    e.provider_error_details.as_ref().map(|d| ServiceError {
+                        code: d.error_code.map(|c| c.to_string()).unwrap_or_default(),
+                        message: d.error_message.clone(),
+                        possible_causes: d.possible_causes.clone(),
+                        recommended_action: d.recommended_action.clone(),
+                    })
+                })
+        })
+        .collect();
+    Some(JobInfo {
+        id: job.name.clone(),
+        operation,
+        vm: p.target_object_name.clone(),
+        state: JobState::parse(&p.state),
+        errors,
+        warnings: Vec::new(),
+        started: p
+            .start_time
+            .as_deref()
+            .and_then(parse_time)
+            .unwrap_or_default(),
+        ended: p.end_time.as_deref().and_then(parse_time),
+        retry_after: None,
+        expected_end: None,
+    })
+}
+
+/// A [`JobInfo`] as the service shows it, under the vault path `vault`.
+pub fn job_to_wire(job: &JobInfo, vault: &str, item_id: &str) -> wire::Job {
+    let (description, actions) = match job.state {
+        JobState::NotStarted => ("NotStarted", vec!["Cancel".to_string()]),
+        JobState::InProgress => ("InProgress", vec!["Cancel".to_string()]),
+        JobState::Succeeded => ("Completed", Vec::new()),
+        JobState::Failed => ("Failed", vec!["Restart".to_string()]),
+        _ => ("Cancelled", Vec::new()),
+    };
+    let tasks = if job.state == JobState::NotStarted {
+        Vec::new()
+    } else {
+        vec![serde_json::json!({
+            "name": format!("{}Task", job.operation.scenario()),
+            "friendlyName": job.operation.scenario(),
+            "state": job.state.as_str(),
+            "startTime": job.started.rfc3339(),
+        })]
+    };
+    wire::Job {
+        id: format!("{vault}/replicationJobs/{}", job.id),
+        name: job.id.clone(),
+        kind: "Microsoft.RecoveryServices/vaults/replicationJobs".into(),
+        properties: wire::JobProperties {
+            scenario_name: job.operation.scenario().into(),
+            friendly_name: job.operation.scenario().into(),
+            state: job.state.as_str().into(),
+            state_description: description.into(),
+            tasks,
+            errors: job
+                .errors
+                .iter()
+                .map(|e| wire::JobError {
+                    service_error_details: Some(wire::ServiceErrorDetails {
+                        code: e.code.clone(),
+                        message: e.message.clone(),
+                        possible_causes: e.possible_causes.clone(),
+                        recommended_action: e.recommended_action.clone(),
+                    }),
+                    provider_error_details: None,
+                })
+                .collect(),
+            start_time: Some(job.started.rfc3339()),
+            end_time: job.ended.map(|t| t.rfc3339()),
+            allowed_actions: actions,
+            target_object_id: item_id.rsplit('/').next().unwrap_or(item_id).into(),
+            target_object_name: job.vm.clone(),
+        },
+    }
+}
+
+/// The POST action and body for an operation.
+pub fn action_of(request: &OperationRequest) -> (&'static str, Option<wire::ActionInput>) {
+    let generic = || Some(serde_json::json!({ "instanceType": "ProviderSpecificFailoverInput" }));
+    let props = |p: wire::ActionProperties| Some(wire::ActionInput { properties: p });
+    let direction = request.direction.map(|d| d.asr().to_string());
+    match request.operation {
+        Operation::PlannedFailover => (
+            "plannedFailover",
+            props(wire::ActionProperties {
+                failover_direction: direction,
+                provider_specific_details: generic(),
+                ..Default::default()
+            }),
+        ),
+        Operation::UnplannedFailover => (
+            "unplannedFailover",
+            props(wire::ActionProperties {
+                failover_direction: direction,
+                source_site_operations: Some(
+                    if request.shutdown_source {
+                        "Required"
+                    } else {
+                        "NotRequired"
+                    }
+                    .into(),
+                ),
+                provider_specific_details: generic(),
+                ..Default::default()
+            }),
+        ),
+        Operation::Commit => ("failoverCommit", None),
+        Operation::ReverseReplicate => (
+            "reProtect",
+            props(wire::ActionProperties {
+                failover_direction: direction,
+                provider_specific_details: Some(
+                    serde_json::json!({ "instanceType": "ReverseReplicationProviderSpecificInput" }),
+                ),
+                ..Default::default()
+            }),
+        ),
+        Operation::TestFailover => (
+            "testFailover",
+            props(wire::ActionProperties {
+                failover_direction: direction,
+                network_type: Some(
+                    if request.network.is_some() {
+                        "VmNetworkAsInput"
+                    } else {
+                        "NoNetworkAttachAsInput"
+                    }
+                    .into(),
+                ),
+                network_id: request.network.clone(),
+                provider_specific_details: generic(),
+                ..Default::default()
+            }),
+        ),
+        Operation::TestFailoverCleanup => (
+            "testFailoverCleanup",
+            props(wire::ActionProperties {
+                comments: Some(request.comments.clone().unwrap_or_default()),
+                ..Default::default()
+            }),
+        ),
+    }
+}
+
+/// The operation a POST action asks for (the server's side of [`action_of`]).
+pub fn request_of(action: &str, body: &wire::ActionInput) -> Result<OperationRequest, String> {
+    let operation = match action.to_ascii_lowercase().as_str() {
+        "plannedfailover" => Operation::PlannedFailover,
+        "unplannedfailover" => Operation::UnplannedFailover,
+        "failovercommit" => Operation::Commit,
+        "reprotect" => Operation::ReverseReplicate,
+        "testfailover" => Operation::TestFailover,
+        "testfailovercleanup" => Operation::TestFailoverCleanup,
+        other => return Err(format!("unknown action `{other}`")),
+    };
+    let p = &body.properties;
+    let direction = match p.failover_direction.as_deref() {
+        None => None,
+        Some("PrimaryToRecovery") => Some(Direction::PrimaryToRecovery),
+        Some("RecoveryToPrimary") => Some(Direction::RecoveryToPrimary),
+        Some(other) => {
+            return Err(format!(
+                "failoverDirection `{other}` is not PrimaryToRecovery or RecoveryToPrimary"
+            ))
+        }
+    };
+    Ok(OperationRequest {
+        operation,
+        direction,
+        shutdown_source: p.source_site_operations.as_deref() == Some("Required"),
+        recovery_point: None::<RecoveryPoint>,
+        network: p.network_id.clone(),
+        comments: p.comments.clone(),
+    })
+}

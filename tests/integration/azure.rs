@@ -1,0 +1,168 @@
+//! The `azure` backend against `runbook simulator serve` over real HTTP on loopback: the same
+//! runbook gives the same operations and final states as on the in-process simulator.
+
+use crate::common::root;
+use runbook::backend::azure::{Azure, TargetConfig};
+use runbook::backend::inventory::Inventory;
+use runbook::backend::sim::Simulator;
+use runbook::clock::{Clock, RealClock};
+use runbook::run::{run_on, Outcome, RunOptions, Venue};
+use runbook::simulator::Server;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+const TOKEN: &str = "test-token-7f3a";
+
+/// Starts a simulator server on 127.0.0.1:0 on its own runtime thread.
+fn start_server(inventory: &Inventory, speed: f64) -> (SocketAddr, Arc<Server>) {
+    let clock: Arc<dyn Clock> = Arc::new(RealClock::starting_at(inventory.start, speed));
+    let sim = Arc::new(Simulator::new(inventory, clock, false));
+    let server = Server::new(sim, TOKEN.into(), speed);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let shared = server.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap()).unwrap();
+            runbook::simulator::serve(listener, shared, std::future::pending())
+                .await
+                .unwrap();
+        });
+    });
+    (rx.recv().unwrap(), server)
+}
+
+fn target(addr: SocketAddr) -> TargetConfig {
+    TargetConfig {
+        subscription: "00000000-0000-0000-0000-0000000000aa".into(),
+        resource_group: "dr-rg".into(),
+        vault: "dr-vault".into(),
+        api_version: "2024-04-01".into(),
+        endpoint: format!("http://{addr}"),
+        poll_min: "20ms".into(),
+    }
+}
+
+const PLAN: &str = r#"
+import "runbook/failover" as failover;
+let database = [vm("sql-01")];
+let app = vms(#{ plan: "app-tier" });
+failover::group(database, #{ kind: "planned" }, "1h");
+failover::group(app, #{ kind: "unplanned", shutdown_source: true }, "1h");
+failover::protect(database + app, "1h");
+let fs = vm("fs-01");
+wait_job(reverse_replicate(fs), #{ timeout: "1h" });
+verify(fs, #{ replicating: true });
+"#;
+
+fn summary(outcome: &Outcome) -> (Vec<String>, Vec<String>) {
+    let ops = outcome
+        .jobs
+        .iter()
+        .map(|j| format!("{} {} {}", j.info.operation, j.info.vm, j.info.state))
+        .collect();
+    let items = outcome
+        .items
+        .iter()
+        .map(|i| {
+            format!(
+                "{} {} {} {}",
+                i.name,
+                i.protection_state,
+                i.active_location.as_str(),
+                i.replicating
+            )
+        })
+        .collect();
+    (ops, items)
+}
+
+#[test]
+fn the_same_runbook_does_the_same_through_http_as_in_process() {
+    let inventory = Inventory::load(&root().join("runbooks/inventory.toml")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("plan.rhai"), PLAN).unwrap();
+    let opts = RunOptions {
+        path: dir.path().join("plan.rhai"),
+        target: None,
+        inventory: None,
+        speed: None,
+        auto_approve: true,
+        progress: false,
+        color: false,
+    };
+    let (local, _) = run_on(
+        &opts,
+        Venue::simulator(inventory.clone(), 1_000_000.0),
+        false,
+    )
+    .unwrap();
+    assert!(local.failure.is_none(), "{:?}", local.failure);
+
+    let (addr, server) = start_server(&inventory, 3000.0);
+    let azure = Azure::new(&target(addr), TOKEN.into()).unwrap();
+    let (remote, _) = run_on(
+        &opts,
+        Venue::service(Arc::new(azure), "the test server".into()),
+        false,
+    )
+    .unwrap();
+    assert!(remote.failure.is_none(), "{:?}", remote.failure);
+
+    assert_eq!(summary(&remote), summary(&local));
+    let stats = server.stats();
+    assert_eq!(stats.get("POST plannedFailover"), Some(&1), "{stats:?}");
+    assert_eq!(stats.get("POST unplannedFailover"), Some(&2), "{stats:?}");
+    assert_eq!(stats.get("POST failoverCommit"), Some(&3), "{stats:?}");
+    assert_eq!(stats.get("POST reProtect"), Some(&4), "{stats:?}");
+    assert_eq!(stats.get("401"), None);
+}
+
+#[test]
+fn a_wrong_token_or_an_insecure_endpoint_is_a_clear_error() {
+    let inventory = Inventory::load(&root().join("runbooks/inventory.toml")).unwrap();
+    let (addr, _server) = start_server(&inventory, 1000.0);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("plan.rhai"),
+        "let s = status(\"sql-01\");\n",
+    )
+    .unwrap();
+    let opts = RunOptions {
+        path: dir.path().join("plan.rhai"),
+        target: None,
+        inventory: None,
+        speed: None,
+        auto_approve: true,
+        progress: false,
+        color: false,
+    };
+    let azure = Azure::new(&target(addr), "wrong-token".into()).unwrap();
+    let (outcome, _) = run_on(
+        &opts,
+        Venue::service(Arc::new(azure), "the test server".into()),
+        false,
+    )
+    .unwrap();
+    let failure = outcome.failure.expect("refused");
+    let text = format!("{} {:?}", failure.message, failure.notes);
+    assert!(text.contains("AuthenticationFailed"), "{text}");
+    assert!(
+        !text.contains("wrong-token"),
+        "the token never appears: {text}"
+    );
+
+    let remote = TargetConfig {
+        endpoint: "http://10.1.2.3".into(),
+        ..target(addr)
+    };
+    let err = Azure::new(&remote, TOKEN.into())
+        .err()
+        .expect("plain http off loopback is refused");
+    assert!(err.contains("https is required"), "{err}");
+}
