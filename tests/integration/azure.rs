@@ -166,3 +166,88 @@ fn a_wrong_token_or_an_insecure_endpoint_is_a_clear_error() {
         .expect("plain http off loopback is refused");
     assert!(err.contains("https is required"), "{err}");
 }
+
+/// Requests as a client would send them, and the service's answers, checked by shape.
+#[test]
+fn the_server_answers_like_the_service() {
+    let inventory = Inventory::load(&root().join("runbooks/inventory.toml")).unwrap();
+    let (addr, server) = start_server(&inventory, 1.0);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let http = reqwest::Client::new();
+        let vault = format!("http://{addr}/subscriptions/s1/resourceGroups/g1/providers/Microsoft.RecoveryServices/vaults/v1");
+        let get = |url: String, token: Option<&'static str>| {
+            let mut req = http.get(url);
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            req.send()
+        };
+        // No token, no api-version, an unknown path: ARM error bodies.
+        let r = get(format!("{vault}/replicationProtectedItems?api-version=2024-04-01"), None).await.unwrap();
+        assert_eq!(r.status(), 401);
+        let r = get(format!("{vault}/replicationProtectedItems"), Some(TOKEN)).await.unwrap();
+        assert_eq!(r.status(), 400);
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "MissingApiVersionParameter");
+        let r = get(format!("{vault}/replicationWidgets?api-version=2024-04-01"), Some(TOKEN)).await.unwrap();
+        assert_eq!(r.status(), 404);
+
+        // The vault-wide list names the items; one of them is failed over.
+        let r = get(format!("{vault}/replicationProtectedItems?api-version=2024-04-01"), Some(TOKEN)).await.unwrap();
+        let list: serde_json::Value = r.json().await.unwrap();
+        let item = list["value"].as_array().unwrap().iter().find(|i| i["properties"]["friendlyName"] == "web-01").unwrap().clone();
+        assert_eq!(item["properties"]["protectionState"], "Protected");
+        assert_eq!(item["properties"]["activeLocation"], "Primary");
+        let id = item["id"].as_str().unwrap();
+        assert!(id.contains("/replicationFabrics/") && id.contains("/replicationProtectedItems/"), "{id}");
+
+        let post = |action: &str, body: &str| {
+            http.post(format!("http://{addr}{id}/{action}?api-version=2024-04-01"))
+                .bearer_auth(TOKEN)
+                .header("content-type", "application/json")
+                .body(body.to_string())
+                .send()
+        };
+        let r = post("plannedFailover", "{not json").await.unwrap();
+        assert_eq!(r.status(), 400);
+        let r = post("plannedFailover", r#"{"properties":{"failoverDirection":"RecoveryToPrimary"}}"#).await.unwrap();
+        assert_eq!(r.status(), 400, "wrong direction for an item active on the primary site");
+        let r = post(
+            "plannedFailover",
+            r#"{"properties":{"failoverDirection":"PrimaryToRecovery","providerSpecificDetails":{"instanceType":"ProviderSpecificFailoverInput"}}}"#,
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status(), 202);
+        let headers = r.headers().clone();
+        assert!(r.text().await.unwrap().is_empty(), "202 has an empty body");
+        let location = headers["location"].to_str().unwrap();
+        assert!(location.contains("/operationresults/"), "{location}");
+        assert!(headers["azure-asyncoperation"].to_str().unwrap().contains("/replicationOperationStatus/"));
+        assert_eq!(headers["retry-after"], "30");
+        let job = runbook::backend::azure::job_name(&headers).unwrap();
+        assert_eq!(headers["x-ms-request-id"].to_str().unwrap(), job);
+
+        // Right after the 202 the job has not started and has no tasks.
+        let r = get(format!("{vault}/replicationJobs/{job}?api-version=2024-04-01"), Some(TOKEN)).await.unwrap();
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["properties"]["state"], "NotStarted");
+        assert_eq!(body["properties"]["scenarioName"], "PlannedFailover");
+        assert_eq!(body["properties"]["tasks"].as_array().unwrap().len(), 0);
+        assert_eq!(body["properties"]["allowedActions"][0], "Cancel");
+
+        // A second operation on the busy item: a job that fails with 532.
+        let r = post("failoverCommit", "").await.unwrap();
+        assert_eq!(r.status(), 202);
+        let busy = runbook::backend::azure::job_name(r.headers()).unwrap();
+        let r = get(format!("{vault}/replicationJobs/{busy}?api-version=2024-04-01"), Some(TOKEN)).await.unwrap();
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["properties"]["state"], "Failed");
+        assert_eq!(body["properties"]["errors"][0]["serviceErrorDetails"]["code"], "532");
+    });
+    assert_eq!(server.stats().get("POST plannedFailover"), Some(&3));
+}

@@ -482,3 +482,52 @@ pub fn parse_time(text: &str) -> Option<Timestamp> {
         .ok()
         .map(Timestamp::from_system)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn the_job_is_found_in_location_then_async_operation_then_request_id() {
+        let mut h = HeaderMap::new();
+        h.insert("x-ms-request-id", HeaderValue::from_static("req-1"));
+        assert_eq!(job_name(&h).as_deref(), Some("req-1"));
+        h.insert(
+            "azure-asyncoperation",
+            HeaderValue::from_static(
+                "https://x/vaults/v/replicationOperationStatus/job-2?api-version=2024-04-01",
+            ),
+        );
+        assert_eq!(job_name(&h).as_deref(), Some("job-2"));
+        h.insert(
+            LOCATION,
+            HeaderValue::from_static("https://x/replicationProtectedItems/i/plannedFailover/operationresults/job-3?api-version=2024-04-01"),
+        );
+        assert_eq!(job_name(&h).as_deref(), Some("job-3"));
+    }
+
+    #[test]
+    fn urls_carry_the_api_version_and_follow_links_as_given() {
+        let target = TargetConfig {
+            subscription: "s".into(),
+            resource_group: "g".into(),
+            vault: "v".into(),
+            api_version: "2024-04-01".into(),
+            endpoint: "https://management.azure.com/".into(),
+            poll_min: "5s".into(),
+        };
+        let azure = Azure::new(&target, "t".into()).unwrap();
+        assert_eq!(
+            azure.url("replicationJobs/j"),
+            "https://management.azure.com/subscriptions/s/resourceGroups/g/providers/Microsoft.RecoveryServices/vaults/v/replicationJobs/j?api-version=2024-04-01"
+        );
+        assert_eq!(
+            azure.url("https://regional.example/next?api-version=2024-04-01&$skiptoken=2"),
+            "https://regional.example/next?api-version=2024-04-01&$skiptoken=2"
+        );
+        assert!(azure
+            .url("/subscriptions/s/x")
+            .starts_with("https://management.azure.com/subscriptions/s/x?api-version="));
+    }
+}
