@@ -89,6 +89,35 @@ impl Config {
     }
 }
 
+impl Config {
+    /// The target named `name`, or an error naming the known ones.
+    pub fn target(&self, name: &str) -> Result<&crate::backend::azure::TargetConfig, Error> {
+        self.targets.get(name).ok_or_else(|| {
+            let known: Vec<&str> = self.targets.keys().map(String::as_str).collect();
+            Error::Usage(format!(
+                "no target `{name}` in {}; known: {}",
+                self.path.as_deref().map_or(
+                    "runbook.toml (none found)".to_string(),
+                    crate::paths::display
+                ),
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            ))
+        })
+    }
+
+    /// The backend for target `name`, with a credential from the environment.
+    pub fn backend(&self, name: &str) -> Result<crate::backend::azure::Azure, Error> {
+        use crate::backend::azure::Azure;
+        let target = self.target(name)?;
+        let credential = Azure::credential_from_env(target).map_err(Error::Usage)?;
+        Azure::new(target, credential).map_err(Error::Usage)
+    }
+}
+
 /// Reads a UTF-8 text file; a directory, a missing file or invalid UTF-8 is a clear error.
 pub fn read_text(path: &Path) -> Result<String, Error> {
     if path.is_dir() {

@@ -26,6 +26,9 @@ pub enum Error {
     },
     #[error("{0}")]
     Usage(String),
+    /// The service could not be read.
+    #[error("{0}")]
+    Service(String),
     /// A bug: the run failed without a finding to show.
     #[error("{0}")]
     Internal(String),
@@ -34,7 +37,7 @@ pub enum Error {
 impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Internal(_) => exit::FINDINGS,
+            Error::Internal(_) | Error::Service(_) => exit::FINDINGS,
             _ => exit::USAGE,
         }
     }

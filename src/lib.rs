@@ -21,6 +21,7 @@ pub mod clock;
 pub mod config;
 pub mod diagnostics;
 pub mod error;
+pub mod estate;
 pub mod paths;
 pub mod run;
 pub mod script;

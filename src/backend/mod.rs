@@ -393,6 +393,8 @@ pub trait Backend: Send + Sync {
     async fn plan_members(&self, plan: &str) -> Result<Vec<String>, BackendError>;
     async fn start(&self, vm: &str, request: &OperationRequest) -> Result<JobInfo, BackendError>;
     async fn job(&self, id: &str) -> Result<JobInfo, BackendError>;
+    /// Every runbook-operation job that started at or after `since`, oldest first.
+    async fn jobs_since(&self, since: Timestamp) -> Result<Vec<JobInfo>, BackendError>;
     async fn cancel_job(&self, id: &str) -> Result<JobInfo, BackendError>;
     async fn providers(&self) -> Result<Vec<Provider>, BackendError>;
 }

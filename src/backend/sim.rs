@@ -621,6 +621,18 @@ impl Backend for Simulator {
             .ok_or_else(|| BackendError::UnknownJob(id.to_string()))
     }
 
+    async fn jobs_since(&self, since: Timestamp) -> Result<Vec<JobInfo>, BackendError> {
+        let (st, now) = self.settled();
+        let mut jobs: Vec<JobInfo> = st
+            .jobs
+            .values()
+            .filter(|j| j.info.started >= since)
+            .filter_map(|j| st.view(&j.info.id, now))
+            .collect();
+        jobs.sort_by(|a, b| a.started.cmp(&b.started).then(a.id.cmp(&b.id)));
+        Ok(jobs)
+    }
+
     async fn cancel_job(&self, id: &str) -> Result<JobInfo, BackendError> {
         let (mut st, now) = self.settled();
         let Some(job) = st.jobs.get_mut(id) else {

@@ -32,6 +32,18 @@ pub enum Format {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum InventoryCommand {
+    /// Write an inventory file from the target's live state (for `check`).
+    Export {
+        #[arg(long, value_name = "NAME")]
+        target: String,
+        /// Where to write it (default: standard output).
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum SimulatorCommand {
     /// Serve the simulator over HTTP, speaking the ASR REST API.
     Serve {
@@ -89,6 +101,16 @@ pub enum Command {
     Simulator {
         #[command(subcommand)]
         command: SimulatorCommand,
+    },
+    /// A table of a target's protected items.
+    Status {
+        #[arg(long, value_name = "NAME")]
+        target: String,
+    },
+    /// Inventories of a target's estate.
+    Inventory {
+        #[command(subcommand)]
+        command: InventoryCommand,
     },
     /// Print the script API reference (markdown).
     Api,
@@ -167,6 +189,35 @@ fn dispatch(command: Command, color: bool) -> Result<i32, Error> {
                     token,
                 },
         } => serve(&addr, inventory.as_deref(), speed, token),
+        Command::Status { target } => {
+            let (items, _) = estate_of(&target)?;
+            println!("{}", crate::estate::status_table(&items));
+            Ok(exit::OK)
+        }
+        Command::Inventory {
+            command: InventoryCommand::Export { target, output },
+        } => {
+            let (items, providers) = estate_of(&target)?;
+            let now = crate::clock::Timestamp::from_system(std::time::SystemTime::now());
+            let text = crate::estate::inventory_toml(
+                &format!("target `{target}`"),
+                now,
+                &items,
+                &providers,
+            );
+            match output {
+                Some(path) => {
+                    std::fs::write(&path, text).map_err(|e| Error::io(&path, &e))?;
+                    eprintln!(
+                        "wrote {} ({} items)",
+                        crate::paths::display(&path),
+                        items.len()
+                    );
+                }
+                None => print!("{text}"),
+            }
+            Ok(exit::OK)
+        }
         Command::Api => {
             print!("{}", registry::markdown_table());
             Ok(exit::OK)
@@ -307,4 +358,18 @@ fn serve(
         eprintln!("simulator stopped");
         Ok(exit::OK)
     })
+}
+
+/// The items and providers of target `name` (from runbook.toml in this folder or above).
+fn estate_of(
+    name: &str,
+) -> Result<(Vec<crate::backend::Item>, Vec<crate::backend::Provider>), Error> {
+    let config = crate::config::Config::discover(std::path::Path::new("."))?;
+    let backend = config.backend(name)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Usage(format!("cannot start the runtime: {e}")))?;
+    rt.block_on(crate::estate::read(&backend))
+        .map_err(|e| Error::Service(format!("cannot read target `{name}`: {e}")))
 }

@@ -5,7 +5,6 @@
 mod progress;
 mod summary;
 
-use crate::backend::azure::Azure;
 use crate::backend::inventory::Inventory;
 use crate::backend::sim::Simulator;
 use crate::backend::{Backend, Item};
@@ -85,23 +84,7 @@ pub fn simulate(opts: &RunOptions, interactive: bool) -> Result<(Outcome, f64), 
     let config = Config::discover(&folder)?;
     let venue = match &opts.target {
         Some(target) => {
-            let Some(config_target) = config.targets.get(target) else {
-                let known: Vec<&str> = config.targets.keys().map(String::as_str).collect();
-                return Err(Error::Usage(format!(
-                    "no target `{target}` in {}; known: {}",
-                    config.path.as_deref().map_or(
-                        "runbook.toml (none found)".to_string(),
-                        crate::paths::display
-                    ),
-                    if known.is_empty() {
-                        "none".to_string()
-                    } else {
-                        known.join(", ")
-                    }
-                )));
-            };
-            let token = Azure::token_from_env().map_err(Error::Usage)?;
-            let backend = Azure::new(config_target, token).map_err(Error::Usage)?;
+            let backend = config.backend(target)?;
             Venue::service(Arc::new(backend), format!("target `{target}`"))
         }
         None => {

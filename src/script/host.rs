@@ -894,7 +894,9 @@ impl Host {
                 tracing::trace!(job = %info.id, state = %info.state, "polled");
                 self.update(&info);
                 self.observer.job_updated(&info);
-                if info.ended.is_some_and(|end| end > deadline) {
+                // Only the in-process simulator shares the run's clock (and says when a job
+                // will end); a service's timestamps are on its own clock.
+                if info.expected_end.is_some() && info.ended.is_some_and(|end| end > deadline) {
                     // It ended after the deadline (a sped-up clock can overshoot between
                     // polls): at the deadline it was still running, so the wait timed out.
                     let mut at_deadline = info;

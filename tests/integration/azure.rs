@@ -2,6 +2,7 @@
 //! runbook gives the same operations and final states as on the in-process simulator.
 
 use crate::common::root;
+use runbook::backend::azure::auth::Credential;
 use runbook::backend::azure::{Azure, TargetConfig};
 use runbook::backend::inventory::Inventory;
 use runbook::backend::sim::Simulator;
@@ -39,13 +40,18 @@ fn start_server(inventory: &Inventory, speed: f64) -> (SocketAddr, Arc<Server>) 
 
 fn target(addr: SocketAddr) -> TargetConfig {
     TargetConfig {
-        subscription: "00000000-0000-0000-0000-0000000000aa".into(),
-        resource_group: "dr-rg".into(),
-        vault: "dr-vault".into(),
-        api_version: "2024-04-01".into(),
-        endpoint: format!("http://{addr}"),
         poll_min: "20ms".into(),
+        ..TargetConfig::new(
+            "00000000-0000-0000-0000-0000000000aa",
+            "dr-rg",
+            "dr-vault",
+            &format!("http://{addr}"),
+        )
     }
+}
+
+fn token(t: &str) -> Credential {
+    Credential::Static(t.into())
 }
 
 const PLAN: &str = r#"
@@ -105,7 +111,7 @@ fn the_same_runbook_does_the_same_through_http_as_in_process() {
     assert!(local.failure.is_none(), "{:?}", local.failure);
 
     let (addr, server) = start_server(&inventory, 3000.0);
-    let azure = Azure::new(&target(addr), TOKEN.into()).unwrap();
+    let azure = Azure::new(&target(addr), token(TOKEN)).unwrap();
     let (remote, _) = run_on(
         &opts,
         Venue::service(Arc::new(azure), "the test server".into()),
@@ -142,7 +148,7 @@ fn a_wrong_token_or_an_insecure_endpoint_is_a_clear_error() {
         progress: false,
         color: false,
     };
-    let azure = Azure::new(&target(addr), "wrong-token".into()).unwrap();
+    let azure = Azure::new(&target(addr), token("wrong-token")).unwrap();
     let (outcome, _) = run_on(
         &opts,
         Venue::service(Arc::new(azure), "the test server".into()),
@@ -161,7 +167,7 @@ fn a_wrong_token_or_an_insecure_endpoint_is_a_clear_error() {
         endpoint: "http://10.1.2.3".into(),
         ..target(addr)
     };
-    let err = Azure::new(&remote, TOKEN.into())
+    let err = Azure::new(&remote, token(TOKEN))
         .err()
         .expect("plain http off loopback is refused");
     assert!(err.contains("https is required"), "{err}");

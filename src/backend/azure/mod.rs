@@ -1,10 +1,19 @@
 //! The `azure` backend: Azure Site Recovery's REST API over reqwest, for a target named in
-//! `runbook.toml`. This first version covers the operations runbooks use, long-running
-//! operations (202 with `Location`), `Retry-After`, GET retries on 5xx/429/connection
-//! errors, and a bearer token from `AZURE_ACCESS_TOKEN`. Not built yet: client-credential,
-//! managed-identity and Azure CLI tokens, token buckets, job-list sweeps, adopting the job of
-//! a POST that timed out.
+//! `runbook.toml`.
+//!
+//! - Long-running operations: a POST's job is named by `Location` (`operationresults/{job}`),
+//!   else `Azure-AsyncOperation`, else `x-ms-request-id`; a 200 means it completed at once.
+//! - Polling: while several jobs are outstanding, one job-list sweep (filtered by start time,
+//!   paged) answers for all of them, at most once per poll interval; `Retry-After` is honoured.
+//! - Limits: client-side token buckets keep reads and writes under ARM's limits; a 429 waits
+//!   for `Retry-After`.
+//! - Retries: GETs on 5xx, 429, connection errors and unreadable answers, with exponential
+//!   backoff and jitter. A POST is never blindly repeated: after a timeout or a dropped
+//!   connection the backend looks for the job that POST created for the item and adopts it.
+//! - Tokens come from [`auth`]; they never appear in logs or errors.
 
+pub mod auth;
+pub mod bucket;
 pub mod convert;
 pub mod wire;
 
@@ -23,7 +32,7 @@ use tokio::sync::Mutex;
 pub const DEFAULT_API_VERSION: &str = "2024-04-01";
 
 /// A target as `runbook.toml` describes it (`[targets.NAME]`).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TargetConfig {
     pub subscription: String,
@@ -36,6 +45,33 @@ pub struct TargetConfig {
     /// The shortest interval between two polls of a job, whatever `Retry-After` says.
     #[serde(default = "default_poll_min")]
     pub poll_min: String,
+    /// Where client-credential tokens come from.
+    #[serde(default = "default_authority")]
+    pub authority: String,
+    /// Client-side limits (ARM allows reads 25/s, writes 10/s per principal).
+    #[serde(default = "default_reads")]
+    pub reads_per_second: f64,
+    #[serde(default = "default_writes")]
+    pub writes_per_second: f64,
+    /// How long one request may take.
+    #[serde(default = "default_timeout")]
+    pub timeout: String,
+}
+
+fn default_authority() -> String {
+    "https://login.microsoftonline.com".into()
+}
+
+fn default_reads() -> f64 {
+    25.0
+}
+
+fn default_writes() -> f64 {
+    10.0
+}
+
+fn default_timeout() -> String {
+    "60s".into()
 }
 
 fn default_api_version() -> String {
@@ -77,7 +113,33 @@ impl TargetConfig {
                 self.endpoint
             )),
         }?;
-        parse_duration(&self.poll_min).map(|_| ())
+        parse_duration(&self.poll_min)?;
+        parse_duration(&self.timeout)?;
+        if !(self.reads_per_second > 0.0 && self.writes_per_second > 0.0) {
+            return Err("reads_per_second and writes_per_second must be positive".into());
+        }
+        Ok(())
+    }
+
+    /// A target with the defaults for everything but the vault and the endpoint.
+    pub fn new(
+        subscription: &str,
+        resource_group: &str,
+        vault: &str,
+        endpoint: &str,
+    ) -> TargetConfig {
+        TargetConfig {
+            subscription: subscription.into(),
+            resource_group: resource_group.into(),
+            vault: vault.into(),
+            api_version: default_api_version(),
+            endpoint: endpoint.into(),
+            poll_min: default_poll_min(),
+            authority: default_authority(),
+            reads_per_second: default_reads(),
+            writes_per_second: default_writes(),
+            timeout: default_timeout(),
+        }
     }
 }
 
@@ -86,25 +148,49 @@ pub struct Azure {
     http: reqwest::Client,
     base: String,
     api_version: String,
-    token: String,
+    tokens: auth::Tokens,
     poll_min: Duration,
+    reads: bucket::Bucket,
+    writes: bucket::Bucket,
     names: Mutex<Option<HashMap<String, String>>>,
+    polls: Mutex<Polls>,
     requests: AtomicU64,
 }
 
+/// What the poller knows of the jobs this run started.
+#[derive(Default)]
+struct Polls {
+    /// Jobs not seen ended, with their start.
+    outstanding: HashMap<String, Timestamp>,
+    /// The latest answer for each job and when it came.
+    seen: HashMap<String, (JobInfo, std::time::Instant)>,
+    last_sweep: Option<std::time::Instant>,
+}
+
 /// How often a GET is tried before its error is reported.
-const GET_ATTEMPTS: u32 = 4;
+const GET_ATTEMPTS: u32 = 5;
+/// How often a POST refused with 429 is tried again.
+const POST_ATTEMPTS: u32 = 5;
+
+/// Whether a failed send may be retried.
+enum Failure {
+    /// The request may not have reached the service (connection or timeout).
+    Ambiguous(BackendError),
+    Other(BackendError),
+}
 
 impl Azure {
-    /// A client for `target` with bearer `token` (never logged or shown).
-    pub fn new(target: &TargetConfig, token: String) -> Result<Azure, String> {
+    /// A client for `target` with tokens from `credential` (never logged or shown).
+    pub fn new(target: &TargetConfig, credential: auth::Credential) -> Result<Azure, String> {
         target.check()?;
+        let timeout = parse_duration(&target.timeout).unwrap_or(Duration::from_secs(60));
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(60))
+            .timeout(timeout)
             .user_agent(concat!("runbook/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("cannot start the HTTP client: {e}"))?;
         Ok(Azure {
+            tokens: auth::Tokens::new(credential, http.clone()),
             http,
             base: format!(
                 "{}{}",
@@ -112,28 +198,30 @@ impl Azure {
                 target.vault_path()
             ),
             api_version: target.api_version.clone(),
-            token,
             poll_min: parse_duration(&target.poll_min).unwrap_or(Duration::from_secs(5)),
+            reads: bucket::Bucket::new(target.reads_per_second, 250.0),
+            writes: bucket::Bucket::new(target.writes_per_second, 200.0),
             names: Mutex::new(None),
+            polls: Mutex::new(Polls::default()),
             requests: AtomicU64::new(0),
         })
     }
 
-    /// The token from the environment.
-    pub fn token_from_env() -> Result<String, String> {
-        std::env::var("AZURE_ACCESS_TOKEN").map_err(|_| {
-            "no credentials: set AZURE_ACCESS_TOKEN to a bearer token for https://management.azure.com (client credentials, managed identity and the Azure CLI are not supported yet)".to_string()
-        })
+    /// The credential the environment offers (see [`auth::Credential::from_env`]).
+    pub fn credential_from_env(target: &TargetConfig) -> Result<auth::Credential, String> {
+        auth::Credential::from_env(&target.authority)
     }
 
     fn url(&self, path_or_url: &str) -> String {
         let url = if path_or_url.starts_with("http") {
             path_or_url.to_string()
-        } else if path_or_url.starts_with('/') && !path_or_url.starts_with("/subscriptions") {
-            format!("{}{path_or_url}", self.base)
-        } else if path_or_url.starts_with("/subscriptions") {
+        } else if path_or_url.starts_with("/subscriptions")
+            || path_or_url.starts_with("/Subscriptions")
+        {
             let root = self.base.split("/subscriptions").next().unwrap_or_default();
             format!("{root}{path_or_url}")
+        } else if path_or_url.starts_with('/') {
+            format!("{}{path_or_url}", self.base)
         } else {
             format!("{}/{path_or_url}", self.base)
         };
@@ -146,8 +234,12 @@ impl Azure {
         }
     }
 
+    fn next_request(&self) -> u64 {
+        self.requests.fetch_add(1, Ordering::Relaxed)
+    }
+
     fn request_id(&self) -> String {
-        let n = self.requests.fetch_add(1, Ordering::Relaxed);
+        let n = self.next_request();
         let t = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
@@ -161,64 +253,100 @@ impl Azure {
         )
     }
 
+    /// Sends one request (after its token bucket), refreshing an expired token once.
     async fn send(
         &self,
         method: Method,
         url: &str,
         body: Option<&wire::ActionInput>,
-    ) -> Result<(StatusCode, HeaderMap, String), BackendError> {
-        let mut req = self
-            .http
-            .request(method, url)
-            .header(AUTHORIZATION, format!("Bearer {}", self.token))
-            .header("x-ms-client-request-id", self.request_id());
-        if let Some(b) = body {
-            req = req.json(b);
+    ) -> Result<(StatusCode, HeaderMap, String), Failure> {
+        let write = method != Method::GET;
+        let mut refresh = false;
+        loop {
+            if write {
+                self.writes.take().await;
+            } else {
+                self.reads.take().await;
+            }
+            let token = self.tokens.get(refresh).await.map_err(Failure::Other)?;
+            let mut req = self
+                .http
+                .request(method.clone(), url)
+                .header(AUTHORIZATION, format!("Bearer {token}"))
+                .header("x-ms-client-request-id", self.request_id());
+            if let Some(b) = body {
+                req = req.json(b);
+            }
+            tracing::trace!(%method, path = url.split('?').next().unwrap_or_default(), "request");
+            let resp = req
+                .send()
+                .await
+                .map_err(|e| Failure::Ambiguous(BackendError::Transport(without_url(e))))?;
+            let status = resp.status();
+            let headers = resp.headers().clone();
+            let text = resp
+                .text()
+                .await
+                .map_err(|e| Failure::Ambiguous(BackendError::Transport(without_url(e))))?;
+            if status == StatusCode::UNAUTHORIZED
+                && !refresh
+                && text.contains("ExpiredAuthenticationToken")
+            {
+                // Not processed: safe to send again with a new token.
+                refresh = true;
+                continue;
+            }
+            return Ok((status, headers, text));
         }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| BackendError::Transport(without_url(e)))?;
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let text = resp
-            .text()
-            .await
-            .map_err(|e| BackendError::Transport(without_url(e)))?;
-        Ok((status, headers, text))
     }
 
-    /// GET with retries on 5xx, 429 and connection errors, honouring `Retry-After`.
+    /// GET with retries on 5xx, 429, connection errors and unreadable answers.
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<(T, HeaderMap), BackendError> {
         let url = self.url(path);
         let mut delay = Duration::from_millis(200);
         let mut last = BackendError::Transport("no attempt".into());
         for attempt in 1..=GET_ATTEMPTS {
+            let mut wait = None;
             match self.send(Method::GET, &url, None).await {
                 Ok((status, headers, text)) if status.is_success() => {
-                    let value = serde_json::from_str(&text).map_err(|e| {
-                        BackendError::Transport(format!(
-                            "the service answered with JSON the client cannot read ({e})"
-                        ))
-                    })?;
-                    return Ok((value, headers));
+                    match serde_json::from_str(&text) {
+                        Ok(value) => return Ok((value, headers)),
+                        Err(e) => {
+                            last = BackendError::Transport(format!(
+                                "the service answered with JSON the client cannot read ({e}){}",
+                                request_id(&headers)
+                            ))
+                        }
+                    }
                 }
                 Ok((status, headers, text))
                     if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS =>
                 {
+                    wait = retry_after(&headers);
                     last = arm_error(status, &headers, &text);
-                    delay = retry_after(&headers).unwrap_or(delay);
                 }
                 Ok((status, headers, text)) => return Err(arm_error(status, &headers, &text)),
-                Err(e) => last = e,
+                Err(Failure::Ambiguous(e)) => last = e,
+                Err(Failure::Other(e)) => return Err(e),
             }
             if attempt < GET_ATTEMPTS {
-                tracing::debug!(attempt, ?delay, "retrying GET");
-                tokio::time::sleep(delay).await;
+                let pause = wait.unwrap_or_else(|| self.jitter(delay));
+                tracing::debug!(attempt, ?pause, "retrying GET");
+                tokio::time::sleep(pause).await;
                 delay = (delay * 2).min(Duration::from_secs(30));
             }
         }
         Err(last)
+    }
+
+    /// `d` with up to a quarter of it added at random, so clients do not retry in step.
+    fn jitter(&self, d: Duration) -> Duration {
+        let n = self.next_request().wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |x| x.subsec_nanos() as u64);
+        let fraction = ((n ^ t) % 1000) as f64 / 4000.0;
+        d + d.mul_f64(fraction)
     }
 
     /// The protected item id of each VM name, read once per run (all pages).
@@ -228,17 +356,19 @@ impl Azure {
             return Ok(names.clone());
         }
         let items = self.all_items().await?;
-        let mut names = HashMap::new();
+        let mut names: HashMap<String, String> = HashMap::new();
+        let mut twice = Vec::new();
         for item in &items {
             if names
                 .insert(item.properties.friendly_name.clone(), item.id.clone())
                 .is_some()
             {
-                return Err(BackendError::Transport(format!(
-                    "two protected items are named `{}` in the vault; rename one so runbooks can name it",
-                    item.properties.friendly_name
-                )));
+                twice.push(item.properties.friendly_name.clone());
             }
+        }
+        for name in twice {
+            // Ambiguous: such a name cannot be used; say so when it is.
+            names.insert(name, String::new());
         }
         *cache = Some(names.clone());
         Ok(names)
@@ -257,14 +387,20 @@ impl Azure {
 
     async fn id_of(&self, name: &str) -> Result<String, BackendError> {
         let names = self.names().await?;
-        names.get(name).cloned().ok_or_else(|| {
-            let mut candidates: Vec<String> = names.keys().cloned().collect();
-            candidates.sort();
-            BackendError::UnknownItem {
-                name: name.to_string(),
-                candidates,
+        match names.get(name) {
+            Some(id) if id.is_empty() => Err(BackendError::Transport(format!(
+                "more than one protected item in the vault is named `{name}`; rename them so a runbook can tell them apart"
+            ))),
+            Some(id) => Ok(id.clone()),
+            None => {
+                let mut candidates: Vec<String> = names.keys().cloned().collect();
+                candidates.sort();
+                Err(BackendError::UnknownItem {
+                    name: name.to_string(),
+                    candidates,
+                })
             }
-        })
+        }
     }
 
     fn job_info(&self, job: &wire::Job, headers: &HeaderMap) -> Result<JobInfo, BackendError> {
@@ -277,6 +413,40 @@ impl Azure {
         let after = retry_after(headers).unwrap_or(Duration::from_secs(30));
         info.retry_after = Some(after.max(self.poll_min));
         Ok(info)
+    }
+
+    /// Reads one job directly.
+    async fn job_once(&self, id: &str) -> Result<JobInfo, BackendError> {
+        let (job, headers) = self
+            .get::<wire::Job>(&format!("replicationJobs/{id}"))
+            .await?;
+        self.job_info(&job, &headers)
+    }
+
+    /// Records a job's latest state for the poller.
+    async fn remember(&self, info: &JobInfo) {
+        let mut polls = self.polls.lock().await;
+        if info.state.is_terminal() {
+            polls.outstanding.remove(&info.id);
+        } else {
+            polls.outstanding.insert(info.id.clone(), info.started);
+        }
+        polls
+            .seen
+            .insert(info.id.clone(), (info.clone(), std::time::Instant::now()));
+    }
+
+    /// After a POST whose answer was lost: the job it created for `vm`, if any.
+    async fn adopt(
+        &self,
+        vm: &str,
+        request: &OperationRequest,
+        since: Timestamp,
+    ) -> Option<JobInfo> {
+        let jobs = self.jobs_since(since).await.ok()?;
+        jobs.into_iter()
+            .filter(|j| j.vm == vm && j.operation == request.operation)
+            .max_by_key(|j| j.started)
     }
 }
 
@@ -404,16 +574,62 @@ impl Backend for Azure {
         let id = self.id_of(vm).await?;
         let (action, body) = convert::action_of(request);
         let url = self.url(&format!("{id}/{action}"));
-        let (status, headers, text) = self.send(Method::POST, &url, body.as_ref()).await?;
+        // Jobs this POST may create start after this (with room for clock skew).
+        let since = Timestamp::from_system(std::time::SystemTime::now() - Duration::from_secs(300));
+        let mut attempt = 0;
+        let (status, headers, text) = loop {
+            attempt += 1;
+            match self.send(Method::POST, &url, body.as_ref()).await {
+                Ok((StatusCode::TOO_MANY_REQUESTS, headers, _)) if attempt < POST_ATTEMPTS => {
+                    // Refused, not accepted: sending it again is safe.
+                    tokio::time::sleep(retry_after(&headers).unwrap_or(Duration::from_secs(1)))
+                        .await;
+                }
+                Ok(answer) => break answer,
+                Err(Failure::Other(e)) => return Err(e),
+                Err(Failure::Ambiguous(e)) => {
+                    // The service may have created the job: adopt it rather than issue the
+                    // operation twice.
+                    tracing::debug!(vm, operation = %request.operation, "POST answer lost; looking for its job");
+                    if let Some(job) = self.adopt(vm, request, since).await {
+                        self.remember(&job).await;
+                        return Ok(job);
+                    }
+                    if attempt >= 2 {
+                        return Err(e);
+                    }
+                }
+            }
+        };
         if status == StatusCode::ACCEPTED || status == StatusCode::OK {
-            let Some(job) = job_name(&headers) else {
-                return Err(BackendError::Transport(format!(
-                    "the service accepted {} of `{vm}` but named no job{}",
-                    request.operation,
-                    request_id(&headers)
-                )));
+            let job = match job_name(&headers) {
+                Some(job) => self.job_once(&job).await?,
+                None if status == StatusCode::OK => {
+                    // Completed at once: there is no job to follow.
+                    let now = Timestamp::from_system(std::time::SystemTime::now());
+                    JobInfo {
+                        id: format!("completed-{}", self.next_request()),
+                        operation: request.operation,
+                        vm: vm.to_string(),
+                        state: super::JobState::Succeeded,
+                        errors: Vec::new(),
+                        warnings: Vec::new(),
+                        started: now,
+                        ended: Some(now),
+                        retry_after: None,
+                        expected_end: None,
+                    }
+                }
+                None => {
+                    return Err(BackendError::Transport(format!(
+                        "the service accepted {} of `{vm}` but named no job{}",
+                        request.operation,
+                        request_id(&headers)
+                    )))
+                }
             };
-            return self.job(&job).await;
+            self.remember(&job).await;
+            return Ok(job);
         }
         match arm_error(status, &headers, &text) {
             BackendError::Service(e)
@@ -432,19 +648,74 @@ impl Backend for Azure {
     }
 
     async fn job(&self, id: &str) -> Result<JobInfo, BackendError> {
-        let (job, headers) = self
-            .get::<wire::Job>(&format!("replicationJobs/{id}"))
-            .await?;
-        self.job_info(&job, &headers)
+        // A recent enough answer (from a sweep or a direct read) serves every caller in this
+        // poll interval.
+        {
+            let polls = self.polls.lock().await;
+            if let Some((info, at)) = polls.seen.get(id) {
+                if info.state.is_terminal() || at.elapsed() < self.poll_min {
+                    return Ok(info.clone());
+                }
+            }
+        }
+        let (sweep, since) = {
+            let polls = self.polls.lock().await;
+            let due = polls
+                .last_sweep
+                .is_none_or(|t| t.elapsed() >= self.poll_min);
+            (
+                polls.outstanding.len() >= 2 && polls.outstanding.contains_key(id) && due,
+                polls.outstanding.values().min().copied(),
+            )
+        };
+        if let (true, Some(since)) = (sweep, since) {
+            // One list for all outstanding jobs instead of one GET each.
+            self.polls.lock().await.last_sweep = Some(std::time::Instant::now());
+            if let Ok(jobs) = self.jobs_since(since).await {
+                for mut job in jobs {
+                    // The next sweep is due one poll interval from now.
+                    job.retry_after = Some(self.poll_min);
+                    self.remember(&job).await;
+                }
+                let polls = self.polls.lock().await;
+                if let Some((info, _)) = polls.seen.get(id) {
+                    let mut info = info.clone();
+                    info.retry_after = Some(self.poll_min);
+                    return Ok(info);
+                }
+            }
+        }
+        let info = self.job_once(id).await?;
+        self.remember(&info).await;
+        Ok(info)
+    }
+
+    async fn jobs_since(&self, since: Timestamp) -> Result<Vec<JobInfo>, BackendError> {
+        let filter = format!("replicationJobs?$filter=startTime eq '{}'", since.rfc3339());
+        let mut out = Vec::new();
+        let mut next = Some(filter);
+        while let Some(path) = next {
+            let (page, _) = self.get::<wire::Page<wire::Job>>(&path).await?;
+            out.extend(page.value.iter().filter_map(convert::job_from_wire));
+            next = page.next_link;
+        }
+        Ok(out)
     }
 
     async fn cancel_job(&self, id: &str) -> Result<JobInfo, BackendError> {
         let url = self.url(&format!("replicationJobs/{id}/cancel"));
-        let (status, headers, text) = self.send(Method::POST, &url, None).await?;
+        let (status, headers, text) =
+            self.send(Method::POST, &url, None)
+                .await
+                .map_err(|f| match f {
+                    Failure::Ambiguous(e) | Failure::Other(e) => e,
+                })?;
         if !status.is_success() {
             return Err(arm_error(status, &headers, &text));
         }
-        self.job(id).await
+        let info = self.job_once(id).await?;
+        self.remember(&info).await;
+        Ok(info)
     }
 
     async fn providers(&self) -> Result<Vec<Provider>, BackendError> {
@@ -509,15 +780,8 @@ mod tests {
 
     #[test]
     fn urls_carry_the_api_version_and_follow_links_as_given() {
-        let target = TargetConfig {
-            subscription: "s".into(),
-            resource_group: "g".into(),
-            vault: "v".into(),
-            api_version: "2024-04-01".into(),
-            endpoint: "https://management.azure.com/".into(),
-            poll_min: "5s".into(),
-        };
-        let azure = Azure::new(&target, "t".into()).unwrap();
+        let target = TargetConfig::new("s", "g", "v", "https://management.azure.com/");
+        let azure = Azure::new(&target, auth::Credential::Static("t".into())).unwrap();
         assert_eq!(
             azure.url("replicationJobs/j"),
             "https://management.azure.com/subscriptions/s/resourceGroups/g/providers/Microsoft.RecoveryServices/vaults/v/replicationJobs/j?api-version=2024-04-01"

@@ -1,0 +1,158 @@
+//! What a target holds now: the `runbook status` table and `runbook inventory export`, which
+//! writes an inventory from the live state so pull-request checks run against the real
+//! estate's names and states.
+
+use crate::backend::{Backend, BackendError, Item, Operation, Provider, Site};
+use crate::clock::Timestamp;
+use comfy_table::{presets::UTF8_BORDERS_ONLY, ContentArrangement, Table};
+
+/// The state an inventory gives an item, from what the service says (a running job aside).
+pub fn inventory_state(item: &Item) -> &'static str {
+    if item.test_failover_state.is_some() {
+        "drill_in_progress"
+    } else if item.replicating {
+        "protected"
+    } else if item.protection_state.contains("Committed") {
+        "failover_committed"
+    } else if item.allows(Operation::Commit) || item.protection_state.contains("Commit") {
+        "failover_commit_pending"
+    } else {
+        "unprotected"
+    }
+}
+
+/// The status table: one row per item.
+pub fn status_table(items: &[Item]) -> String {
+    let mut table = Table::new();
+    table
+        .load_preset(UTF8_BORDERS_ONLY)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(vec![
+            "VM",
+            "protection state",
+            "active on",
+            "health",
+            "allowed operations",
+            "last drill",
+        ]);
+    for item in items {
+        let allowed: Vec<&str> = item
+            .allowed_operations
+            .iter()
+            .filter_map(|a| Operation::from_allowed_name(a))
+            .map(Operation::as_str)
+            .collect();
+        table.add_row(vec![
+            item.name.clone(),
+            item.protection_state.clone(),
+            item.active_location.as_str().to_string(),
+            item.health.clone(),
+            if allowed.is_empty() {
+                "-".to_string()
+            } else {
+                allowed.join(", ")
+            },
+            item.last_test_failover
+                .map_or_else(|| "never".to_string(), Timestamp::rfc3339),
+        ]);
+    }
+    table.to_string()
+}
+
+fn quoted(text: &str) -> String {
+    toml::Value::String(text.to_string()).to_string()
+}
+
+/// An inventory file describing `items` and `providers` as they are at `now`.
+pub fn inventory_toml(
+    origin: &str,
+    now: Timestamp,
+    items: &[Item],
+    providers: &[Provider],
+) -> String {
+    let mut out = format!(
+        "# Exported by `runbook inventory export` from {origin} at {}.\n# Durations are the simulator's defaults; adjust them to what your jobs take.\nstart = {}\n",
+        now.rfc3339(),
+        quoted(&now.rfc3339())
+    );
+    for site in [Site::Primary, Site::Recovery] {
+        if let Some(p) = providers.iter().find(|p| p.site == site) {
+            out.push_str(&format!(
+                "\n[sites.{}]\nname = {}\nconnected = {}\n",
+                site.as_str(),
+                quoted(&p.name),
+                p.connected
+            ));
+        }
+    }
+    for item in items {
+        out.push_str(&format!("\n[[items]]\nname = {}\n", quoted(&item.name)));
+        if item.active_location == Site::Recovery {
+            out.push_str("active_location = \"recovery\"\n");
+        }
+        let state = inventory_state(item);
+        if state != "protected" {
+            out.push_str(&format!("state = \"{state}\"\n"));
+        }
+        let health = item.health.to_ascii_lowercase();
+        if health != "normal" && matches!(health.as_str(), "warning" | "critical") {
+            out.push_str(&format!("health = \"{health}\"\n"));
+        }
+        if let Some(t) = item.last_test_failover {
+            out.push_str(&format!("last_test_failover = {}\n", quoted(&t.rfc3339())));
+        }
+    }
+    out
+}
+
+/// Reads the items and providers of a backend.
+pub async fn read(backend: &dyn Backend) -> Result<(Vec<Item>, Vec<Provider>), BackendError> {
+    let mut items = backend.list_items().await?;
+    items.sort_by(|a, b| a.name.cmp(&b.name));
+    let providers = backend.providers().await?;
+    Ok((items, providers))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::inventory::Inventory;
+    use crate::backend::sim::Simulator;
+    use crate::clock::VirtualClock;
+    use crate::script::exec::block_on;
+    use std::sync::Arc;
+
+    #[test]
+    fn an_exported_inventory_reads_back_as_the_same_estate() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/runbooks/inventory.toml"
+        ))
+        .unwrap();
+        let inv = Inventory::parse(&text, "example").unwrap();
+        let sim = Simulator::new(&inv, Arc::new(VirtualClock::new(inv.start)), false);
+        let (items, providers) = block_on(read(&sim)).unwrap();
+        let exported = inventory_toml("the test", inv.start, &items, &providers);
+        let again = Inventory::parse(&exported, "exported").unwrap();
+        let sim2 = Simulator::new(&again, Arc::new(VirtualClock::new(again.start)), false);
+        let (items2, providers2) = block_on(read(&sim2)).unwrap();
+        let view = |items: &[Item]| -> Vec<String> {
+            items
+                .iter()
+                .map(|i| {
+                    format!(
+                        "{} {} {} {} {:?}",
+                        i.name,
+                        i.protection_state,
+                        i.active_location.as_str(),
+                        i.health,
+                        i.last_test_failover
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(view(&items2), view(&items));
+        assert_eq!(providers2, providers);
+        assert!(status_table(&items).contains("fs-01"));
+    }
+}

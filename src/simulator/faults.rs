@@ -1,0 +1,256 @@
+//! Faults armed on the simulator server, for tests: the next N requests of a kind (as counted
+//! in the stats, e.g. `"GET job"` or `"POST plannedFailover"`) get a fault instead of, or on
+//! top of, their normal answer. Armed at start ([`super::ServerOptions::faults`]) or over HTTP
+//! (`POST /_simulator/faults`).
+
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+use std::time::Duration;
+
+/// What a fault does to the request it fires on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FaultKind {
+    /// 500 with an ARM error body (code `InternalServerError`); the operation is not performed.
+    #[serde(rename = "500")]
+    ServerError,
+    /// 429 with `Retry-After: 1` and an ARM error body (code `TooManyRequests`).
+    #[serde(rename = "429")]
+    TooManyRequests,
+    /// No answer: the connection is held for `delay_ms` (default 60 s) and then dropped.
+    #[serde(rename = "drop")]
+    Drop,
+    /// Waits `delay_ms` (default 5 s), then handles the request normally.
+    #[serde(rename = "slow")]
+    Slow,
+    /// 200 with a body that is not valid JSON; the operation is not performed.
+    #[serde(rename = "malformed")]
+    Malformed,
+    /// Performs the operation (a POST action creates its job), then holds the connection for
+    /// `delay_ms` (default 60 s) and drops it without an answer.
+    #[serde(rename = "accept-then-hang")]
+    AcceptThenHang,
+}
+
+impl FaultKind {
+    /// The name used in requests and in the stats (`"fault 500"`, `"fault drop"`...).
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultKind::ServerError => "500",
+            FaultKind::TooManyRequests => "429",
+            FaultKind::Drop => "drop",
+            FaultKind::Slow => "slow",
+            FaultKind::Malformed => "malformed",
+            FaultKind::AcceptThenHang => "accept-then-hang",
+        }
+    }
+
+    /// The delay when `delay_ms` is not given.
+    pub fn default_delay(self) -> Duration {
+        match self {
+            FaultKind::Drop | FaultKind::AcceptThenHang => Duration::from_secs(60),
+            FaultKind::Slow => Duration::from_secs(5),
+            FaultKind::ServerError | FaultKind::TooManyRequests | FaultKind::Malformed => {
+                Duration::ZERO
+            }
+        }
+    }
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// `{"on": "GET job", "fault": "500", "times": 2, "delay_ms": 100}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fault {
+    /// The request kind as counted in the stats (case-insensitive), or a prefix ending in `*`
+    /// (`"POST *"`, `"*"` for any request).
+    pub on: String,
+    pub fault: FaultKind,
+    /// How many matching requests get the fault (default 1).
+    #[serde(default = "one")]
+    pub times: u32,
+    /// The wait before answering (500, 429, malformed, slow) or before dropping the connection
+    /// (drop, accept-then-hang); see [`FaultKind::default_delay`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<u64>,
+}
+
+impl Fault {
+    pub fn new(on: impl Into<String>, fault: FaultKind, times: u32) -> Fault {
+        Fault {
+            on: on.into(),
+            fault,
+            times,
+            delay_ms: None,
+        }
+    }
+
+    /// The delay this fault waits (`delay_ms`, or the kind's default).
+    pub fn delay(&self) -> Duration {
+        self.delay_ms
+            .map_or(self.fault.default_delay(), Duration::from_millis)
+    }
+
+    /// Whether the fault applies to a request of `kind`.
+    pub fn matches(&self, kind: &str) -> bool {
+        match self.on.strip_suffix('*') {
+            Some(prefix) => kind
+                .get(..prefix.len())
+                .is_some_and(|k| k.eq_ignore_ascii_case(prefix)),
+            None => self.on.eq_ignore_ascii_case(kind),
+        }
+    }
+
+    /// Why the fault cannot be armed, if it cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.on.trim().is_empty() {
+            return Err("\"on\" must name a request kind, e.g. \"GET job\"".into());
+        }
+        if self.times == 0 {
+            return Err("\"times\" must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// The body of `POST /_simulator/faults`: one fault or a list of them.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum FaultRequest {
+    One(Fault),
+    Many(Vec<Fault>),
+}
+
+impl FaultRequest {
+    pub fn into_vec(self) -> Vec<Fault> {
+        match self {
+            FaultRequest::One(f) => vec![f],
+            FaultRequest::Many(v) => v,
+        }
+    }
+}
+
+/// The armed faults, first armed first.
+#[derive(Debug, Default)]
+pub struct Faults {
+    armed: VecDeque<Fault>,
+}
+
+impl Faults {
+    pub fn arm(&mut self, fault: Fault) {
+        if fault.times > 0 {
+            self.armed.push_back(fault);
+        }
+    }
+
+    /// Consumes one firing of the first armed fault that matches `kind`.
+    pub fn take(&mut self, kind: &str) -> Option<Fault> {
+        let at = self.armed.iter().position(|f| f.matches(kind))?;
+        let fault = &mut self.armed[at];
+        fault.times -= 1;
+        let fired = Fault {
+            times: 1,
+            ..fault.clone()
+        };
+        if fault.times == 0 {
+            self.armed.remove(at);
+        }
+        Some(fired)
+    }
+
+    /// Disarms every fault; returns how many firings were left.
+    pub fn clear(&mut self) -> u64 {
+        let left = self.armed.iter().map(|f| u64::from(f.times)).sum();
+        self.armed.clear();
+        left
+    }
+
+    /// The faults still armed, with the firings they have left.
+    pub fn armed(&self) -> Vec<Fault> {
+        self.armed.iter().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_body_parses_with_defaults_and_every_kind() {
+        let f: Fault = serde_json::from_str(r#"{"on":"GET job","fault":"500"}"#).unwrap();
+        assert_eq!(f, Fault::new("GET job", FaultKind::ServerError, 1));
+        assert_eq!(f.delay(), Duration::ZERO);
+        for (name, kind) in [
+            ("500", FaultKind::ServerError),
+            ("429", FaultKind::TooManyRequests),
+            ("drop", FaultKind::Drop),
+            ("slow", FaultKind::Slow),
+            ("malformed", FaultKind::Malformed),
+            ("accept-then-hang", FaultKind::AcceptThenHang),
+        ] {
+            let body = format!(r#"{{"on":"x","fault":"{name}","times":3,"delay_ms":7}}"#);
+            let f: Fault = serde_json::from_str(&body).unwrap();
+            assert_eq!(
+                (f.fault, f.times, f.delay()),
+                (kind, 3, Duration::from_millis(7))
+            );
+            assert_eq!(kind.name(), name);
+        }
+        assert_eq!(
+            Fault::new("x", FaultKind::Drop, 1).delay(),
+            Duration::from_secs(60)
+        );
+        assert!(serde_json::from_str::<Fault>(r#"{"on":"x","fault":"503"}"#).is_err());
+        assert!(serde_json::from_str::<Fault>(r#"{"on":"x","fault":"500","tims":2}"#).is_err());
+        let many: FaultRequest =
+            serde_json::from_str(r#"[{"on":"a","fault":"drop"},{"on":"b","fault":"slow"}]"#)
+                .unwrap();
+        assert_eq!(many.into_vec().len(), 2);
+        assert!(Fault::new("", FaultKind::Drop, 1).validate().is_err());
+        assert!(Fault::new("GET job", FaultKind::Drop, 0)
+            .validate()
+            .is_err());
+    }
+
+    #[test]
+    fn matching_is_by_kind_case_insensitive_with_a_trailing_star() {
+        let f = Fault::new("POST plannedFailover", FaultKind::Drop, 1);
+        assert!(f.matches("POST plannedFailover"));
+        assert!(f.matches("post PLANNEDFAILOVER"));
+        assert!(!f.matches("POST plannedFailoverX"));
+        assert!(!f.matches("GET job"));
+        let f = Fault::new("POST *", FaultKind::Drop, 1);
+        assert!(f.matches("POST failoverCommit"));
+        assert!(!f.matches("GET jobs"));
+        assert!(Fault::new("*", FaultKind::Drop, 1).matches("GET jobs"));
+        // A multi-byte kind never panics the prefix match.
+        assert!(!Fault::new("GE*", FaultKind::Drop, 1).matches("Gé"));
+    }
+
+    #[test]
+    fn firings_are_consumed_first_armed_first() {
+        let mut faults = Faults::default();
+        faults.arm(Fault::new("GET job", FaultKind::ServerError, 2));
+        faults.arm(Fault::new("GET *", FaultKind::Malformed, 1));
+        faults.arm(Fault::new("POST cancel", FaultKind::Drop, 1));
+        faults.arm(Fault::new("GET job", FaultKind::Slow, 0));
+        assert_eq!(faults.armed().len(), 3, "times 0 arms nothing");
+        assert_eq!(
+            faults.take("GET items").unwrap().fault,
+            FaultKind::Malformed
+        );
+        assert_eq!(faults.take("GET items"), None);
+        let fired = faults.take("GET job").unwrap();
+        assert_eq!((fired.fault, fired.times), (FaultKind::ServerError, 1));
+        assert_eq!(faults.armed()[0].times, 1);
+        assert_eq!(
+            faults.take("GET job").unwrap().fault,
+            FaultKind::ServerError
+        );
+        assert_eq!(faults.take("GET job"), None);
+        assert_eq!(faults.clear(), 1);
+        assert_eq!(faults.take("POST cancel"), None);
+    }
+}
