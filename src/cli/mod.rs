@@ -56,9 +56,19 @@ pub enum SimulatorCommand {
         /// How much faster than real time jobs run.
         #[arg(long, default_value_t = 1.0)]
         speed: f64,
-        /// The bearer token clients must send.
+        /// The bearer token clients may send as it is.
         #[arg(long, default_value = "runbook-simulator")]
         token: String,
+        /// The client-credentials flow's application id (with RUNBOOK_SIMULATOR_CLIENT_SECRET
+        /// in the environment, the token endpoint issues tokens).
+        #[arg(long, value_name = "ID")]
+        client_id: Option<String>,
+        /// How long issued tokens last.
+        #[arg(long, default_value = "1h")]
+        token_lifetime: String,
+        /// ARM's request limits, per second (reads, writes); `--no-throttle` turns them off.
+        #[arg(long)]
+        no_throttle: bool,
     },
 }
 
@@ -187,8 +197,27 @@ fn dispatch(command: Command, color: bool) -> Result<i32, Error> {
                     inventory,
                     speed,
                     token,
+                    client_id,
+                    token_lifetime,
+                    no_throttle,
                 },
-        } => serve(&addr, inventory.as_deref(), speed, token),
+        } => {
+            let lifetime = crate::clock::parse_duration(&token_lifetime)
+                .map_err(|m| Error::Usage(format!("--token-lifetime: {m}")))?;
+            let mut options = crate::simulator::ServerOptions {
+                token,
+                speed,
+                client_secret: std::env::var("RUNBOOK_SIMULATOR_CLIENT_SECRET").ok(),
+                client_id,
+                token_lifetime: lifetime,
+                ..Default::default()
+            };
+            if no_throttle {
+                options.reads_per_second = f64::INFINITY;
+                options.writes_per_second = f64::INFINITY;
+            }
+            serve(&addr, inventory.as_deref(), options)
+        }
         Command::Status { target } => {
             let (items, _) = estate_of(&target)?;
             println!("{}", crate::estate::status_table(&items));
@@ -319,9 +348,9 @@ fn verdict(report: &check::Report) -> String {
 fn serve(
     addr: &str,
     inventory: Option<&std::path::Path>,
-    speed: f64,
-    token: String,
+    options: crate::simulator::ServerOptions,
 ) -> Result<i32, Error> {
+    let speed = options.speed;
     use crate::backend::sim::Simulator;
     use crate::clock::{Clock, RealClock};
     use std::sync::Arc;
@@ -343,9 +372,11 @@ fn serve(
             .await
             .map_err(|e| Error::Usage(format!("cannot listen on {addr}: {e}")))?;
         let local = listener.local_addr().map_err(|e| Error::Usage(e.to_string()))?;
-        let clock: Arc<dyn Clock> = Arc::new(RealClock::starting_at(inventory.start, speed));
+        // A served simulator keeps the time of day, as the service does: clients compare
+        // its timestamps with their own clock.
+        let clock: Arc<dyn Clock> = Arc::new(RealClock::new(speed));
         let sim = Arc::new(Simulator::new(&inventory, clock, false));
-        let server = crate::simulator::Server::new(sim, token, speed);
+        let server = crate::simulator::Server::with_options(sim, options);
         eprintln!(
             "ASR simulator ({}) at {speed}x on http://{local}: use a [targets.NAME] with endpoint = \"http://{local}\" and any subscription, resource_group and vault; clients send the bearer token given with --token. Ctrl-C stops it.",
             inventory.origin

@@ -775,31 +775,9 @@ async fn list_items(server: &Server, vault: &str, uri: &Uri) -> Response {
 fn query_param(uri: &Uri, name: &str) -> Option<String> {
     uri.query()?.split('&').find_map(|q| {
         let (k, v) = q.split_once('=')?;
-        let k = percent_decode(k);
-        (k == name).then(|| percent_decode(v))
+        let k = auth::percent_decode(k);
+        (k == name).then(|| auth::percent_decode(v))
     })
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => match u8::from_str_radix(&text[i + 1..i + 3], 16) {
-                Ok(b) => {
-                    out.push(b);
-                    i += 3;
-                    continue;
-                }
-                Err(_) => out.push(b'%'),
-            },
-            b'+' => out.push(b' '),
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `startTime eq '2026-11-26T02:00:00Z'` in a job list's `$filter`: jobs from that time on.

@@ -8,7 +8,8 @@ use runbook::backend::inventory::Inventory;
 use runbook::backend::sim::Simulator;
 use runbook::clock::{Clock, RealClock};
 use runbook::run::{run_on, Outcome, RunOptions, Venue};
-use runbook::simulator::Server;
+use runbook::simulator::faults::{Fault, FaultKind};
+use runbook::simulator::{Server, ServerOptions};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -16,9 +17,20 @@ const TOKEN: &str = "test-token-7f3a";
 
 /// Starts a simulator server on 127.0.0.1:0 on its own runtime thread.
 fn start_server(inventory: &Inventory, speed: f64) -> (SocketAddr, Arc<Server>) {
-    let clock: Arc<dyn Clock> = Arc::new(RealClock::starting_at(inventory.start, speed));
+    start_server_with(
+        inventory,
+        ServerOptions {
+            token: TOKEN.into(),
+            speed,
+            ..ServerOptions::default()
+        },
+    )
+}
+
+fn start_server_with(inventory: &Inventory, options: ServerOptions) -> (SocketAddr, Arc<Server>) {
+    let clock: Arc<dyn Clock> = Arc::new(RealClock::new(options.speed));
     let sim = Arc::new(Simulator::new(inventory, clock, false));
-    let server = Server::new(sim, TOKEN.into(), speed);
+    let server = Server::with_options(sim, options);
     let (tx, rx) = std::sync::mpsc::channel();
     let shared = server.clone();
     std::thread::spawn(move || {
@@ -256,4 +268,252 @@ fn the_server_answers_like_the_service() {
         assert_eq!(body["properties"]["errors"][0]["serviceErrorDetails"]["code"], "532");
     });
     assert_eq!(server.stats().get("POST plannedFailover"), Some(&3));
+}
+
+const ONE_VM: &str = r#"
+let web = vm("web-01");
+wait_job(failover(web, #{ kind: "planned" }), #{ timeout: "1h" });
+verify(web, #{ active_location: "recovery", healthy: true });
+wait_job(commit(web), #{ timeout: "1h" });
+wait_job(reverse_replicate(web), #{ timeout: "1h" });
+verify(web, #{ replicating: true });
+"#;
+
+fn one_vm_options(dir: &std::path::Path) -> RunOptions {
+    std::fs::write(dir.join("plan.rhai"), ONE_VM).unwrap();
+    RunOptions {
+        path: dir.join("plan.rhai"),
+        target: None,
+        inventory: None,
+        speed: None,
+        auto_approve: true,
+        progress: false,
+        color: false,
+    }
+}
+
+#[test]
+fn faults_end_in_success_and_the_failover_is_issued_once() {
+    let inventory = Inventory::load(&root().join("runbooks/inventory.toml")).unwrap();
+    let drop_now = Fault {
+        delay_ms: Some(0),
+        ..Fault::new("GET job", FaultKind::Drop, 1)
+    };
+    let (addr, server) = start_server_with(
+        &inventory,
+        ServerOptions {
+            token: TOKEN.into(),
+            speed: 3000.0,
+            faults: vec![
+                // The POST creates the job, then its answer never comes.
+                Fault::new("POST plannedFailover", FaultKind::AcceptThenHang, 1),
+                Fault::new("GET job", FaultKind::TooManyRequests, 2),
+                Fault::new("GET job", FaultKind::ServerError, 2),
+                Fault::new("GET job", FaultKind::Malformed, 1),
+                drop_now,
+            ],
+            ..ServerOptions::default()
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let opts = one_vm_options(dir.path());
+    let target = TargetConfig {
+        timeout: "700ms".into(),
+        ..target(addr)
+    };
+    let azure = Azure::new(&target, token(TOKEN)).unwrap();
+    let (outcome, _) = run_on(
+        &opts,
+        Venue::service(Arc::new(azure), "the test server".into()),
+        false,
+    )
+    .unwrap();
+    assert!(outcome.failure.is_none(), "{:?}", outcome.failure);
+    let stats = server.stats();
+    assert_eq!(
+        stats.get("POST plannedFailover"),
+        Some(&1),
+        "issued exactly once: {stats:?}"
+    );
+    for fired in [
+        "fault accept-then-hang",
+        "fault 429",
+        "fault 500",
+        "fault malformed",
+        "fault drop",
+    ] {
+        assert!(
+            stats.get(fired).is_some_and(|n| *n >= 1),
+            "{fired} did not fire: {stats:?}"
+        );
+    }
+    let web = &outcome.items[0];
+    assert_eq!(
+        (web.active_location.as_str(), web.replicating),
+        ("recovery", true)
+    );
+}
+
+#[test]
+fn an_expired_token_is_refreshed_mid_run_and_secrets_never_show() {
+    let inventory = Inventory::load(&root().join("runbooks/inventory.toml")).unwrap();
+    const SECRET: &str = "sEcReT-client-value-91c2";
+    let (addr, server) = start_server_with(
+        &inventory,
+        ServerOptions {
+            token: String::new(),
+            speed: 600.0,
+            client_id: Some("app-1".into()),
+            client_secret: Some(SECRET.into()),
+            token_lifetime: std::time::Duration::from_secs(1),
+            ..ServerOptions::default()
+        },
+    );
+    // Through the library: a run longer than a token's life.
+    let dir = tempfile::tempdir().unwrap();
+    let opts = one_vm_options(dir.path());
+    let credential = Credential::ClientSecret {
+        authority: format!("http://{addr}"),
+        tenant: "tenant-1".into(),
+        client_id: "app-1".into(),
+        secret: SECRET.into(),
+    };
+    let azure = Azure::new(&target(addr), credential).unwrap();
+    let (outcome, _) = run_on(
+        &opts,
+        Venue::service(Arc::new(azure), "the test server".into()),
+        false,
+    )
+    .unwrap();
+    assert!(outcome.failure.is_none(), "{:?}", outcome.failure);
+    assert!(
+        server.stats().get("POST token").is_some_and(|n| *n >= 2),
+        "{:?}",
+        server.stats()
+    );
+
+    // Through the binary, with every log on: neither the secret nor a token appears (a
+    // fresh server: the runbook starts from web-01 on the primary site).
+    let (addr, _server) = start_server_with(
+        &inventory,
+        ServerOptions {
+            token: String::new(),
+            speed: 600.0,
+            client_id: Some("app-1".into()),
+            client_secret: Some(SECRET.into()),
+            ..ServerOptions::default()
+        },
+    );
+    let toml = format!(
+        "[targets.sim]\nsubscription = \"s\"\nresource_group = \"g\"\nvault = \"v\"\nendpoint = \"http://{addr}\"\nauthority = \"http://{addr}\"\npoll_min = \"20ms\"\n"
+    );
+    std::fs::write(dir.path().join("runbook.toml"), toml).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_runbook"))
+        .args(["run", "plan.rhai", "--target", "sim", "--no-progress"])
+        .current_dir(dir.path())
+        .env_remove("AZURE_ACCESS_TOKEN")
+        .env("AZURE_TENANT_ID", "tenant-1")
+        .env("AZURE_CLIENT_ID", "app-1")
+        .env("AZURE_CLIENT_SECRET", SECRET)
+        .env("RUNBOOK_LOG", "trace")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    assert!(all.contains("LIVE RUN"), "{all}");
+    assert!(!all.contains(SECRET), "the secret leaked: {all}");
+    assert!(!all.contains("rbsim."), "a token leaked: {all}");
+    assert!(
+        !all.to_lowercase().contains("bearer "),
+        "a token leaked: {all}"
+    );
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap_or_default();
+        assert!(!text.contains("rbsim.") && !text.contains(SECRET));
+    }
+
+    // A token given directly does not show either.
+    let (addr2, _server2) = start_server(&inventory, 3000.0);
+    let toml = format!(
+        "[targets.sim]\nsubscription = \"s\"\nresource_group = \"g\"\nvault = \"v\"\nendpoint = \"http://{addr2}\"\npoll_min = \"20ms\"\n"
+    );
+    std::fs::write(dir.path().join("runbook.toml"), toml).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_runbook"))
+        .args(["run", "plan.rhai", "--target", "sim", "--no-progress"])
+        .current_dir(dir.path())
+        .env("AZURE_ACCESS_TOKEN", TOKEN)
+        .env("RUNBOOK_LOG", "trace")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    assert!(!all.contains(TOKEN), "the token leaked: {all}");
+}
+
+#[test]
+fn status_and_inventory_export_read_the_live_estate() {
+    let inventory = Inventory::load(&root().join("runbooks/inventory.toml")).unwrap();
+    let (addr, _server) = start_server(&inventory, 1.0);
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!("[targets.sim]\nsubscription = \"s\"\nresource_group = \"g\"\nvault = \"v\"\nendpoint = \"http://{addr}\"\n");
+    std::fs::write(dir.path().join("runbook.toml"), toml).unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_runbook"))
+            .args(args)
+            .current_dir(dir.path())
+            .env("AZURE_ACCESS_TOKEN", TOKEN)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = run(&["status", "--target", "sim"]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("fs-01") && stdout.contains("PlannedFailoverCommitted"),
+        "{stdout}"
+    );
+
+    let out = run(&[
+        "inventory",
+        "export",
+        "--target",
+        "sim",
+        "--output",
+        "live.toml",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let exported = Inventory::load(&dir.path().join("live.toml")).unwrap();
+    let names = |inv: &Inventory| -> Vec<String> {
+        let mut n: Vec<String> = inv.items.iter().map(|i| i.name.clone()).collect();
+        n.sort();
+        n
+    };
+    assert_eq!(names(&exported), names(&inventory));
+    let fs = exported.items.iter().find(|i| i.name == "fs-01").unwrap();
+    assert_eq!(fs.active_location.as_str(), "recovery");
+
+    let out = run(&["status", "--target", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no target `nope`"));
 }

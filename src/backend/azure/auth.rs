@@ -12,8 +12,14 @@ use tokio::sync::Mutex;
 /// The ARM audience.
 pub const RESOURCE: &str = "https://management.azure.com/";
 const SCOPE: &str = "https://management.azure.com/.default";
-/// Refresh a token this long before it expires.
+/// Refresh a token this long before it expires (or after four fifths of a shorter life).
 const EARLY: Duration = Duration::from_secs(300);
+
+/// When to refresh a token that expires at `expires`, fetched now.
+fn refresh_at(expires: Instant) -> Instant {
+    let life = expires.saturating_duration_since(Instant::now());
+    expires - EARLY.min(life / 5)
+}
 
 /// Where tokens come from.
 #[derive(Clone)]
@@ -131,17 +137,17 @@ impl Tokens {
         }
     }
 
-    /// A valid token: the cached one unless it expires within five minutes or `refresh`.
+    /// A valid token: the cached one until it is due for refresh (or `refresh` asks).
     pub async fn get(&self, refresh: bool) -> Result<String, BackendError> {
         let mut cache = self.cache.lock().await;
         if let Some((token, expires)) = cache.as_ref() {
-            let fresh = expires.is_none_or(|e| e.saturating_duration_since(Instant::now()) > EARLY);
+            let fresh = expires.is_none_or(|at| Instant::now() < at);
             if fresh && !(refresh && expires.is_some()) {
                 return Ok(token.clone());
             }
         }
         let (token, expires) = self.fetch().await?;
-        *cache = Some((token.clone(), expires));
+        *cache = Some((token.clone(), expires.map(refresh_at)));
         Ok(token)
     }
 

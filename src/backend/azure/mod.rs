@@ -167,8 +167,10 @@ struct Polls {
     last_sweep: Option<std::time::Instant>,
 }
 
-/// How often a GET is tried before its error is reported.
-const GET_ATTEMPTS: u32 = 5;
+/// How many failed attempts (429s aside) a GET makes before its error is reported.
+const GET_ATTEMPTS: u32 = 6;
+/// How long all the retries of one GET may take.
+const RETRY_BUDGET: Duration = Duration::from_secs(300);
 /// How often a POST refused with 429 is tried again.
 const POST_ATTEMPTS: u32 = 5;
 
@@ -300,43 +302,54 @@ impl Azure {
         }
     }
 
-    /// GET with retries on 5xx, 429, connection errors and unreadable answers.
+    /// GET with retries on 5xx, 429, connection errors and unreadable answers. A 429 waits
+    /// for `Retry-After` and does not count as a failed attempt; all retries of one GET stay
+    /// within [`RETRY_BUDGET`].
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<(T, HeaderMap), BackendError> {
         let url = self.url(path);
+        let give_up = std::time::Instant::now() + RETRY_BUDGET;
         let mut delay = Duration::from_millis(200);
-        let mut last = BackendError::Transport("no attempt".into());
-        for attempt in 1..=GET_ATTEMPTS {
-            let mut wait = None;
-            match self.send(Method::GET, &url, None).await {
+        let mut failures = 0;
+        loop {
+            let (last, wait) = match self.send(Method::GET, &url, None).await {
                 Ok((status, headers, text)) if status.is_success() => {
                     match serde_json::from_str(&text) {
                         Ok(value) => return Ok((value, headers)),
                         Err(e) => {
-                            last = BackendError::Transport(format!(
+                            failures += 1;
+                            let err = BackendError::Transport(format!(
                                 "the service answered with JSON the client cannot read ({e}){}",
                                 request_id(&headers)
-                            ))
+                            ));
+                            (err, None)
                         }
                     }
                 }
-                Ok((status, headers, text))
-                    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS =>
-                {
-                    wait = retry_after(&headers);
-                    last = arm_error(status, &headers, &text);
+                Ok((status, headers, text)) if status == StatusCode::TOO_MANY_REQUESTS => {
+                    let wait = retry_after(&headers).unwrap_or(Duration::from_secs(1));
+                    (arm_error(status, &headers, &text), Some(wait))
+                }
+                Ok((status, headers, text)) if status.is_server_error() => {
+                    failures += 1;
+                    (arm_error(status, &headers, &text), retry_after(&headers))
                 }
                 Ok((status, headers, text)) => return Err(arm_error(status, &headers, &text)),
-                Err(Failure::Ambiguous(e)) => last = e,
+                Err(Failure::Ambiguous(e)) => {
+                    failures += 1;
+                    (e, None)
+                }
                 Err(Failure::Other(e)) => return Err(e),
+            };
+            let pause = wait.unwrap_or_else(|| self.jitter(delay));
+            if failures >= GET_ATTEMPTS || std::time::Instant::now() + pause > give_up {
+                return Err(last);
             }
-            if attempt < GET_ATTEMPTS {
-                let pause = wait.unwrap_or_else(|| self.jitter(delay));
-                tracing::debug!(attempt, ?pause, "retrying GET");
-                tokio::time::sleep(pause).await;
+            tracing::debug!(failures, ?pause, "retrying GET");
+            tokio::time::sleep(pause).await;
+            if wait.is_none() {
                 delay = (delay * 2).min(Duration::from_secs(30));
             }
         }
-        Err(last)
     }
 
     /// `d` with up to a quarter of it added at random, so clients do not retry in step.
