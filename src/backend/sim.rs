@@ -99,6 +99,11 @@ impl Simulator {
         }
     }
 
+    /// The simulation's time now.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave half-applied state that matters more
         // than losing the simulation; recover the guard.

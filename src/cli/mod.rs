@@ -66,9 +66,12 @@ pub enum SimulatorCommand {
         /// How long issued tokens last.
         #[arg(long, default_value = "1h")]
         token_lifetime: String,
-        /// ARM's request limits, per second (reads, writes); `--no-throttle` turns them off.
+        /// Turns ARM's request limits (reads 250 then 25/s, writes 200 then 10/s) off.
         #[arg(long)]
         no_throttle: bool,
+        /// Multiplies ARM's request limits (bursts and refills), e.g. for benchmarks.
+        #[arg(long, default_value_t = 1.0)]
+        rate_scale: f64,
     },
 }
 
@@ -200,6 +203,7 @@ fn dispatch(command: Command, color: bool) -> Result<i32, Error> {
                     client_id,
                     token_lifetime,
                     no_throttle,
+                    rate_scale,
                 },
         } => {
             let lifetime = crate::clock::parse_duration(&token_lifetime)
@@ -212,6 +216,15 @@ fn dispatch(command: Command, color: bool) -> Result<i32, Error> {
                 token_lifetime: lifetime,
                 ..Default::default()
             };
+            if !(rate_scale > 0.0 && rate_scale.is_finite()) {
+                return Err(Error::Usage(format!(
+                    "--rate-scale must be positive, not {rate_scale}"
+                )));
+            }
+            options.reads_per_second *= rate_scale;
+            options.writes_per_second *= rate_scale;
+            options.reads_burst = (options.reads_burst as f64 * rate_scale) as u32;
+            options.writes_burst = (options.writes_burst as f64 * rate_scale) as u32;
             if no_throttle {
                 options.reads_per_second = f64::INFINITY;
                 options.writes_per_second = f64::INFINITY;

@@ -454,6 +454,13 @@ async fn handle(
     if path == "/_simulator/stats" {
         return json(&server.stats());
     }
+    if path == "/_simulator/clock" {
+        // The simulation's time, for benchmarks that relate job times to the wall clock.
+        let now = server.sim.now();
+        return json(
+            &serde_json::json!({ "now": now.rfc3339(), "now_ms": now.0, "speed": server.speed }),
+        );
+    }
     if path == "/_simulator/faults" {
         return faults_endpoint(&server, &method, &body);
     }

@@ -153,6 +153,8 @@ pub struct Azure {
     reads: bucket::Bucket,
     writes: bucket::Bucket,
     names: Mutex<Option<HashMap<String, String>>>,
+    /// Items as last listed, until a job on them starts or ends or a poll interval passes.
+    items: Mutex<HashMap<String, (Item, std::time::Instant)>>,
     polls: Mutex<Polls>,
     requests: AtomicU64,
 }
@@ -204,6 +206,7 @@ impl Azure {
             reads: bucket::Bucket::new(target.reads_per_second, 250.0),
             writes: bucket::Bucket::new(target.writes_per_second, 200.0),
             names: Mutex::new(None),
+            items: Mutex::new(HashMap::new()),
             polls: Mutex::new(Polls::default()),
             requests: AtomicU64::new(0),
         })
@@ -439,6 +442,11 @@ impl Azure {
     /// Records a job's latest state for the poller.
     async fn remember(&self, info: &JobInfo) {
         let mut polls = self.polls.lock().await;
+        let before = polls.seen.get(&info.id).map(|(j, _)| j.state.clone());
+        if before.as_ref() != Some(&info.state) {
+            // The item's state changes with its job's: read it again when asked.
+            self.items.lock().await.remove(&info.vm);
+        }
         if info.state.is_terminal() {
             polls.outstanding.remove(&info.id);
         } else {
@@ -542,15 +550,34 @@ impl Backend for Azure {
     }
 
     async fn list_items(&self) -> Result<Vec<Item>, BackendError> {
-        Ok(self
+        let items: Vec<Item> = self
             .all_items()
             .await?
             .iter()
             .map(convert::item_from_wire)
-            .collect())
+            .collect();
+        let now = std::time::Instant::now();
+        let mut cache = self.items.lock().await;
+        for item in &items {
+            cache.insert(item.name.clone(), (item.clone(), now));
+        }
+        Ok(items)
     }
 
     async fn item(&self, name: &str) -> Result<Item, BackendError> {
+        {
+            let cache = self.items.lock().await;
+            if let Some((item, at)) = cache.get(name) {
+                if at.elapsed() < self.poll_min {
+                    return Ok(item.clone());
+                }
+            }
+        }
+        // One vault-wide list answers for every item read in the next poll interval.
+        self.list_items().await?;
+        if let Some((item, _)) = self.items.lock().await.get(name) {
+            return Ok(item.clone());
+        }
         let id = self.id_of(name).await?;
         let (item, _) = self.get::<wire::ProtectedItem>(&id).await?;
         Ok(convert::item_from_wire(&item))
@@ -616,7 +643,23 @@ impl Backend for Azure {
         };
         if status == StatusCode::ACCEPTED || status == StatusCode::OK {
             let job = match job_name(&headers) {
-                Some(job) => self.job_once(&job).await?,
+                // Right after the 202 a job has not started: no need to ask.
+                Some(job) => JobInfo {
+                    id: job,
+                    operation: request.operation,
+                    vm: vm.to_string(),
+                    state: super::JobState::NotStarted,
+                    errors: Vec::new(),
+                    warnings: Vec::new(),
+                    started: Timestamp::from_system(std::time::SystemTime::now()),
+                    ended: None,
+                    retry_after: Some(
+                        retry_after(&headers)
+                            .unwrap_or(self.poll_min)
+                            .max(self.poll_min),
+                    ),
+                    expected_end: None,
+                },
                 None if status == StatusCode::OK => {
                     // Completed at once: there is no job to follow.
                     let now = Timestamp::from_system(std::time::SystemTime::now());
