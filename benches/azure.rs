@@ -131,9 +131,11 @@ wait_all(commits, #{ timeout: "4h" });
     let clock = get_json(&format!("http://{addr}/_simulator/clock"));
     let stats = get_json(&format!("http://{addr}/_simulator/stats"));
     let _ = server.kill();
+    let _ = server.wait();
     let peak = status_kib("VmHWM:");
 
     if let Some(f) = &outcome.failure {
+        // The server was stopped above.
         eprintln!("the run failed: {}", runbook::diagnostics::summary_line(f));
         std::process::exit(1);
     }
