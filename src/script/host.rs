@@ -328,7 +328,7 @@ impl Host {
                 Code::JobFailed,
                 format!("the service could not be reached: {message}"),
             )
-            .help("check the network and the target's endpoint; nothing was issued"),
+            .help("check the network and the target's endpoint; the message says whether the operation may have been issued"),
         };
         self.fail(ctx, finding)
     }

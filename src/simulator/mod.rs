@@ -110,6 +110,8 @@ pub struct Server {
     writes: Mutex<throttle::Bucket>,
     faults: Mutex<faults::Faults>,
     stats: Mutex<BTreeMap<String, u64>>,
+    /// The client request id of the POST that created each job.
+    activities: Mutex<std::collections::HashMap<String, String>>,
     /// Cancelled when [`serve`]'s shutdown completes: held connections let go.
     stopping: CancellationToken,
 }
@@ -158,6 +160,7 @@ impl Server {
             )),
             faults: Mutex::new(faults),
             stats: Mutex::new(BTreeMap::new()),
+            activities: Mutex::new(std::collections::HashMap::new()),
             stopping: CancellationToken::new(),
         })
     }
@@ -506,11 +509,40 @@ async fn handle(
     let mut r = server
         .answer(
             &route.kind(),
-            arm_request(&server, &method, &uri, &vault, route, &body),
+            arm_request(
+                &server,
+                &method,
+                &uri,
+                &vault,
+                route,
+                &body,
+                client_request_id(&headers),
+            ),
         )
         .await;
     insert(r.headers_mut(), header, &left.to_string());
     r
+}
+
+fn client_request_id(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("x-ms-client-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .take(64)
+                .collect()
+        })
+}
+
+impl Server {
+    /// A job's `activityId`: the creating request's client id, as the service shows it.
+    fn activity(&self, job: &str) -> Option<String> {
+        lock(&self.activities)
+            .get(job)
+            .map(|id| format!("{id}-P ActivityId: {job}"))
+    }
 }
 
 /// The answer to an authorized ARM request.
@@ -521,6 +553,7 @@ async fn arm_request(
     vault: &str,
     route: Route,
     body: &[u8],
+    client_request_id: Option<String>,
 ) -> Response {
     let path = uri.path();
     match route {
@@ -563,7 +596,13 @@ async fn arm_request(
                 Err(r) => return r,
             };
             match server.sim.start(&item.name, &request).await {
-                Ok(job) => accepted(server, vault, path, &job.id),
+                Ok(job) => {
+                    if let Some(id) = client_request_id {
+                        // The service echoes the client's request id in the job's activityId.
+                        lock(&server.activities).insert(job.id.clone(), id);
+                    }
+                    accepted(server, vault, path, &job.id)
+                }
                 Err(e) => backend_error(e),
             }
         }
@@ -571,7 +610,7 @@ async fn arm_request(
         Route::Job { id } => match server.sim.job(&id).await {
             Ok(job) => {
                 let item_id = item_id_of(server, vault, &job.vm).await;
-                let mut r = json(&convert::job_to_wire(&job, vault, &item_id));
+                let mut r = json(&convert::job_to_wire(&job, vault, &item_id, server.activity(&job.id).as_deref()));
                 if !job.state.is_terminal() {
                     insert(r.headers_mut(), "retry-after", &server.retry_after());
                 }
@@ -812,7 +851,12 @@ async fn list_jobs(server: &Server, vault: &str, uri: &Uri) -> Response {
     let mut value = Vec::new();
     for job in jobs.iter().skip(skip).take(PAGE) {
         let item_id = item_id_of(server, vault, &job.vm).await;
-        value.push(convert::job_to_wire(job, vault, &item_id));
+        value.push(convert::job_to_wire(
+            job,
+            vault,
+            &item_id,
+            server.activity(&job.id).as_deref(),
+        ));
     }
     let next_link = (skip + PAGE < jobs.len()).then(|| {
         let filter = query_param(uri, "$filter").unwrap_or_default();

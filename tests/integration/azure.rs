@@ -517,3 +517,63 @@ fn status_and_inventory_export_read_the_live_estate() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no target `nope`"));
 }
+
+#[test]
+fn a_lost_post_is_never_sent_again_nor_matched_to_an_older_job() {
+    let inventory = Inventory::load(&root().join("runbooks/inventory.toml")).unwrap();
+    let (addr, server) = start_server(&inventory, 3000.0);
+    let dir = tempfile::tempdir().unwrap();
+    let drill = "let w = vm(\"web-02\");\nwait_job(test_failover(w), #{ timeout: \"1h\" });\nwait_job(cleanup_test_failover(w), #{ timeout: \"1h\" });\n";
+    std::fs::write(dir.path().join("plan.rhai"), drill).unwrap();
+    let opts = RunOptions {
+        path: dir.path().join("plan.rhai"),
+        target: None,
+        inventory: None,
+        speed: None,
+        auto_approve: true,
+        progress: false,
+        color: false,
+    };
+    let run = || {
+        let azure = Azure::new(
+            &TargetConfig {
+                timeout: "700ms".into(),
+                ..target(addr)
+            },
+            token(TOKEN),
+        )
+        .unwrap();
+        run_on(
+            &opts,
+            Venue::service(Arc::new(azure), "the test server".into()),
+            false,
+        )
+        .unwrap()
+        .0
+    };
+    assert!(run().failure.is_none());
+    // The next drill's POST is dropped before the service takes it: the earlier drill's
+    // finished job must not be taken for it, and the POST must not be sent again.
+    server.arm(Fault {
+        delay_ms: Some(0),
+        ..Fault::new("POST testFailover", FaultKind::Drop, 1)
+    });
+    let outcome = run();
+    let failure = outcome.failure.expect("the lost POST is reported");
+    assert!(
+        failure.message.contains("may have been issued"),
+        "{}",
+        failure.message
+    );
+    assert_eq!(
+        server.stats().get("POST testFailover"),
+        Some(&2),
+        "one POST per run: {:?}",
+        server.stats()
+    );
+    assert!(
+        outcome.jobs.is_empty(),
+        "no job was adopted: {:?}",
+        outcome.jobs.len()
+    );
+}

@@ -121,11 +121,11 @@ fn expiry(
     expires_on: Option<&serde_json::Value>,
 ) -> Option<Instant> {
     if let Some(secs) = expires_in.and_then(number) {
-        return Some(Instant::now() + Duration::from_secs(secs));
+        return Instant::now().checked_add(Duration::from_secs(secs.min(366 * 86400)));
     }
     let on = expires_on.and_then(number)?;
     let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs();
-    Some(Instant::now() + Duration::from_secs(on.saturating_sub(now)))
+    Instant::now().checked_add(Duration::from_secs(on.saturating_sub(now).min(366 * 86400)))
 }
 
 impl Tokens {

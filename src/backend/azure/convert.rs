@@ -27,18 +27,24 @@ pub fn item_from_wire(item: &wire::ProtectedItem) -> Item {
             .map(|e| e.error_message.clone())
             .collect(),
         allowed_operations: p.allowed_operations.clone(),
+        // After a cleanup the service shows e.g. `MarkedForDeletion`: only a drill waiting
+        // for its cleanup (or still starting) is in progress.
         test_failover_state: p
             .test_failover_state
             .clone()
-            .filter(|s| !s.is_empty() && s != "None"),
+            .filter(|s| s == "WaitingForCompletion" || s.contains("InProgress")),
         last_test_failover: p
             .last_successful_test_failover_time
             .as_deref()
             .and_then(parse_time),
+        // An idle item shows `currentScenario { scenarioName: "None", jobId: ".../None" }`.
         current_job: p
             .current_scenario
             .as_ref()
-            .map(|c| c.job_id.clone())
+            .filter(|c| {
+                c.scenario_name != "None" && !c.job_id.ends_with("/None") && c.job_id != "None"
+            })
+            .map(|c| c.job_id.rsplit('/').next().unwrap_or(&c.job_id).to_string())
             .filter(|j| !j.is_empty()),
         replicating: p.protection_state == "Protected",
     }
@@ -76,11 +82,14 @@ pub fn item_to_wire(item: &Item, id: &str, current: Option<&JobInfo>) -> wire::P
 }
 
 /// The service's job as a [`JobInfo`]; `None` for jobs that are not runbook operations.
-pub fn job_from_wire(job: &wire::Job) -> Option<JobInfo> {
+/// `known` is what the client already knows of the job (the service leaves fields empty
+/// until a job starts).
+pub fn job_from_wire(job: &wire::Job, known: Option<&JobInfo>) -> Option<JobInfo> {
     let p = &job.properties;
     let operation = Operation::ALL
         .into_iter()
-        .find(|o| o.scenario() == p.scenario_name)?;
+        .find(|o| o.scenario() == p.scenario_name)
+        .or(known.map(|k| k.operation))?;
     let errors = p
         .errors
         .iter()
@@ -106,7 +115,11 @@ pub fn job_from_wire(job: &wire::Job) -> Option<JobInfo> {
     Some(JobInfo {
         id: job.name.clone(),
         operation,
-        vm: p.target_object_name.clone(),
+        vm: if p.target_object_name.is_empty() {
+            known.map(|k| k.vm.clone()).unwrap_or_default()
+        } else {
+            p.target_object_name.clone()
+        },
         state: JobState::parse(&p.state),
         errors,
         warnings: Vec::new(),
@@ -114,7 +127,8 @@ pub fn job_from_wire(job: &wire::Job) -> Option<JobInfo> {
             .start_time
             .as_deref()
             .and_then(parse_time)
-            .unwrap_or_default(),
+            .or(known.map(|k| k.started))
+            .unwrap_or_else(|| crate::clock::Timestamp::from_system(std::time::SystemTime::now())),
         ended: p.end_time.as_deref().and_then(parse_time),
         retry_after: None,
         expected_end: None,
@@ -122,7 +136,12 @@ pub fn job_from_wire(job: &wire::Job) -> Option<JobInfo> {
 }
 
 /// A [`JobInfo`] as the service shows it, under the vault path `vault`.
-pub fn job_to_wire(job: &JobInfo, vault: &str, item_id: &str) -> wire::Job {
+pub fn job_to_wire(
+    job: &JobInfo,
+    vault: &str,
+    item_id: &str,
+    activity_id: Option<&str>,
+) -> wire::Job {
     let (description, actions) = match job.state {
         JobState::NotStarted => ("NotStarted", vec!["Cancel".to_string()]),
         JobState::InProgress => ("InProgress", vec!["Cancel".to_string()]),
@@ -145,6 +164,7 @@ pub fn job_to_wire(job: &JobInfo, vault: &str, item_id: &str) -> wire::Job {
         name: job.id.clone(),
         kind: "Microsoft.RecoveryServices/vaults/replicationJobs".into(),
         properties: wire::JobProperties {
+            activity_id: activity_id.unwrap_or_default().into(),
             scenario_name: job.operation.scenario().into(),
             friendly_name: job.operation.scenario().into(),
             state: job.state.as_str().into(),

@@ -19,7 +19,7 @@ pub mod wire;
 
 use super::{Backend, BackendError, Item, JobInfo, OperationRequest, Provider, ServiceError, Site};
 use crate::clock::{parse_duration, Timestamp};
-use reqwest::header::{HeaderMap, AUTHORIZATION, LOCATION, RETRY_AFTER};
+use reqwest::header::{HeaderMap, LOCATION, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
@@ -97,22 +97,8 @@ impl TargetConfig {
 
     /// Checks the endpoint: https, or http on a loopback address only.
     pub fn check(&self) -> Result<(), String> {
-        let url = reqwest::Url::parse(&self.endpoint)
-            .map_err(|e| format!("endpoint `{}` is not a URL: {e}", self.endpoint))?;
-        let loopback = match url.host() {
-            Some(url::Host::Domain(d)) => d == "localhost",
-            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-            None => false,
-        };
-        match url.scheme() {
-            "https" => Ok(()),
-            "http" if loopback => Ok(()),
-            other => Err(format!(
-                "endpoint `{}` uses {other}: https is required (plain http only on a loopback address)",
-                self.endpoint
-            )),
-        }?;
+        secure_url("endpoint", &self.endpoint)?;
+        secure_url("authority", &self.authority)?;
         parse_duration(&self.poll_min)?;
         parse_duration(&self.timeout)?;
         if !(self.reads_per_second > 0.0 && self.writes_per_second > 0.0) {
@@ -175,6 +161,41 @@ const GET_ATTEMPTS: u32 = 6;
 const RETRY_BUDGET: Duration = Duration::from_secs(300);
 /// How often a POST refused with 429 is tried again.
 const POST_ATTEMPTS: u32 = 5;
+
+/// Follows `nextLink`s, refusing loops and endless lists.
+struct Pages {
+    next: Option<String>,
+    seen: std::collections::HashSet<String>,
+}
+
+/// The most pages one list may have (100,000 items at ARM's page size).
+const MAX_PAGES: usize = 1000;
+
+impl Pages {
+    fn new(first: &str) -> Pages {
+        Pages {
+            next: Some(first.to_string()),
+            seen: std::collections::HashSet::new(),
+        }
+    }
+
+    fn next(&mut self) -> Result<Option<String>, BackendError> {
+        let Some(next) = self.next.take() else {
+            return Ok(None);
+        };
+        if !self.seen.insert(next.clone()) || self.seen.len() > MAX_PAGES {
+            return Err(BackendError::Transport(
+                "the service's list does not end (a page links back, or more than 1,000 pages)"
+                    .into(),
+            ));
+        }
+        Ok(Some(next))
+    }
+
+    fn link(&mut self, next: Option<String>) {
+        self.next = next.filter(|n| !n.is_empty());
+    }
+}
 
 /// Whether a failed send may be retried.
 enum Failure {
@@ -239,6 +260,27 @@ impl Azure {
         }
     }
 
+    /// Whether a URL the service named may receive the token: the endpoint's own origin, or
+    /// https on a host below the endpoint's domain (ARM's regional hosts).
+    fn allowed_url(&self, url: &str) -> bool {
+        let (Ok(u), Ok(base)) = (reqwest::Url::parse(url), reqwest::Url::parse(&self.base)) else {
+            return false;
+        };
+        let same_origin = u.scheme() == base.scheme()
+            && u.host_str() == base.host_str()
+            && u.port_or_known_default() == base.port_or_known_default();
+        if same_origin {
+            return true;
+        }
+        let (Some(host), Some(base_host)) = (u.host_str(), base.host_str()) else {
+            return false;
+        };
+        let domain = base_host.split_once('.').map_or(base_host, |(_, d)| d);
+        u.scheme() == "https"
+            && domain.contains('.')
+            && (host == base_host || host.ends_with(&format!(".{domain}")))
+    }
+
     fn next_request(&self) -> u64 {
         self.requests.fetch_add(1, Ordering::Relaxed)
     }
@@ -265,6 +307,24 @@ impl Azure {
         url: &str,
         body: Option<&wire::ActionInput>,
     ) -> Result<(StatusCode, HeaderMap, String), Failure> {
+        self.send_as(method, url, body, &self.request_id()).await
+    }
+
+    /// Sends with a given `x-ms-client-request-id` (a POST keeps one across its attempts,
+    /// so the job it created can be recognised).
+    async fn send_as(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&wire::ActionInput>,
+        client_request_id: &str,
+    ) -> Result<(StatusCode, HeaderMap, String), Failure> {
+        if !self.allowed_url(url) {
+            return Err(Failure::Other(BackendError::Transport(format!(
+                "the service pointed to `{}`, which is not the target's endpoint; the client does not follow it",
+                url.split('?').next().unwrap_or_default()
+            ))));
+        }
         let write = method != Method::GET;
         let mut refresh = false;
         loop {
@@ -277,8 +337,8 @@ impl Azure {
             let mut req = self
                 .http
                 .request(method.clone(), url)
-                .header(AUTHORIZATION, format!("Bearer {token}"))
-                .header("x-ms-client-request-id", self.request_id());
+                .bearer_auth(&token)
+                .header("x-ms-client-request-id", client_request_id);
             if let Some(b) = body {
                 req = req.json(b);
             }
@@ -316,7 +376,9 @@ impl Azure {
         loop {
             let (last, wait) = match self.send(Method::GET, &url, None).await {
                 Ok((status, headers, text)) if status.is_success() => {
-                    match serde_json::from_str(&text) {
+                    match serde_json::from_str::<serde_json::Value>(&text)
+                        .and_then(|v| serde_json::from_value::<T>(without_nulls(v)))
+                    {
                         Ok(value) => return Ok((value, headers)),
                         Err(e) => {
                             failures += 1;
@@ -392,11 +454,11 @@ impl Azure {
 
     async fn all_items(&self) -> Result<Vec<wire::ProtectedItem>, BackendError> {
         let mut out = Vec::new();
-        let mut next = Some("replicationProtectedItems".to_string());
-        while let Some(path) = next {
+        let mut pages = Pages::new("replicationProtectedItems");
+        while let Some(path) = pages.next()? {
             let (page, _) = self.get::<wire::Page<wire::ProtectedItem>>(&path).await?;
             out.extend(page.value);
-            next = page.next_link;
+            pages.link(page.next_link);
         }
         Ok(out)
     }
@@ -419,8 +481,13 @@ impl Azure {
         }
     }
 
-    fn job_info(&self, job: &wire::Job, headers: &HeaderMap) -> Result<JobInfo, BackendError> {
-        let mut info = convert::job_from_wire(job).ok_or_else(|| {
+    fn job_info(
+        &self,
+        job: &wire::Job,
+        headers: &HeaderMap,
+        known: Option<&JobInfo>,
+    ) -> Result<JobInfo, BackendError> {
+        let mut info = convert::job_from_wire(job, known).ok_or_else(|| {
             BackendError::Transport(format!(
                 "job {} is not a runbook operation ({})",
                 job.name, job.properties.scenario_name
@@ -436,7 +503,8 @@ impl Azure {
         let (job, headers) = self
             .get::<wire::Job>(&format!("replicationJobs/{id}"))
             .await?;
-        self.job_info(&job, &headers)
+        let known = self.polls.lock().await.seen.get(id).map(|(j, _)| j.clone());
+        self.job_info(&job, &headers, known.as_ref())
     }
 
     /// Records a job's latest state for the poller.
@@ -458,16 +526,39 @@ impl Azure {
     }
 
     /// After a POST whose answer was lost: the job it created for `vm`, if any.
-    async fn adopt(
-        &self,
-        vm: &str,
-        request: &OperationRequest,
-        since: Timestamp,
-    ) -> Option<JobInfo> {
-        let jobs = self.jobs_since(since).await.ok()?;
-        jobs.into_iter()
-            .filter(|j| j.vm == vm && j.operation == request.operation)
-            .max_by_key(|j| j.started)
+    /// After a POST whose answer was lost: the job that POST created, recognised by the
+    /// client request id the service echoes in the job's `activityId`. Looks a few times, as
+    /// a new job can take a moment to be listed.
+    async fn adopt(&self, client_request_id: &str, since: Timestamp) -> Option<JobInfo> {
+        let mut pause = Duration::from_millis(250);
+        for _ in 0..5 {
+            if let Ok(jobs) = self.list_jobs(since).await {
+                if let Some(job) = jobs
+                    .iter()
+                    .find(|j| j.properties.activity_id.contains(client_request_id))
+                {
+                    let mut info = convert::job_from_wire(job, None)?;
+                    info.retry_after = Some(self.poll_min);
+                    return Some(info);
+                }
+            }
+            tokio::time::sleep(pause).await;
+            pause *= 2;
+        }
+        None
+    }
+
+    /// The jobs started since `since`, as the service shows them (all pages).
+    async fn list_jobs(&self, since: Timestamp) -> Result<Vec<wire::Job>, BackendError> {
+        let filter = format!("replicationJobs?$filter=startTime eq '{}'", since.rfc3339());
+        let mut out = Vec::new();
+        let mut pages = Pages::new(&filter);
+        while let Some(path) = pages.next()? {
+            let (page, _) = self.get::<wire::Page<wire::Job>>(&path).await?;
+            out.extend(page.value);
+            pages.link(page.next_link);
+        }
+        Ok(out)
     }
 }
 
@@ -483,6 +574,43 @@ fn without_url(e: reqwest::Error) -> String {
     format!("{kind} ({})", e.without_url())
 }
 
+/// Checks that `text` is an https URL, or http on a loopback address.
+fn secure_url(what: &str, text: &str) -> Result<(), String> {
+    let url =
+        reqwest::Url::parse(text).map_err(|e| format!("{what} `{text}` is not a URL: {e}"))?;
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        other => Err(format!(
+            "{what} `{text}` uses {other}: https is required (plain http only on a loopback address)"
+        )),
+    }
+}
+
+/// The service sends `null` for fields it has no value for yet (a job that has not started):
+/// dropped, they take their defaults.
+fn without_nulls(value: serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(map) => serde_json::Value::Object(
+            map.into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, without_nulls(v)))
+                .collect(),
+        ),
+        serde_json::Value::Array(items) => {
+            serde_json::Value::Array(items.into_iter().map(without_nulls).collect())
+        }
+        other => other,
+    }
+}
+
+/// `Retry-After` in seconds, at most five minutes.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     headers
         .get(RETRY_AFTER)?
@@ -491,7 +619,7 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         .trim()
         .parse::<u64>()
         .ok()
-        .map(Duration::from_secs)
+        .map(|s| Duration::from_secs(s.min(300)))
 }
 
 fn request_id(headers: &HeaderMap) -> String {
@@ -517,7 +645,8 @@ fn arm_error(status: StatusCode, headers: &HeaderMap, text: &str) -> BackendErro
 }
 
 /// The job name in a 202's `Location` (`.../operationresults/{job}?...`), else in
-/// `Azure-AsyncOperation`, else `x-ms-request-id`.
+/// `Azure-AsyncOperation`, else `x-ms-request-id` (the last segment of each). Only for a
+/// 202: every ARM answer carries an `x-ms-request-id`.
 pub fn job_name(headers: &HeaderMap) -> Option<String> {
     let header = |name: &str| {
         headers
@@ -530,13 +659,20 @@ pub fn job_name(headers: &HeaderMap) -> Option<String> {
             return Some(rest.split(['?', '/']).next().unwrap_or(rest).to_string());
         }
     }
+    let last = |value: &str| {
+        let path = value.split('?').next().unwrap_or(value);
+        path.trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
     if let Some(op) = header("azure-asyncoperation") {
-        let path = op.split('?').next().unwrap_or(&op);
-        if let Some(last) = path.rsplit('/').next() {
-            return Some(last.to_string());
+        if let Some(name) = last(&op) {
+            return Some(name);
         }
     }
-    header("x-ms-request-id")
+    header("x-ms-request-id").and_then(|v| last(&v))
 }
 
 #[async_trait::async_trait]
@@ -616,33 +752,58 @@ impl Backend for Azure {
         let url = self.url(&format!("{id}/{action}"));
         // Jobs this POST may create start after this (with room for clock skew).
         let since = Timestamp::from_system(std::time::SystemTime::now() - Duration::from_secs(300));
+        // One client request id for every attempt: the service echoes it in the job it
+        // creates, so a job whose POST answer was lost is recognised.
+        let client_request_id = self.request_id();
+        let lost = |e: BackendError| {
+            BackendError::Transport(format!(
+                "the {} of `{vm}` may have been issued: its answer was lost ({e}) and its job was not found; check the vault's job list before issuing it again",
+                request.operation
+            ))
+        };
         let mut attempt = 0;
         let (status, headers, text) = loop {
             attempt += 1;
-            match self.send(Method::POST, &url, body.as_ref()).await {
+            match self
+                .send_as(Method::POST, &url, body.as_ref(), &client_request_id)
+                .await
+            {
                 Ok((StatusCode::TOO_MANY_REQUESTS, headers, _)) if attempt < POST_ATTEMPTS => {
                     // Refused, not accepted: sending it again is safe.
                     tokio::time::sleep(retry_after(&headers).unwrap_or(Duration::from_secs(1)))
                         .await;
                 }
-                Ok(answer) => break answer,
-                Err(Failure::Other(e)) => return Err(e),
-                Err(Failure::Ambiguous(e)) => {
-                    // The service may have created the job: adopt it rather than issue the
-                    // operation twice.
-                    tracing::debug!(vm, operation = %request.operation, "POST answer lost; looking for its job");
-                    if let Some(job) = self.adopt(vm, request, since).await {
+                Ok((status, headers, text)) if status.is_server_error() => {
+                    // A gateway error says nothing of whether the service took the request.
+                    if let Some(job) = self.adopt(&client_request_id, since).await {
                         self.remember(&job).await;
                         return Ok(job);
                     }
-                    if attempt >= 2 {
-                        return Err(e);
+                    return Err(lost(arm_error(status, &headers, &text)));
+                }
+                Ok(answer) => break answer,
+                Err(Failure::Other(e)) => return Err(e),
+                Err(Failure::Ambiguous(e)) => {
+                    // The service may have created the job: adopt it; never send it again.
+                    tracing::debug!(vm, operation = %request.operation, "POST answer lost; looking for its job");
+                    if let Some(job) = self.adopt(&client_request_id, since).await {
+                        self.remember(&job).await;
+                        return Ok(job);
                     }
+                    return Err(lost(e));
                 }
             }
         };
         if status == StatusCode::ACCEPTED || status == StatusCode::OK {
-            let job = match job_name(&headers) {
+            let named = if status == StatusCode::ACCEPTED
+                || headers.contains_key(LOCATION)
+                || headers.contains_key("azure-asyncoperation")
+            {
+                job_name(&headers)
+            } else {
+                None
+            };
+            let job = match named {
                 // Right after the 202 a job has not started: no need to ask.
                 Some(job) => JobInfo {
                     id: job,
@@ -727,16 +888,20 @@ impl Backend for Azure {
         if let (true, Some(since)) = (sweep, since) {
             // One list for all outstanding jobs instead of one GET each.
             self.polls.lock().await.last_sweep = Some(std::time::Instant::now());
+            // With room for the service's clock being behind the client's.
+            let since = Timestamp(since.0.saturating_sub(300_000));
             if let Ok(jobs) = self.jobs_since(since).await {
+                let mut found = None;
                 for mut job in jobs {
                     // The next sweep is due one poll interval from now.
                     job.retry_after = Some(self.poll_min);
                     self.remember(&job).await;
+                    if job.id == id {
+                        found = Some(job);
+                    }
                 }
-                let polls = self.polls.lock().await;
-                if let Some((info, _)) = polls.seen.get(id) {
-                    let mut info = info.clone();
-                    info.retry_after = Some(self.poll_min);
+                // A job this sweep did not list is read directly below.
+                if let Some(info) = found {
                     return Ok(info);
                 }
             }
@@ -747,15 +912,15 @@ impl Backend for Azure {
     }
 
     async fn jobs_since(&self, since: Timestamp) -> Result<Vec<JobInfo>, BackendError> {
-        let filter = format!("replicationJobs?$filter=startTime eq '{}'", since.rfc3339());
-        let mut out = Vec::new();
-        let mut next = Some(filter);
-        while let Some(path) = next {
-            let (page, _) = self.get::<wire::Page<wire::Job>>(&path).await?;
-            out.extend(page.value.iter().filter_map(convert::job_from_wire));
-            next = page.next_link;
-        }
-        Ok(out)
+        let jobs = self.list_jobs(since).await?;
+        let polls = self.polls.lock().await;
+        Ok(jobs
+            .iter()
+            .filter_map(|j| {
+                let known = polls.seen.get(&j.name).map(|(info, _)| info);
+                convert::job_from_wire(j, known)
+            })
+            .collect())
     }
 
     async fn cancel_job(&self, id: &str) -> Result<JobInfo, BackendError> {
@@ -832,6 +997,75 @@ mod tests {
             HeaderValue::from_static("https://x/replicationProtectedItems/i/plannedFailover/operationresults/job-3?api-version=2024-04-01"),
         );
         assert_eq!(job_name(&h).as_deref(), Some("job-3"));
+    }
+
+    #[test]
+    fn null_fields_and_idle_markers_read_as_absent() {
+        // Shaped after recorded answers: a job that has not started has null fields, an
+        // idle item names the scenario "None", a cleaned-up drill is MarkedForDeletion.
+        let job = serde_json::json!({
+            "id": "/Subscriptions/s/resourceGroups/g/providers/Microsoft.RecoveryServices/vaults/v/replicationJobs/j1",
+            "name": "j1",
+            "properties": {"activityId": null, "scenarioName": null, "state": "NotStarted", "tasks": null,
+                           "errors": [{"providerErrorDetails": {"errorMessage": null}}], "startTime": null,
+                           "targetObjectName": null}
+        });
+        let job: wire::Job = serde_json::from_value(without_nulls(job)).unwrap();
+        let known = JobInfo {
+            id: "j1".into(),
+            operation: super::super::Operation::PlannedFailover,
+            vm: "web-01".into(),
+            state: super::super::JobState::NotStarted,
+            errors: Vec::new(),
+            warnings: Vec::new(),
+            started: Timestamp(5),
+            ended: None,
+            retry_after: None,
+            expected_end: None,
+        };
+        let info = convert::job_from_wire(&job, Some(&known)).unwrap();
+        assert_eq!((info.vm.as_str(), info.started), ("web-01", Timestamp(5)));
+        assert!(
+            convert::job_from_wire(&job, None).is_none(),
+            "no scenario and nothing known"
+        );
+
+        let item = serde_json::json!({
+            "id": "/x/replicationProtectedItems/i1", "name": "i1",
+            "properties": {"friendlyName": "vm1", "protectionState": "Protected", "activeLocation": "Primary",
+                           "testFailoverState": "MarkedForDeletion",
+                           "currentScenario": {"scenarioName": "None", "jobId": "/x/replicationJobs/None"}}
+        });
+        let item: wire::ProtectedItem = serde_json::from_value(without_nulls(item)).unwrap();
+        let item = convert::item_from_wire(&item);
+        assert!(
+            item.current_job.is_none() && item.test_failover_state.is_none(),
+            "{item:?}"
+        );
+    }
+
+    #[test]
+    fn links_to_other_hosts_do_not_get_the_token() {
+        let local = Azure::new(
+            &TargetConfig::new("s", "g", "v", "http://127.0.0.1:9"),
+            auth::Credential::Static("t".into()),
+        )
+        .unwrap();
+        assert!(local.allowed_url("http://127.0.0.1:9/subscriptions/s/x?$skiptoken=1"));
+        assert!(!local.allowed_url("http://127.0.0.1:10/subscriptions/s/x"));
+        let arm = Azure::new(
+            &TargetConfig::new("s", "g", "v", "https://management.azure.com"),
+            auth::Credential::Static("t".into()),
+        )
+        .unwrap();
+        assert!(arm.allowed_url("https://westus.management.azure.com/subscriptions/s/x"));
+        assert!(!arm.allowed_url("http://westus.management.azure.com/subscriptions/s/x"));
+        assert!(!arm.allowed_url("https://evil.example/subscriptions/s/x"));
+        let insecure = TargetConfig {
+            authority: "http://login.example".into(),
+            ..TargetConfig::new("s", "g", "v", "https://management.azure.com")
+        };
+        assert!(insecure.check().unwrap_err().contains("authority"));
     }
 
     #[test]

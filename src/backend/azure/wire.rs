@@ -70,6 +70,8 @@ pub struct Job {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct JobProperties {
+    /// Holds the `x-ms-client-request-id` of the request that created the job.
+    pub activity_id: String,
     pub scenario_name: String,
     pub friendly_name: String,
     pub state: String,
