@@ -6,21 +6,6 @@ use crate::backend::{Backend, BackendError, Item, Operation, Provider, Site};
 use crate::clock::Timestamp;
 use comfy_table::{presets::UTF8_BORDERS_ONLY, ContentArrangement, Table};
 
-/// The state an inventory gives an item, from what the service says (a running job aside).
-pub fn inventory_state(item: &Item) -> &'static str {
-    if item.test_failover_state.is_some() {
-        "drill_in_progress"
-    } else if item.replicating {
-        "protected"
-    } else if item.protection_state.contains("Committed") {
-        "failover_committed"
-    } else if item.allows(Operation::Commit) || item.protection_state.contains("Commit") {
-        "failover_commit_pending"
-    } else {
-        "unprotected"
-    }
-}
-
 /// The status table: one row per item.
 pub fn status_table(items: &[Item]) -> String {
     let mut table = Table::new();
@@ -90,7 +75,7 @@ pub fn inventory_toml(
         if item.active_location == Site::Recovery {
             out.push_str("active_location = \"recovery\"\n");
         }
-        let state = inventory_state(item);
+        let state = item.steady_state();
         if state != "protected" {
             out.push_str(&format!("state = \"{state}\"\n"));
         }

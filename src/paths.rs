@@ -2,6 +2,14 @@
 
 use std::path::Path;
 
+/// The folder a file is in (`.` for a bare file name).
+pub fn folder_of(path: &Path) -> std::path::PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    }
+}
+
 /// `path` relative to the current folder when it lies below it, else as given.
 pub fn display(path: &Path) -> String {
     if let (Ok(cwd), Ok(abs)) = (std::env::current_dir(), std::path::absolute(path)) {

@@ -245,6 +245,23 @@ impl Item {
     pub fn is_healthy(&self) -> bool {
         self.health == "Normal"
     }
+
+    /// The item's state in the script's and the inventory's words, a running job aside:
+    /// `protected`, `drill_in_progress`, `failover_commit_pending`, `failover_committed` or
+    /// `unprotected`.
+    pub fn steady_state(&self) -> &'static str {
+        if self.test_failover_state.is_some() {
+            "drill_in_progress"
+        } else if self.replicating {
+            "protected"
+        } else if self.protection_state.contains("Committed") {
+            "failover_committed"
+        } else if self.allows(Operation::Commit) || self.protection_state.contains("Commit") {
+            "failover_commit_pending"
+        } else {
+            "unprotected"
+        }
+    }
 }
 
 /// A job's state; strings the service may add later land in `Other`.

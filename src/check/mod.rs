@@ -15,7 +15,7 @@ use crate::script::exec::Exec;
 use crate::script::host::{Host, Mode};
 use crate::script::observer::Quiet;
 use crate::script::resolver::Resolver;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -83,14 +83,7 @@ pub fn inventory_for(runbook: &Path, explicit: Option<&Path>) -> Result<Option<I
 pub fn check_file(path: &Path, inventory: Option<&Inventory>) -> Result<Report, Error> {
     let text = read_text(path)?;
     let name = crate::paths::display(path);
-    let root: PathBuf = path
-        .parent()
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-    let root = if root.as_os_str().is_empty() {
-        PathBuf::from(".")
-    } else {
-        root
-    };
+    let root = crate::paths::folder_of(path);
     Ok(check_text(&name, &text, Some(&root), inventory))
 }
 

@@ -72,15 +72,7 @@ pub fn run(opts: &RunOptions) -> Result<i32, Error> {
 /// Runs a runbook on the embedded simulator and returns what it did (and the speed used).
 /// `interactive` installs the Ctrl-C handler and prints the simulation banner.
 pub fn simulate(opts: &RunOptions, interactive: bool) -> Result<(Outcome, f64), Error> {
-    let folder = opts
-        .path
-        .parent()
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-    let folder = if folder.as_os_str().is_empty() {
-        PathBuf::from(".")
-    } else {
-        folder
-    };
+    let folder = crate::paths::folder_of(&opts.path);
     let config = Config::discover(&folder)?;
     let venue = match &opts.target {
         Some(target) => {
@@ -155,15 +147,7 @@ impl Venue {
 pub fn run_on(opts: &RunOptions, venue: Venue, interactive: bool) -> Result<(Outcome, f64), Error> {
     let text = read_text(&opts.path)?;
     let name = crate::paths::display(&opts.path);
-    let folder = opts
-        .path
-        .parent()
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-    let folder = if folder.as_os_str().is_empty() {
-        PathBuf::from(".")
-    } else {
-        folder
-    };
+    let folder = crate::paths::folder_of(&opts.path);
     let speed = venue.speed;
     if interactive {
         eprintln!("{}", venue.banner.replace("{name}", &name));

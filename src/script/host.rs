@@ -1253,19 +1253,22 @@ impl Host {
 
     // ---- the end of a run --------------------------------------------------------------
 
-    /// Asks the service once for every job not known to have ended, so the run's record
-    /// and the script's handles show their latest state (for the summary, also after a
-    /// failure).
-    pub fn refresh_jobs(&self) {
-        let open: Vec<String> = self
-            .state
+    /// The jobs not known to have ended.
+    fn open_jobs(&self) -> Vec<String> {
+        self.state
             .borrow()
             .jobs
             .iter()
             .filter(|r| !r.info.state.is_terminal())
             .map(|r| r.info.id.clone())
-            .collect();
-        for id in &open {
+            .collect()
+    }
+
+    /// Asks the service once for every job not known to have ended, so the run's record
+    /// and the script's handles show their latest state (for the summary, also after a
+    /// failure).
+    pub fn refresh_jobs(&self) {
+        for id in &self.open_jobs() {
             if let Ok(info) = self.exec.block_on(self.backend.job(id)) {
                 self.update(&info);
             }
@@ -1276,14 +1279,7 @@ impl Host {
     /// service still runs finish, as the real service would.
     pub fn finish(&self) {
         if self.mode == Mode::Check {
-            let open: Vec<String> = self
-                .state
-                .borrow()
-                .jobs
-                .iter()
-                .filter(|r| !r.info.state.is_terminal())
-                .map(|r| r.info.id.clone())
-                .collect();
+            let open = self.open_jobs();
             let mut last = self.clock.now();
             // Let the service finish what it runs, as the real one would.
             for id in &open {
@@ -1452,15 +1448,7 @@ pub fn status_map(item: &Item) -> Map {
 pub fn script_state(item: &Item) -> &'static str {
     if item.current_job.is_some() {
         "busy"
-    } else if item.test_failover_state.is_some() {
-        "drill_in_progress"
-    } else if item.replicating {
-        "protected"
-    } else if item.protection_state.contains("Committed") {
-        "failover_committed"
-    } else if item.allows(Operation::Commit) || item.protection_state.contains("Commit") {
-        "failover_commit_pending"
     } else {
-        "unprotected"
+        item.steady_state()
     }
 }
