@@ -414,6 +414,10 @@ fn estate_of(
         .enable_all()
         .build()
         .map_err(|e| Error::Usage(format!("cannot start the runtime: {e}")))?;
-    rt.block_on(crate::estate::read(&backend))
-        .map_err(|e| Error::Service(format!("cannot read target `{name}`: {e}")))
+    rt.block_on(crate::estate::read(&backend)).map_err(|e| {
+        Error::Service(format!(
+            "cannot read target `{name}` at {}: {e}",
+            crate::backend::Backend::describe(&backend)
+        ))
+    })
 }
