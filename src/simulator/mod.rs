@@ -506,6 +506,14 @@ async fn handle(
         Err(r) => return *r,
     };
     let (vault, route) = Route::parse(&method, &path);
+    // Links in answers are absolute, as the service's are (`http://` + the Host asked for).
+    let origin = format!(
+        "http://{}",
+        headers
+            .get("host")
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("127.0.0.1")
+    );
     let mut r = server
         .answer(
             &route.kind(),
@@ -516,7 +524,10 @@ async fn handle(
                 &vault,
                 route,
                 &body,
-                client_request_id(&headers),
+                Caller {
+                    client_request_id: client_request_id(&headers),
+                    origin,
+                },
             ),
         )
         .await;
@@ -545,6 +556,12 @@ impl Server {
     }
 }
 
+/// Who asked: the client's request id and the origin links in answers point to.
+struct Caller {
+    client_request_id: Option<String>,
+    origin: String,
+}
+
 /// The answer to an authorized ARM request.
 async fn arm_request(
     server: &Server,
@@ -553,8 +570,13 @@ async fn arm_request(
     vault: &str,
     route: Route,
     body: &[u8],
-    client_request_id: Option<String>,
+    caller: Caller,
 ) -> Response {
+    let Caller {
+        client_request_id,
+        origin,
+    } = caller;
+    let origin = origin.as_str();
     let path = uri.path();
     match route {
         Route::NotVault => arm_error(
@@ -567,7 +589,7 @@ async fn arm_request(
             "InvalidResourceType",
             format!("No {method} operation exists at '{path}'."),
         ),
-        Route::Items => list_items(server, vault, uri).await,
+        Route::Items => list_items(server, vault, uri, origin).await,
         Route::Item { name } => match find_item(server, &name).await {
             Ok(item) => json(&item_wire(server, vault, &item).await),
             Err(r) => r,
@@ -601,12 +623,12 @@ async fn arm_request(
                         // The service echoes the client's request id in the job's activityId.
                         lock(&server.activities).insert(job.id.clone(), id);
                     }
-                    accepted(server, vault, path, &job.id)
+                    accepted(server, origin, vault, path, &job.id)
                 }
                 Err(e) => backend_error(e),
             }
         }
-        Route::Jobs => list_jobs(server, vault, uri).await,
+        Route::Jobs => list_jobs(server, vault, uri, origin).await,
         Route::Job { id } => match server.sim.job(&id).await {
             Ok(job) => {
                 let item_id = item_id_of(server, vault, &job.vm).await;
@@ -619,7 +641,7 @@ async fn arm_request(
             Err(e) => backend_error(e),
         },
         Route::Cancel { id } => match server.sim.cancel_job(&id).await {
-            Ok(job) => accepted(server, vault, path, &job.id),
+            Ok(job) => accepted(server, origin, vault, path, &job.id),
             Err(e) => backend_error(e),
         },
         Route::Providers => match server.sim.providers().await {
@@ -733,22 +755,27 @@ fn insert(headers: &mut HeaderMap, name: &'static str, value: &str) {
 }
 
 /// 202 Accepted, empty body, with the headers a client finds its job by.
-fn accepted(server: &Server, vault: &str, action_path: &str, job: &str) -> Response {
+fn accepted(server: &Server, origin: &str, vault: &str, action_path: &str, job: &str) -> Response {
     let mut r = StatusCode::ACCEPTED.into_response();
     let version = crate::backend::azure::DEFAULT_API_VERSION;
     let h = r.headers_mut();
     insert(
         h,
         "location",
-        &format!("{action_path}/operationresults/{job}?api-version={version}"),
+        &format!("{origin}{action_path}/operationresults/{job}?api-version={version}"),
     );
     insert(
         h,
         "azure-asyncoperation",
-        &format!("{vault}/replicationOperationStatus/{job}?api-version={version}"),
+        &format!("{origin}{vault}/replicationOperationStatus/{job}?api-version={version}"),
     );
     insert(h, "retry-after", &server.retry_after());
-    insert(h, "x-ms-request-id", job);
+    // The service names the job by its full path here.
+    insert(
+        h,
+        "x-ms-request-id",
+        &format!("{vault}/replicationJobs/{job}"),
+    );
     r
 }
 
@@ -791,7 +818,7 @@ async fn find_item(server: &Server, arm_name: &str) -> Result<Item, Response> {
         })
 }
 
-async fn list_items(server: &Server, vault: &str, uri: &Uri) -> Response {
+async fn list_items(server: &Server, vault: &str, uri: &Uri, origin: &str) -> Response {
     let items = match server.sim.list_items().await {
         Ok(items) => items,
         Err(e) => return backend_error(e),
@@ -809,7 +836,7 @@ async fn list_items(server: &Server, vault: &str, uri: &Uri) -> Response {
     }
     let next_link = (skip + PAGE < items.len()).then(|| {
         format!(
-            "{vault}/replicationProtectedItems?api-version={}&$skiptoken={}",
+            "{origin}{vault}/replicationProtectedItems?api-version={}&$skiptoken={}",
             crate::backend::azure::DEFAULT_API_VERSION,
             skip + PAGE
         )
@@ -836,7 +863,7 @@ fn filter_start(filter: &str) -> Option<crate::clock::Timestamp> {
     crate::backend::azure::parse_time(&rest[open + 1..open + 1 + close])
 }
 
-async fn list_jobs(server: &Server, vault: &str, uri: &Uri) -> Response {
+async fn list_jobs(server: &Server, vault: &str, uri: &Uri, origin: &str) -> Response {
     let since = query_param(uri, "$filter")
         .as_deref()
         .and_then(filter_start)
@@ -861,7 +888,7 @@ async fn list_jobs(server: &Server, vault: &str, uri: &Uri) -> Response {
     let next_link = (skip + PAGE < jobs.len()).then(|| {
         let filter = query_param(uri, "$filter").unwrap_or_default();
         format!(
-            "{vault}/replicationJobs?api-version={}&$filter={}&$skiptoken={}",
+            "{origin}{vault}/replicationJobs?api-version={}&$filter={}&$skiptoken={}",
             crate::backend::azure::DEFAULT_API_VERSION,
             filter.replace(' ', "%20").replace('\'', "%27"),
             skip + PAGE
