@@ -143,15 +143,7 @@ wait_all(commits, #{ timeout: "4h" });
         ..TargetConfig::new("s", "g", "v", &format!("http://{addr}"))
     };
     let azure = Azure::new(&target, Credential::Static(TOKEN.into())).unwrap();
-    let opts = RunOptions {
-        path: dir.path().join("plan.rhai"),
-        target: None,
-        inventory: None,
-        speed: None,
-        auto_approve: true,
-        progress: false,
-        color: false,
-    };
+    let opts = RunOptions::unattended(dir.path().join("plan.rhai"));
     let rss_before = status_kib("VmRSS:");
     let started = Instant::now();
     let (outcome, _) = run_on(

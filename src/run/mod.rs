@@ -44,6 +44,21 @@ pub struct RunOptions {
     pub color: bool,
 }
 
+impl RunOptions {
+    /// A run of `path` nobody watches: manual steps confirmed (simulator only), plain output.
+    pub fn unattended(path: impl Into<PathBuf>) -> RunOptions {
+        RunOptions {
+            path: path.into(),
+            target: None,
+            inventory: None,
+            speed: None,
+            auto_approve: true,
+            progress: false,
+            color: false,
+        }
+    }
+}
+
 /// What a run did.
 #[derive(Debug, Clone)]
 pub struct Outcome {

@@ -105,15 +105,7 @@ fn the_same_runbook_does_the_same_through_http_as_in_process() {
     let inventory = Inventory::load(&root().join("runbooks/inventory.toml")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("plan.rhai"), PLAN).unwrap();
-    let opts = RunOptions {
-        path: dir.path().join("plan.rhai"),
-        target: None,
-        inventory: None,
-        speed: None,
-        auto_approve: true,
-        progress: false,
-        color: false,
-    };
+    let opts = RunOptions::unattended(dir.path().join("plan.rhai"));
     let (local, _) = run_on(
         &opts,
         Venue::simulator(inventory.clone(), 1_000_000.0),
@@ -151,15 +143,7 @@ fn a_wrong_token_or_an_insecure_endpoint_is_a_clear_error() {
         "let s = status(\"sql-01\");\n",
     )
     .unwrap();
-    let opts = RunOptions {
-        path: dir.path().join("plan.rhai"),
-        target: None,
-        inventory: None,
-        speed: None,
-        auto_approve: true,
-        progress: false,
-        color: false,
-    };
+    let opts = RunOptions::unattended(dir.path().join("plan.rhai"));
     let azure = Azure::new(&target(addr), token("wrong-token")).unwrap();
     let (outcome, _) = run_on(
         &opts,
@@ -282,15 +266,7 @@ verify(web, #{ replicating: true });
 
 fn one_vm_options(dir: &std::path::Path) -> RunOptions {
     std::fs::write(dir.join("plan.rhai"), ONE_VM).unwrap();
-    RunOptions {
-        path: dir.join("plan.rhai"),
-        target: None,
-        inventory: None,
-        speed: None,
-        auto_approve: true,
-        progress: false,
-        color: false,
-    }
+    RunOptions::unattended(dir.join("plan.rhai"))
 }
 
 #[test]
@@ -526,15 +502,7 @@ fn a_lost_post_is_never_sent_again_nor_matched_to_an_older_job() {
     let dir = tempfile::tempdir().unwrap();
     let drill = "let w = vm(\"web-02\");\nwait_job(test_failover(w), #{ timeout: \"1h\" });\nwait_job(cleanup_test_failover(w), #{ timeout: \"1h\" });\n";
     std::fs::write(dir.path().join("plan.rhai"), drill).unwrap();
-    let opts = RunOptions {
-        path: dir.path().join("plan.rhai"),
-        target: None,
-        inventory: None,
-        speed: None,
-        auto_approve: true,
-        progress: false,
-        color: false,
-    };
+    let opts = RunOptions::unattended(dir.path().join("plan.rhai"));
     let run = || {
         let azure = Azure::new(
             &TargetConfig {

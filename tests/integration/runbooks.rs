@@ -20,13 +20,8 @@ fn runbooks() -> Vec<PathBuf> {
 
 fn options(path: &Path) -> RunOptions {
     RunOptions {
-        path: path.to_path_buf(),
-        target: None,
-        inventory: None,
         speed: Some(1_000_000.0),
-        auto_approve: true,
-        progress: false,
-        color: false,
+        ..RunOptions::unattended(path)
     }
 }
 
