@@ -4,22 +4,18 @@
 
 use crate::backend::{Backend, BackendError, Item, Operation, Provider, Site};
 use crate::clock::Timestamp;
-use comfy_table::{presets::UTF8_BORDERS_ONLY, ContentArrangement, Table};
+use crate::run::summary::plain_table;
 
 /// The status table: one row per item.
 pub fn status_table(items: &[Item]) -> String {
-    let mut table = Table::new();
-    table
-        .load_preset(UTF8_BORDERS_ONLY)
-        .set_content_arrangement(ContentArrangement::Disabled)
-        .set_header(vec![
-            "VM",
-            "protection state",
-            "active on",
-            "health",
-            "allowed operations",
-            "last drill",
-        ]);
+    let mut table = plain_table(vec![
+        "VM",
+        "protection state",
+        "active on",
+        "health",
+        "allowed operations",
+        "last drill",
+    ]);
     for item in items {
         let allowed: Vec<&str> = item
             .allowed_operations

@@ -3,7 +3,7 @@
 //! so. Ctrl-C stops issuing new operations and never cancels a failover in progress.
 
 mod progress;
-mod summary;
+pub mod summary;
 
 use crate::backend::inventory::Inventory;
 use crate::backend::sim::Simulator;

@@ -4,17 +4,24 @@ use super::Outcome;
 use crate::clock::human;
 use comfy_table::{presets::UTF8_BORDERS_ONLY, ContentArrangement, Table};
 
-pub fn table(outcome: &Outcome) -> String {
-    let mut vms = Table::new();
-    vms.load_preset(UTF8_BORDERS_ONLY)
+/// An empty table in the project's style, with `header`.
+pub fn plain_table(header: Vec<&str>) -> Table {
+    let mut table = Table::new();
+    table
+        .load_preset(UTF8_BORDERS_ONLY)
         .set_content_arrangement(ContentArrangement::Disabled)
-        .set_header(vec![
-            "VM",
-            "protection state",
-            "active on",
-            "health",
-            "replicating",
-        ]);
+        .set_header(header);
+    table
+}
+
+pub fn table(outcome: &Outcome) -> String {
+    let mut vms = plain_table(vec![
+        "VM",
+        "protection state",
+        "active on",
+        "health",
+        "replicating",
+    ]);
     for item in &outcome.items {
         vms.add_row(vec![
             item.name.clone(),
@@ -24,17 +31,14 @@ pub fn table(outcome: &Outcome) -> String {
             if item.replicating { "yes" } else { "NO" }.to_string(),
         ]);
     }
-    let mut jobs = Table::new();
-    jobs.load_preset(UTF8_BORDERS_ONLY)
-        .set_content_arrangement(ContentArrangement::Disabled)
-        .set_header(vec![
-            "#",
-            "operation",
-            "VM",
-            "state",
-            "duration",
-            "started at",
-        ]);
+    let mut jobs = plain_table(vec![
+        "#",
+        "operation",
+        "VM",
+        "state",
+        "duration",
+        "started at",
+    ]);
     for (i, rec) in outcome.jobs.iter().enumerate() {
         jobs.add_row(vec![
             (i + 1).to_string(),

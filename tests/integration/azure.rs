@@ -381,27 +381,17 @@ fn an_expired_token_is_refreshed_mid_run_and_secrets_never_show() {
             ..ServerOptions::default()
         },
     );
-    let toml = format!(
-        "[targets.sim]\nsubscription = \"s\"\nresource_group = \"g\"\nvault = \"v\"\nendpoint = \"http://{addr}\"\nauthority = \"http://{addr}\"\npoll_min = \"20ms\"\n"
+    write_target(dir.path(), addr, true);
+    let (code, all) = run_target(
+        dir.path(),
+        &[
+            ("AZURE_ACCESS_TOKEN", None),
+            ("AZURE_TENANT_ID", Some("tenant-1")),
+            ("AZURE_CLIENT_ID", Some("app-1")),
+            ("AZURE_CLIENT_SECRET", Some(SECRET)),
+        ],
     );
-    std::fs::write(dir.path().join("runbook.toml"), toml).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_runbook"))
-        .args(["run", "plan.rhai", "--target", "sim", "--no-progress"])
-        .current_dir(dir.path())
-        .env_remove("AZURE_ACCESS_TOKEN")
-        .env("AZURE_TENANT_ID", "tenant-1")
-        .env("AZURE_CLIENT_ID", "app-1")
-        .env("AZURE_CLIENT_SECRET", SECRET)
-        .env("RUNBOOK_LOG", "trace")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(out.status.code(), Some(0), "{all}");
+    assert_eq!(code, Some(0), "{all}");
     assert!(all.contains("LIVE RUN"), "{all}");
     assert!(!all.contains(SECRET), "the secret leaked: {all}");
     assert!(!all.contains("rbsim."), "a token leaked: {all}");
@@ -416,25 +406,44 @@ fn an_expired_token_is_refreshed_mid_run_and_secrets_never_show() {
 
     // A token given directly does not show either.
     let (addr2, _server2) = start_server(&inventory, 3000.0);
-    let toml = format!(
-        "[targets.sim]\nsubscription = \"s\"\nresource_group = \"g\"\nvault = \"v\"\nendpoint = \"http://{addr2}\"\npoll_min = \"20ms\"\n"
+    write_target(dir.path(), addr2, false);
+    let (code, all) = run_target(dir.path(), &[("AZURE_ACCESS_TOKEN", Some(TOKEN))]);
+    assert_eq!(code, Some(0), "{all}");
+    assert!(!all.contains(TOKEN), "the token leaked: {all}");
+}
+
+/// Writes a runbook.toml naming target `sim` at `addr` (and its token endpoint, if asked).
+fn write_target(dir: &std::path::Path, addr: SocketAddr, authority: bool) {
+    let mut toml = format!(
+        "[targets.sim]\nsubscription = \"s\"\nresource_group = \"g\"\nvault = \"v\"\nendpoint = \"http://{addr}\"\npoll_min = \"20ms\"\n"
     );
-    std::fs::write(dir.path().join("runbook.toml"), toml).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_runbook"))
-        .args(["run", "plan.rhai", "--target", "sim", "--no-progress"])
-        .current_dir(dir.path())
-        .env("AZURE_ACCESS_TOKEN", TOKEN)
+    if authority {
+        toml.push_str(&format!("authority = \"http://{addr}\"\n"));
+    }
+    std::fs::write(dir.join("runbook.toml"), toml).unwrap();
+}
+
+/// Runs `runbook run plan.rhai --target sim` in `dir` with every log on and `env` set
+/// (`None` removes a variable); returns the exit code and all it printed.
+fn run_target(dir: &std::path::Path, env: &[(&str, Option<&str>)]) -> (Option<i32>, String) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_runbook"));
+    cmd.args(["run", "plan.rhai", "--target", "sim", "--no-progress"])
+        .current_dir(dir)
         .env("RUNBOOK_LOG", "trace")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
+        .stdin(std::process::Stdio::null());
+    for (name, value) in env {
+        match value {
+            Some(v) => cmd.env(name, v),
+            None => cmd.env_remove(name),
+        };
+    }
+    let out = cmd.output().unwrap();
     let all = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(out.status.code(), Some(0), "{all}");
-    assert!(!all.contains(TOKEN), "the token leaked: {all}");
+    (out.status.code(), all)
 }
 
 #[test]
