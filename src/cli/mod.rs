@@ -7,6 +7,8 @@ use crate::error::{exit, Error};
 use crate::run::{self, RunOptions};
 use crate::script::registry;
 use clap::{Parser, Subcommand, ValueEnum};
+
+mod runs;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
@@ -109,6 +111,9 @@ pub enum Command {
         /// Run against this target of runbook.toml (`[targets.NAME]`) instead of the simulator.
         #[arg(long, value_name = "NAME")]
         target: Option<String>,
+        /// Take over the target's lock from a run whose process is gone.
+        #[arg(long)]
+        take_over: bool,
     },
     /// The ASR-compatible simulator server.
     Simulator {
@@ -127,6 +132,8 @@ pub enum Command {
     },
     /// Print the script API reference (markdown).
     Api,
+    #[command(flatten)]
+    Runs(runs::RunCommand),
 }
 
 /// Parses the arguments, runs the command and returns the exit code.
@@ -175,6 +182,7 @@ fn dispatch(command: Command, color: bool) -> Result<i32, Error> {
             auto_approve,
             no_progress,
             target,
+            take_over,
         } => {
             if let Some(s) = speed {
                 if !(0.01..=10_000_000.0).contains(&s) {
@@ -191,6 +199,8 @@ fn dispatch(command: Command, color: bool) -> Result<i32, Error> {
                 auto_approve,
                 progress: !no_progress,
                 color,
+                journal: true,
+                take_over,
             })
         }
         Command::Simulator {
@@ -264,6 +274,7 @@ fn dispatch(command: Command, color: bool) -> Result<i32, Error> {
             print!("{}", registry::markdown_table());
             Ok(exit::OK)
         }
+        Command::Runs(command) => runs::dispatch(command, color),
     }
 }
 
