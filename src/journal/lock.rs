@@ -44,7 +44,10 @@ pub fn process_alive(pid: u32, host: &str) -> bool {
 
 /// A file name for a lock on `identity` (the vault's full id).
 fn file_name(identity: &str) -> String {
-    format!("{}.lock", &super::sha256(identity.to_lowercase().as_bytes())[..16])
+    format!(
+        "{}.lock",
+        &super::sha256(identity.to_lowercase().as_bytes())[..16]
+    )
 }
 
 impl Lock {
@@ -151,8 +154,8 @@ mod tests {
     #[test]
     fn a_second_run_is_refused_and_a_stale_lock_needs_take_over() {
         let dir = tempfile::tempdir().unwrap();
-        let first = Lock::acquire(dir.path(), "vault", holder("a", std::process::id()), false)
-            .unwrap();
+        let first =
+            Lock::acquire(dir.path(), "vault", holder("a", std::process::id()), false).unwrap();
         let err = Lock::acquire(dir.path(), "VAULT", holder("b", std::process::id()), false)
             .unwrap_err()
             .to_string();
@@ -160,7 +163,11 @@ mod tests {
         std::mem::forget(first);
         // Rewrite the holder as a process that cannot exist.
         let path = dir.path().join(".runbook/locks").join(file_name("vault"));
-        std::fs::write(&path, serde_json::to_string(&holder("a", 999_999_999)).unwrap()).unwrap();
+        std::fs::write(
+            &path,
+            serde_json::to_string(&holder("a", 999_999_999)).unwrap(),
+        )
+        .unwrap();
         let err = Lock::acquire(dir.path(), "vault", holder("b", 1), false)
             .unwrap_err()
             .to_string();

@@ -80,7 +80,10 @@ pub enum Entry {
         settled: bool,
     },
     /// A wait on jobs ended.
-    Waited { jobs: Vec<String>, outcome: Waited },
+    Waited {
+        jobs: Vec<String>,
+        outcome: Waited,
+    },
     /// A manual step was answered.
     Step {
         number: u32,
@@ -317,7 +320,8 @@ pub fn load(path: &Path) -> Result<Loaded, String> {
 }
 
 /// Where a test stops the process (`RUNBOOK_CRASH_AT=<seq>:<before|torn|after>`): before
-/// record `seq` is written, with half of it written, or right after it was synced.
+/// record `seq` is written, with half of it written, or right after it was synced; or
+/// where writing fails as on a full disk (`<seq>:full`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct CrashPoint {
     seq: u64,
@@ -329,6 +333,7 @@ enum Phase {
     Before,
     Torn,
     After,
+    Full,
 }
 
 impl CrashPoint {
@@ -339,6 +344,7 @@ impl CrashPoint {
             "before" => Phase::Before,
             "torn" => Phase::Torn,
             "after" => Phase::After,
+            "full" => Phase::Full,
             _ => return None,
         };
         Some(CrashPoint {
@@ -481,7 +487,11 @@ impl Journal {
             let _ = file.sync_data();
             crash();
         }
-        let written = file.write_all(&line).and_then(|()| file.sync_data());
+        let written = if phase == Some(Phase::Full) {
+            Err(std::io::Error::from(std::io::ErrorKind::StorageFull))
+        } else {
+            file.write_all(&line).and_then(|()| file.sync_data())
+        };
         drop(file);
         if let Err(e) = written {
             let why = format!("the journal {} cannot be written: {e}", self.path.display());
@@ -549,15 +559,13 @@ mod tests {
     fn a_torn_last_line_is_dropped_and_repaired() {
         let dir = tempfile::tempdir().unwrap();
         let j = Journal::create(dir.path(), header("r1"), Timestamp(5)).unwrap();
-        j.append(
-            Timestamp(6),
-            Entry::Note {
-                text: "one".into(),
-            },
-        )
-        .unwrap();
+        j.append(Timestamp(6), Entry::Note { text: "one".into() })
+            .unwrap();
         let path = dir.path().join(FILE);
-        let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         f.write_all(b"{\"seq\":3,\"at\":7,\"type\":\"no").unwrap();
         drop(f);
         let loaded = load(&path).unwrap();
@@ -565,12 +573,7 @@ mod tests {
         assert!(loaded.torn > 0);
         let j = Journal::reopen(&path, &loaded, "r1").unwrap();
         let seq = j
-            .append(
-                Timestamp(8),
-                Entry::Note {
-                    text: "two".into(),
-                },
-            )
+            .append(Timestamp(8), Entry::Note { text: "two".into() })
             .unwrap();
         assert_eq!(seq, 3);
         let again = load(&path).unwrap();

@@ -72,13 +72,27 @@ pub fn create_run(project: &Path, now: Timestamp) -> Result<(String, PathBuf), E
         ))
     })?;
     let stamp = now.rfc3339();
-    let digits: String = stamp.chars().filter(char::is_ascii_digit).take(14).collect();
+    let digits: String = stamp
+        .chars()
+        .filter(char::is_ascii_digit)
+        .take(14)
+        .collect();
     for attempt in 0..100u32 {
         let salt = super::sha256(
-            format!("{}/{}/{attempt}/{:?}", std::process::id(), now.0, std::time::Instant::now())
-                .as_bytes(),
+            format!(
+                "{}/{}/{attempt}/{:?}",
+                std::process::id(),
+                now.0,
+                std::time::Instant::now()
+            )
+            .as_bytes(),
         );
-        let id = format!("{}-{}-{}", &digits[..8.min(digits.len())], &digits[8.min(digits.len())..], &salt[..4]);
+        let id = format!(
+            "{}-{}-{}",
+            &digits[..8.min(digits.len())],
+            &digits[8.min(digits.len())..],
+            &salt[..4]
+        );
         let dir = runs.join(&id);
         match std::fs::DirBuilder::new().create(&dir) {
             Ok(()) => {

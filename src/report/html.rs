@@ -29,7 +29,11 @@ pub fn html(a: &Audit) -> String {
             format!(
                 "{}{}",
                 a.target,
-                if a.simulated { " (simulated times)" } else { "" }
+                if a.simulated {
+                    " (simulated times)"
+                } else {
+                    ""
+                }
             ),
         ),
         ("operator", a.operator.clone()),
@@ -39,7 +43,12 @@ pub fn html(a: &Audit) -> String {
             "recovery time",
             a.recovery_time_seconds.map_or_else(
                 || "not measured: no VM was verified after an operation".into(),
-                |s| format!("{} (first operation to last VM verified)", human(Duration::from_secs(s))),
+                |s| {
+                    format!(
+                        "{} (first operation to last VM verified)",
+                        human(Duration::from_secs(s))
+                    )
+                },
             ),
         ),
     ];
@@ -108,7 +117,12 @@ pub fn html(a: &Audit) -> String {
                 .iter()
                 .map(|(at, s)| format!("{} at {}", esc(s), clock(*at)))
                 .collect();
-            let _ = writeln!(out, "<tr><td>{}</td><td>{}</td></tr>", esc(&vm.vm), path.join(" → "));
+            let _ = writeln!(
+                out,
+                "<tr><td>{}</td><td>{}</td></tr>",
+                esc(&vm.vm),
+                path.join(" → ")
+            );
         }
         out.push_str("</table>\n");
     }
@@ -138,7 +152,13 @@ pub fn html(a: &Audit) -> String {
             let _ = writeln!(out, "<li>the run stopped: {}</li>", esc(f));
         }
         for o in failed {
-            let _ = write!(out, "<li>{} of {} ({})<ul>", esc(&o.operation), esc(&o.vm), esc(&o.state));
+            let _ = write!(
+                out,
+                "<li>{} of {} ({})<ul>",
+                esc(&o.operation),
+                esc(&o.vm),
+                esc(&o.state)
+            );
             for e in o.errors.iter().chain(&o.warnings) {
                 let _ = write!(out, "<li>{}</li>", esc(e));
             }

@@ -108,7 +108,11 @@ pub struct ResumeRecord {
 }
 
 fn state_of(item: &Item) -> String {
-    format!("{} ({})", item.protection_state, item.active_location.as_str())
+    format!(
+        "{} ({})",
+        item.protection_state,
+        item.active_location.as_str()
+    )
 }
 
 impl Audit {
@@ -349,7 +353,11 @@ pub fn markdown(a: &Audit) -> String {
         out,
         "| target | {}{} |",
         a.target,
-        if a.simulated { " (simulated times)" } else { "" }
+        if a.simulated {
+            " (simulated times)"
+        } else {
+            ""
+        }
     );
     let _ = writeln!(out, "| operator | {} |", cell(&a.operator));
     let _ = writeln!(out, "| started | {} |", a.started);
@@ -358,16 +366,26 @@ pub fn markdown(a: &Audit) -> String {
         out,
         "| recovery time | {} |",
         match a.recovery_time_seconds {
-            Some(s) => format!("{} (first operation to last VM verified)", human(Duration::from_secs(s))),
+            Some(s) => format!(
+                "{} (first operation to last VM verified)",
+                human(Duration::from_secs(s))
+            ),
             None => "not measured: no VM was verified after an operation".into(),
         }
     );
     if !a.operations.is_empty() {
-        out.push_str("\n## Timeline\n\n```mermaid\ngantt\n    dateFormat X\n    axisFormat %H:%M\n");
+        out.push_str(
+            "\n## Timeline\n\n```mermaid\ngantt\n    dateFormat X\n    axisFormat %H:%M\n",
+        );
         let lanes = a.operations.iter().map(|o| o.lane).max().unwrap_or(0);
         for lane in 1..=lanes {
             let _ = writeln!(out, "    section lane {lane}");
-            for (i, o) in a.operations.iter().enumerate().filter(|(_, o)| o.lane == lane) {
+            for (i, o) in a
+                .operations
+                .iter()
+                .enumerate()
+                .filter(|(_, o)| o.lane == lane)
+            {
                 let tag = match o.state.as_str() {
                     "Succeeded" => "done, ",
                     "Failed" | "Cancelled" | "refused" => "crit, ",
@@ -398,7 +416,11 @@ pub fn markdown(a: &Audit) -> String {
                 o.lane,
                 o.vm,
                 o.operation,
-                if o.settled { " (settled after a crash)" } else { "" },
+                if o.settled {
+                    " (settled after a crash)"
+                } else {
+                    ""
+                },
                 o.state,
                 o.job.as_deref().unwrap_or("-"),
                 o.line.as_deref().unwrap_or("-")
@@ -430,7 +452,9 @@ pub fn markdown(a: &Audit) -> String {
         }
     }
     if !a.approvals.is_empty() {
-        out.push_str("\n## Manual steps\n\n| step | title | outcome | by | at |\n|---|---|---|---|---|\n");
+        out.push_str(
+            "\n## Manual steps\n\n| step | title | outcome | by | at |\n|---|---|---|---|---|\n",
+        );
         for s in &a.approvals {
             let _ = writeln!(
                 out,
@@ -459,7 +483,11 @@ pub fn markdown(a: &Audit) -> String {
             );
         }
     }
-    let failed: Vec<&Operation> = a.operations.iter().filter(|o| !o.errors.is_empty() || !o.warnings.is_empty()).collect();
+    let failed: Vec<&Operation> = a
+        .operations
+        .iter()
+        .filter(|o| !o.errors.is_empty() || !o.warnings.is_empty())
+        .collect();
     if a.failure.is_some() || !failed.is_empty() {
         out.push_str("\n## Failures and warnings\n\n");
         if let Some(f) = &a.failure {
@@ -485,11 +513,7 @@ pub fn markdown(a: &Audit) -> String {
 pub fn show(id: &str, loaded: &Loaded) -> String {
     let mut out = String::new();
     let origin = loaded.records.first().map_or(Timestamp(0), |r| r.at);
-    let _ = writeln!(
-        out,
-        "run {id}: {}",
-        crate::journal::runs::state_of(loaded)
-    );
+    let _ = writeln!(out, "run {id}: {}", crate::journal::runs::state_of(loaded));
     for r in &loaded.records {
         let at = clock(r.at.since(origin).as_secs());
         let what = match &r.entry {
@@ -502,10 +526,24 @@ pub fn show(id: &str, loaded: &Loaded) -> String {
                 h.host,
                 &h.sha256[..12.min(h.sha256.len())]
             ),
-            Entry::Resumed { operator, pid, changed, dropped_bytes, .. } => format!(
+            Entry::Resumed {
+                operator,
+                pid,
+                changed,
+                dropped_bytes,
+                ..
+            } => format!(
                 "resumed by {operator} (pid {pid}){}{}",
-                if changed.is_empty() { String::new() } else { format!(", changed: {}", changed.join(", ")) },
-                if *dropped_bytes > 0 { format!(", dropped a torn record of {dropped_bytes} bytes") } else { String::new() }
+                if changed.is_empty() {
+                    String::new()
+                } else {
+                    format!(", changed: {}", changed.join(", "))
+                },
+                if *dropped_bytes > 0 {
+                    format!(", dropped a torn record of {dropped_bytes} bytes")
+                } else {
+                    String::new()
+                }
             ),
             Entry::Read { call, key, answer } => format!(
                 "read {call} {key}: {}",
@@ -514,14 +552,31 @@ pub fn show(id: &str, loaded: &Loaded) -> String {
                     Answer::Err(e) => e.to_string(),
                 }
             ),
-            Entry::Intent { vm, operation, job, line, .. } => format!(
+            Entry::Intent {
+                vm,
+                operation,
+                job,
+                line,
+                ..
+            } => format!(
                 "INTENT {} of {vm}{}",
-                job.as_ref().map_or_else(|| operation.clone(), |j| format!("cancel of job {j}")),
-                line.as_ref().map(|l| format!(" at {l}")).unwrap_or_default()
+                job.as_ref()
+                    .map_or_else(|| operation.clone(), |j| format!("cancel of job {j}")),
+                line.as_ref()
+                    .map(|l| format!(" at {l}"))
+                    .unwrap_or_default()
             ),
-            Entry::Issued { intent, answer, settled } => format!(
+            Entry::Issued {
+                intent,
+                answer,
+                settled,
+            } => format!(
                 "issued (record {intent}){}: {}",
-                if *settled { ", settled after a crash" } else { "" },
+                if *settled {
+                    ", settled after a crash"
+                } else {
+                    ""
+                },
                 match answer {
                     Answer::Ok(j) => format!("job {} {}", j.id, j.state),
                     Answer::Err(e) => e.to_string(),
@@ -531,30 +586,47 @@ pub fn show(id: &str, loaded: &Loaded) -> String {
                 "waited for {} job(s): {}",
                 jobs.len(),
                 match outcome {
-                    Waited::Done(done) => done.iter().map(|j| format!("{} {} {}", j.operation, j.vm, j.state)).collect::<Vec<_>>().join(", "),
+                    Waited::Done(done) => done
+                        .iter()
+                        .map(|j| format!("{} {} {}", j.operation, j.vm, j.state))
+                        .collect::<Vec<_>>()
+                        .join(", "),
                     Waited::TimedOut(_) => "timed out".into(),
                     Waited::Failed(e) => e.to_string(),
                 }
             ),
-            Entry::Step { number, title, outcome } => format!(
+            Entry::Step {
+                number,
+                title,
+                outcome,
+            } => format!(
                 "manual step {number} `{title}`: {}",
                 match outcome {
                     StepOutcome::Approved { by } => format!("approved by {by}"),
                     StepOutcome::TimedOut => "timed out".into(),
                 }
             ),
-            Entry::Verified { vm, site, what } => format!("verified {vm} on the {} site: {what}", site.as_str()),
+            Entry::Verified { vm, site, what } => {
+                format!("verified {vm} on the {} site: {what}", site.as_str())
+            }
             Entry::Note { text } => format!("note: {text}"),
             Entry::End { state, failure, .. } => format!(
                 "end: {}{}",
                 state.as_str(),
-                failure.as_ref().map(|f| format!(" ({f})")).unwrap_or_default()
+                failure
+                    .as_ref()
+                    .map(|f| format!(" ({f})"))
+                    .unwrap_or_default()
             ),
         };
         let _ = writeln!(out, "{:>5} {at} {what}", r.seq);
     }
     if loaded.torn > 0 {
-        let _ = writeln!(out, "      (a torn last record of {} bytes follows; a resume drops it)", loaded.torn);
+        let _ = writeln!(
+            out,
+            "      (a torn last record of {} bytes follows; a resume drops it)",
+            loaded.torn
+        );
     }
     out
 }

@@ -13,11 +13,11 @@ use crate::clock::{human, Clock, RealClock};
 use crate::config::{read_text, Config};
 use crate::diagnostics::{render, sort_and_dedup, Finding, RenderOptions, Severity, Sources};
 use crate::error::{exit, Error};
+use crate::journal;
 use crate::script::engine;
 use crate::script::errors::{parse_finding, runtime_finding};
 use crate::script::exec::Exec;
 use crate::script::host::{Approval, Host, JobRecord, Mode};
-use crate::journal;
 use crate::script::resolver::Resolver;
 use progress::Progress;
 use std::path::{Path, PathBuf};
@@ -249,9 +249,10 @@ fn run_with(
             ),
             identity,
             journal::lock::Holder {
-                run: journaling
-                    .as_ref()
-                    .map_or_else(|| format!("unjournaled-{}", std::process::id()), |j| j.run.id.clone()),
+                run: journaling.as_ref().map_or_else(
+                    || format!("unjournaled-{}", std::process::id()),
+                    |j| j.run.id.clone(),
+                ),
                 host: journal::hostname(),
                 pid: std::process::id(),
                 since: crate::clock::Timestamp::from_system(std::time::SystemTime::now()).rfc3339(),
@@ -291,7 +292,11 @@ fn run_with(
     let outcome = std::thread::Builder::new()
         .name("runbook".into())
         .stack_size(SCRIPT_STACK)
-        .spawn(move || execute(&name, &text, &folder, venue, handle, token, &opts2, journaling))
+        .spawn(move || {
+            execute(
+                &name, &text, &folder, venue, handle, token, &opts2, journaling,
+            )
+        })
         .map_err(|e| Error::Usage(format!("cannot start the run: {e}")))?
         .join()
         .map_err(|_| {
@@ -386,8 +391,7 @@ fn open_journal(
         operator: journal::operator(),
         host: journal::hostname(),
         pid: std::process::id(),
-        started_wall: crate::clock::Timestamp::from_system(std::time::SystemTime::now())
-            .rfc3339(),
+        started_wall: crate::clock::Timestamp::from_system(std::time::SystemTime::now()).rfc3339(),
         version: env!("CARGO_PKG_VERSION").to_string(),
     };
     journal::Journal::create(&j.run.dir, header, now).map(Rc::new)
@@ -442,15 +446,19 @@ fn execute(
     };
     // The static checks use an engine of their own: the run's engine needs the journal,
     // whose header needs the modules the checks load.
-    let checker = engine::build(Rc::new(Host::new(
-        venue.backend.clone(),
-        clock.clone(),
-        Exec::Inline,
-        Mode::Check,
-        Rc::new(crate::script::observer::Quiet),
-        None,
-        name,
-    )), resolver.clone(), false);
+    let checker = engine::build(
+        Rc::new(Host::new(
+            venue.backend.clone(),
+            clock.clone(),
+            Exec::Inline,
+            Mode::Check,
+            Rc::new(crate::script::observer::Quiet),
+            None,
+            name,
+        )),
+        resolver.clone(),
+        false,
+    );
     let ast = match checker.compile(text) {
         Ok(mut ast) => {
             ast.set_source(name);
@@ -522,11 +530,16 @@ fn execute(
         };
         let end = journal::Entry::End {
             state,
-            failure: outcome.failure.as_ref().map(|f| format!("{}: {}", f.code.as_str(), f.message)),
+            failure: outcome
+                .failure
+                .as_ref()
+                .map(|f| format!("{}: {}", f.code.as_str(), f.message)),
             items: outcome.items.clone(),
         };
         if let Err(e) = j.append(clock.now(), end) {
-            outcome.warnings.push(Finding::new(crate::diagnostics::Code::Refused, e));
+            outcome
+                .warnings
+                .push(Finding::new(crate::diagnostics::Code::Refused, e));
         }
     }
     Ok(outcome)
@@ -616,7 +629,9 @@ pub fn resume(opts: &ResumeOptions) -> Result<i32, Error> {
     let (id, dir) = journal::runs::find(&project, &opts.run)?;
     let loaded = journal::load(&dir.join(journal::FILE)).map_err(Error::Usage)?;
     let header = loaded.header().cloned().ok_or_else(|| {
-        Error::Usage(format!("run {id} has no header record; it cannot be resumed"))
+        Error::Usage(format!(
+            "run {id} has no header record; it cannot be resumed"
+        ))
     })?;
     match journal::runs::state_of(&loaded).as_str() {
         "succeeded" => {
@@ -654,8 +669,7 @@ pub fn resume(opts: &ResumeOptions) -> Result<i32, Error> {
     let config = Config::discover(&folder)?;
     let backend = config.backend(&target)?;
     let identity = config.target(&target)?.identity();
-    let venue =
-        Venue::service(Arc::new(backend), format!("target `{target}`")).locked(identity);
+    let venue = Venue::service(Arc::new(backend), format!("target `{target}`")).locked(identity);
     let run_opts = RunOptions {
         path: header.runbook.clone(),
         target: Some(target),
@@ -669,14 +683,14 @@ pub fn resume(opts: &ResumeOptions) -> Result<i32, Error> {
     };
     eprintln!(
         "resuming run {id}: {} recorded calls are answered from the journal, then the run goes on",
-        loaded.records.iter().filter(|r| r.entry.is_answer()).count()
+        loaded
+            .records
+            .iter()
+            .filter(|r| r.entry.is_answer())
+            .count()
     );
     let journaling = Journaling {
-        run: RunRef {
-            id,
-            dir,
-            project,
-        },
+        run: RunRef { id, dir, project },
         resume: Some(Resume { loaded, changed }),
     };
     let (outcome, speed) = run_with(&run_opts, venue, true, Some(journaling))?;

@@ -252,7 +252,10 @@ impl Observer for Progress {
                     "manual step `{title}` needs an operator: run in a terminal, or pass --auto-approve (simulator only)"
                 ));
             }
-            self.line(&format!("  waiting up to {} for the approval", human(timeout)));
+            self.line(&format!(
+                "  waiting up to {} for the approval",
+                human(timeout)
+            ));
             return self.wait_elsewhere(timeout, &elsewhere);
         }
         // People answer in real time, whatever the simulator's speed.

@@ -922,9 +922,7 @@ impl Host {
         };
         let done = match outcome {
             Waited::Done(done) => done,
-            Waited::TimedOut(latest) => {
-                return Err(self.timed_out(ctx, &latest, timeout, explicit))
-            }
+            Waited::TimedOut(latest) => return Err(self.timed_out(ctx, &latest, timeout, explicit)),
             Waited::Failed(e) => return Err(self.backend_error(ctx, e)),
         };
         for info in &done {
@@ -1014,7 +1012,6 @@ impl Host {
 
     /// What ended jobs mean for the script: warnings, and an error if one did not succeed.
     fn conclude(&self, ctx: &NativeCallContext, done: Vec<JobInfo>) -> Result<Vec<JobInfo>, Raise> {
-
         for job in done
             .iter()
             .filter(|j| j.state == JobState::Succeeded && !j.warnings.is_empty())
@@ -1288,13 +1285,16 @@ impl Host {
         self.steps.set(number);
         let answer = match self.journal.as_ref().and_then(|j| j.next_answer()) {
             Some(Record {
-                entry: Entry::Step { title: t, outcome, .. },
+                entry: Entry::Step {
+                    title: t, outcome, ..
+                },
                 at,
                 ..
             }) if t == title => match outcome {
                 StepOutcome::Approved { by } => {
-                    self.observer
-                        .note(&format!("manual step {number} `{title}`: approved by {by} (recorded)"));
+                    self.observer.note(&format!(
+                        "manual step {number} `{title}`: approved by {by} (recorded)"
+                    ));
                     self.state.borrow_mut().approvals.push(Approval {
                         title: title.to_string(),
                         by,
@@ -1368,9 +1368,8 @@ impl Host {
             .journal
             .as_ref()
             .and_then(|j| j.path().parent().map(std::path::Path::to_path_buf));
-        let external = |dir: &std::path::Path| {
-            crate::journal::approvals::given(dir, number).map(|g| g.by)
-        };
+        let external =
+            |dir: &std::path::Path| crate::journal::approvals::given(dir, number).map(|g| g.by);
         let poll;
         let mut request = StepRequest {
             number,
@@ -1486,7 +1485,12 @@ impl Host {
     }
 
     /// Refuses a mutating call when the journal cannot be written.
-    fn journal_writable(&self, ctx: &NativeCallContext, what: &str, j: &Journal) -> Result<(), Raise> {
+    fn journal_writable(
+        &self,
+        ctx: &NativeCallContext,
+        what: &str,
+        j: &Journal,
+    ) -> Result<(), Raise> {
         match j.broken() {
             None => Ok(()),
             Some(why) => Err(self.refuse(
@@ -1514,10 +1518,9 @@ impl Host {
             Some(Record {
                 seq,
                 at,
-                entry:
-                    Entry::Intent {
-                        vm, operation, key, ..
-                    },
+                entry: Entry::Intent {
+                    vm, operation, key, ..
+                },
             }) if vm == name && operation == op.as_str() => {
                 let request = OperationRequest {
                     key: Some(key),
@@ -1528,7 +1531,9 @@ impl Host {
                         entry: Entry::Issued { intent, answer, .. },
                         ..
                     }) if intent == seq => Ok(answer.into()),
-                    Some(other) => Err(self.diverged(ctx, &format!("the answer to {op} of `{name}`"), other)),
+                    Some(other) => {
+                        Err(self.diverged(ctx, &format!("the answer to {op} of `{name}`"), other))
+                    }
                     None => self.settle(ctx, j, seq, at, name, request),
                 };
             }
@@ -1566,7 +1571,13 @@ impl Host {
 
     /// Records the answer to intent `seq`, except a lost one (the intent stays open, and a
     /// resume settles it with the service).
-    fn record_issued(&self, j: &Journal, seq: u64, answer: &Result<JobInfo, BackendError>, settled: bool) {
+    fn record_issued(
+        &self,
+        j: &Journal,
+        seq: u64,
+        answer: &Result<JobInfo, BackendError>,
+        settled: bool,
+    ) {
         if matches!(answer, Err(BackendError::Transport(_))) {
             return;
         }

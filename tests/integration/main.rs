@@ -6,5 +6,6 @@ mod common;
 mod api;
 mod azure;
 mod bad_input;
+mod durable;
 mod fixtures;
 mod runbooks;

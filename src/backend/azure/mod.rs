@@ -770,7 +770,10 @@ impl Backend for Azure {
             return Ok(None);
         };
         let jobs = self.list_jobs(since).await?;
-        let Some(job) = jobs.iter().find(|j| j.properties.activity_id.contains(key.as_str())) else {
+        let Some(job) = jobs
+            .iter()
+            .find(|j| j.properties.activity_id.contains(key.as_str()))
+        else {
             return Ok(None);
         };
         let known = JobInfo {
@@ -785,8 +788,9 @@ impl Backend for Azure {
             retry_after: None,
             expected_end: None,
         };
-        let mut info = convert::job_from_wire(job, Some(&known))
-            .ok_or_else(|| BackendError::Transport(format!("the service's job for `{vm}` is unreadable")))?;
+        let mut info = convert::job_from_wire(job, Some(&known)).ok_or_else(|| {
+            BackendError::Transport(format!("the service's job for `{vm}` is unreadable"))
+        })?;
         info.retry_after = Some(self.poll_min);
         self.remember(&info).await;
         Ok(Some(info))
