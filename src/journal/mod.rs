@@ -215,7 +215,8 @@ pub struct Header {
     pub target: Option<String>,
     /// The inventory the simulator started from.
     pub inventory: Option<String>,
-    pub speed: f64,
+    /// How much faster than real time the simulator ran (none: a virtual clock).
+    pub speed: Option<f64>,
     pub operator: String,
     pub host: String,
     pub pid: u32,
@@ -546,7 +547,7 @@ mod tests {
             modules: Vec::new(),
             target: None,
             inventory: None,
-            speed: 1.0,
+            speed: Some(1.0),
             operator: "me@here".into(),
             host: "here".into(),
             pid: 1,

@@ -36,7 +36,7 @@ pub struct Audit {
     pub verifications: Vec<Verification>,
     pub notes: Vec<Note>,
     pub resumes: Vec<ResumeRecord>,
-    /// From the first operation to the last VM verified, in seconds.
+    /// From the first operation until every failed-over VM was verified, in seconds.
     pub recovery_time_seconds: Option<u64>,
     pub failure: Option<String>,
 }
@@ -277,14 +277,34 @@ impl Audit {
             .map(|(vm, states)| VmPath { vm, states })
             .collect();
         assign_lanes(&mut audit.operations);
-        let first = audit.operations.iter().map(|o| o.start).min();
-        let last_verified = audit.verifications.iter().map(|v| v.at).max();
-        audit.recovery_time_seconds = match (first, last_verified) {
-            (Some(f), Some(v)) if v >= f => Some(v - f),
-            _ => None,
-        };
+        audit.recovery_time_seconds = recovery_time(&audit);
         Ok(audit)
     }
+}
+
+/// The achieved recovery time: from the first operation until every VM that was failed
+/// over (or drilled) had been verified after its failover; none if one never was.
+fn recovery_time(audit: &Audit) -> Option<u64> {
+    let first = audit.operations.iter().map(|o| o.start).min()?;
+    let mut recovered: Option<u64> = None;
+    let mut failed_over: BTreeMap<&str, u64> = BTreeMap::new();
+    for o in audit
+        .operations
+        .iter()
+        .filter(|o| o.operation.ends_with("failover") && o.state == "Succeeded")
+    {
+        failed_over.insert(&o.vm, o.start);
+    }
+    for (vm, since) in failed_over {
+        let verified = audit
+            .verifications
+            .iter()
+            .filter(|v| v.vm == vm && v.at >= since)
+            .map(|v| v.at)
+            .min()?;
+        recovered = Some(recovered.map_or(verified, |r| r.max(verified)));
+    }
+    recovered.map(|r| r.saturating_sub(first))
 }
 
 /// Takes what the service said of a job, seen at `seen` seconds, into its operation.
@@ -367,10 +387,10 @@ pub fn markdown(a: &Audit) -> String {
         "| recovery time | {} |",
         match a.recovery_time_seconds {
             Some(s) => format!(
-                "{} (first operation to last VM verified)",
+                "{} (first operation until every failed-over VM was verified)",
                 human(Duration::from_secs(s))
             ),
-            None => "not measured: no VM was verified after an operation".into(),
+            None => "not measured: a VM that was failed over was never verified after it (or none was failed over)".into(),
         }
     );
     if !a.operations.is_empty() {

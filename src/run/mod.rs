@@ -180,6 +180,24 @@ impl Venue {
         }
     }
 
+    /// The embedded simulator of `inventory` on a virtual clock: waits take no time, and a
+    /// runbook always gives the same record (for reports and their tests).
+    pub fn simulator_virtual(inventory: Inventory) -> Venue {
+        let clock: Arc<dyn Clock> = Arc::new(crate::clock::VirtualClock::new(inventory.start));
+        let sim = Arc::new(Simulator::new(&inventory, clock.clone(), false));
+        Venue {
+            banner: format!(
+                "SIMULATION: running {{name}} on the embedded simulator ({}), on a virtual clock. No real VM is touched.",
+                inventory.origin
+            ),
+            backend: sim,
+            clock,
+            inventory: Some(inventory),
+            speed: f64::INFINITY,
+            identity: None,
+        }
+    }
+
     /// Locks `identity` (a vault) for the length of the run.
     pub fn locked(mut self, identity: String) -> Venue {
         self.identity = Some(identity);
@@ -387,7 +405,7 @@ fn open_journal(
             .collect(),
         target: opts.target.clone(),
         inventory: venue.inventory.as_ref().map(|i| i.origin.clone()),
-        speed: venue.speed,
+        speed: venue.speed.is_finite().then_some(venue.speed),
         operator: journal::operator(),
         host: journal::hostname(),
         pid: std::process::id(),

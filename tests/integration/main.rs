@@ -8,4 +8,5 @@ mod azure;
 mod bad_input;
 mod durable;
 mod fixtures;
+mod reports;
 mod runbooks;
