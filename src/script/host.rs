@@ -1205,13 +1205,44 @@ impl Host {
             .iter()
             .map(|v| self.vm_name(ctx, prim, v))
             .collect::<Result<_, _>>()?;
-        let mut problems: Vec<String> = Vec::new();
-        let providers = self
-            .read(ctx, "providers", "", || {
-                self.exec.block_on(self.backend.providers())
+        if !names.is_empty() {
+            self.names_used.set(true);
+        }
+        // Recorded as one answer: its findings depend on the time (drill ages), and a
+        // resume must see what the run saw.
+        let problems = self
+            .read(ctx, "preflight", &names.join(","), || {
+                self.preflight_problems(&names, max_age)
             })?
             .map_err(|e| self.backend_error(ctx, e))?;
-        for p in &providers {
+        for p in &problems {
+            self.observer.note(&format!("preflight: {p}"));
+        }
+        if problems.is_empty() {
+            self.observer.note(&format!(
+                "preflight: {} VMs ready, both sites connected",
+                names.len()
+            ));
+        }
+        let mut map = Map::new();
+        map.insert("ok".into(), problems.is_empty().into());
+        map.insert(
+            "problems".into(),
+            Dynamic::from_array(problems.into_iter().map(Dynamic::from).collect()),
+        );
+        map.insert("checked".into(), Dynamic::from_int(names.len() as i64));
+        Ok(Dynamic::from_map(map))
+    }
+
+    /// What stands in the way of a recovery of `names`: unconnected sites, VMs that do
+    /// not replicate or are unhealthy, drills waiting for cleanup, old or missing drills.
+    fn preflight_problems(
+        &self,
+        names: &[String],
+        max_age: Duration,
+    ) -> Result<Vec<String>, BackendError> {
+        let mut problems: Vec<String> = Vec::new();
+        for p in &self.exec.block_on(self.backend.providers())? {
             if !p.connected {
                 problems.push(format!(
                     "the {} site's server `{}` is not connected to Site Recovery",
@@ -1221,8 +1252,8 @@ impl Host {
             }
         }
         let now = self.clock.now();
-        for name in &names {
-            let item = self.lookup(ctx, name)?;
+        for name in names {
+            let item = self.exec.block_on(self.backend.item(name))?;
             if !item.replicating {
                 problems.push(format!(
                     "`{name}` is not replicating ({})",
@@ -1245,23 +1276,7 @@ impl Host {
                 Some(_) => {}
             }
         }
-        for p in &problems {
-            self.observer.note(&format!("preflight: {p}"));
-        }
-        if problems.is_empty() {
-            self.observer.note(&format!(
-                "preflight: {} VMs ready, both sites connected",
-                names.len()
-            ));
-        }
-        let mut map = Map::new();
-        map.insert("ok".into(), problems.is_empty().into());
-        map.insert(
-            "problems".into(),
-            Dynamic::from_array(problems.into_iter().map(Dynamic::from).collect()),
-        );
-        map.insert("checked".into(), Dynamic::from_int(names.len() as i64));
-        Ok(Dynamic::from_map(map))
+        Ok(problems)
     }
 
     fn manual_step(
