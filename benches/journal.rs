@@ -105,6 +105,7 @@ fn serve(binary: &Path, dir: &Path) -> (std::process::Child, u16) {
             std::thread::sleep(Duration::from_millis(50));
         }
         let _ = child.kill();
+        let _ = child.wait();
     }
     panic!("no free port for the simulator server");
 }
