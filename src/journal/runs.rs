@@ -195,13 +195,19 @@ pub fn state_of(loaded: &Loaded) -> String {
             _ => {}
         }
     }
+    // A run on the embedded simulator cannot be resumed: its state died with it.
+    let resumable = if loaded.header().is_some_and(|h| h.target.is_some()) {
+        " (resumable)"
+    } else {
+        ""
+    };
     match end {
         Some(RunState::Succeeded) => "succeeded".into(),
-        Some(RunState::Failed) => "failed (resumable)".into(),
-        Some(RunState::Interrupted) => "interrupted (resumable)".into(),
+        Some(RunState::Failed) => format!("failed{resumable}"),
+        Some(RunState::Interrupted) => format!("interrupted{resumable}"),
         None => match last_pid {
             Some((pid, host)) if super::lock::process_alive(pid, &host) => "running".into(),
-            _ => "crashed (resumable)".into(),
+            _ => format!("crashed{resumable}"),
         },
     }
 }

@@ -562,3 +562,64 @@ fn a_simulated_run_cannot_be_resumed_but_its_journal_can_be_reported() {
         );
     }
 }
+
+#[test]
+fn sigterm_stops_new_operations_and_prints_the_resume_command() {
+    let (addr, server, _) = start_server();
+    let dir = project(addr);
+    std::fs::write(
+        dir.path().join("step.rhai"),
+        "let j = failover(\"app-01\", #{ kind: \"planned\" });\nwait_job(j);\nmanual_step(\"Check the application\", #{ timeout: \"10m\" });\nwait_job(commit(\"app-01\"));\n",
+    )
+    .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_runbook"))
+        .args(["run", "step.rhai", "--target", "sim", "--no-progress"])
+        .current_dir(dir.path())
+        .env("AZURE_ACCESS_TOKEN", TOKEN)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let id = loop {
+        if let Some(id) = run_ids(dir.path()).first() {
+            if dir
+                .path()
+                .join(".runbook/runs")
+                .join(id)
+                .join("waiting.json")
+                .exists()
+            {
+                break id.clone();
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never reached its step"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    // SAFETY: kill(2) on the child's pid.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let out = child.wait_with_output().unwrap();
+    let message = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{message}");
+    assert!(
+        message.contains("interrupted: no new operation will be issued"),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("resume with: runbook resume {id}")),
+        "{message}"
+    );
+    assert_eq!(
+        server.stats().get("issued app-01 commit"),
+        None,
+        "nothing issued after the interrupt"
+    );
+    let listed = text(&runbook(dir.path(), &["runs"], None));
+    assert!(listed.contains("interrupted (resumable)"), "{listed}");
+}
