@@ -6,5 +6,6 @@ mod common;
 mod api;
 mod azure;
 mod bad_input;
+mod explain;
 mod fixtures;
 mod runbooks;
