@@ -34,14 +34,15 @@ pub fn log(files: &[FileFindings], unreadable: &[(String, String)], summary: &Su
         })
         .collect();
     let summary = serde_json::to_value(summary).unwrap_or_default();
+    let mut invocation = Invocation::builder()
+        .execution_successful(unreadable.is_empty())
+        .build();
+    invocation.tool_execution_notifications = (!notifications.is_empty()).then_some(notifications);
     let run = Run::builder()
         .tool(tool())
         .column_kind("unicodeCodePoints")
         .results(results)
-        .invocations(vec![Invocation::builder()
-            .execution_successful(unreadable.is_empty())
-            .tool_execution_notifications(notifications)
-            .build()])
+        .invocations(vec![invocation])
         .properties(
             PropertyBag::builder()
                 .additional_properties(BTreeMap::from([("summary".to_string(), summary)]))

@@ -8,4 +8,5 @@ mod azure;
 mod bad_input;
 mod explain;
 mod fixtures;
+mod formats;
 mod runbooks;
