@@ -423,3 +423,53 @@ fn an_unreadable_file_is_reported_in_each_machine_format_and_exits_2() {
         checked.stdout
     );
 }
+
+#[test]
+fn the_example_workflow_runs_checks_that_work_and_the_readme_links_it() {
+    let workflow = std::fs::read_to_string(root().join("docs/examples/runbook-pr.yml")).unwrap();
+    let checks: Vec<&str> = workflow
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("run: runbook check "))
+        .collect();
+    assert_eq!(
+        checks.len(),
+        2,
+        "the github and the sarif check: {checks:?}"
+    );
+    for check in checks {
+        // The arguments up to a redirection, without the shell's quotes.
+        let args: Vec<String> = check
+            .split(" > ")
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .map(|a| a.trim_matches('"').to_string())
+            .collect();
+        let mut argv = vec!["check"];
+        argv.extend(args.iter().map(String::as_str));
+        let out = cli(&argv);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{argv:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(!text(&out.stdout).is_empty());
+    }
+    for needed in [
+        "upload-sarif",
+        "runbook plan --format markdown",
+        "gh pr comment",
+    ] {
+        assert!(workflow.contains(needed), "the workflow has {needed}");
+    }
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    for link in ["docs/pull-requests.md", "docs/examples/runbook-pr.yml"] {
+        assert!(
+            readme.contains(&format!("]({link})")),
+            "README links {link}"
+        );
+    }
+    let guide = std::fs::read_to_string(root().join("docs/pull-requests.md")).unwrap();
+    assert!(guide.contains("](examples/runbook-pr.yml)"));
+}
