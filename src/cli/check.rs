@@ -181,7 +181,7 @@ fn sarif_document(outcomes: &[Outcome], summary: &Summary) -> serde_json::Value 
 
 /// The last line of a file in the human and short formats: its counts and what the dry run
 /// did.
-fn verdict(report: &check::Report) -> String {
+fn verdict(report: &Report) -> String {
     let errors = report.count(Severity::Error);
     let warnings = report.count(Severity::Warning);
     let plural = |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });

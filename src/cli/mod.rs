@@ -93,6 +93,8 @@ pub enum Command {
         /// Fail on warnings too.
         #[arg(long)]
         deny_warnings: bool,
+        /// How to print the findings. Every format ends with a summary of all files (json and
+        /// sarif hold it in the document, and print it on stderr).
         #[arg(long, value_enum, default_value = "human")]
         format: Format,
     },

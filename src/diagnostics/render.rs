@@ -1,8 +1,7 @@
 //! Renders findings with miette, once, at the edge of the program.
 
-use super::{
-    char_span_to_bytes, label_chars, offset_of, Finding, Frame, Location, Severity, Sources,
-};
+use super::position::label_chars;
+use super::{char_span_to_bytes, offset_of, Finding, Frame, Location, Severity, Sources};
 use miette::{
     Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceSpan,
 };
