@@ -444,8 +444,9 @@ wait_job(reverse_replicate(web), #{ timeout: "1h" });
             fix: demo(PLANNED_FAILOVER),
         },
         Code::ScriptError => Explanation {
-            detects: "Any other error the runbook raises while it runs: a `throw` nothing \
-                catches, an index out of range, arithmetic on the wrong types.",
+            detects: "Any other error the runbook raises while it runs and nothing catches: \
+                a `throw` of its own, an index out of range, a manual step nobody confirmed \
+                in time.",
             example: demo(
                 r#"let tier = vms(#{ plan: "web-tier" });
 let last = tier[3];
