@@ -2,13 +2,14 @@
 //!
 //! # Layout
 //!
-//! - [`cli`]: clap types and command dispatch (`check`, `run`, `api`).
+//! - [`cli`]: clap types and command dispatch (`check`, `run`, `api`, `explain`, ...).
 //! - [`check`]: the static checks (an AST walk) and the dry run on the simulator.
 //! - [`run`]: executing a runbook with live progress and a summary.
 //! - [`script`]: the engine builder, the primitive registry, the primitives' host, options,
-//!   the module resolver and the embedded stdlib.
+//!   the module resolver, the embedded stdlib and the editor definitions.
 //! - [`backend`]: the `Backend` trait and the in-process ASR simulator with its inventory.
-//! - [`diagnostics`]: findings (code, severity, location, help) and their rendering.
+//! - [`diagnostics`]: findings (code, severity, location, help), the explanation of each
+//!   code, and their rendering (human, JSON, SARIF, GitHub workflow commands).
 //! - [`clock`], [`config`], [`error`], [`paths`]: time, `runbook.toml`, errors and paths.
 //!
 //! Dependencies point one way: `cli` uses `check` and `run`; those use `script`, which uses

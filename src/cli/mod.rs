@@ -1,8 +1,8 @@
 //! The command line: clap types and dispatch. `main` calls [`main`] and exits with its code.
 
-use crate::check::{self, inventory_for};
-use crate::clock::human;
-use crate::diagnostics::{render, summary_line, RenderOptions, Severity};
+mod check;
+mod explain;
+
 use crate::error::{exit, Error};
 use crate::run::{self, RunOptions};
 use crate::script::registry;
@@ -23,14 +23,19 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The output formats of `check`.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Format {
     /// Rendered diagnostics with the source lines.
     Human,
     /// One line per finding: path:line:col: severity[code]: message.
     Short,
-    /// JSON, one object per runbook.
+    /// One JSON document: every file's findings (with their regions) and a summary.
     Json,
+    /// A SARIF 2.1.0 log, for GitHub code scanning.
+    Sarif,
+    /// GitHub Actions workflow commands: an annotation per finding.
+    Github,
 }
 
 #[derive(Debug, Subcommand)]
@@ -81,7 +86,7 @@ pub enum SimulatorCommand {
 pub enum Command {
     /// Check runbooks: syntax, API use, and a dry run on the simulator.
     Check {
-        /// The runbooks to check.
+        /// The runbooks to check: files or globs (quoted globs are expanded by runbook).
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// The inventory to check VM names and states against (overrides runbook.toml).
@@ -90,6 +95,8 @@ pub enum Command {
         /// Fail on warnings too.
         #[arg(long)]
         deny_warnings: bool,
+        /// How to print the findings. Every format ends with a summary of all files (json and
+        /// sarif hold it in the document, and print it on stderr).
         #[arg(long, value_enum, default_value = "human")]
         format: Format,
     },
@@ -130,8 +137,18 @@ pub enum Command {
         #[command(subcommand)]
         command: InventoryCommand,
     },
-    /// Print the script API reference (markdown).
-    Api,
+    /// Print the script API reference (markdown), or write editor definitions.
+    Api {
+        /// Write `.d.rhai` definition files of the API and the stdlib into this folder
+        /// (created if missing) for Rhai editor tooling, instead of printing the reference.
+        #[arg(long, value_name = "DIR")]
+        definitions: Option<PathBuf>,
+    },
+    /// Explain a diagnostic code (e.g. RB101 or not-allowed), or list them all.
+    Explain {
+        /// The code or its name; without it, every code is listed.
+        code: Option<String>,
+    },
     #[command(flatten)]
     Runs(runs::RunCommand),
 }
@@ -174,7 +191,7 @@ fn dispatch(command: Command, color: bool) -> Result<i32, Error> {
             inventory,
             deny_warnings,
             format,
-        } => check_files(&files, inventory.as_deref(), deny_warnings, format, color),
+        } => check::check_files(&files, inventory.as_deref(), deny_warnings, format, color),
         Command::Run {
             file,
             inventory,
@@ -270,103 +287,31 @@ fn dispatch(command: Command, color: bool) -> Result<i32, Error> {
             }
             Ok(exit::OK)
         }
-        Command::Api => {
-            print!("{}", registry::markdown_table());
-            Ok(exit::OK)
-        }
+        Command::Api { definitions } => api(definitions.as_deref()),
+        Command::Explain { code } => explain::explain(code.as_deref()),
         Command::Runs(command) => runs::dispatch(command, color),
     }
 }
 
-fn check_files(
-    files: &[PathBuf],
-    inventory: Option<&std::path::Path>,
-    deny_warnings: bool,
-    format: Format,
-    color: bool,
-) -> Result<i32, Error> {
-    let color = color && std::io::stdout().is_terminal();
-    let mut code = exit::OK;
-    let mut json = Vec::new();
-    for file in files {
-        // A file that cannot be read does not stop the others from being checked.
-        let report = match inventory_for(file, inventory)
-            .and_then(|inv| check::check_file(file, inv.as_ref()))
-        {
-            Ok(report) => report,
-            Err(e) => {
-                eprint!("{}", e.render(color));
-                code = code.max(e.exit_code());
-                if matches!(format, Format::Json) {
-                    json.push(serde_json::json!({
-                        "file": file.display().to_string(),
-                        "error": e.to_string(),
-                    }));
-                }
-                continue;
-            }
-        };
-        if report.fails(deny_warnings) {
-            code = code.max(exit::FINDINGS);
-        }
-        match format {
-            Format::Human => {
-                for f in &report.findings {
-                    println!(
-                        "{}",
-                        render(f, &report.sources, RenderOptions { color, width: 100 })
-                    );
-                }
-                println!("{}", verdict(&report));
-            }
-            Format::Short => {
-                for f in &report.findings {
-                    println!("{}", summary_line(f));
-                }
-                println!("{}", verdict(&report));
-            }
-            Format::Json => json.push(serde_json::json!({
-                "file": report.name,
-                "errors": report.count(Severity::Error),
-                "warnings": report.count(Severity::Warning),
-                "findings": report.findings,
-                "dry_run": report.dry_run,
-            })),
-        }
-    }
-    if matches!(format, Format::Json) {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json).unwrap_or_default()
-        );
-    }
-    Ok(code)
-}
-
-fn verdict(report: &check::Report) -> String {
-    let errors = report.count(Severity::Error);
-    let warnings = report.count(Severity::Warning);
-    let plural = |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
-    let head = if errors + warnings == 0 {
-        format!("{}: ok", report.name)
-    } else {
-        format!(
-            "{}: {}, {}",
-            report.name,
-            plural(errors, "error"),
-            plural(warnings, "warning")
-        )
+/// `runbook api`: the markdown reference on stdout, or the definition files in `dir`.
+fn api(definitions: Option<&std::path::Path>) -> Result<i32, Error> {
+    let Some(dir) = definitions else {
+        print!("{}", registry::markdown_table());
+        return Ok(exit::OK);
     };
-    match &report.dry_run {
-        Some(d) if d.completed => format!(
-            "{head} (dry run: {} simulated, {})",
-            human(d.simulated),
-            plural(d.jobs, "job")
-        ),
-        Some(_) => format!("{head} (dry run stopped at the error)"),
-        None if errors > 0 => format!("{head} (dry run skipped: fix the errors first)"),
-        None => head,
-    }
+    let written = crate::script::definitions::write(dir)?;
+    let names: Vec<String> = written
+        .iter()
+        .filter_map(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .collect();
+    eprintln!(
+        "wrote {} definition files to {}: {}",
+        written.len(),
+        crate::paths::display(dir),
+        names.join(", ")
+    );
+    Ok(exit::OK)
 }
 
 fn serve(

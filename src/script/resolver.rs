@@ -93,7 +93,7 @@ impl Resolver {
                 )
             })?;
             let name = format!("stdlib/{module}.rhai");
-            self.remember(path, &name, text);
+            self.remember(path, &name, text, true);
             self.0.files.borrow_mut().insert(name.clone(), None);
             return Ok((name, Arc::from(text)));
         }
@@ -133,7 +133,7 @@ impl Resolver {
         }
         let text = crate::config::read_text(&real).map_err(|e| e.to_string())?;
         let name = crate::paths::display(&file);
-        self.remember(path, &name, &text);
+        self.remember(path, &name, &text, false);
         self.0.files.borrow_mut().insert(name.clone(), Some(real));
         Ok((name, Arc::from(text.as_str())))
     }
@@ -161,13 +161,20 @@ impl Resolver {
         Ok((name, text, ast))
     }
 
-    fn remember(&self, path: &str, name: &str, text: &str) {
+    /// Records an import's source name and text (`embedded`: the stdlib's, not a file's).
+    fn remember(&self, path: &str, name: &str, text: &str, embedded: bool) {
         self.0
             .names
             .borrow_mut()
             .insert(path.to_string(), name.to_string());
-        if self.0.sources.borrow().get(name).is_none() {
-            self.0.sources.borrow_mut().insert(name, text);
+        let mut sources = self.0.sources.borrow_mut();
+        if sources.get(name).is_some() {
+            return;
+        }
+        if embedded {
+            sources.insert_embedded(name, text);
+        } else {
+            sources.insert(name, text);
         }
     }
 }

@@ -7,6 +7,8 @@ mod api;
 mod azure;
 mod bad_input;
 mod durable;
+mod explain;
 mod fixtures;
+mod formats;
 mod reports;
 mod runbooks;
