@@ -97,7 +97,7 @@ fn typical_runbook(i: usize, names: &[String]) -> String {
     let _ = writeln!(s, "let targets = [{}];\n", vars.join(", "));
     s.push_str("let ready = preflight(#{ vms: targets, max_drill_age: \"30d\" });\n");
     s.push_str("if !ready.ok {\n    throw `preflight failed: ${ready.problems}`;\n}\n");
-    if i % 4 == 0 {
+    if i.is_multiple_of(4) {
         s.push_str("for vm in targets {\n    let st = status(vm);\n");
         s.push_str(
             "    note(`${vm.name}: ${st.state}, last drill ${st.last_test_failover}`);\n}\n",

@@ -416,13 +416,13 @@ pub trait Backend: Send + Sync {
     async fn start(&self, vm: &str, request: &OperationRequest) -> Result<JobInfo, BackendError>;
     async fn job(&self, id: &str) -> Result<JobInfo, BackendError>;
     /// The job that a start of `request` (recognised by its `key`) created, if the service
-    /// has one: how an operation whose answer was lost in a crash is settled. `since`
-    /// bounds the search.
+    /// has one: how an operation whose answer was lost in a crash is settled. `issued_at`
+    /// is when the request may have left.
     async fn find_started(
         &self,
         vm: &str,
         request: &OperationRequest,
-        since: Timestamp,
+        issued_at: Timestamp,
     ) -> Result<Option<JobInfo>, BackendError>;
     /// Every runbook-operation job that started at or after `since`, oldest first.
     async fn jobs_since(&self, since: Timestamp) -> Result<Vec<JobInfo>, BackendError>;

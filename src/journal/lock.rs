@@ -1,12 +1,16 @@
-//! The lock a run holds on its target: `.runbook/locks/<vault>.lock`, made with an
-//! exclusive create and removed when the run ends. It names its holder (run, host,
-//! process, since when). A lock whose process is gone is stale: it is reported, and taken
-//! over only when the operator says so (or by a resume of the run that holds it).
+//! The lock a run holds on its target: `.runbook/locks/<vault>.lock`. The running process
+//! holds an exclusive `flock` on the file, which the kernel releases when the process
+//! ends, however it ends; the file names its holder (run, host, process, since when). A
+//! file that names a holder but is not locked was left by a run whose process is gone: a
+//! stale lock, reported, and taken over only when the operator says so (or by a resume of
+//! the run that holds it). Taking over marks the old run as superseded, so it cannot be
+//! resumed behind the new one's back.
 
-use super::runs::create_private;
+use super::runs::create_private_dir;
 use crate::error::Error;
 use serde::{Deserialize, Serialize};
-use std::io::Write;
+use std::fs::{File, TryLockError};
+use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 /// Who holds a lock.
@@ -21,10 +25,10 @@ pub struct Holder {
     pub target: String,
 }
 
-/// A held lock; removed on drop.
+/// A held lock; released (and its holder cleared) on drop.
 #[derive(Debug)]
 pub struct Lock {
-    path: PathBuf,
+    file: File,
     holder: Holder,
 }
 
@@ -50,6 +54,13 @@ fn file_name(identity: &str) -> String {
     )
 }
 
+fn read_holder(file: &mut File) -> Option<Holder> {
+    let mut text = String::new();
+    file.rewind().ok()?;
+    file.read_to_string(&mut text).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
 impl Lock {
     /// Takes the lock on `identity` for `holder`. A stale lock is taken over only with
     /// `take_over`, or when it is held by the same run (a resume after a crash).
@@ -60,62 +71,55 @@ impl Lock {
         take_over: bool,
     ) -> Result<Lock, Error> {
         let dir = project.join(".runbook").join("locks");
-        super::runs::create_private_dir(&dir).map_err(|e| {
+        create_private_dir(&dir).map_err(|e| {
             Error::Usage(format!(
                 "cannot create the lock folder {}: {e}; nothing was run",
                 crate::paths::display(&dir)
             ))
         })?;
         let path = dir.join(file_name(identity));
-        for _ in 0..3 {
-            match create_private(&path) {
-                Ok(mut file) => {
-                    let text = serde_json::to_string_pretty(&holder).unwrap_or_default();
-                    file.write_all(text.as_bytes())
-                        .and_then(|()| file.sync_all())
-                        .map_err(|e| Error::io(&path, &e))?;
-                    return Ok(Lock { path, holder });
+        let mut options = std::fs::OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&path).map_err(|e| Error::io(&path, &e))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                let message = match read_holder(&mut file) {
+                    Some(current) => format!(
+                        "target `{}` is locked by run {} (process {} on {}, since {}); a second run against the same VMs is refused. Wait for it to end, or follow it with `runbook show {}`",
+                        holder.target, current.run, current.pid, current.host, current.since, current.run
+                    ),
+                    None => format!(
+                        "target `{}` is locked by another run that is starting ({})",
+                        holder.target,
+                        crate::paths::display(&path)
+                    ),
+                };
+                return Err(Error::Usage(message));
+            }
+            Err(TryLockError::Error(e)) => return Err(Error::io(&path, &e)),
+        }
+        if let Some(stale) = read_holder(&mut file) {
+            if stale.run != holder.run {
+                if !take_over {
+                    return Err(Error::Usage(format!(
+                        "target `{}` has a stale lock: run {} (process {} on {}, since {}) is gone. Resume it with `runbook resume {}`, or pass --take-over to start a new run anyway",
+                        holder.target, stale.run, stale.pid, stale.host, stale.since, stale.run
+                    )));
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let current = read_holder(&path);
-                    let Some(current) = current else {
-                        // Written by a process that died before it wrote its name, or
-                        // being written right now.
-                        std::thread::sleep(std::time::Duration::from_millis(200));
-                        if read_holder(&path).is_none() && take_over {
-                            let _ = std::fs::remove_file(&path);
-                        } else if read_holder(&path).is_none() {
-                            return Err(Error::Usage(format!(
-                                "target `{}` has a lock with no holder ({}); if no run is active, pass --take-over",
-                                holder.target,
-                                crate::paths::display(&path)
-                            )));
-                        }
-                        continue;
-                    };
-                    let alive = process_alive(current.pid, &current.host);
-                    if alive {
-                        return Err(Error::Usage(format!(
-                            "target `{}` is locked by run {} (process {} on {}, since {}); a second run against the same VMs is refused. Wait for it to end, or follow it with `runbook show {}`",
-                            holder.target, current.run, current.pid, current.host, current.since, current.run
-                        )));
-                    }
-                    if !take_over && current.run != holder.run {
-                        return Err(Error::Usage(format!(
-                            "target `{}` has a stale lock: run {} (process {} on {}, since {}) is gone. Resume it with `runbook resume {}`, or pass --take-over to start a new run anyway",
-                            holder.target, current.run, current.pid, current.host, current.since, current.run
-                        )));
-                    }
-                    tracing::info!(run = %current.run, "taking over a stale lock");
-                    let _ = std::fs::remove_file(&path);
-                }
-                Err(e) => return Err(Error::io(&path, &e)),
+                supersede(project, &stale.run, &holder.run);
+                tracing::info!(run = %stale.run, "took over a stale lock");
             }
         }
-        Err(Error::Usage(format!(
-            "cannot take the lock {}: another run keeps taking it",
-            crate::paths::display(&path)
-        )))
+        let text = serde_json::to_string_pretty(&holder).unwrap_or_default();
+        file.set_len(0)
+            .and_then(|()| file.rewind())
+            .and_then(|()| file.write_all(text.as_bytes()))
+            .and_then(|()| file.sync_all())
+            .map_err(|e| Error::io(&path, &e))?;
+        Ok(Lock { file, holder })
     }
 
     pub fn holder(&self) -> &Holder {
@@ -123,18 +127,38 @@ impl Lock {
     }
 }
 
-fn read_holder(path: &Path) -> Option<Holder> {
-    let text = std::fs::read_to_string(path).ok()?;
-    serde_json::from_str(&text).ok()
+/// Marks run `old` as superseded by `new`: it cannot be resumed any more.
+fn supersede(project: &Path, old: &str, new: &str) {
+    let dir = super::runs::runs_dir(project).join(old);
+    if dir.is_dir() {
+        let _ = std::fs::write(dir.join(SUPERSEDED), new);
+    }
+}
+
+/// The file in a run folder that names the run that took its lock over.
+pub const SUPERSEDED: &str = "superseded";
+
+/// The run that took over `dir`'s run's lock, if one did.
+pub fn superseded_by(dir: &Path) -> Option<String> {
+    std::fs::read_to_string(dir.join(SUPERSEDED))
+        .ok()
+        .map(|s| s.trim().to_string())
 }
 
 impl Drop for Lock {
     fn drop(&mut self) {
-        // Only our own lock: a take-over may have replaced it.
-        if read_holder(&self.path).as_ref() == Some(&self.holder) {
-            let _ = std::fs::remove_file(&self.path);
-        }
+        // Cleared, then unlocked: an empty, unlocked file is a free lock.
+        let _ = self.file.set_len(0).and_then(|()| self.file.sync_all());
+        let _ = self.file.unlock();
     }
+}
+
+/// The path of a lock file, for tests.
+pub fn path_of(project: &Path, identity: &str) -> PathBuf {
+    project
+        .join(".runbook")
+        .join("locks")
+        .join(file_name(identity))
 }
 
 #[cfg(test)]
@@ -154,27 +178,23 @@ mod tests {
     #[test]
     fn a_second_run_is_refused_and_a_stale_lock_needs_take_over() {
         let dir = tempfile::tempdir().unwrap();
-        let first =
-            Lock::acquire(dir.path(), "vault", holder("a", std::process::id()), false).unwrap();
-        let err = Lock::acquire(dir.path(), "VAULT", holder("b", std::process::id()), false)
+        let first = Lock::acquire(dir.path(), "vault", holder("a", 1), false).unwrap();
+        let err = Lock::acquire(dir.path(), "VAULT", holder("b", 2), false)
             .unwrap_err()
             .to_string();
         assert!(err.contains("locked by run a"), "{err}");
+        // A run that died holding it: its name stays, its flock goes.
+        let path = path_of(dir.path(), "vault");
+        let _ = first.file.unlock();
         std::mem::forget(first);
-        // Rewrite the holder as a process that cannot exist.
-        let path = dir.path().join(".runbook/locks").join(file_name("vault"));
-        std::fs::write(
-            &path,
-            serde_json::to_string(&holder("a", 999_999_999)).unwrap(),
-        )
-        .unwrap();
-        let err = Lock::acquire(dir.path(), "vault", holder("b", 1), false)
+        let err = Lock::acquire(dir.path(), "vault", holder("b", 2), false)
             .unwrap_err()
             .to_string();
         assert!(err.contains("stale lock: run a"), "{err}");
-        let same_run = Lock::acquire(dir.path(), "vault", holder("a", std::process::id()), false);
-        assert!(same_run.is_ok());
+        let same_run = Lock::acquire(dir.path(), "vault", holder("a", 3), false).unwrap();
         drop(same_run);
-        assert!(!path.exists(), "the lock is removed when its run ends");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "", "released");
+        let free = Lock::acquire(dir.path(), "vault", holder("c", 4), false);
+        assert!(free.is_ok());
     }
 }

@@ -83,6 +83,9 @@ pub enum Entry {
     Waited {
         jobs: Vec<String>,
         outcome: Waited,
+        /// When the run saw each job of `Done` end, on its own clock.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        seen: Vec<Timestamp>,
     },
     /// A manual step was answered.
     Step {
@@ -213,6 +216,10 @@ pub struct Header {
     pub modules: Vec<ModuleHash>,
     /// The target of runbook.toml, or none for the embedded simulator.
     pub target: Option<String>,
+    /// The vault the target named (endpoint, subscription, resource group, vault): a
+    /// resume refuses to go on against another one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vault: Option<String>,
     /// The inventory the simulator started from.
     pub inventory: Option<String>,
     /// How much faster than real time the simulator ran (none: a virtual clock).
@@ -261,6 +268,8 @@ pub fn hostname() -> String {
 /// A journal read back: its records and what was dropped at its end.
 #[derive(Debug, Clone)]
 pub struct Loaded {
+    /// The journal file.
+    pub path: PathBuf,
     pub records: Vec<Record>,
     /// Length of the complete part of the file, in bytes.
     pub good_len: u64,
@@ -314,6 +323,7 @@ pub fn load(path: &Path) -> Result<Loaded, String> {
         start = next;
     }
     Ok(Loaded {
+        path: path.to_path_buf(),
         torn: bytes.len() as u64 - good_len,
         records,
         good_len,
@@ -384,6 +394,9 @@ impl Journal {
         let path = dir.join(FILE);
         let file = runs::create_private(&path)
             .map_err(|e| format!("cannot create the journal {}: {e}", path.display()))?;
+        // Held while the run runs: how `runbook runs` tells a running run from a crashed one.
+        file.try_lock()
+            .map_err(|e| format!("cannot lock the journal {}: {e}", path.display()))?;
         let journal = Journal {
             path,
             file: RefCell::new(file),
@@ -405,6 +418,26 @@ impl Journal {
             .write(true)
             .open(path)
             .map_err(|e| format!("cannot open the journal {}: {e}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(format!(
+                    "run {run} is running in another process; it cannot be resumed twice"
+                ))
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(format!("cannot lock the journal {}: {e}", path.display()))
+            }
+        }
+        // What was read before the lock may be out of date: only a journal that did not
+        // change since is trusted.
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        if len != loaded.good_len + loaded.torn {
+            return Err(format!(
+                "the journal {} changed while it was read; run the resume again",
+                path.display()
+            ));
+        }
         if loaded.torn > 0 {
             file.set_len(loaded.good_len)
                 .and_then(|()| file.sync_all())
@@ -453,9 +486,9 @@ impl Journal {
         self.next_seq.get()
     }
 
-    /// True while earlier attempts' records remain to be replayed.
+    /// True while earlier attempts' answers remain to be replayed.
     pub fn replaying(&self) -> bool {
-        !self.replay.borrow().is_empty()
+        self.replay.borrow().iter().any(|r| r.entry.is_answer())
     }
 
     /// The next recorded answer, skipping descriptive records.
@@ -546,6 +579,7 @@ mod tests {
             sha256: sha256(b"x"),
             modules: Vec::new(),
             target: None,
+            vault: None,
             inventory: None,
             speed: Some(1.0),
             operator: "me@here".into(),
@@ -562,6 +596,8 @@ mod tests {
         let j = Journal::create(dir.path(), header("r1"), Timestamp(5)).unwrap();
         j.append(Timestamp(6), Entry::Note { text: "one".into() })
             .unwrap();
+        // The process that wrote it is gone.
+        drop(j);
         let path = dir.path().join(FILE);
         let mut f = std::fs::OpenOptions::new()
             .append(true)
@@ -606,6 +642,7 @@ mod tests {
             },
         )
         .unwrap();
+        drop(j);
         let path = dir.path().join(FILE);
         let loaded = load(&path).unwrap();
         let j = Journal::reopen(&path, &loaded, "r2").unwrap();

@@ -38,6 +38,19 @@ pub fn discover_project(given: Option<&Path>) -> Result<PathBuf, Error> {
     Ok(here)
 }
 
+/// `--project DIR` for a command about the run in `run_dir`, unless the current folder
+/// finds that project by itself.
+pub fn project_arg(run_dir: &Path) -> String {
+    let Some(project) = run_dir.ancestors().nth(3) else {
+        return String::new();
+    };
+    if discover_project(None).ok().as_deref() == Some(project) {
+        String::new()
+    } else {
+        format!(" --project {}", crate::paths::display(project))
+    }
+}
+
 /// Creates a folder only its owner can read, with its parents.
 pub fn create_private_dir(path: &Path) -> std::io::Result<()> {
     let mut builder = std::fs::DirBuilder::new();
@@ -100,6 +113,12 @@ pub fn create_run(project: &Path, now: Timestamp) -> Result<(String, PathBuf), E
                 {
                     use std::os::unix::fs::PermissionsExt;
                     let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+                }
+                // The new folder's name must survive a power loss, as its journal will.
+                for folder in [runs.as_path(), project.join(".runbook").as_path()] {
+                    File::open(folder)
+                        .and_then(|d| d.sync_all())
+                        .map_err(|e| Error::io(folder, &e))?;
                 }
                 return Ok((id, dir));
             }
@@ -176,21 +195,27 @@ pub struct Summary {
     pub operations: usize,
 }
 
+/// Whether a process holds the journal's lock: its run is running.
+fn is_locked(path: &Path) -> bool {
+    let Ok(file) = File::open(path) else {
+        return false;
+    };
+    matches!(
+        file.try_lock_shared(),
+        Err(std::fs::TryLockError::WouldBlock)
+    )
+}
+
 /// Where a run stands, from its journal: how its last attempt ended, or whether its
 /// process still runs.
 pub fn state_of(loaded: &Loaded) -> String {
-    let mut last_pid = None;
+    if let Some(by) = loaded.path.parent().and_then(super::lock::superseded_by) {
+        return format!("superseded by run {by}");
+    }
     let mut end = None;
     for r in &loaded.records {
         match &r.entry {
-            Entry::Start(h) => {
-                last_pid = Some((h.pid, h.host.clone()));
-                end = None;
-            }
-            Entry::Resumed { pid, host, .. } => {
-                last_pid = Some((*pid, host.clone()));
-                end = None;
-            }
+            Entry::Start(_) | Entry::Resumed { .. } => end = None,
             Entry::End { state, .. } => end = Some(*state),
             _ => {}
         }
@@ -205,10 +230,8 @@ pub fn state_of(loaded: &Loaded) -> String {
         Some(RunState::Succeeded) => "succeeded".into(),
         Some(RunState::Failed) => format!("failed{resumable}"),
         Some(RunState::Interrupted) => format!("interrupted{resumable}"),
-        None => match last_pid {
-            Some((pid, host)) if super::lock::process_alive(pid, &host) => "running".into(),
-            _ => format!("crashed{resumable}"),
-        },
+        None if is_locked(&loaded.path) => "running".into(),
+        None => format!("crashed{resumable}"),
     }
 }
 

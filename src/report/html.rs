@@ -110,7 +110,7 @@ pub fn html(a: &Audit) -> String {
         out.push_str("</table>\n");
     }
     if !a.vms.is_empty() {
-        out.push_str("<h2>VM states</h2>\n<table><tr><th>VM</th><th>path</th></tr>\n");
+        out.push_str("<h2>VM states</h2>\n<table><tr><th>VM</th><th>observed states</th></tr>\n");
         for vm in &a.vms {
             let path: Vec<String> = vm
                 .states
@@ -140,6 +140,44 @@ pub fn html(a: &Audit) -> String {
             );
         }
         out.push_str("</table>\n");
+    }
+    if !a.verifications.is_empty() {
+        out.push_str("<h2>Verifications</h2>\n<table><tr><th>at</th><th>VM</th><th>site</th><th>checked</th></tr>\n");
+        for v in &a.verifications {
+            let _ = writeln!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                clock(v.at),
+                esc(&v.vm),
+                v.site.as_str(),
+                esc(&v.what)
+            );
+        }
+        out.push_str("</table>\n");
+    }
+    if !a.resumes.is_empty() {
+        out.push_str("<h2>Resumes</h2>\n<ul>\n");
+        for r in &a.resumes {
+            let changed = if r.changed.is_empty() {
+                String::new()
+            } else {
+                format!(" (changed: {})", esc(&r.changed.join(", ")))
+            };
+            let _ = writeln!(
+                out,
+                "<li>{} by {}{changed}</li>",
+                clock(r.at),
+                esc(&r.operator)
+            );
+        }
+        out.push_str("</ul>\n");
+    }
+    if !a.notes.is_empty() {
+        out.push_str("<h2>Notes</h2>\n<ul>\n");
+        for n in &a.notes {
+            let _ = writeln!(out, "<li>{} {}</li>", clock(n.at), esc(&n.text));
+        }
+        out.push_str("</ul>\n");
     }
     let failed: Vec<_> = a
         .operations

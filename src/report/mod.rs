@@ -194,7 +194,11 @@ impl Audit {
                     op.settled = *settled;
                     match answer {
                         Answer::Ok(job) => {
-                            by_job.insert(job.id.clone(), i);
+                            // A cancel answers with the job it cancelled: that job's row
+                            // stays the operation's own.
+                            if !op.operation.starts_with("cancel") {
+                                by_job.insert(job.id.clone(), i);
+                            }
                             apply(op, job, offset(at));
                         }
                         Answer::Err(e) => {
@@ -204,14 +208,16 @@ impl Audit {
                         }
                     }
                 }
-                Entry::Waited { outcome, .. } => {
+                Entry::Waited { outcome, seen, .. } => {
                     let jobs: &[JobInfo] = match outcome {
                         Waited::Done(jobs) | Waited::TimedOut(jobs) => jobs,
                         Waited::Failed(_) => &[],
                     };
-                    for job in jobs {
+                    for (k, job) in jobs.iter().enumerate() {
+                        // When the run saw this job end, else when the wait returned.
+                        let when = seen.get(k).map_or(at, |t| *t);
                         if let Some(&i) = by_job.get(&job.id) {
-                            apply(&mut audit.operations[i], job, offset(at));
+                            apply(&mut audit.operations[i], job, offset(when));
                         }
                     }
                 }
@@ -448,7 +454,7 @@ pub fn markdown(a: &Audit) -> String {
         }
     }
     if !a.vms.is_empty() {
-        out.push_str("\n## VM states\n\n| VM | path |\n|---|---|\n");
+        out.push_str("\n## VM states\n\nEach VM's state as the run read it, and when.\n\n| VM | observed states |\n|---|---|\n");
         for vm in &a.vms {
             let path: Vec<String> = vm
                 .states
@@ -544,7 +550,7 @@ pub fn show(id: &str, loaded: &Loaded) -> String {
                 h.operator,
                 h.pid,
                 h.host,
-                &h.sha256[..12.min(h.sha256.len())]
+                h.sha256.chars().take(12).collect::<String>()
             ),
             Entry::Resumed {
                 operator,
@@ -602,7 +608,7 @@ pub fn show(id: &str, loaded: &Loaded) -> String {
                     Answer::Err(e) => e.to_string(),
                 }
             ),
-            Entry::Waited { jobs, outcome } => format!(
+            Entry::Waited { jobs, outcome, .. } => format!(
                 "waited for {} job(s): {}",
                 jobs.len(),
                 match outcome {

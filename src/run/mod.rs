@@ -103,12 +103,7 @@ impl RunRef {
 
     /// `--project DIR` when the current folder would not find the run's project.
     pub fn project_arg(&self) -> String {
-        let found = journal::runs::discover_project(None).ok();
-        if found.as_deref() == Some(self.project.as_path()) {
-            String::new()
-        } else {
-            format!(" --project {}", crate::paths::display(&self.project))
-        }
+        journal::runs::project_arg(&self.dir)
     }
 }
 
@@ -404,6 +399,7 @@ fn open_journal(
             })
             .collect(),
         target: opts.target.clone(),
+        vault: venue.identity.clone(),
         inventory: venue.inventory.as_ref().map(|i| i.origin.clone()),
         speed: venue.speed.is_finite().then_some(venue.speed),
         operator: journal::operator(),
@@ -687,6 +683,17 @@ pub fn resume(opts: &ResumeOptions) -> Result<i32, Error> {
     let config = Config::discover(&folder)?;
     let backend = config.backend(&target)?;
     let identity = config.target(&target)?.identity();
+    if header.vault.as_deref().is_some_and(|v| v != identity) {
+        return Err(Error::Usage(format!(
+            "run {id} cannot be resumed: target `{target}` now names another vault ({identity}) than when the run started ({}); resuming would go on against other VMs",
+            header.vault.as_deref().unwrap_or_default()
+        )));
+    }
+    if let Some(by) = journal::lock::superseded_by(&dir) {
+        return Err(Error::Usage(format!(
+            "run {id} cannot be resumed: run {by} took over its lock and went on in its place"
+        )));
+    }
     let venue = Venue::service(Arc::new(backend), format!("target `{target}`")).locked(identity);
     let run_opts = RunOptions {
         path: header.runbook.clone(),

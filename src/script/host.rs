@@ -35,8 +35,6 @@ pub const DEFAULT_STEP: Duration = Duration::from_secs(3600);
 pub const DEFAULT_DRILL_AGE: Duration = Duration::from_secs(30 * 86400);
 /// Polling interval when the service gives no Retry-After.
 const POLL: Duration = Duration::from_secs(30);
-/// How much earlier than its intent a settled job may say it started (clock skew).
-const SETTLE_SKEW: Duration = Duration::from_secs(300);
 
 /// Whether this is a dry run (`check`) or a real run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -743,9 +741,8 @@ impl Host {
     ) -> Result<Dynamic, Raise> {
         let op = request.operation;
         tracing::debug!(vm = name, operation = %op, "issuing");
-        let job = self
-            .issue(ctx, name, request)?
-            .map_err(|e| self.backend_error(ctx, e))?;
+        let (answer, replayed) = self.issue(ctx, name, request)?;
+        let job = answer.map_err(|e| self.backend_error(ctx, e))?;
         let site = self.site(ctx);
         if job.state == JobState::Failed && job.errors.first().is_some_and(|e| e.code == "532") {
             let st = self.state.borrow();
@@ -773,7 +770,14 @@ impl Host {
             return Err(self.raise(ctx, self.at(finding, &site), true));
         }
         tracing::debug!(vm = name, operation = %op, job = %job.id, state = %job.state, "issued");
-        self.observer.job_started(&job);
+        if replayed {
+            self.observer.note(&format!(
+                "{op} of `{name}`: job {} (from the journal; not sent again)",
+                job.id
+            ));
+        } else {
+            self.observer.job_started(&job);
+        }
         let mut st = self.state.borrow_mut();
         if op == Operation::TestFailover {
             st.drills.insert(name.to_string(), site.clone());
@@ -895,9 +899,24 @@ impl Host {
         }
         let recorded = match self.journal.as_ref().and_then(|j| j.next_answer()) {
             Some(Record {
-                entry: Entry::Waited { jobs, outcome },
+                entry: Entry::Waited { jobs, outcome, .. },
+                seq,
                 ..
-            }) if jobs == ids => Some(outcome),
+            }) if jobs == ids => match outcome {
+                // The run stopped on it: follow the jobs again.
+                Waited::Failed(BackendError::Transport(_))
+                    if !self.journal.as_ref().is_some_and(|j| j.replaying()) =>
+                {
+                    None
+                }
+                Waited::Done(done) if done.len() != ids.len() => {
+                    return Err(self.diverged_at(ctx, "a wait", seq, "a wait with another outcome"))
+                }
+                Waited::TimedOut(open) if open.is_empty() => {
+                    return Err(self.diverged_at(ctx, "a wait", seq, "a wait with another outcome"))
+                }
+                outcome => Some(outcome),
+            },
             Some(other) => {
                 return Err(self.diverged(ctx, &format!("a wait for {} job(s)", ids.len()), other))
             }
@@ -906,12 +925,12 @@ impl Host {
         let outcome = match recorded {
             Some(outcome) => outcome,
             None => {
-                let outcome = self.poll(ctx, ids, timeout)?;
-                let lost = matches!(outcome, Waited::Failed(BackendError::Transport(_)));
-                if let (Some(j), false) = (&self.journal, lost) {
+                let (outcome, seen) = self.poll(ctx, ids, timeout)?;
+                if let Some(j) = &self.journal {
                     let entry = Entry::Waited {
                         jobs: ids.to_vec(),
                         outcome: outcome.clone(),
+                        seen,
                     };
                     if let Err(e) = j.append(self.clock.now(), entry) {
                         tracing::warn!("{e}");
@@ -932,16 +951,18 @@ impl Host {
         self.conclude(ctx, done)
     }
 
-    /// Follows jobs until they end or `timeout` passes. Errs only when the run is
-    /// interrupted (then nothing is recorded, and a resume waits again).
+    /// Follows jobs until they end or `timeout` passes; with when each was seen ending.
+    /// Errs only when the run is interrupted (then nothing is recorded, and a resume waits
+    /// again).
     fn poll(
         &self,
         ctx: &NativeCallContext,
         ids: &[String],
         timeout: Duration,
-    ) -> Result<Waited, Raise> {
+    ) -> Result<(Waited, Vec<Timestamp>), Raise> {
         let deadline = self.clock.now().plus(timeout);
         let mut done: Vec<Option<JobInfo>> = vec![None; ids.len()];
+        let mut seen = vec![Timestamp::default(); ids.len()];
         loop {
             let mut next = POLL;
             let mut soonest: Option<Timestamp> = None;
@@ -952,7 +973,7 @@ impl Host {
                 }
                 let info = match self.exec.block_on(self.backend.job(id)) {
                     Ok(info) => info,
-                    Err(e) => return Ok(Waited::Failed(e)),
+                    Err(e) => return Ok((Waited::Failed(e), Vec::new())),
                 };
                 tracing::trace!(job = %info.id, state = %info.state, "polled");
                 self.update(&info);
@@ -965,9 +986,10 @@ impl Host {
                     let mut at_deadline = info;
                     at_deadline.state = JobState::InProgress;
                     at_deadline.ended = None;
-                    return Ok(Waited::TimedOut(vec![at_deadline]));
+                    return Ok((Waited::TimedOut(vec![at_deadline]), Vec::new()));
                 }
                 if info.state.is_terminal() {
+                    seen[i] = self.clock.now();
                     done[i] = Some(info);
                 } else {
                     next = next.min(info.retry_after.unwrap_or(POLL));
@@ -982,7 +1004,7 @@ impl Host {
             }
             let now = self.clock.now();
             if now >= deadline {
-                return Ok(Waited::TimedOut(latest));
+                return Ok((Waited::TimedOut(latest), Vec::new()));
             }
             // On a virtual clock nothing happens between polls, so jump to the next job's
             // end instead of polling every Retry-After.
@@ -1007,7 +1029,7 @@ impl Host {
                 ));
             }
         }
-        Ok(Waited::Done(done.into_iter().flatten().collect()))
+        Ok((Waited::Done(done.into_iter().flatten().collect()), seen))
     }
 
     /// What ended jobs mean for the script: warnings, and an error if one did not succeed.
@@ -1317,7 +1339,18 @@ impl Host {
                     });
                     return Ok(Dynamic::UNIT);
                 }
-                StepOutcome::TimedOut => StepAnswer::TimedOut,
+                StepOutcome::TimedOut => {
+                    return Err(self.fail(
+                        ctx,
+                        Finding::new(
+                            Code::ScriptError,
+                            format!(
+                                "manual step `{title}` was not confirmed within {} (recorded)",
+                                human(timeout)
+                            ),
+                        ),
+                    ))
+                }
             },
             Some(other) => {
                 return Err(self.diverged(ctx, &format!("manual step `{title}`"), other))
@@ -1400,7 +1433,11 @@ impl Host {
             }
             poll = move || external(dir);
             request.external = Some(&poll);
-            request.approve_command = Some(format!("runbook approve {} {number}", j.run()));
+            request.approve_command = Some(format!(
+                "runbook approve {} {number}{}",
+                j.run(),
+                crate::journal::runs::project_arg(dir)
+            ));
         }
         let answer = self.observer.step(&request);
         if let Some(dir) = &folder {
@@ -1446,8 +1483,23 @@ impl Host {
         )
     }
 
-    /// A read, answered from the journal on resume and recorded otherwise. A transport
-    /// failure is not recorded: a resume reads again.
+    /// Like [`Host::diverged`], for a record that matched in kind but not in substance.
+    fn diverged_at(&self, ctx: &NativeCallContext, doing: &str, seq: u64, recorded: &str) -> Raise {
+        self.refuse(
+            ctx,
+            Finding::new(
+                Code::Refused,
+                format!(
+                    "the resumed run does not follow its journal: it now makes {doing}, where record {seq} of the journal has {recorded}"
+                ),
+            )
+            .label("the run went another way here")
+            .help("nothing was issued; the runbook behaves differently than when the run started. Look at `runbook show RUN` and start a new run"),
+        )
+    }
+
+    /// A read, answered from the journal on resume and recorded otherwise. A recorded
+    /// transport failure with nothing after it is read again: the run stopped there.
     fn read<T: serde::Serialize + serde::de::DeserializeOwned>(
         &self,
         ctx: &NativeCallContext,
@@ -1467,14 +1519,15 @@ impl Host {
                         answer,
                     },
                 ..
-            }) if c == call && k == key => {
-                return Ok(match answer {
-                    Answer::Ok(v) => serde_json::from_value(v).map_err(|e| {
+            }) if c == call && k == key => match answer {
+                Answer::Err(BackendError::Transport(_)) if !j.replaying() => {}
+                Answer::Ok(v) => {
+                    return Ok(serde_json::from_value(v).map_err(|e| {
                         BackendError::Transport(format!("the journal's answer is unreadable: {e}"))
-                    }),
-                    Answer::Err(e) => Err(e),
-                });
-            }
+                    }))
+                }
+                Answer::Err(e) => return Ok(Err(e)),
+            },
             Some(other) => {
                 return Err(self.diverged(ctx, &format!("a read of {call} `{key}`"), other))
             }
@@ -1483,7 +1536,6 @@ impl Host {
         let result = live();
         let answer = match &result {
             Ok(v) => serde_json::to_value(v).map(Answer::Ok).ok(),
-            Err(BackendError::Transport(_)) => None,
             Err(e) => Some(Answer::Err(e.clone())),
         };
         if let Some(answer) = answer {
@@ -1524,32 +1576,61 @@ impl Host {
         ctx: &NativeCallContext,
         name: &str,
         request: OperationRequest,
-    ) -> Result<Result<JobInfo, BackendError>, Raise> {
+    ) -> Result<(Result<JobInfo, BackendError>, bool), Raise> {
         let Some(j) = &self.journal else {
-            return Ok(self.exec.block_on(self.backend.start(name, &request)));
+            return Ok((
+                self.exec.block_on(self.backend.start(name, &request)),
+                false,
+            ));
         };
         let op = request.operation;
         match j.next_answer() {
             Some(Record {
                 seq,
                 at,
-                entry: Entry::Intent {
-                    vm, operation, key, ..
-                },
+                entry:
+                    Entry::Intent {
+                        vm,
+                        operation,
+                        key,
+                        request: recorded,
+                        ..
+                    },
             }) if vm == name && operation == op.as_str() => {
                 let request = OperationRequest {
                     key: Some(key),
                     ..request
                 };
+                let same = |r: OperationRequest| OperationRequest { key: None, ..r };
+                if recorded.is_some_and(|r| same(r) != same(request.clone())) {
+                    return Err(self.diverged_at(
+                        ctx,
+                        &format!("{op} of `{name}` with other parameters"),
+                        seq,
+                        "the same operation with the parameters the run started with",
+                    ));
+                }
                 return match j.next_answer() {
                     Some(Record {
                         entry: Entry::Issued { intent, answer, .. },
                         ..
-                    }) if intent == seq => Ok(answer.into()),
+                    }) if intent == seq => {
+                        let answer: Result<JobInfo, BackendError> = answer.into();
+                        // A lost answer with nothing after it: the run stopped there, so
+                        // the service is asked what became of it.
+                        if matches!(answer, Err(BackendError::Transport(_))) && !j.replaying() {
+                            return self
+                                .settle(ctx, j, seq, at, name, request)
+                                .map(|a| (a, false));
+                        }
+                        Ok((answer, true))
+                    }
                     Some(other) => {
                         Err(self.diverged(ctx, &format!("the answer to {op} of `{name}`"), other))
                     }
-                    None => self.settle(ctx, j, seq, at, name, request),
+                    None => self
+                        .settle(ctx, j, seq, at, name, request)
+                        .map(|a| (a, false)),
                 };
             }
             Some(other) => return Err(self.diverged(ctx, &format!("{op} of `{name}`"), other)),
@@ -1573,7 +1654,7 @@ impl Host {
             .map_err(|why| self.journal_failed(ctx, &format!("{op} of `{name}`"), why))?;
         let answer = self.exec.block_on(self.backend.start(name, &request));
         self.record_issued(j, seq, &answer, false);
-        Ok(answer)
+        Ok((answer, false))
     }
 
     fn journal_failed(&self, ctx: &NativeCallContext, what: &str, why: String) -> Raise {
@@ -1584,8 +1665,8 @@ impl Host {
         )
     }
 
-    /// Records the answer to intent `seq`, except a lost one (the intent stays open, and a
-    /// resume settles it with the service).
+    /// Records the answer to intent `seq`, a lost one too (in its place, so that a script
+    /// that handled it replays the same way; a resume settles it only when nothing follows).
     fn record_issued(
         &self,
         j: &Journal,
@@ -1593,9 +1674,6 @@ impl Host {
         answer: &Result<JobInfo, BackendError>,
         settled: bool,
     ) {
-        if matches!(answer, Err(BackendError::Transport(_))) {
-            return;
-        }
         let entry = Entry::Issued {
             intent: seq,
             answer: Answer::from(answer.clone()),
@@ -1619,7 +1697,6 @@ impl Host {
         request: OperationRequest,
     ) -> Result<Result<JobInfo, BackendError>, Raise> {
         let op = request.operation;
-        let since = Timestamp(at.0.saturating_sub(SETTLE_SKEW.as_millis() as u64));
         let cannot = |why: String| {
             self.refuse(
                 ctx,
@@ -1632,7 +1709,7 @@ impl Host {
         };
         let found = self
             .exec
-            .block_on(self.backend.find_started(name, &request, since))
+            .block_on(self.backend.find_started(name, &request, at))
             .map_err(|e| cannot(e.to_string()))?;
         if let Some(job) = found {
             self.observer.note(&format!(
@@ -1647,7 +1724,11 @@ impl Host {
             .exec
             .block_on(self.backend.item(name))
             .map_err(|e| cannot(e.to_string()))?;
-        if !item.allows(op) || item.current_job.is_some() {
+        // The VM must still be where the intent found it: the request never arrived.
+        let moved = request
+            .direction
+            .is_some_and(|d| d.source() != item.active_location);
+        if !item.allows(op) || item.current_job.is_some() || moved {
             return Err(cannot(format!(
                 "the service has no job for it, and `{name}` is now {}{}",
                 item.protection_state,

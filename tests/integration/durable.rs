@@ -78,7 +78,7 @@ fn project(addr: SocketAddr) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("runbook.toml"),
-        format!("[targets.sim]\nsubscription = \"s\"\nresource_group = \"g\"\nvault = \"v\"\nendpoint = \"http://{addr}\"\npoll_min = \"10ms\"\n"),
+        format!("[targets.sim]\nsubscription = \"s\"\nresource_group = \"g\"\nvault = \"v\"\nendpoint = \"http://{addr}\"\npoll_min = \"10ms\"\nlisting_delay = \"1s\"\n"),
     )
     .unwrap();
     std::fs::write(dir.path().join("plan.rhai"), PLAN).unwrap();
@@ -622,4 +622,56 @@ fn sigterm_stops_new_operations_and_prints_the_resume_command() {
     );
     let listed = text(&runbook(dir.path(), &["runs"], None));
     assert!(listed.contains("interrupted (resumable)"), "{listed}");
+}
+
+#[test]
+fn a_resume_refuses_another_vault_and_other_parameters() {
+    let (addr, server, _) = start_server();
+    let dir = project(addr);
+    // Killed right after the first failover's answer was recorded.
+    assert!(killed(&runbook(
+        dir.path(),
+        &["run", "plan.rhai", "--target", "sim"],
+        Some("4:after")
+    )));
+    let id = run_ids(dir.path()).remove(0);
+    let toml = std::fs::read_to_string(dir.path().join("runbook.toml")).unwrap();
+    std::fs::write(
+        dir.path().join("runbook.toml"),
+        toml.replace("vault = \"v\"", "vault = \"other\""),
+    )
+    .unwrap();
+    let refused = runbook(dir.path(), &["resume", &id], None);
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("now names another vault"),
+        "{}",
+        text(&refused)
+    );
+    std::fs::write(dir.path().join("runbook.toml"), toml).unwrap();
+    // Another operation where the journal has the failover: its answers do not apply.
+    std::fs::write(
+        dir.path().join("plan.rhai"),
+        PLAN.replace("\"planned\"", "\"unplanned\""),
+    )
+    .unwrap();
+    let diverged = runbook(dir.path(), &["resume", &id, "--allow-changed"], None);
+    assert_eq!(diverged.status.code(), Some(1), "{}", text(&diverged));
+    assert!(
+        text(&diverged).contains("does not follow its journal"),
+        "{}",
+        text(&diverged)
+    );
+    let issued: u64 = server
+        .stats()
+        .iter()
+        .filter(|(k, _)| k.starts_with("issued"))
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(
+        issued,
+        1,
+        "only the first failover, before the crash: {:?}",
+        server.stats()
+    );
 }

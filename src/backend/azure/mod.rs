@@ -56,6 +56,14 @@ pub struct TargetConfig {
     /// How long one request may take.
     #[serde(default = "default_timeout")]
     pub timeout: String,
+    /// How long after a request a job it created may take to appear in the job list:
+    /// how long a resume looks for the job of an operation whose answer was lost.
+    #[serde(default = "default_listing_delay")]
+    pub listing_delay: String,
+}
+
+fn default_listing_delay() -> String {
+    "30s".into()
 }
 
 impl TargetConfig {
@@ -115,6 +123,7 @@ impl TargetConfig {
         secure_url("authority", &self.authority)?;
         parse_duration(&self.poll_min)?;
         parse_duration(&self.timeout)?;
+        parse_duration(&self.listing_delay)?;
         if !(self.reads_per_second > 0.0 && self.writes_per_second > 0.0) {
             return Err("reads_per_second and writes_per_second must be positive".into());
         }
@@ -139,6 +148,7 @@ impl TargetConfig {
             reads_per_second: default_reads(),
             writes_per_second: default_writes(),
             timeout: default_timeout(),
+            listing_delay: default_listing_delay(),
         }
     }
 }
@@ -150,6 +160,7 @@ pub struct Azure {
     api_version: String,
     tokens: auth::Tokens,
     poll_min: Duration,
+    listing_delay: Duration,
     reads: bucket::Bucket,
     writes: bucket::Bucket,
     names: Mutex<Option<HashMap<String, String>>>,
@@ -184,6 +195,8 @@ struct Pages {
 
 /// The most pages one list may have (100,000 items at ARM's page size).
 const MAX_PAGES: usize = 1000;
+/// How much earlier than the client's clock the service's may be.
+const CLOCK_SKEW: Duration = Duration::from_secs(300);
 
 impl Pages {
     fn new(first: &str) -> Pages {
@@ -238,6 +251,7 @@ impl Azure {
             ),
             api_version: target.api_version.clone(),
             poll_min: parse_duration(&target.poll_min).unwrap_or(Duration::from_secs(5)),
+            listing_delay: parse_duration(&target.listing_delay).unwrap_or(Duration::from_secs(30)),
             reads: bucket::Bucket::new(target.reads_per_second, 250.0),
             writes: bucket::Bucket::new(target.writes_per_second, 200.0),
             names: Mutex::new(None),
@@ -764,18 +778,35 @@ impl Backend for Azure {
         &self,
         vm: &str,
         request: &OperationRequest,
-        since: Timestamp,
+        issued_at: Timestamp,
     ) -> Result<Option<JobInfo>, BackendError> {
         let Some(key) = &request.key else {
             return Ok(None);
         };
-        let jobs = self.list_jobs(since).await?;
-        let Some(job) = jobs
-            .iter()
-            .find(|j| j.properties.activity_id.contains(key.as_str()))
-        else {
-            return Ok(None);
+        // A job can take a moment to be listed: until `listing_delay` after the request,
+        // not finding it proves nothing.
+        let deadline = issued_at.plus(self.listing_delay);
+        let since = Timestamp(issued_at.0.saturating_sub(CLOCK_SKEW.as_millis() as u64));
+        let job = loop {
+            let jobs = self.list_jobs(since).await?;
+            if let Some(job) = jobs
+                .into_iter()
+                .find(|j| j.properties.activity_id.contains(key.as_str()))
+            {
+                break job;
+            }
+            let now = Timestamp::from_system(std::time::SystemTime::now());
+            if now >= deadline {
+                return Ok(None);
+            }
+            tokio::time::sleep(
+                deadline
+                    .since(now)
+                    .min(self.poll_min.max(Duration::from_millis(200))),
+            )
+            .await;
         };
+        let job = &job;
         let known = JobInfo {
             id: job.name.clone(),
             operation: request.operation,
@@ -783,7 +814,7 @@ impl Backend for Azure {
             state: super::JobState::NotStarted,
             errors: Vec::new(),
             warnings: Vec::new(),
-            started: since,
+            started: issued_at,
             ended: None,
             retry_after: None,
             expected_end: None,
