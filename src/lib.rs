@@ -2,8 +2,10 @@
 //!
 //! # Layout
 //!
-//! - [`cli`]: clap types and command dispatch (`check`, `run`, `api`).
+//! - [`cli`]: clap types and command dispatch (`check`, `plan`, `run`, `api`).
 //! - [`check`]: the static checks (an AST walk) and the dry run on the simulator.
+//! - [`plan`]: the dry run shown as a plan (times, lanes, states, estimated recovery time),
+//!   and the comparison of two plans.
 //! - [`run`]: executing a runbook with live progress and a summary.
 //! - [`script`]: the engine builder, the primitive registry, the primitives' host, options,
 //!   the module resolver and the embedded stdlib.
@@ -11,8 +13,8 @@
 //! - [`diagnostics`]: findings (code, severity, location, help) and their rendering.
 //! - [`clock`], [`config`], [`error`], [`paths`]: time, `runbook.toml`, errors and paths.
 //!
-//! Dependencies point one way: `cli` uses `check` and `run`; those use `script`, which uses
-//! `backend`; everything uses `diagnostics`.
+//! Dependencies point one way: `cli` uses `plan`, `check` and `run`; `plan` uses `check`;
+//! those use `script`, which uses `backend`; everything uses `diagnostics`.
 
 pub mod backend;
 pub mod check;
@@ -23,6 +25,7 @@ pub mod diagnostics;
 pub mod error;
 pub mod estate;
 pub mod paths;
+pub mod plan;
 pub mod run;
 pub mod script;
 pub mod simulator;

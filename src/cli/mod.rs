@@ -1,5 +1,7 @@
 //! The command line: clap types and dispatch. `main` calls [`main`] and exits with its code.
 
+mod plan;
+
 use crate::check::{self, inventory_for};
 use crate::clock::human;
 use crate::diagnostics::{render, summary_line, RenderOptions, Severity};
@@ -91,6 +93,22 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "human")]
         format: Format,
     },
+    /// Show the dry run as a plan: operations in time and in parallel lanes, each VM's
+    /// state before and after, manual steps, and the estimated recovery time.
+    Plan {
+        /// The runbook to plan.
+        #[arg(required_unless_present = "compare", conflicts_with = "compare")]
+        file: Option<PathBuf>,
+        /// Show how the plan changes from OLD to NEW: files, or REV:PATH for a file at a git
+        /// revision (e.g. main:runbooks/failback.rhai).
+        #[arg(long, num_args = 2, value_names = ["OLD", "NEW"])]
+        compare: Option<Vec<String>>,
+        /// The inventory whose durations and states to plan with (overrides runbook.toml).
+        #[arg(long, value_name = "FILE")]
+        inventory: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: plan::PlanFormat,
+    },
     /// Run a runbook (on the embedded simulator when no target is given).
     Run {
         file: PathBuf,
@@ -168,6 +186,20 @@ fn dispatch(command: Command, color: bool) -> Result<i32, Error> {
             deny_warnings,
             format,
         } => check_files(&files, inventory.as_deref(), deny_warnings, format, color),
+        Command::Plan {
+            file,
+            compare,
+            inventory,
+            format,
+        } => match (compare.as_deref(), file) {
+            (Some([old, new]), _) => {
+                plan::compare_files(old, new, inventory.as_deref(), format, color)
+            }
+            (_, Some(file)) => plan::plan_file(&file, inventory.as_deref(), format, color),
+            _ => Err(Error::Usage(
+                "plan needs a runbook, or --compare OLD NEW".into(),
+            )),
+        },
         Command::Run {
             file,
             inventory,
