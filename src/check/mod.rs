@@ -2,6 +2,7 @@
 //! all findings collected. It never talks to a real target.
 
 pub mod walk;
+pub mod whatif;
 
 use crate::backend::inventory::Inventory;
 use crate::backend::sim::Simulator;

@@ -2,6 +2,7 @@
 
 mod plan;
 
+use crate::check::whatif::{self, WhatIf};
 use crate::check::{self, inventory_for};
 use crate::clock::human;
 use crate::diagnostics::{render, summary_line, RenderOptions, Severity};
@@ -92,6 +93,10 @@ pub enum Command {
         deny_warnings: bool,
         #[arg(long, value_enum, default_value = "human")]
         format: Format,
+        /// Also dry-run once with each operation failing, and once with the primary site
+        /// unreachable, and report failures the runbook does not handle.
+        #[arg(long)]
+        what_if: bool,
     },
     /// Show the dry run as a plan: operations in time and in parallel lanes, each VM's
     /// state before and after, manual steps, and the estimated recovery time.
@@ -185,7 +190,15 @@ fn dispatch(command: Command, color: bool) -> Result<i32, Error> {
             inventory,
             deny_warnings,
             format,
-        } => check_files(&files, inventory.as_deref(), deny_warnings, format, color),
+            what_if,
+        } => check_files(
+            &files,
+            inventory.as_deref(),
+            deny_warnings,
+            format,
+            what_if,
+            color,
+        ),
         Command::Plan {
             file,
             compare,
@@ -299,11 +312,26 @@ fn dispatch(command: Command, color: bool) -> Result<i32, Error> {
     }
 }
 
+/// Checks one file, with its what-if scenarios when asked.
+fn check_one(
+    file: &std::path::Path,
+    inventory: Option<&std::path::Path>,
+    what_if: bool,
+) -> Result<(check::Report, Option<WhatIf>), Error> {
+    let inv = inventory_for(file, inventory)?;
+    if what_if {
+        whatif::check_file(file, inv.as_ref())
+    } else {
+        check::check_file(file, inv.as_ref()).map(|r| (r, None))
+    }
+}
+
 fn check_files(
     files: &[PathBuf],
     inventory: Option<&std::path::Path>,
     deny_warnings: bool,
     format: Format,
+    what_if: bool,
     color: bool,
 ) -> Result<i32, Error> {
     let color = color && std::io::stdout().is_terminal();
@@ -311,10 +339,8 @@ fn check_files(
     let mut json = Vec::new();
     for file in files {
         // A file that cannot be read does not stop the others from being checked.
-        let report = match inventory_for(file, inventory)
-            .and_then(|inv| check::check_file(file, inv.as_ref()))
-        {
-            Ok(report) => report,
+        let (report, scenarios) = match check_one(file, inventory, what_if) {
+            Ok(checked) => checked,
             Err(e) => {
                 eprint!("{}", e.render(color));
                 code = code.max(e.exit_code());
@@ -338,6 +364,9 @@ fn check_files(
                         render(f, &report.sources, RenderOptions { color, width: 100 })
                     );
                 }
+                if let Some(w) = &scenarios {
+                    print!("{}", whatif::summary(w));
+                }
                 println!("{}", verdict(&report));
             }
             Format::Short => {
@@ -346,13 +375,19 @@ fn check_files(
                 }
                 println!("{}", verdict(&report));
             }
-            Format::Json => json.push(serde_json::json!({
-                "file": report.name,
-                "errors": report.count(Severity::Error),
-                "warnings": report.count(Severity::Warning),
-                "findings": report.findings,
-                "dry_run": report.dry_run,
-            })),
+            Format::Json => {
+                let mut entry = serde_json::json!({
+                    "file": report.name,
+                    "errors": report.count(Severity::Error),
+                    "warnings": report.count(Severity::Warning),
+                    "findings": report.findings,
+                    "dry_run": report.dry_run,
+                });
+                if let (Some(w), Some(map)) = (&scenarios, entry.as_object_mut()) {
+                    map.insert("what_if".into(), whatif::json(w));
+                }
+                json.push(entry);
+            }
         }
     }
     if matches!(format, Format::Json) {
