@@ -1,9 +1,10 @@
 //! `runbook plan --compare OLD NEW`: what a change to a runbook does to its plan. Operations
 //! are matched by VM, kind and occurrence (the second commit of `web-01` in OLD is the second
-//! commit of `web-01` in NEW). Unmatched ones were added or removed; matched ones were
-//! reordered when their order relative to the other matched operations changed (operations
-//! that start together count as unordered), and moved in time when their start or duration
-//! changed.
+//! commit of `web-01` in NEW). Unmatched ones were added or removed. Matched ones are
+//! *reordered* when their order relative to the others changed: as many as possible are kept
+//! in order, an operation that starts at the same time in both plans counting double, so
+//! that what moved is what is called reordered (operations that start together count as
+//! unordered). The others *moved in time* when their start or duration changed.
 
 use super::record::VmState;
 use super::render::{offset, recovery_sentence, span};
@@ -128,37 +129,56 @@ pub fn compare(old: Plan, new: Plan) -> Comparison {
     }
 }
 
-/// The matched operations whose relative order is kept: the longest common subsequence of
-/// the two orders. Each order is by start time, operations that start together sorted by
-/// key, so issuing a parallel batch in another order is no reordering.
+/// The matched operations whose relative order is kept: the heaviest common subsequence of
+/// the two orders, where an operation that starts at the same time in both plans weighs
+/// more, so that what moved is what is called reordered. Each order is by start time,
+/// operations that start together sorted by key, so issuing a parallel batch in another
+/// order is no reordering.
 fn in_order(pairs: &[(Key, Pair)]) -> HashSet<Key> {
+    let weight: HashMap<&Key, u32> = pairs
+        .iter()
+        .map(|(k, p)| (k, if p.old.start == p.new.start { 2 } else { 1 }))
+        .collect();
     let order = |start: fn(&Pair) -> Duration| {
         let mut keys: Vec<(Duration, &Key)> = pairs.iter().map(|(k, p)| (start(p), k)).collect();
         keys.sort();
         keys.into_iter().map(|(_, k)| k).collect::<Vec<&Key>>()
     };
-    let a = order(|p| p.old.start);
-    let b = order(|p| p.new.start);
+    let (a, b) = (order(|p| p.old.start), order(|p| p.new.start));
+    // What the two orders share at their start and end is kept as it is; the table below
+    // covers only the part in between.
+    let head = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let tail = a[head..]
+        .iter()
+        .rev()
+        .zip(b[head..].iter().rev())
+        .take_while(|(x, y)| x == y)
+        .count();
+    let mut kept: HashSet<Key> = a[..head]
+        .iter()
+        .chain(&a[a.len() - tail..])
+        .map(|k| (*k).clone())
+        .collect();
+    let (a, b) = (&a[head..a.len() - tail], &b[head..b.len() - tail]);
     let (n, m) = (a.len(), b.len());
-    // lcs[i][j]: the length of the longest common subsequence of a[i..] and b[j..].
-    let mut lcs = vec![vec![0u32; m + 1]; n + 1];
+    // best[i][j]: the weight of the heaviest common subsequence of a[i..] and b[j..].
+    let mut best = vec![vec![0u32; m + 1]; n + 1];
     for i in (0..n).rev() {
         for j in (0..m).rev() {
-            lcs[i][j] = if a[i] == b[j] {
-                lcs[i + 1][j + 1] + 1
+            best[i][j] = if a[i] == b[j] {
+                best[i + 1][j + 1] + weight[a[i]]
             } else {
-                lcs[i + 1][j].max(lcs[i][j + 1])
+                best[i + 1][j].max(best[i][j + 1])
             };
         }
     }
-    let mut kept = HashSet::new();
     let (mut i, mut j) = (0, 0);
     while i < n && j < m {
         if a[i] == b[j] {
             kept.insert(a[i].clone());
             i += 1;
             j += 1;
-        } else if lcs[i + 1][j] >= lcs[i][j + 1] {
+        } else if best[i + 1][j] >= best[i][j + 1] {
             i += 1;
         } else {
             j += 1;
