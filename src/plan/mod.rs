@@ -4,11 +4,12 @@
 //! estimated recovery time. The same engine, simulator and virtual clock as `check`, so the
 //! plan is exactly what `check` validated.
 //!
-//! **Estimated recovery time.** A VM the runbook operates on is *recovered* at the first
-//! successful `verify` of it while it is active on the site it ends the runbook on, and not
-//! before its last failover ended. The estimate runs from the start of the first operation
-//! until the last of these VMs is recovered. When some VM is never verified so, the estimate
-//! runs until the last job ends instead, and says so (see [`Basis`]).
+//! **Estimated recovery time.** A VM is *recovered* at the first successful `verify` of it
+//! while it is active on the site it ends the runbook on, and not before its last failover
+//! ended. The estimate runs from the start of the first operation until the last VM the
+//! runbook fails over is recovered (when it fails none over, as in a drill or a reverse
+//! replication, the last VM it operates on). When one of these VMs is never verified so, the
+//! estimate runs until the last job ends instead, and says so (see [`Basis`]).
 
 pub mod compare;
 pub mod record;
@@ -79,6 +80,8 @@ pub struct VmPlan {
     pub before: Option<VmState>,
     pub after: Option<VmState>,
     pub operations: usize,
+    /// Whether a failover of it succeeded in the plan.
+    pub failed_over: bool,
     /// When it counts as recovered (offset from T+0); `None` if never verified so.
     pub recovered: Option<Duration>,
 }
@@ -343,12 +346,12 @@ fn vm_plans(
         .into_iter()
         .map(|(vm, own)| {
             let after = finals.get(vm).copied();
-            let since = own
+            let last_failover = own
                 .iter()
                 .filter(|s| s.operation.is_failover() && s.result == "Succeeded")
                 .map(|s| s.end)
-                .max()
-                .unwrap_or(Duration::ZERO);
+                .max();
+            let since = last_failover.unwrap_or(Duration::ZERO);
             let recovered = after.and_then(|target| {
                 log.verifications
                     .iter()
@@ -361,6 +364,7 @@ fn vm_plans(
                 before: own.first().and_then(|s| s.before),
                 after,
                 operations: own.len(),
+                failed_over: last_failover.is_some(),
                 recovered,
             }
         })
@@ -379,7 +383,13 @@ fn recovery(steps: &[Step], vms: &[VmPlan]) -> Recovery {
             unverified: Vec::new(),
         };
     };
-    let unverified: Vec<String> = vms
+    // The VMs the runbook fails over, or every VM when it fails none over.
+    let counted: Vec<&VmPlan> = if vms.iter().any(|v| v.failed_over) {
+        vms.iter().filter(|v| v.failed_over).collect()
+    } else {
+        vms.iter().collect()
+    };
+    let unverified: Vec<String> = counted
         .iter()
         .filter(|v| v.recovered.is_none())
         .map(|v| v.name.clone())
@@ -395,8 +405,8 @@ fn recovery(steps: &[Step], vms: &[VmPlan]) -> Recovery {
         };
     }
     // The last VM recovered; of several at the same moment, the last by name.
-    let last = vms
-        .iter()
+    let last = counted
+        .into_iter()
         .filter_map(|v| v.recovered.map(|at| (at, v)))
         .fold(None::<(Duration, &VmPlan)>, |best, (at, v)| match best {
             Some((b, _)) if b > at => best,
@@ -450,21 +460,37 @@ mod tests {
     #[test]
     fn recovery_runs_to_the_last_verification_or_falls_back_to_the_last_job() {
         let steps = vec![step("a", 0, 600), step("b", 0, 480), step("a", 600, 646)];
-        let vm = |name: &str, recovered: Option<u64>| VmPlan {
+        let vm = |name: &str, failed_over: bool, recovered: Option<u64>| VmPlan {
             name: name.into(),
             before: None,
             after: None,
             operations: 1,
+            failed_over,
             recovered: recovered.map(Duration::from_secs),
         };
-        let verified = recovery(&steps, &[vm("a", Some(600)), vm("b", Some(480))]);
+        let verified = recovery(
+            &steps,
+            &[vm("a", true, Some(600)), vm("b", true, Some(480))],
+        );
         assert_eq!(verified.basis, Basis::Verified);
         assert_eq!(verified.time(), Duration::from_secs(600));
         assert_eq!(verified.last_vm.as_deref(), Some("a"));
-        let partly = recovery(&steps, &[vm("a", Some(600)), vm("b", None)]);
+        let partly = recovery(&steps, &[vm("a", true, Some(600)), vm("b", true, None)]);
         assert_eq!(partly.basis, Basis::LastJobEnd);
         assert_eq!(partly.time(), Duration::from_secs(646));
         assert_eq!(partly.unverified, ["b"]);
+        // A VM that is only reprotected does not count when others fail over.
+        let reprotected = recovery(
+            &steps,
+            &[vm("a", true, Some(600)), vm("c", false, Some(900))],
+        );
+        assert_eq!(reprotected.time(), Duration::from_secs(600));
+        // Without failovers every VM counts.
+        let drill = recovery(
+            &steps,
+            &[vm("a", false, Some(420)), vm("c", false, Some(900))],
+        );
+        assert_eq!(drill.time(), Duration::from_secs(900));
         assert_eq!(recovery(&[], &[]).basis, Basis::NoOperations);
     }
 }

@@ -431,6 +431,7 @@ pub fn json(plan: &Plan) -> Value {
             "before": vm_state_json(v.before),
             "after": vm_state_json(v.after),
             "operations": v.operations,
+            "failed_over": v.failed_over,
             "recovered_seconds": v.recovered.map(secs),
         })).collect::<Vec<_>>(),
         "findings": plan.findings,

@@ -7,4 +7,5 @@ mod api;
 mod azure;
 mod bad_input;
 mod fixtures;
+mod plan;
 mod runbooks;
