@@ -9,3 +9,4 @@ mod bad_input;
 mod fixtures;
 mod plan;
 mod runbooks;
+mod whatif;
