@@ -41,7 +41,7 @@ fn print_outcome(outcome: &Outcome, format: PlanFormat, color: bool) -> i32 {
     match (outcome, format) {
         (Outcome::Planned(p), PlanFormat::Text) => print!("{}", render::text(p)),
         (Outcome::Planned(p), PlanFormat::Markdown) => print!("{}", render::markdown(p)),
-        (Outcome::Planned(p), PlanFormat::Json) => print_json(&render::json(p)),
+        (Outcome::Planned(p), PlanFormat::Json) => println!("{}", render::json(p)),
         (Outcome::Rejected(r), PlanFormat::Text) => print!("{}", render::rejected_text(r, color)),
         (Outcome::Rejected(r), PlanFormat::Markdown) => print!("{}", render::rejected_markdown(r)),
         (Outcome::Rejected(r), PlanFormat::Json) => print_json(&render::rejected_json(r)),

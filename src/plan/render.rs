@@ -5,7 +5,6 @@ use super::record::VmState;
 use super::{Basis, Moment, Plan, Step, VmPlan};
 use crate::check::Report;
 use crate::diagnostics::{render_all, summary_line, Location, RenderOptions};
-use crate::run::summary::plain_table;
 use serde_json::{json, Value};
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -96,6 +95,54 @@ fn basis_sentence(plan: &Plan) -> String {
 
 // ---- text ----------------------------------------------------------------------------
 
+/// Rows as left-aligned columns two spaces apart, under a header and a rule. A plan can have
+/// thousands of rows: this stays linear and cheap.
+fn columns(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: &mut dyn Iterator<Item = &str>| {
+        let start = out.len();
+        for (i, (cell, w)) in cells.zip(&widths).enumerate() {
+            if i > 0 {
+                out.push_str("  ");
+            }
+            out.push_str(cell);
+            let pad = w.saturating_sub(cell.chars().count());
+            out.extend(std::iter::repeat_n(' ', pad));
+        }
+        let end = out.trim_end().len().max(start);
+        out.truncate(end);
+        out.push('\n');
+    };
+    line(&mut header.iter().copied());
+    let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+    line(&mut rule.iter().map(String::as_str));
+    for row in rows {
+        line(&mut row.iter().map(String::as_str));
+    }
+    out
+}
+
+const OPERATION_HEADER: [&str; 10] = [
+    "#",
+    "start",
+    "end",
+    "duration",
+    "lane",
+    "operation",
+    "VM",
+    "before",
+    "after",
+    "line",
+];
+
+const VM_HEADER: [&str; 5] = ["VM", "before", "after", "operations", "recovered"];
+
 /// The plan for a terminal.
 pub fn text(plan: &Plan) -> String {
     let mut out = String::new();
@@ -108,22 +155,12 @@ pub fn text(plan: &Plan) -> String {
     );
     let _ = writeln!(out, "{}.", summary_sentence(plan));
     if !plan.operations.is_empty() {
-        let mut table = plain_table(vec![
-            "#",
-            "start",
-            "end",
-            "duration",
-            "lane",
-            "operation",
-            "VM",
-            "before",
-            "after",
-            "line",
-        ]);
-        for s in &plan.operations {
-            table.add_row(operation_row(plan, s));
-        }
-        let _ = writeln!(out, "\nOperations\n{table}");
+        let rows: Vec<Vec<String>> = plan
+            .operations
+            .iter()
+            .map(|s| operation_row(plan, s))
+            .collect();
+        let _ = write!(out, "\nOperations\n{}", columns(&OPERATION_HEADER, &rows));
     }
     if !plan.manual_steps.is_empty() {
         let _ = writeln!(out, "\nManual steps");
@@ -138,11 +175,8 @@ pub fn text(plan: &Plan) -> String {
         }
     }
     if !plan.vms.is_empty() {
-        let mut table = plain_table(vec!["VM", "before", "after", "operations", "recovered"]);
-        for v in &plan.vms {
-            table.add_row(vm_row(v));
-        }
-        let _ = writeln!(out, "\nVMs\n{table}");
+        let rows: Vec<Vec<String>> = plan.vms.iter().map(vm_row).collect();
+        let _ = write!(out, "\nVMs\n{}", columns(&VM_HEADER, &rows));
     }
     if !plan.findings.is_empty() {
         let _ = writeln!(out, "\nFindings of the check");
@@ -233,18 +267,7 @@ pub fn markdown(plan: &Plan) -> String {
         );
         md_table(
             &mut out,
-            &[
-                "#",
-                "start",
-                "end",
-                "duration",
-                "lane",
-                "operation",
-                "VM",
-                "before",
-                "after",
-                "line",
-            ],
+            &OPERATION_HEADER,
             plan.operations.iter().map(|s| operation_row(plan, s)),
         );
         let _ = writeln!(out, "\n</details>\n");
@@ -266,11 +289,7 @@ pub fn markdown(plan: &Plan) -> String {
     }
     if !plan.vms.is_empty() {
         let _ = writeln!(out, "**VMs**\n");
-        md_table(
-            &mut out,
-            &["VM", "before", "after", "operations", "recovered"],
-            plan.vms.iter().map(vm_row),
-        );
+        md_table(&mut out, &VM_HEADER, plan.vms.iter().map(vm_row));
         out.push('\n');
     }
     if !plan.notes.is_empty() {
@@ -372,70 +391,148 @@ pub fn gantt(plan: &Plan) -> String {
 
 // ---- JSON ----------------------------------------------------------------------------
 
-fn vm_state_json(s: Option<VmState>) -> Value {
-    s.map_or(
-        Value::Null,
-        |s| json!({ "state": s.state, "active_location": s.active_location.as_str() }),
-    )
-}
-
+/// Seconds, rounded down (the simulation's times are whole seconds).
 fn secs(d: Duration) -> u64 {
     d.as_secs()
 }
 
-/// The plan as JSON (see docs/plan.md for the structure).
-pub fn json(plan: &Plan) -> Value {
+#[derive(serde::Serialize)]
+struct JsonPlan<'a> {
+    format: &'static str,
+    runbook: &'a str,
+    inventory: Option<&'a str>,
+    start: String,
+    recovery_time: JsonRecovery<'a>,
+    lanes: usize,
+    operations: Vec<JsonStep<'a>>,
+    manual_steps: Vec<JsonManualStep<'a>>,
+    notes: Vec<JsonNote<'a>>,
+    vms: Vec<JsonVm<'a>>,
+    findings: &'a [crate::diagnostics::Finding],
+}
+
+#[derive(serde::Serialize)]
+struct JsonRecovery<'a> {
+    seconds: u64,
+    basis: &'static str,
+    from_seconds: u64,
+    until_seconds: u64,
+    last_vm: Option<&'a str>,
+    site: Option<&'static str>,
+    unverified: &'a [String],
+}
+
+#[derive(serde::Serialize)]
+struct JsonStep<'a> {
+    number: usize,
+    operation: &'static str,
+    vm: &'a str,
+    lane: usize,
+    start_seconds: u64,
+    end_seconds: u64,
+    duration_seconds: u64,
+    result: &'a str,
+    before: Option<VmState>,
+    after: Option<VmState>,
+    file: &'a str,
+    line: usize,
+    column: usize,
+    called_at: Option<String>,
+}
+
+#[derive(serde::Serialize)]
+struct JsonManualStep<'a> {
+    at_seconds: u64,
+    title: &'a str,
+    detail: Option<&'a str>,
+}
+
+#[derive(serde::Serialize)]
+struct JsonNote<'a> {
+    at_seconds: u64,
+    text: &'a str,
+}
+
+#[derive(serde::Serialize)]
+struct JsonVm<'a> {
+    name: &'a str,
+    before: Option<VmState>,
+    after: Option<VmState>,
+    operations: usize,
+    failed_over: bool,
+    recovered_seconds: Option<u64>,
+}
+
+/// The plan as pretty-printed JSON (see docs/plan.md for the structure).
+pub fn json(plan: &Plan) -> String {
     let r = &plan.recovery;
-    json!({
-        "format": JSON_FORMAT,
-        "runbook": plan.runbook,
-        "inventory": plan.inventory,
-        "start": plan.start.rfc3339(),
-        "recovery_time": {
-            "seconds": secs(r.time()),
-            "basis": r.basis.as_str(),
-            "from_seconds": secs(r.from),
-            "until_seconds": secs(r.until),
-            "last_vm": r.last_vm,
-            "site": r.site.map(|s| s.as_str()),
-            "unverified": r.unverified,
+    let doc = JsonPlan {
+        format: JSON_FORMAT,
+        runbook: &plan.runbook,
+        inventory: plan.inventory.as_deref(),
+        start: plan.start.rfc3339(),
+        recovery_time: JsonRecovery {
+            seconds: secs(r.time()),
+            basis: r.basis.as_str(),
+            from_seconds: secs(r.from),
+            until_seconds: secs(r.until),
+            last_vm: r.last_vm.as_deref(),
+            site: r.site.map(|s| s.as_str()),
+            unverified: &r.unverified,
         },
-        "lanes": plan.lanes,
-        "operations": plan.operations.iter().map(|s| json!({
-            "number": s.number,
-            "operation": s.operation.as_str(),
-            "vm": s.vm,
-            "lane": s.lane,
-            "start_seconds": secs(s.start),
-            "end_seconds": secs(s.end),
-            "duration_seconds": secs(s.duration()),
-            "result": s.result,
-            "before": vm_state_json(s.before),
-            "after": vm_state_json(s.after),
-            "file": &*s.location.source,
-            "line": s.location.line,
-            "column": s.location.column,
-            "called_at": s.called_at.as_ref().map(ToString::to_string),
-        })).collect::<Vec<_>>(),
-        "manual_steps": plan.manual_steps.iter().map(|m| json!({
-            "at_seconds": secs(m.at),
-            "title": m.text,
-            "detail": m.detail,
-        })).collect::<Vec<_>>(),
-        "notes": plan.notes.iter().map(|m| json!({
-            "at_seconds": secs(m.at),
-            "text": m.text,
-        })).collect::<Vec<_>>(),
-        "vms": plan.vms.iter().map(|v| json!({
-            "name": v.name,
-            "before": vm_state_json(v.before),
-            "after": vm_state_json(v.after),
-            "operations": v.operations,
-            "failed_over": v.failed_over,
-            "recovered_seconds": v.recovered.map(secs),
-        })).collect::<Vec<_>>(),
-        "findings": plan.findings,
-    })
+        lanes: plan.lanes,
+        operations: plan
+            .operations
+            .iter()
+            .map(|s| JsonStep {
+                number: s.number,
+                operation: s.operation.as_str(),
+                vm: &s.vm,
+                lane: s.lane,
+                start_seconds: secs(s.start),
+                end_seconds: secs(s.end),
+                duration_seconds: secs(s.duration()),
+                result: &s.result,
+                before: s.before,
+                after: s.after,
+                file: &s.location.source,
+                line: s.location.line,
+                column: s.location.column,
+                called_at: s.called_at.as_ref().map(ToString::to_string),
+            })
+            .collect(),
+        manual_steps: plan
+            .manual_steps
+            .iter()
+            .map(|m| JsonManualStep {
+                at_seconds: secs(m.at),
+                title: &m.text,
+                detail: m.detail.as_deref(),
+            })
+            .collect(),
+        notes: plan
+            .notes
+            .iter()
+            .map(|m| JsonNote {
+                at_seconds: secs(m.at),
+                text: &m.text,
+            })
+            .collect(),
+        vms: plan
+            .vms
+            .iter()
+            .map(|v| JsonVm {
+                name: &v.name,
+                before: v.before,
+                after: v.after,
+                operations: v.operations,
+                failed_over: v.failed_over,
+                recovered_seconds: v.recovered.map(secs),
+            })
+            .collect(),
+        findings: &plan.findings,
+    };
+    serde_json::to_string_pretty(&doc).unwrap_or_default()
 }
 
 // ---- a runbook with errors -----------------------------------------------------------
