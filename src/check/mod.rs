@@ -233,7 +233,6 @@ pub(crate) struct Session {
     pub host: Rc<Host>,
     pub resolver: Resolver,
     pub engine: rhai::Engine,
-    pub sim: Arc<Simulator>,
 }
 
 impl Session {
@@ -263,7 +262,7 @@ impl Session {
             None => Rc::new(Quiet),
         };
         let host = Rc::new(Host::new(
-            sim.clone(),
+            sim,
             clock,
             Exec::Inline,
             Mode::Check,
@@ -277,7 +276,6 @@ impl Session {
             host,
             resolver,
             engine,
-            sim,
         }
     }
 

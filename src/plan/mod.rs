@@ -18,12 +18,11 @@ pub mod revision;
 
 use crate::backend::inventory::Inventory;
 use crate::backend::sim::Simulator;
-use crate::backend::{Backend, Operation, Site};
+use crate::backend::{Operation, Site};
 use crate::check::{check_with, Report, Session, Watch};
 use crate::clock::{Timestamp, VirtualClock};
 use crate::diagnostics::{Finding, Location, Severity};
 use crate::error::Error;
-use crate::script::exec::block_on;
 use crate::script::observer::Observer;
 use record::{Log, Recorder, VmState};
 use std::cell::RefCell;
@@ -268,20 +267,20 @@ fn steps(
     t0: Timestamp,
     finals: &BTreeMap<String, VmState>,
 ) -> Vec<Step> {
+    // The run finished: every job ended, and the host's records say when.
     let jobs = session.host.jobs();
     let mut steps: Vec<Step> = jobs
-        .iter()
+        .into_iter()
         .enumerate()
         .map(|(i, rec)| {
-            // The host's record is as fresh as its last poll; the simulator knows the end.
-            let info = block_on(session.sim.job(&rec.info.id)).unwrap_or_else(|_| rec.info.clone());
+            let info = rec.info;
             let end = info.ended.or(info.expected_end).unwrap_or(info.started);
             let location = rec.site.runbook_location().clone();
             let called_at = (rec.site.location != location).then(|| rec.site.location.clone());
             Step {
                 number: i + 1,
                 operation: info.operation,
-                vm: info.vm.clone(),
+                vm: info.vm,
                 lane: 0,
                 start: info.started.since(t0),
                 end: end.since(t0),
@@ -342,6 +341,13 @@ fn vm_plans(
     for step in steps {
         by_vm.entry(&step.vm).or_default().push(step);
     }
+    let mut verified: HashMap<&str, Vec<(Duration, Site)>> = HashMap::new();
+    for e in &log.verifications {
+        verified
+            .entry(&e.what.vm)
+            .or_default()
+            .push((e.at.since(t0), e.what.site));
+    }
     by_vm
         .into_iter()
         .map(|(vm, own)| {
@@ -353,11 +359,11 @@ fn vm_plans(
                 .max();
             let since = last_failover.unwrap_or(Duration::ZERO);
             let recovered = after.and_then(|target| {
-                log.verifications
+                verified
+                    .get(vm)?
                     .iter()
-                    .map(|e| (e.at.since(t0), &e.what))
-                    .find(|(at, v)| v.vm == vm && v.site == target.active_location && *at >= since)
-                    .map(|(at, _)| at)
+                    .find(|(at, site)| *site == target.active_location && *at >= since)
+                    .map(|(at, _)| *at)
             });
             VmPlan {
                 name: vm.to_string(),
