@@ -206,17 +206,21 @@ fn run_all(setup: &Setup, text: &str, triggers: Vec<Trigger>) -> Vec<Scenario> {
         if i % 2 == 0 { &mut even } else { &mut odd }.push(t);
     }
     let (a, b) = std::thread::scope(|scope| {
+        let theirs = odd.clone();
         let other = std::thread::Builder::new()
             .stack_size(STACK)
-            .spawn_scoped(scope, || run_some(setup, text, odd));
+            .spawn_scoped(scope, || run_some(setup, text, theirs));
         let mine = run_some(setup, text, even);
         let theirs = match other {
-            Ok(handle) => handle.join().ok(),
-            Err(_) => None,
+            // A panic there is a bug: it goes on here, as it would have on one thread.
+            Ok(handle) => handle
+                .join()
+                .unwrap_or_else(|e| std::panic::resume_unwind(e)),
+            // No second thread to be had: this one does the rest.
+            Err(_) => run_some(setup, text, odd),
         };
         (mine, theirs)
     });
-    let b = b.unwrap_or_default();
     let mut out = Vec::with_capacity(a.len() + b.len());
     let (mut a, mut b) = (a.into_iter(), b.into_iter());
     loop {
