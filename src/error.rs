@@ -16,6 +16,8 @@ pub mod exit {
 pub enum Error {
     #[error("cannot read `{path}`: {message}")]
     Io { path: String, message: String },
+    #[error("cannot write `{path}`: {message}")]
+    Write { path: String, message: String },
     #[error("{path}: {message}")]
     Config {
         path: String,
@@ -54,14 +56,17 @@ impl Error {
     }
 
     pub fn io(path: &std::path::Path, err: &std::io::Error) -> Error {
-        let message = match err.kind() {
-            std::io::ErrorKind::NotFound => "no such file".to_string(),
-            std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
-            _ => err.to_string(),
-        };
         Error::Io {
             path: path.display().to_string(),
-            message,
+            message: reason(err),
+        }
+    }
+
+    /// A file or folder that could not be written (or created).
+    pub fn write(path: &std::path::Path, err: &std::io::Error) -> Error {
+        Error::Write {
+            path: path.display().to_string(),
+            message: reason(err),
         }
     }
 
@@ -103,5 +108,14 @@ impl Error {
             }
             other => format!("error: {other}\n"),
         }
+    }
+}
+
+/// Why an I/O operation failed, in words.
+fn reason(err: &std::io::Error) -> String {
+    match err.kind() {
+        std::io::ErrorKind::NotFound => "no such file".to_string(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+        _ => err.to_string(),
     }
 }

@@ -2,15 +2,16 @@
 //!
 //! # Layout
 //!
-//! - [`cli`]: clap types and command dispatch (`check`, `plan`, `run`, `api`).
+//! - [`cli`]: clap types and command dispatch (`check`, `plan`, `run`, `api`, `explain`, ...).
 //! - [`check`]: the static checks (an AST walk) and the dry run on the simulator.
 //! - [`plan`]: the dry run shown as a plan (times, lanes, states, estimated recovery time),
 //!   and the comparison of two plans.
 //! - [`run`]: executing a runbook with live progress and a summary.
 //! - [`script`]: the engine builder, the primitive registry, the primitives' host, options,
-//!   the module resolver and the embedded stdlib.
+//!   the module resolver, the embedded stdlib and the editor definitions.
 //! - [`backend`]: the `Backend` trait and the in-process ASR simulator with its inventory.
-//! - [`diagnostics`]: findings (code, severity, location, help) and their rendering.
+//! - [`diagnostics`]: findings (code, severity, location, help), the explanation of each
+//!   code, and their rendering (human, JSON, SARIF, GitHub workflow commands).
 //! - [`clock`], [`config`], [`error`], [`paths`]: time, `runbook.toml`, errors and paths.
 //!
 //! Dependencies point one way: `cli` uses `plan`, `check` and `run`; `plan` uses `check`;
@@ -24,8 +25,10 @@ pub mod config;
 pub mod diagnostics;
 pub mod error;
 pub mod estate;
+pub mod journal;
 pub mod paths;
 pub mod plan;
+pub mod report;
 pub mod run;
 pub mod script;
 pub mod simulator;

@@ -46,7 +46,7 @@ impl Site {
 }
 
 /// ASR's `failoverDirection`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Direction {
     PrimaryToRecovery,
     RecoveryToPrimary,
@@ -168,7 +168,7 @@ impl fmt::Display for Operation {
 }
 
 /// Which recovery point an unplanned failover uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum RecoveryPoint {
     Latest,
     LatestProcessed,
@@ -187,7 +187,7 @@ impl RecoveryPoint {
 }
 
 /// What to start, with its parameters.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct OperationRequest {
     pub operation: Operation,
     /// Failover, test failover and reverse replication direction; `None` for commit and cleanup.
@@ -199,6 +199,10 @@ pub struct OperationRequest {
     pub network: Option<String>,
     /// Test failover cleanup: the operator's notes.
     pub comments: Option<String>,
+    /// The request's own id, which the service echoes in the job it creates
+    /// (`x-ms-client-request-id`): how a job whose answer was lost is found again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 impl OperationRequest {
@@ -210,12 +214,13 @@ impl OperationRequest {
             recovery_point: None,
             network: None,
             comments: None,
+            key: None,
         }
     }
 }
 
 /// A protected item (a replicated VM) as the service reports it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Item {
     pub name: String,
     pub id: String,
@@ -265,7 +270,7 @@ impl Item {
 }
 
 /// A job's state; strings the service may add later land in `Other`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum JobState {
     NotStarted,
     InProgress,
@@ -313,7 +318,7 @@ impl fmt::Display for JobState {
 }
 
 /// `serviceErrorDetails` of a failed job or a refused request.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ServiceError {
     pub code: String,
     pub message: String,
@@ -336,7 +341,7 @@ impl ServiceError {
 }
 
 /// A job as the service reports it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct JobInfo {
     /// The job name (a GUID in ASR).
     pub id: String,
@@ -361,7 +366,7 @@ impl JobInfo {
 }
 
 /// A recovery services provider: a site's VMM server and its connection to Site Recovery.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Provider {
     pub name: String,
     pub site: Site,
@@ -369,7 +374,7 @@ pub struct Provider {
 }
 
 /// What can go wrong talking to the service.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum BackendError {
     #[error("no protected item is named `{name}`")]
     UnknownItem {
@@ -410,6 +415,15 @@ pub trait Backend: Send + Sync {
     async fn plan_members(&self, plan: &str) -> Result<Vec<String>, BackendError>;
     async fn start(&self, vm: &str, request: &OperationRequest) -> Result<JobInfo, BackendError>;
     async fn job(&self, id: &str) -> Result<JobInfo, BackendError>;
+    /// The job that a start of `request` (recognised by its `key`) created, if the service
+    /// has one: how an operation whose answer was lost in a crash is settled. `since`
+    /// bounds the search.
+    async fn find_started(
+        &self,
+        vm: &str,
+        request: &OperationRequest,
+        since: Timestamp,
+    ) -> Result<Option<JobInfo>, BackendError>;
     /// Every runbook-operation job that started at or after `since`, oldest first.
     async fn jobs_since(&self, since: Timestamp) -> Result<Vec<JobInfo>, BackendError>;
     async fn cancel_job(&self, id: &str) -> Result<JobInfo, BackendError>;

@@ -652,6 +652,25 @@ impl Backend for Simulator {
             .ok_or_else(|| BackendError::UnknownJob(id.to_string()))
     }
 
+    async fn find_started(
+        &self,
+        vm: &str,
+        request: &OperationRequest,
+        since: Timestamp,
+    ) -> Result<Option<JobInfo>, BackendError> {
+        let Some(key) = &request.key else {
+            return Ok(None);
+        };
+        let (st, now) = self.settled();
+        Ok(st
+            .jobs
+            .values()
+            .find(|j| {
+                j.info.vm == vm && j.info.started >= since && j.request.key.as_ref() == Some(key)
+            })
+            .and_then(|j| st.view(&j.info.id, now)))
+    }
+
     async fn jobs_since(&self, since: Timestamp) -> Result<Vec<JobInfo>, BackendError> {
         let (st, now) = self.settled();
         let mut jobs: Vec<JobInfo> = st

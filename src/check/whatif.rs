@@ -26,6 +26,9 @@ use serde_json::{json, Value};
 use std::fmt::Write as _;
 use std::path::Path;
 
+/// The codes only `check --what-if` reports.
+pub const CODES: [Code; 2] = [Code::UnhandledFailure, Code::FailureLeavesUnsafe];
+
 /// The stack of the threads that run scenarios: as deep as the main thread's.
 const STACK: usize = 8 << 20;
 

@@ -1,15 +1,15 @@
 //! The command line: clap types and dispatch. `main` calls [`main`] and exits with its code.
 
+mod check;
+mod explain;
 mod plan;
 
-use crate::check::whatif::{self, WhatIf};
-use crate::check::{self, inventory_for};
-use crate::clock::human;
-use crate::diagnostics::{render, summary_line, RenderOptions, Severity};
 use crate::error::{exit, Error};
 use crate::run::{self, RunOptions};
 use crate::script::registry;
 use clap::{Parser, Subcommand, ValueEnum};
+
+mod runs;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
@@ -24,14 +24,19 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The output formats of `check`.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Format {
     /// Rendered diagnostics with the source lines.
     Human,
     /// One line per finding: path:line:col: severity[code]: message.
     Short,
-    /// JSON, one object per runbook.
+    /// One JSON document: every file's findings (with their regions) and a summary.
     Json,
+    /// A SARIF 2.1.0 log, for GitHub code scanning.
+    Sarif,
+    /// GitHub Actions workflow commands: an annotation per finding.
+    Github,
 }
 
 #[derive(Debug, Subcommand)]
@@ -82,7 +87,7 @@ pub enum SimulatorCommand {
 pub enum Command {
     /// Check runbooks: syntax, API use, and a dry run on the simulator.
     Check {
-        /// The runbooks to check.
+        /// The runbooks to check: files or globs (quoted globs are expanded by runbook).
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// The inventory to check VM names and states against (overrides runbook.toml).
@@ -91,6 +96,8 @@ pub enum Command {
         /// Fail on warnings too.
         #[arg(long)]
         deny_warnings: bool,
+        /// How to print the findings. Every format ends with a summary of all files (json and
+        /// sarif hold it in the document, and print it on stderr).
         #[arg(long, value_enum, default_value = "human")]
         format: Format,
         /// Also dry-run once with each operation failing, and once with the primary site
@@ -132,6 +139,9 @@ pub enum Command {
         /// Run against this target of runbook.toml (`[targets.NAME]`) instead of the simulator.
         #[arg(long, value_name = "NAME")]
         target: Option<String>,
+        /// Take over the target's lock from a run whose process is gone.
+        #[arg(long)]
+        take_over: bool,
     },
     /// The ASR-compatible simulator server.
     Simulator {
@@ -148,8 +158,20 @@ pub enum Command {
         #[command(subcommand)]
         command: InventoryCommand,
     },
-    /// Print the script API reference (markdown).
-    Api,
+    /// Print the script API reference (markdown), or write editor definitions.
+    Api {
+        /// Write `.d.rhai` definition files of the API and the stdlib into this folder
+        /// (created if missing) for Rhai editor tooling, instead of printing the reference.
+        #[arg(long, value_name = "DIR")]
+        definitions: Option<PathBuf>,
+    },
+    /// Explain a diagnostic code (e.g. RB101 or not-allowed), or list them all.
+    Explain {
+        /// The code or its name; without it, every code is listed.
+        code: Option<String>,
+    },
+    #[command(flatten)]
+    Runs(runs::RunCommand),
 }
 
 /// Parses the arguments, runs the command and returns the exit code.
@@ -191,7 +213,7 @@ fn dispatch(command: Command, color: bool) -> Result<i32, Error> {
             deny_warnings,
             format,
             what_if,
-        } => check_files(
+        } => check::check_files(
             &files,
             inventory.as_deref(),
             deny_warnings,
@@ -220,6 +242,7 @@ fn dispatch(command: Command, color: bool) -> Result<i32, Error> {
             auto_approve,
             no_progress,
             target,
+            take_over,
         } => {
             if let Some(s) = speed {
                 if !(0.01..=10_000_000.0).contains(&s) {
@@ -236,6 +259,8 @@ fn dispatch(command: Command, color: bool) -> Result<i32, Error> {
                 auto_approve,
                 progress: !no_progress,
                 color,
+                journal: true,
+                take_over,
             })
         }
         Command::Simulator {
@@ -305,124 +330,31 @@ fn dispatch(command: Command, color: bool) -> Result<i32, Error> {
             }
             Ok(exit::OK)
         }
-        Command::Api => {
-            print!("{}", registry::markdown_table());
-            Ok(exit::OK)
-        }
+        Command::Api { definitions } => api(definitions.as_deref()),
+        Command::Explain { code } => explain::explain(code.as_deref()),
+        Command::Runs(command) => runs::dispatch(command, color),
     }
 }
 
-/// Checks one file, with its what-if scenarios when asked.
-fn check_one(
-    file: &std::path::Path,
-    inventory: Option<&std::path::Path>,
-    what_if: bool,
-) -> Result<(check::Report, Option<WhatIf>), Error> {
-    let inv = inventory_for(file, inventory)?;
-    if what_if {
-        whatif::check_file(file, inv.as_ref())
-    } else {
-        check::check_file(file, inv.as_ref()).map(|r| (r, None))
-    }
-}
-
-fn check_files(
-    files: &[PathBuf],
-    inventory: Option<&std::path::Path>,
-    deny_warnings: bool,
-    format: Format,
-    what_if: bool,
-    color: bool,
-) -> Result<i32, Error> {
-    let color = color && std::io::stdout().is_terminal();
-    let mut code = exit::OK;
-    let mut json = Vec::new();
-    for file in files {
-        // A file that cannot be read does not stop the others from being checked.
-        let (report, scenarios) = match check_one(file, inventory, what_if) {
-            Ok(checked) => checked,
-            Err(e) => {
-                eprint!("{}", e.render(color));
-                code = code.max(e.exit_code());
-                if matches!(format, Format::Json) {
-                    json.push(serde_json::json!({
-                        "file": file.display().to_string(),
-                        "error": e.to_string(),
-                    }));
-                }
-                continue;
-            }
-        };
-        if report.fails(deny_warnings) {
-            code = code.max(exit::FINDINGS);
-        }
-        match format {
-            Format::Human => {
-                for f in &report.findings {
-                    println!(
-                        "{}",
-                        render(f, &report.sources, RenderOptions { color, width: 100 })
-                    );
-                }
-                if let Some(w) = &scenarios {
-                    print!("{}", whatif::summary(w));
-                }
-                println!("{}", verdict(&report));
-            }
-            Format::Short => {
-                for f in &report.findings {
-                    println!("{}", summary_line(f));
-                }
-                println!("{}", verdict(&report));
-            }
-            Format::Json => {
-                let mut entry = serde_json::json!({
-                    "file": report.name,
-                    "errors": report.count(Severity::Error),
-                    "warnings": report.count(Severity::Warning),
-                    "findings": report.findings,
-                    "dry_run": report.dry_run,
-                });
-                if let (Some(w), Some(map)) = (&scenarios, entry.as_object_mut()) {
-                    map.insert("what_if".into(), whatif::json(w));
-                }
-                json.push(entry);
-            }
-        }
-    }
-    if matches!(format, Format::Json) {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json).unwrap_or_default()
-        );
-    }
-    Ok(code)
-}
-
-fn verdict(report: &check::Report) -> String {
-    let errors = report.count(Severity::Error);
-    let warnings = report.count(Severity::Warning);
-    let plural = |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
-    let head = if errors + warnings == 0 {
-        format!("{}: ok", report.name)
-    } else {
-        format!(
-            "{}: {}, {}",
-            report.name,
-            plural(errors, "error"),
-            plural(warnings, "warning")
-        )
+/// `runbook api`: the markdown reference on stdout, or the definition files in `dir`.
+fn api(definitions: Option<&std::path::Path>) -> Result<i32, Error> {
+    let Some(dir) = definitions else {
+        print!("{}", registry::markdown_table());
+        return Ok(exit::OK);
     };
-    match &report.dry_run {
-        Some(d) if d.completed => format!(
-            "{head} (dry run: {} simulated, {})",
-            human(d.simulated),
-            plural(d.jobs, "job")
-        ),
-        Some(_) => format!("{head} (dry run stopped at the error)"),
-        None if errors > 0 => format!("{head} (dry run skipped: fix the errors first)"),
-        None => head,
-    }
+    let written = crate::script::definitions::write(dir)?;
+    let names: Vec<String> = written
+        .iter()
+        .filter_map(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .collect();
+    eprintln!(
+        "wrote {} definition files to {}: {}",
+        written.len(),
+        crate::paths::display(dir),
+        names.join(", ")
+    );
+    Ok(exit::OK)
 }
 
 fn serve(

@@ -44,9 +44,9 @@ macro_rules! codes {
                 match self { $( Code::$variant => $why, )* }
             }
 
-            /// Looks a code up by its printed form or its slug.
+            /// Looks a code up by its printed form or its slug, in any case.
             pub fn parse(text: &str) -> Option<Code> {
-                Code::ALL.iter().copied().find(|c| c.as_str().eq_ignore_ascii_case(text) || c.slug() == text)
+                Code::ALL.iter().copied().find(|c| c.as_str().eq_ignore_ascii_case(text) || c.slug().eq_ignore_ascii_case(text))
             }
         }
     };
@@ -153,6 +153,8 @@ mod tests {
             assert!(seen.insert(code.as_str()), "duplicate {}", code.as_str());
             assert_eq!(Code::parse(code.as_str()), Some(*code));
             assert_eq!(Code::parse(code.slug()), Some(*code));
+            assert_eq!(Code::parse(&code.as_str().to_lowercase()), Some(*code));
+            assert_eq!(Code::parse(&code.slug().to_uppercase()), Some(*code));
             assert!(!code.summary().is_empty() && !code.why().is_empty());
         }
     }

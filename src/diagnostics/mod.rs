@@ -3,14 +3,20 @@
 //! once at the edge (see [`render`]).
 
 mod codes;
+pub mod explain;
+pub mod github;
+pub mod json;
 mod position;
 mod render;
+pub mod sarif;
+mod summary;
 
 pub use codes::Code;
-pub use position::{char_span_to_bytes, line_col_of, offset_of, token_chars_at};
+pub use position::{char_span_to_bytes, line_col_of, offset_of, token_chars_at, Region};
 pub use render::{render, render_all, summary_line, RenderOptions};
+pub use summary::Summary;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
 
@@ -145,6 +151,30 @@ impl Finding {
             .map(ToString::to_string)
             .unwrap_or_default()
     }
+
+    /// Where the finding belongs among the user's own files: its location, or, when that
+    /// lies in an embedded source (the stdlib), the innermost call made outside of it.
+    pub fn anchor(&self, sources: &Sources) -> Option<&Location> {
+        let location = self.location.as_ref()?;
+        if !sources.is_embedded(&location.source) {
+            return Some(location);
+        }
+        self.chain
+            .iter()
+            .map(|frame| &frame.location)
+            .find(|l| !sources.is_embedded(&l.source))
+            .or(Some(location))
+    }
+}
+
+/// The findings of one checked file and the sources they point into, as every output
+/// format reads them.
+#[derive(Debug, Clone, Copy)]
+pub struct FileFindings<'a> {
+    /// The checked file, as shown: findings without a location belong to it.
+    pub file: &'a str,
+    pub findings: &'a [Finding],
+    pub sources: &'a Sources,
 }
 
 /// The texts of every source a finding may point into: runbooks, their modules and the
@@ -152,6 +182,8 @@ impl Finding {
 #[derive(Debug, Default, Clone)]
 pub struct Sources {
     files: BTreeMap<Arc<str>, Arc<str>>,
+    /// Sources embedded in the binary (the stdlib), which are no files of the user's.
+    embedded: BTreeSet<Arc<str>>,
 }
 
 impl Sources {
@@ -159,14 +191,36 @@ impl Sources {
         self.files.insert(name.into(), text.into());
     }
 
+    /// Adds a source embedded in the binary rather than read from a file.
+    pub fn insert_embedded(&mut self, name: impl Into<Arc<str>>, text: impl Into<Arc<str>>) {
+        let name = name.into();
+        self.embedded.insert(name.clone());
+        self.insert(name, text);
+    }
+
     pub fn get(&self, name: &str) -> Option<&Arc<str>> {
         self.files.get(name)
+    }
+
+    pub fn is_embedded(&self, name: &str) -> bool {
+        self.embedded.contains(name)
+    }
+
+    /// The region a location covers, with its end computed from the source's text.
+    pub fn region(&self, location: &Location) -> Region {
+        Region::of(
+            self.get(&location.source).map(|text| &**text),
+            location.line,
+            location.column,
+            location.len,
+        )
     }
 
     pub fn extend(&mut self, other: &Sources) {
         for (k, v) in &other.files {
             self.files.insert(k.clone(), v.clone());
         }
+        self.embedded.extend(other.embedded.iter().cloned());
     }
 }
 

@@ -82,6 +82,50 @@ pub fn token_chars_at(text: &str, offset: usize) -> usize {
     }
 }
 
+/// How many characters a label starting at byte `offset` covers: `len`, or the token found
+/// there when `len` is 0 (a finding that names a place but not a length).
+pub fn label_chars(text: &str, offset: usize, len: usize) -> usize {
+    if len == 0 {
+        token_chars_at(text, offset)
+    } else {
+        len
+    }
+}
+
+/// A span of a source in 1-based lines and character columns. The end is the position just
+/// after the last character (exclusive), as SARIF and GitHub annotations count it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Region {
+    pub line: usize,
+    pub column: usize,
+    pub end_line: usize,
+    pub end_column: usize,
+}
+
+impl Region {
+    /// The region of `len` characters (or the token, when `len` is 0) at `line`:`column` of
+    /// `text`. A place the text does not have gets a one-character region there.
+    pub fn of(text: Option<&str>, line: usize, column: usize, len: usize) -> Region {
+        let located = text.and_then(|text| {
+            let start = offset_of(text, line, column)?;
+            let end = start + char_span_to_bytes(text, start, label_chars(text, start, len));
+            Some((line_col_of(text, start), line_col_of(text, end.max(start))))
+        });
+        let ((line, column), (end_line, end_column)) = match located {
+            // An empty label (at the end of the text) still covers one column.
+            Some((start, end)) if end == start => (start, (start.0, start.1 + 1)),
+            Some(span) => span,
+            None => ((line, column), (line, column + len.max(1))),
+        };
+        Region {
+            line,
+            column,
+            end_line,
+            end_column,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,5 +175,28 @@ mod tests {
         assert_eq!(offset_of("abc", 0, 1), None);
         assert_eq!(offset_of("abc", 1, 99), Some(3));
         assert_eq!(char_span_to_bytes("abc", 10, 2), 0);
+    }
+
+    #[test]
+    fn regions_end_after_the_last_character_in_characters() {
+        let text = "x\n\tvm(\"wéb\"); é\n";
+        // tab(1) v(2) m(3) ((4) "(5)
+        assert_eq!(
+            Region::of(Some(text), 2, 5, 0),
+            Region {
+                line: 2,
+                column: 5,
+                end_line: 2,
+                end_column: 10
+            },
+            "the string token with its quotes"
+        );
+        assert_eq!(Region::of(Some(text), 2, 2, 2).end_column, 4);
+        // A label running past the line's end ends on the next line.
+        assert_eq!(Region::of(Some(text), 1, 1, 3).end_line, 2);
+        // Places the text does not have keep their position.
+        assert_eq!(Region::of(Some(text), 9, 3, 2).end_column, 5);
+        assert_eq!(Region::of(None, 1, 1, 0).end_column, 2);
+        assert_eq!(Region::of(Some(""), 1, 1, 0).end_column, 2);
     }
 }

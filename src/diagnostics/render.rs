@@ -1,8 +1,7 @@
 //! Renders findings with miette, once, at the edge of the program.
 
-use super::{
-    char_span_to_bytes, offset_of, token_chars_at, Finding, Frame, Location, Severity, Sources,
-};
+use super::position::label_chars;
+use super::{char_span_to_bytes, offset_of, Finding, Frame, Location, Severity, Sources};
 use miette::{
     Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceSpan,
 };
@@ -147,12 +146,7 @@ fn locate(
     let Some(offset) = offset_of(content, loc.line, loc.column) else {
         return (None, None);
     };
-    let chars = if loc.len == 0 {
-        token_chars_at(content, offset)
-    } else {
-        loc.len
-    };
-    let len = char_span_to_bytes(content, offset, chars);
+    let len = char_span_to_bytes(content, offset, label_chars(content, offset, loc.len));
     let source = NamedSource::new(&loc.source, content.to_string());
     let label =
         LabeledSpan::new_with_span(Some(text.to_string()), SourceSpan::new(offset.into(), len));

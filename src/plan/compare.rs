@@ -457,6 +457,7 @@ mod tests {
             notes: Vec::new(),
             vms: Vec::new(),
             findings: Vec::new(),
+            sources: Default::default(),
         }
     }
 

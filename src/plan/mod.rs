@@ -21,7 +21,7 @@ use crate::backend::sim::Simulator;
 use crate::backend::{Operation, Site};
 use crate::check::{check_with, Report, Session, Watch};
 use crate::clock::{Timestamp, VirtualClock};
-use crate::diagnostics::{Finding, Location, Severity};
+use crate::diagnostics::{Finding, Location, Severity, Sources};
 use crate::error::Error;
 use crate::script::observer::Observer;
 use record::{Log, Recorder, VmState};
@@ -142,8 +142,10 @@ pub struct Plan {
     pub manual_steps: Vec<Moment>,
     pub notes: Vec<Moment>,
     pub vms: Vec<VmPlan>,
-    /// Findings of the check that are not errors (warnings and notes).
+    /// Findings of the check that are not errors (warnings and notes), and the sources
+    /// they point into.
     pub findings: Vec<Finding>,
+    pub sources: Sources,
 }
 
 /// A plan, or the check's report when the runbook has errors and there is no plan to show.
@@ -185,9 +187,7 @@ pub fn plan_text(
     }
     let origin = inventory.map(|i| i.origin.clone());
     let plan = match (session, recorder.take()) {
-        (Some(session), Some(recorder)) => {
-            build(name, origin, &session, &recorder, report.findings)
-        }
+        (Some(session), Some(recorder)) => build(name, origin, &session, &recorder, report),
         // An empty runbook: nothing ran.
         _ => Plan {
             runbook: name.to_string(),
@@ -200,6 +200,7 @@ pub fn plan_text(
             notes: Vec::new(),
             vms: Vec::new(),
             findings: report.findings,
+            sources: report.sources,
         },
     };
     Outcome::Planned(Box::new(plan))
@@ -211,7 +212,7 @@ fn build(
     inventory: Option<String>,
     session: &Session,
     recorder: &Recorder,
-    findings: Vec<Finding>,
+    report: Report,
 ) -> Plan {
     let t0 = recorder.start();
     let log = recorder.take();
@@ -255,7 +256,8 @@ fn build(
             })
             .collect(),
         vms,
-        findings,
+        findings: report.findings,
+        sources: report.sources,
     }
 }
 

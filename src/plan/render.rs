@@ -4,6 +4,7 @@
 use super::record::VmState;
 use super::{Basis, Moment, Plan, Step, VmPlan};
 use crate::check::Report;
+use crate::diagnostics::json::JsonFinding;
 use crate::diagnostics::{render_all, summary_line, Location, RenderOptions};
 use serde_json::{json, Value};
 use std::fmt::Write as _;
@@ -408,7 +409,7 @@ struct JsonPlan<'a> {
     manual_steps: Vec<JsonManualStep<'a>>,
     notes: Vec<JsonNote<'a>>,
     vms: Vec<JsonVm<'a>>,
-    findings: &'a [crate::diagnostics::Finding],
+    findings: Vec<JsonFinding<'a>>,
 }
 
 #[derive(serde::Serialize)]
@@ -530,7 +531,11 @@ pub fn json(plan: &Plan) -> String {
                 recovered_seconds: v.recovered.map(secs),
             })
             .collect(),
-        findings: &plan.findings,
+        findings: plan
+            .findings
+            .iter()
+            .map(|f| JsonFinding::new(f, &plan.sources, &plan.runbook))
+            .collect(),
     };
     serde_json::to_string_pretty(&doc).unwrap_or_default()
 }
@@ -567,6 +572,10 @@ pub fn rejected_json(report: &Report) -> Value {
         "format": JSON_FORMAT,
         "runbook": report.name,
         "error": "the runbook has errors",
-        "findings": report.findings,
+        "findings": report
+            .findings
+            .iter()
+            .map(|f| JsonFinding::new(f, &report.sources, &report.name))
+            .collect::<Vec<_>>(),
     })
 }

@@ -13,6 +13,7 @@ use crate::clock::{human, Clock, RealClock};
 use crate::config::{read_text, Config};
 use crate::diagnostics::{render, sort_and_dedup, Finding, RenderOptions, Severity, Sources};
 use crate::error::{exit, Error};
+use crate::journal;
 use crate::script::engine;
 use crate::script::errors::{parse_finding, runtime_finding};
 use crate::script::exec::Exec;
@@ -42,6 +43,10 @@ pub struct RunOptions {
     pub auto_approve: bool,
     pub progress: bool,
     pub color: bool,
+    /// Keep a journal in the project's `.runbook/runs/` (off for tests and benchmarks).
+    pub journal: bool,
+    /// Take over a stale lock of the target.
+    pub take_over: bool,
 }
 
 impl RunOptions {
@@ -55,6 +60,8 @@ impl RunOptions {
             auto_approve: true,
             progress: false,
             color: false,
+            journal: false,
+            take_over: false,
         }
     }
 }
@@ -76,6 +83,33 @@ pub struct Outcome {
     pub interrupted: bool,
     /// True on the embedded simulator (times are simulated), false against a service.
     pub simulated_run: bool,
+    /// The run's id and folder, when it keeps a journal.
+    pub run: Option<RunRef>,
+}
+
+/// Where a run's journal is.
+#[derive(Debug, Clone)]
+pub struct RunRef {
+    pub id: String,
+    pub dir: PathBuf,
+    pub project: PathBuf,
+}
+
+impl RunRef {
+    /// The exact command that resumes this run from the current folder.
+    pub fn resume_command(&self) -> String {
+        format!("runbook resume {}{}", self.id, self.project_arg())
+    }
+
+    /// `--project DIR` when the current folder would not find the run's project.
+    pub fn project_arg(&self) -> String {
+        let found = journal::runs::discover_project(None).ok();
+        if found.as_deref() == Some(self.project.as_path()) {
+            String::new()
+        } else {
+            format!(" --project {}", crate::paths::display(&self.project))
+        }
+    }
 }
 
 /// Runs a runbook, prints progress and the summary; returns the exit code.
@@ -92,7 +126,8 @@ pub fn simulate(opts: &RunOptions, interactive: bool) -> Result<(Outcome, f64), 
     let venue = match &opts.target {
         Some(target) => {
             let backend = config.backend(target)?;
-            Venue::service(Arc::new(backend), format!("target `{target}`"))
+            let identity = config.target(target)?.identity();
+            Venue::service(Arc::new(backend), format!("target `{target}`")).locked(identity)
         }
         None => {
             let inventory = match (&opts.inventory, &config.inventory) {
@@ -123,6 +158,8 @@ pub struct Venue {
     inventory: Option<Inventory>,
     speed: f64,
     banner: String,
+    /// What the run locks (the vault's identity); nothing on the embedded simulator.
+    identity: Option<String>,
 }
 
 impl Venue {
@@ -139,7 +176,32 @@ impl Venue {
             clock,
             inventory: Some(inventory),
             speed,
+            identity: None,
         }
+    }
+
+    /// The embedded simulator of `inventory` on a virtual clock: waits take no time, and a
+    /// runbook always gives the same record (for reports and their tests).
+    pub fn simulator_virtual(inventory: Inventory) -> Venue {
+        let clock: Arc<dyn Clock> = Arc::new(crate::clock::VirtualClock::new(inventory.start));
+        let sim = Arc::new(Simulator::new(&inventory, clock.clone(), false));
+        Venue {
+            banner: format!(
+                "SIMULATION: running {{name}} on the embedded simulator ({}), on a virtual clock. No real VM is touched.",
+                inventory.origin
+            ),
+            backend: sim,
+            clock,
+            inventory: Some(inventory),
+            speed: f64::INFINITY,
+            identity: None,
+        }
+    }
+
+    /// Locks `identity` (a vault) for the length of the run.
+    pub fn locked(mut self, identity: String) -> Venue {
+        self.identity = Some(identity);
+        self
     }
 
     /// A service through `backend`, on the real clock.
@@ -153,6 +215,7 @@ impl Venue {
             clock: Arc::new(RealClock::new(1.0)),
             inventory: None,
             speed: 1.0,
+            identity: None,
         }
     }
 }
@@ -160,12 +223,72 @@ impl Venue {
 /// Runs a runbook at `venue` and returns what it did (and the clock's speed).
 /// `interactive` installs the Ctrl-C handler and prints the banner.
 pub fn run_on(opts: &RunOptions, venue: Venue, interactive: bool) -> Result<(Outcome, f64), Error> {
+    let journaling = if opts.journal {
+        let folder = crate::paths::folder_of(&opts.path);
+        let config = Config::discover(&folder)?;
+        let project = journal::runs::project_of(config.path.as_deref(), &opts.path);
+        let (id, dir) = journal::runs::create_run(&project, venue.clock.now())?;
+        Some(Journaling {
+            run: RunRef { id, dir, project },
+            resume: None,
+        })
+    } else {
+        None
+    };
+    run_with(opts, venue, interactive, journaling)
+}
+
+/// A run's journal: a new one, or one to resume.
+struct Journaling {
+    run: RunRef,
+    resume: Option<Resume>,
+}
+
+struct Resume {
+    loaded: journal::Loaded,
+    changed: Vec<String>,
+}
+
+fn run_with(
+    opts: &RunOptions,
+    venue: Venue,
+    interactive: bool,
+    journaling: Option<Journaling>,
+) -> Result<(Outcome, f64), Error> {
     let text = read_text(&opts.path)?;
     let name = crate::paths::display(&opts.path);
     let folder = crate::paths::folder_of(&opts.path);
     let speed = venue.speed;
+    let _lock = match &venue.identity {
+        Some(identity) => Some(journal::lock::Lock::acquire(
+            &journaling.as_ref().map_or_else(
+                || journal::runs::project_of(None, &opts.path),
+                |j| j.run.project.clone(),
+            ),
+            identity,
+            journal::lock::Holder {
+                run: journaling.as_ref().map_or_else(
+                    || format!("unjournaled-{}", std::process::id()),
+                    |j| j.run.id.clone(),
+                ),
+                host: journal::hostname(),
+                pid: std::process::id(),
+                since: crate::clock::Timestamp::from_system(std::time::SystemTime::now()).rfc3339(),
+                target: opts.target.clone().unwrap_or_default(),
+            },
+            opts.take_over,
+        )?),
+        None => None,
+    };
     if interactive {
         eprintln!("{}", venue.banner.replace("{name}", &name));
+        if let Some(j) = &journaling {
+            eprintln!(
+                "run {} (journal {})",
+                j.run.id,
+                crate::paths::display(&j.run.dir.join(journal::FILE))
+            );
+        }
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -173,20 +296,12 @@ pub fn run_on(opts: &RunOptions, venue: Venue, interactive: bool) -> Result<(Out
         .build()
         .map_err(|e| Error::Usage(format!("cannot start the runtime: {e}")))?;
     let token = CancellationToken::new();
-    let watcher = token.clone();
     if interactive {
-        rt.spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!(
-                "\ninterrupted: no new operation will be issued; jobs in flight go on in the service and no failover is cancelled. Press Ctrl-C again to exit at once."
-            );
-            watcher.cancel();
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("exiting now; nothing was cancelled");
-                std::process::exit(exit::FINDINGS);
-            }
-        }
-        });
+        let resume = journaling
+            .as_ref()
+            .filter(|_| venue.identity.is_some())
+            .map(|j| j.run.resume_command());
+        rt.spawn(watch_signals(token.clone(), resume));
     }
     let handle = rt.handle().clone();
     let opts2 = opts.clone();
@@ -195,16 +310,112 @@ pub fn run_on(opts: &RunOptions, venue: Venue, interactive: bool) -> Result<(Out
     let outcome = std::thread::Builder::new()
         .name("runbook".into())
         .stack_size(SCRIPT_STACK)
-        .spawn(move || execute(&name, &text, &folder, venue, handle, token, &opts2))
+        .spawn(move || {
+            execute(
+                &name, &text, &folder, venue, handle, token, &opts2, journaling,
+            )
+        })
         .map_err(|e| Error::Usage(format!("cannot start the run: {e}")))?
         .join()
         .map_err(|_| {
             Error::Internal("the run stopped unexpectedly (a bug: please report it)".into())
-        })?;
+        })??;
     rt.shutdown_timeout(Duration::from_millis(100));
     Ok((outcome, speed))
 }
 
+/// The first Ctrl-C or SIGTERM stops new operations; a second one exits at once. Neither
+/// cancels anything, and every journal record is on disk already.
+async fn watch_signals(token: CancellationToken, resume: Option<String>) {
+    #[cfg(unix)]
+    let mut term: Term =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    #[cfg(not(unix))]
+    let mut term: Term = None;
+    if !next_signal(&mut term).await {
+        return;
+    }
+    eprintln!(
+        "\ninterrupted: no new operation will be issued; jobs in flight go on in the service and no failover is cancelled. Press Ctrl-C again to exit at once."
+    );
+    token.cancel();
+    if next_signal(&mut term).await {
+        eprintln!("exiting now; nothing was cancelled");
+        if let Some(command) = &resume {
+            eprintln!("resume with: {command}");
+        }
+        std::process::exit(exit::FINDINGS);
+    }
+}
+
+#[cfg(unix)]
+type Term = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Term = Option<()>;
+
+async fn next_signal(term: &mut Term) -> bool {
+    #[cfg(unix)]
+    if let Some(term) = term.as_mut() {
+        return tokio::select! {
+            r = tokio::signal::ctrl_c() => r.is_ok(),
+            r = term.recv() => r.is_some(),
+        };
+    }
+    let _ = term;
+    tokio::signal::ctrl_c().await.is_ok()
+}
+
+/// Opens the run's journal: writes the header of a new run (with the hashes of the
+/// runbook and the modules the static checks loaded), or reopens one to resume.
+fn open_journal(
+    j: &Journaling,
+    opts: &RunOptions,
+    text: &str,
+    resolver: &Resolver,
+    venue: &Venue,
+    now: crate::clock::Timestamp,
+) -> Result<Rc<journal::Journal>, String> {
+    let path = j.run.dir.join(journal::FILE);
+    if let Some(resume) = &j.resume {
+        let journal = journal::Journal::reopen(&path, &resume.loaded, &j.run.id)?;
+        journal.append(
+            now,
+            journal::Entry::Resumed {
+                operator: journal::operator(),
+                host: journal::hostname(),
+                pid: std::process::id(),
+                changed: resume.changed.clone(),
+                dropped_bytes: resume.loaded.torn,
+            },
+        )?;
+        return Ok(Rc::new(journal));
+    }
+    let header = journal::Header {
+        run: j.run.id.clone(),
+        runbook: std::path::absolute(&opts.path).unwrap_or_else(|_| opts.path.clone()),
+        sha256: journal::sha256(text.as_bytes()),
+        modules: resolver
+            .modules()
+            .into_iter()
+            .map(|(name, path, text)| journal::ModuleHash {
+                name,
+                path,
+                sha256: journal::sha256(text.as_bytes()),
+            })
+            .collect(),
+        target: opts.target.clone(),
+        inventory: venue.inventory.as_ref().map(|i| i.origin.clone()),
+        speed: venue.speed.is_finite().then_some(venue.speed),
+        operator: journal::operator(),
+        host: journal::hostname(),
+        pid: std::process::id(),
+        started_wall: crate::clock::Timestamp::from_system(std::time::SystemTime::now()).rfc3339(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    journal::Journal::create(&j.run.dir, header, now).map(Rc::new)
+}
+
+#[allow(clippy::too_many_arguments)]
 fn execute(
     name: &str,
     text: &str,
@@ -213,7 +424,8 @@ fn execute(
     handle: tokio::runtime::Handle,
     token: CancellationToken,
     opts: &RunOptions,
-) -> Outcome {
+    journaling: Option<Journaling>,
+) -> Result<Outcome, Error> {
     let wall = Instant::now();
     let clock = venue.clock.clone();
     let sim = venue.backend.clone();
@@ -223,17 +435,16 @@ fn execute(
         opts.auto_approve,
         token.clone(),
     ));
-    let host = Rc::new(Host::new(
+    let host = Host::new(
         sim,
-        clock,
+        clock.clone(),
         Exec::Runtime(handle),
         Mode::Run,
         progress.clone(),
         Some(token.clone()),
         name,
-    ));
+    );
     let resolver = Resolver::new(Some(folder));
-    let engine = engine::build(host.clone(), resolver.clone(), true);
     let source: Arc<str> = Arc::from(name);
     let mut sources = Sources::default();
     sources.insert(source.clone(), text);
@@ -249,11 +460,27 @@ fn execute(
         wall: Duration::ZERO,
         interrupted: false,
         simulated_run: venue.inventory.is_some(),
+        run: journaling.as_ref().map(|j| j.run.clone()),
     };
-    let ast = match engine.compile(text) {
+    // The static checks use an engine of their own: the run's engine needs the journal,
+    // whose header needs the modules the checks load.
+    let checker = engine::build(
+        Rc::new(Host::new(
+            venue.backend.clone(),
+            clock.clone(),
+            Exec::Inline,
+            Mode::Check,
+            Rc::new(crate::script::observer::Quiet),
+            None,
+            name,
+        )),
+        resolver.clone(),
+        false,
+    );
+    let ast = match checker.compile(text) {
         Ok(mut ast) => {
             ast.set_source(name);
-            let mut walker = Walker::new(&engine, &resolver, venue.inventory.as_ref());
+            let mut walker = Walker::new(&checker, &resolver, venue.inventory.as_ref());
             walker.check(&ast, &source);
             let mut errors: Vec<Finding> = walker
                 .findings
@@ -273,15 +500,35 @@ fn execute(
             None
         }
     };
-    match ast {
-        None => outcome.not_started = true,
-        Some(ast) => match engine.run_ast(&ast) {
-            Ok(()) => host.finish(),
-            Err(e) => {
-                outcome.failure = Some(runtime_finding(&e, &host, &resolver));
-                host.refresh_jobs();
+    let Some(ast) = ast else {
+        outcome.not_started = true;
+        if let Some(j) = &journaling {
+            if j.resume.is_none() {
+                // Nothing ran: no run to keep.
+                let _ = std::fs::remove_dir(&j.run.dir);
+                outcome.run = None;
             }
-        },
+        }
+        return Ok(outcome);
+    };
+    let journal = match &journaling {
+        Some(j) => Some(
+            open_journal(j, opts, text, &resolver, &venue, clock.now())
+                .map_err(|e| Error::Usage(format!("{e}; nothing was run")))?,
+        ),
+        None => None,
+    };
+    let host = Rc::new(match &journal {
+        Some(j) => host.with_journal(j.clone()),
+        None => host,
+    });
+    let engine = engine::build(host.clone(), resolver.clone(), true);
+    match engine.run_ast(&ast) {
+        Ok(()) => host.finish(),
+        Err(e) => {
+            outcome.failure = Some(runtime_finding(&e, &host, &resolver));
+            host.refresh_jobs();
+        }
     }
     progress.finish();
     outcome.warnings.extend(host.take_findings());
@@ -293,7 +540,27 @@ fn execute(
     outcome.simulated = host.elapsed();
     outcome.wall = wall.elapsed();
     outcome.interrupted = token.is_cancelled();
-    outcome
+    if let Some(j) = &journal {
+        let state = match (&outcome.failure, outcome.interrupted) {
+            (_, true) => journal::RunState::Interrupted,
+            (Some(_), false) => journal::RunState::Failed,
+            (None, false) => journal::RunState::Succeeded,
+        };
+        let end = journal::Entry::End {
+            state,
+            failure: outcome
+                .failure
+                .as_ref()
+                .map(|f| format!("{}: {}", f.code.as_str(), f.message)),
+            items: outcome.items.clone(),
+        };
+        if let Err(e) = j.append(clock.now(), end) {
+            outcome
+                .warnings
+                .push(Finding::new(crate::diagnostics::Code::Refused, e));
+        }
+    }
+    Ok(outcome)
 }
 
 fn report(outcome: &Outcome, opts: &RunOptions, speed: f64) -> i32 {
@@ -341,6 +608,19 @@ fn report(outcome: &Outcome, opts: &RunOptions, speed: f64) -> i32 {
     for w in &outcome.warnings {
         eprintln!("{}", render(w, &outcome.sources, render_opts));
     }
+    if let Some(run) = &outcome.run {
+        let stopped = interrupted || outcome.failure.is_some();
+        if stopped && !outcome.simulated_run {
+            eprintln!("resume with: {}", run.resume_command());
+        }
+        eprintln!(
+            "run {}: journal {}; audit record: runbook report {}{}",
+            run.id,
+            crate::paths::display(&run.dir.join(journal::FILE)),
+            run.id,
+            run.project_arg()
+        );
+    }
     match &outcome.failure {
         Some(f) => {
             eprintln!("{}", render(f, &outcome.sources, render_opts));
@@ -349,4 +629,114 @@ fn report(outcome: &Outcome, opts: &RunOptions, speed: f64) -> i32 {
         None if interrupted => exit::FINDINGS,
         None => exit::OK,
     }
+}
+
+/// What `runbook resume` was asked to do.
+#[derive(Debug, Clone)]
+pub struct ResumeOptions {
+    pub project: Option<PathBuf>,
+    pub run: String,
+    pub allow_changed: bool,
+    pub progress: bool,
+    pub color: bool,
+}
+
+/// Resumes a run that crashed or was interrupted; returns the exit code.
+pub fn resume(opts: &ResumeOptions) -> Result<i32, Error> {
+    let project = journal::runs::discover_project(opts.project.as_deref())?;
+    let (id, dir) = journal::runs::find(&project, &opts.run)?;
+    let loaded = journal::load(&dir.join(journal::FILE)).map_err(Error::Usage)?;
+    let header = loaded.header().cloned().ok_or_else(|| {
+        Error::Usage(format!(
+            "run {id} has no header record; it cannot be resumed"
+        ))
+    })?;
+    match journal::runs::state_of(&loaded).as_str() {
+        "succeeded" => {
+            return Err(Error::Usage(format!(
+                "run {id} succeeded; there is nothing to resume"
+            )))
+        }
+        "running" => {
+            return Err(Error::Usage(format!(
+                "run {id} is still running (see `runbook show {id}`); it cannot be resumed twice"
+            )))
+        }
+        _ => {}
+    }
+    let Some(target) = header.target.clone() else {
+        return Err(Error::Usage(format!(
+            "run {id} ran on the embedded simulator, whose state ended with its process; it cannot be resumed. Start a new run (its journal stays for `runbook report {id}`)"
+        )));
+    };
+    let changed = changed_files(&header);
+    if !changed.is_empty() && !opts.allow_changed {
+        return Err(Error::Usage(format!(
+            "run {id} cannot be resumed: changed since it started: {}. A resume replays the journal against the same script; pass --allow-changed to resume with the new text anyway (it stops if the runbook takes another path)",
+            changed.join(", ")
+        )));
+    }
+    if loaded.torn > 0 {
+        eprintln!(
+            "the journal's last record was torn by the crash ({} bytes); recovered up to record {}",
+            loaded.torn,
+            loaded.records.last().map_or(0, |r| r.seq)
+        );
+    }
+    let folder = crate::paths::folder_of(&header.runbook);
+    let config = Config::discover(&folder)?;
+    let backend = config.backend(&target)?;
+    let identity = config.target(&target)?.identity();
+    let venue = Venue::service(Arc::new(backend), format!("target `{target}`")).locked(identity);
+    let run_opts = RunOptions {
+        path: header.runbook.clone(),
+        target: Some(target),
+        inventory: None,
+        speed: None,
+        auto_approve: false,
+        progress: opts.progress,
+        color: opts.color,
+        journal: true,
+        take_over: false,
+    };
+    eprintln!(
+        "resuming run {id}: {} recorded calls are answered from the journal, then the run goes on",
+        loaded
+            .records
+            .iter()
+            .filter(|r| r.entry.is_answer())
+            .count()
+    );
+    let journaling = Journaling {
+        run: RunRef { id, dir, project },
+        resume: Some(Resume { loaded, changed }),
+    };
+    let (outcome, speed) = run_with(&run_opts, venue, true, Some(journaling))?;
+    Ok(report(&outcome, &run_opts, speed))
+}
+
+/// The runbook and modules whose text differs from what the run started with.
+fn changed_files(header: &journal::Header) -> Vec<String> {
+    let mut changed = Vec::new();
+    let differs = |path: &Path, hash: &str| {
+        read_text(path).map_or(true, |text| journal::sha256(text.as_bytes()) != hash)
+    };
+    if differs(&header.runbook, &header.sha256) {
+        changed.push(crate::paths::display(&header.runbook));
+    }
+    for m in &header.modules {
+        let now = match &m.path {
+            Some(path) => read_text(path).ok().map(|t| journal::sha256(t.as_bytes())),
+            None => crate::script::stdlib::get(
+                m.name
+                    .trim_start_matches("stdlib/")
+                    .trim_end_matches(".rhai"),
+            )
+            .map(|t| journal::sha256(t.as_bytes())),
+        };
+        if now.as_deref() != Some(m.sha256.as_str()) {
+            changed.push(m.name.clone());
+        }
+    }
+    changed
 }

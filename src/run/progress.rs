@@ -4,7 +4,7 @@
 use crate::backend::{JobInfo, JobState};
 use crate::clock::{human, Clock, Timestamp};
 use crate::diagnostics::{summary_line, Finding};
-use crate::script::observer::{Observer, StepAnswer};
+use crate::script::observer::{Observer, StepAnswer, StepRequest};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -48,6 +48,28 @@ impl Progress {
             auto_approve,
             lines: RefCell::new(None),
             interrupt,
+        }
+    }
+
+    /// Waits for an approval given from another terminal.
+    fn wait_elsewhere(
+        &self,
+        timeout: Duration,
+        elsewhere: &dyn Fn(()) -> Option<String>,
+    ) -> StepAnswer {
+        let started = std::time::Instant::now();
+        loop {
+            if self.interrupt.is_cancelled() {
+                return StepAnswer::Aborted;
+            }
+            if let Some(by) = elsewhere(()) {
+                self.line(&format!("  approved by {by}"));
+                return StepAnswer::Approved { by };
+            }
+            if started.elapsed() >= timeout {
+                return StepAnswer::TimedOut;
+            }
+            std::thread::sleep(Duration::from_millis(200));
         }
     }
 
@@ -183,7 +205,31 @@ impl Observer for Progress {
         instructions: Option<&str>,
         timeout: Duration,
     ) -> StepAnswer {
-        self.line(&format!("MANUAL STEP: {title}"));
+        self.step(&StepRequest {
+            number: 0,
+            title,
+            instructions,
+            timeout,
+            external: None,
+            approve_command: None,
+        })
+    }
+
+    fn step(&self, request: &StepRequest) -> StepAnswer {
+        let StepRequest {
+            number,
+            title,
+            instructions,
+            timeout,
+            external,
+            approve_command,
+        } = request;
+        let timeout = *timeout;
+        if *number > 0 {
+            self.line(&format!("MANUAL STEP {number}: {title}"));
+        } else {
+            self.line(&format!("MANUAL STEP: {title}"));
+        }
         if let Some(i) = instructions {
             for l in i.lines() {
                 self.line(&format!("  {l}"));
@@ -195,10 +241,22 @@ impl Observer for Progress {
                 by: "auto-approve (simulation)".into(),
             };
         }
+        let external = *external;
+        let elsewhere = |()| external.and_then(|f| f());
+        if let Some(command) = approve_command {
+            self.line(&format!("  to approve from another terminal: {command}"));
+        }
         if !std::io::stdin().is_terminal() {
-            return StepAnswer::Unavailable(format!(
-                "manual step `{title}` needs an operator: run in a terminal, or pass --auto-approve (simulator only)"
+            if external.is_none() {
+                return StepAnswer::Unavailable(format!(
+                    "manual step `{title}` needs an operator: run in a terminal, or pass --auto-approve (simulator only)"
+                ));
+            }
+            self.line(&format!(
+                "  waiting up to {} for the approval",
+                human(timeout)
             ));
+            return self.wait_elsewhere(timeout, &elsewhere);
         }
         // People answer in real time, whatever the simulator's speed.
         let ask = || {
@@ -222,21 +280,27 @@ impl Observer for Progress {
                 if self.interrupt.is_cancelled() {
                     return StepAnswer::Aborted;
                 }
+                if let Some(by) = elsewhere(()) {
+                    eprintln!();
+                    return StepAnswer::Approved { by };
+                }
                 if started.elapsed() >= timeout {
                     return StepAnswer::TimedOut;
                 }
                 match rx.recv_timeout(Duration::from_millis(200)) {
                     Ok(line) => match line.trim().to_lowercase().as_str() {
                         "yes" | "y" | "done" => {
-                            let by = std::env::var("USER")
-                                .or_else(|_| std::env::var("USERNAME"))
-                                .unwrap_or_else(|_| "operator".into());
-                            return StepAnswer::Approved { by };
+                            return StepAnswer::Approved {
+                                by: crate::journal::operator(),
+                            };
                         }
                         "abort" => return StepAnswer::Aborted,
                         _ => ask(),
                     },
                     Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) if external.is_some() => {
+                        return self.wait_elsewhere(timeout.saturating_sub(started.elapsed()), &elsewhere)
+                    }
                     Err(RecvTimeoutError::Disconnected) => {
                         return StepAnswer::Unavailable(format!(
                             "manual step `{title}` cannot be confirmed: the terminal's input was closed"

@@ -6,7 +6,7 @@
 
 use super::errors::{function_name, place};
 use super::exec::Exec;
-use super::observer::{Observer, StepAnswer};
+use super::observer::{Observer, StepAnswer, StepRequest};
 use super::options::{type_name, Opts};
 use super::registry::{Effect, Primitive};
 use super::types::{JobHandle, VmHandle};
@@ -16,6 +16,7 @@ use crate::backend::{
 };
 use crate::clock::{human, Clock, Timestamp};
 use crate::diagnostics::{did_you_mean, Code, Finding, Frame, Location, Severity};
+use crate::journal::{Answer, Entry, Journal, Record, StepOutcome, Waited};
 use rhai::{Array, Dynamic, EvalAltResult, ImmutableString, Map, NativeCallContext};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -34,6 +35,8 @@ pub const DEFAULT_STEP: Duration = Duration::from_secs(3600);
 pub const DEFAULT_DRILL_AGE: Duration = Duration::from_secs(30 * 86400);
 /// Polling interval when the service gives no Retry-After.
 const POLL: Duration = Duration::from_secs(30);
+/// How much earlier than its intent a settled job may say it started (clock skew).
+const SETTLE_SKEW: Duration = Duration::from_secs(300);
 
 /// Whether this is a dry run (`check`) or a real run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,6 +107,10 @@ pub struct Host {
     state: RefCell<State>,
     call_stack: std::cell::Cell<bool>,
     names_used: std::cell::Cell<bool>,
+    /// The run's journal: every answer recorded, and replayed on resume.
+    journal: Option<Rc<Journal>>,
+    /// Manual steps reached so far.
+    steps: std::cell::Cell<u32>,
 }
 
 impl Host {
@@ -129,7 +136,15 @@ impl Host {
             state: RefCell::new(State::default()),
             call_stack: std::cell::Cell::new(false),
             names_used: std::cell::Cell::new(false),
+            journal: None,
+            steps: std::cell::Cell::new(0),
         }
+    }
+
+    /// Records the run in `journal` (and replays what it holds from earlier attempts).
+    pub fn with_journal(mut self, journal: Rc<Journal>) -> Self {
+        self.journal = Some(journal);
+        self
     }
 
     /// Called by the engine builder when the engine keeps Rhai's call stack.
@@ -363,9 +378,10 @@ impl Host {
 
     fn lookup(&self, ctx: &NativeCallContext, name: &str) -> Result<Item, Raise> {
         self.names_used.set(true);
-        self.exec
-            .block_on(self.backend.item(name))
-            .map_err(|e| self.backend_error(ctx, e))
+        self.read(ctx, "item", name, || {
+            self.exec.block_on(self.backend.item(name))
+        })?
+        .map_err(|e| self.backend_error(ctx, e))
     }
 
     fn job_arg(
@@ -551,6 +567,7 @@ impl Host {
             "note" => {
                 let text = self.text_arg(ctx, prim, a0)?;
                 self.observer.note(&text);
+                self.describe(Entry::Note { text });
                 Ok(Dynamic::UNIT)
             }
             other => Err(self.refuse(
@@ -619,16 +636,17 @@ impl Host {
         }
         let mut names: Vec<String> = match &plan {
             Some(p) => self
-                .exec
-                .block_on(self.backend.plan_members(p))
+                .read(ctx, "plan", p, || {
+                    self.exec.block_on(self.backend.plan_members(p))
+                })?
                 .map_err(|e| self.backend_error(ctx, e))?,
             None => self
-                .exec
-                .block_on(self.backend.list_items())
-                .map_err(|e| self.backend_error(ctx, e))?
-                .into_iter()
-                .map(|i| i.name)
-                .collect(),
+                .read(ctx, "items", "", || {
+                    self.exec
+                        .block_on(self.backend.list_items())
+                        .map(|items| items.into_iter().map(|i| i.name).collect())
+                })?
+                .map_err(|e| self.backend_error(ctx, e))?,
         };
         if let Some(g) = &glob {
             let pattern = glob::Pattern::new(g).map_err(|e| {
@@ -726,8 +744,7 @@ impl Host {
         let op = request.operation;
         tracing::debug!(vm = name, operation = %op, "issuing");
         let job = self
-            .exec
-            .block_on(self.backend.start(name, &request))
+            .issue(ctx, name, request)?
             .map_err(|e| self.backend_error(ctx, e))?;
         let site = self.site(ctx);
         if job.state == JobState::Failed && job.errors.first().is_some_and(|e| e.code == "532") {
@@ -793,8 +810,7 @@ impl Host {
             ));
         }
         let info = self
-            .exec
-            .block_on(self.backend.cancel_job(&job.id))
+            .issue_cancel(ctx, &job)?
             .map_err(|e| self.backend_error(ctx, e))?;
         self.update(&info);
         let index = self.state.borrow().by_id.get(&info.id).copied();
@@ -869,8 +885,6 @@ impl Host {
     ) -> Result<Vec<JobInfo>, Raise> {
         let explicit = timeout.is_some();
         let timeout = timeout.unwrap_or(DEFAULT_WAIT);
-        let deadline = self.clock.now().plus(timeout);
-        let mut done: Vec<Option<JobInfo>> = vec![None; ids.len()];
         {
             let mut st = self.state.borrow_mut();
             for id in ids {
@@ -879,6 +893,55 @@ impl Host {
                 }
             }
         }
+        let recorded = match self.journal.as_ref().and_then(|j| j.next_answer()) {
+            Some(Record {
+                entry: Entry::Waited { jobs, outcome },
+                ..
+            }) if jobs == ids => Some(outcome),
+            Some(other) => {
+                return Err(self.diverged(ctx, &format!("a wait for {} job(s)", ids.len()), other))
+            }
+            None => None,
+        };
+        let outcome = match recorded {
+            Some(outcome) => outcome,
+            None => {
+                let outcome = self.poll(ctx, ids, timeout)?;
+                let lost = matches!(outcome, Waited::Failed(BackendError::Transport(_)));
+                if let (Some(j), false) = (&self.journal, lost) {
+                    let entry = Entry::Waited {
+                        jobs: ids.to_vec(),
+                        outcome: outcome.clone(),
+                    };
+                    if let Err(e) = j.append(self.clock.now(), entry) {
+                        tracing::warn!("{e}");
+                    }
+                }
+                outcome
+            }
+        };
+        let done = match outcome {
+            Waited::Done(done) => done,
+            Waited::TimedOut(latest) => return Err(self.timed_out(ctx, &latest, timeout, explicit)),
+            Waited::Failed(e) => return Err(self.backend_error(ctx, e)),
+        };
+        for info in &done {
+            self.update(info);
+            self.observer.job_updated(info);
+        }
+        self.conclude(ctx, done)
+    }
+
+    /// Follows jobs until they end or `timeout` passes. Errs only when the run is
+    /// interrupted (then nothing is recorded, and a resume waits again).
+    fn poll(
+        &self,
+        ctx: &NativeCallContext,
+        ids: &[String],
+        timeout: Duration,
+    ) -> Result<Waited, Raise> {
+        let deadline = self.clock.now().plus(timeout);
+        let mut done: Vec<Option<JobInfo>> = vec![None; ids.len()];
         loop {
             let mut next = POLL;
             let mut soonest: Option<Timestamp> = None;
@@ -887,10 +950,10 @@ impl Host {
                 if done[i].is_some() {
                     continue;
                 }
-                let info = self
-                    .exec
-                    .block_on(self.backend.job(id))
-                    .map_err(|e| self.backend_error(ctx, e))?;
+                let info = match self.exec.block_on(self.backend.job(id)) {
+                    Ok(info) => info,
+                    Err(e) => return Ok(Waited::Failed(e)),
+                };
                 tracing::trace!(job = %info.id, state = %info.state, "polled");
                 self.update(&info);
                 self.observer.job_updated(&info);
@@ -902,7 +965,7 @@ impl Host {
                     let mut at_deadline = info;
                     at_deadline.state = JobState::InProgress;
                     at_deadline.ended = None;
-                    return Err(self.timed_out(ctx, &[at_deadline], timeout, explicit));
+                    return Ok(Waited::TimedOut(vec![at_deadline]));
                 }
                 if info.state.is_terminal() {
                     done[i] = Some(info);
@@ -919,7 +982,7 @@ impl Host {
             }
             let now = self.clock.now();
             if now >= deadline {
-                return Err(self.timed_out(ctx, &latest, timeout, explicit));
+                return Ok(Waited::TimedOut(latest));
             }
             // On a virtual clock nothing happens between polls, so jump to the next job's
             // end instead of polling every Retry-After.
@@ -944,7 +1007,11 @@ impl Host {
                 ));
             }
         }
-        let done: Vec<JobInfo> = done.into_iter().flatten().collect();
+        Ok(Waited::Done(done.into_iter().flatten().collect()))
+    }
+
+    /// What ended jobs mean for the script: warnings, and an error if one did not succeed.
+    fn conclude(&self, ctx: &NativeCallContext, done: Vec<JobInfo>) -> Result<Vec<JobInfo>, Raise> {
         for job in done
             .iter()
             .filter(|j| j.state == JobState::Succeeded && !j.warnings.is_empty())
@@ -1101,6 +1168,11 @@ impl Host {
                 .verified
                 .insert(name.clone(), (item.active_location, self.clock.now()));
             self.observer.verified(&name, &checked.join(", "));
+            self.describe(Entry::Verified {
+                vm: name.clone(),
+                site: item.active_location,
+                what: checked.join(", "),
+            });
             return Ok(Dynamic::UNIT);
         }
         let mut finding = Finding::new(
@@ -1133,12 +1205,44 @@ impl Host {
             .iter()
             .map(|v| self.vm_name(ctx, prim, v))
             .collect::<Result<_, _>>()?;
-        let mut problems: Vec<String> = Vec::new();
-        let providers = self
-            .exec
-            .block_on(self.backend.providers())
+        if !names.is_empty() {
+            self.names_used.set(true);
+        }
+        // Recorded as one answer: its findings depend on the time (drill ages), and a
+        // resume must see what the run saw.
+        let problems = self
+            .read(ctx, "preflight", &names.join(","), || {
+                self.preflight_problems(&names, max_age)
+            })?
             .map_err(|e| self.backend_error(ctx, e))?;
-        for p in &providers {
+        for p in &problems {
+            self.observer.note(&format!("preflight: {p}"));
+        }
+        if problems.is_empty() {
+            self.observer.note(&format!(
+                "preflight: {} VMs ready, both sites connected",
+                names.len()
+            ));
+        }
+        let mut map = Map::new();
+        map.insert("ok".into(), problems.is_empty().into());
+        map.insert(
+            "problems".into(),
+            Dynamic::from_array(problems.into_iter().map(Dynamic::from).collect()),
+        );
+        map.insert("checked".into(), Dynamic::from_int(names.len() as i64));
+        Ok(Dynamic::from_map(map))
+    }
+
+    /// What stands in the way of a recovery of `names`: unconnected sites, VMs that do
+    /// not replicate or are unhealthy, drills waiting for cleanup, old or missing drills.
+    fn preflight_problems(
+        &self,
+        names: &[String],
+        max_age: Duration,
+    ) -> Result<Vec<String>, BackendError> {
+        let mut problems: Vec<String> = Vec::new();
+        for p in &self.exec.block_on(self.backend.providers())? {
             if !p.connected {
                 problems.push(format!(
                     "the {} site's server `{}` is not connected to Site Recovery",
@@ -1148,8 +1252,8 @@ impl Host {
             }
         }
         let now = self.clock.now();
-        for name in &names {
-            let item = self.lookup(ctx, name)?;
+        for name in names {
+            let item = self.exec.block_on(self.backend.item(name))?;
             if !item.replicating {
                 problems.push(format!(
                     "`{name}` is not replicating ({})",
@@ -1172,23 +1276,7 @@ impl Host {
                 Some(_) => {}
             }
         }
-        for p in &problems {
-            self.observer.note(&format!("preflight: {p}"));
-        }
-        if problems.is_empty() {
-            self.observer.note(&format!(
-                "preflight: {} VMs ready, both sites connected",
-                names.len()
-            ));
-        }
-        let mut map = Map::new();
-        map.insert("ok".into(), problems.is_empty().into());
-        map.insert(
-            "problems".into(),
-            Dynamic::from_array(problems.into_iter().map(Dynamic::from).collect()),
-        );
-        map.insert("checked".into(), Dynamic::from_int(names.len() as i64));
-        Ok(Dynamic::from_map(map))
+        Ok(problems)
     }
 
     fn manual_step(
@@ -1208,10 +1296,35 @@ impl Host {
         }
         let timeout = opts.duration("timeout").unwrap_or(DEFAULT_STEP);
         let instructions = opts.text("instructions");
-        match self
-            .observer
-            .manual_step(title, instructions.as_deref(), timeout)
-        {
+        let number = self.steps.get() + 1;
+        self.steps.set(number);
+        let answer = match self.journal.as_ref().and_then(|j| j.next_answer()) {
+            Some(Record {
+                entry: Entry::Step {
+                    title: t, outcome, ..
+                },
+                at,
+                ..
+            }) if t == title => match outcome {
+                StepOutcome::Approved { by } => {
+                    self.observer.note(&format!(
+                        "manual step {number} `{title}`: approved by {by} (recorded)"
+                    ));
+                    self.state.borrow_mut().approvals.push(Approval {
+                        title: title.to_string(),
+                        by,
+                        at,
+                    });
+                    return Ok(Dynamic::UNIT);
+                }
+                StepOutcome::TimedOut => StepAnswer::TimedOut,
+            },
+            Some(other) => {
+                return Err(self.diverged(ctx, &format!("manual step `{title}`"), other))
+            }
+            None => self.ask(number, title, instructions.as_deref(), timeout),
+        };
+        match answer {
             _ if self.is_interrupted() => Err(self.refuse(
                 ctx,
                 Finding::new(
@@ -1222,6 +1335,7 @@ impl Host {
             )),
             StepAnswer::Approved { by } => {
                 let at = self.clock.now();
+                self.record_step(number, title, StepOutcome::Approved { by: by.clone() });
                 self.state.borrow_mut().approvals.push(Approval {
                     title: title.to_string(),
                     by,
@@ -1237,18 +1351,374 @@ impl Host {
                 )
                 .help("jobs already started go on in the service; nothing was cancelled"),
             )),
-            StepAnswer::TimedOut => Err(self.fail(
-                ctx,
-                Finding::new(
-                    Code::ScriptError,
-                    format!(
-                        "manual step `{title}` was not confirmed within {}",
-                        human(timeout)
+            StepAnswer::TimedOut => {
+                self.record_step(number, title, StepOutcome::TimedOut);
+                Err(self.fail(
+                    ctx,
+                    Finding::new(
+                        Code::ScriptError,
+                        format!(
+                            "manual step `{title}` was not confirmed within {}",
+                            human(timeout)
+                        ),
                     ),
-                ),
-            )),
+                ))
+            }
             StepAnswer::Unavailable(why) => Err(self.refuse(ctx, Finding::new(Code::Refused, why))),
         }
+    }
+
+    // ---- the journal -------------------------------------------------------------------
+
+    /// Asks the operator (or another terminal, through the run's folder) to confirm step
+    /// `number`.
+    fn ask(
+        &self,
+        number: u32,
+        title: &str,
+        instructions: Option<&str>,
+        timeout: Duration,
+    ) -> StepAnswer {
+        let folder = self
+            .journal
+            .as_ref()
+            .and_then(|j| j.path().parent().map(std::path::Path::to_path_buf));
+        let external =
+            |dir: &std::path::Path| crate::journal::approvals::given(dir, number).map(|g| g.by);
+        let poll;
+        let mut request = StepRequest {
+            number,
+            title,
+            instructions,
+            timeout,
+            external: None,
+            approve_command: None,
+        };
+        if let (Some(dir), Some(j)) = (&folder, &self.journal) {
+            if let Err(e) = crate::journal::approvals::set_waiting(dir, number, title) {
+                tracing::warn!("cannot say which step the run waits at: {e}");
+            }
+            poll = move || external(dir);
+            request.external = Some(&poll);
+            request.approve_command = Some(format!("runbook approve {} {number}", j.run()));
+        }
+        let answer = self.observer.step(&request);
+        if let Some(dir) = &folder {
+            crate::journal::approvals::clear_waiting(dir);
+        }
+        answer
+    }
+
+    fn record_step(&self, number: u32, title: &str, outcome: StepOutcome) {
+        if let Some(j) = &self.journal {
+            let entry = Entry::Step {
+                number,
+                title: title.to_string(),
+                outcome,
+            };
+            if let Err(e) = j.append(self.clock.now(), entry) {
+                tracing::warn!("{e}");
+            }
+        }
+    }
+
+    /// Records a description of the run (a note, a verification) unless it is replayed.
+    fn describe(&self, entry: Entry) {
+        if let Some(j) = &self.journal {
+            j.describe(self.clock.now(), entry);
+        }
+    }
+
+    /// The run took another path than the journal records: it cannot be resumed safely.
+    fn diverged(&self, ctx: &NativeCallContext, doing: &str, recorded: Record) -> Raise {
+        self.refuse(
+            ctx,
+            Finding::new(
+                Code::Refused,
+                format!(
+                    "the resumed run does not follow its journal: it now makes {doing}, where record {} of the journal is {}",
+                    recorded.seq,
+                    recorded.entry.describe()
+                ),
+            )
+            .label("the run went another way here")
+            .help("nothing was issued; the runbook behaves differently than when the run started (did it or its inventory change?). Look at `runbook show RUN` and start a new run"),
+        )
+    }
+
+    /// A read, answered from the journal on resume and recorded otherwise. A transport
+    /// failure is not recorded: a resume reads again.
+    fn read<T: serde::Serialize + serde::de::DeserializeOwned>(
+        &self,
+        ctx: &NativeCallContext,
+        call: &str,
+        key: &str,
+        live: impl FnOnce() -> Result<T, BackendError>,
+    ) -> Result<Result<T, BackendError>, Raise> {
+        let Some(j) = &self.journal else {
+            return Ok(live());
+        };
+        match j.next_answer() {
+            Some(Record {
+                entry:
+                    Entry::Read {
+                        call: c,
+                        key: k,
+                        answer,
+                    },
+                ..
+            }) if c == call && k == key => {
+                return Ok(match answer {
+                    Answer::Ok(v) => serde_json::from_value(v).map_err(|e| {
+                        BackendError::Transport(format!("the journal's answer is unreadable: {e}"))
+                    }),
+                    Answer::Err(e) => Err(e),
+                });
+            }
+            Some(other) => {
+                return Err(self.diverged(ctx, &format!("a read of {call} `{key}`"), other))
+            }
+            None => {}
+        }
+        let result = live();
+        let answer = match &result {
+            Ok(v) => serde_json::to_value(v).map(Answer::Ok).ok(),
+            Err(BackendError::Transport(_)) => None,
+            Err(e) => Some(Answer::Err(e.clone())),
+        };
+        if let Some(answer) = answer {
+            let entry = Entry::Read {
+                call: call.to_string(),
+                key: key.to_string(),
+                answer,
+            };
+            if let Err(e) = j.append(self.clock.now(), entry) {
+                tracing::warn!("{e}");
+            }
+        }
+        Ok(result)
+    }
+
+    /// Refuses a mutating call when the journal cannot be written.
+    fn journal_writable(
+        &self,
+        ctx: &NativeCallContext,
+        what: &str,
+        j: &Journal,
+    ) -> Result<(), Raise> {
+        match j.broken() {
+            None => Ok(()),
+            Some(why) => Err(self.refuse(
+                ctx,
+                Finding::new(Code::Refused, format!("{what} was not issued: {why}"))
+                    .help("free the disk (or fix the folder's permissions), then `runbook resume` the run; jobs already started go on in the service"),
+            )),
+        }
+    }
+
+    /// Starts an operation through the journal: its intent is on disk before the request
+    /// leaves, and its answer after. On resume, a recorded answer is replayed; an intent
+    /// without an answer is settled with the service before anything is sent again.
+    fn issue(
+        &self,
+        ctx: &NativeCallContext,
+        name: &str,
+        request: OperationRequest,
+    ) -> Result<Result<JobInfo, BackendError>, Raise> {
+        let Some(j) = &self.journal else {
+            return Ok(self.exec.block_on(self.backend.start(name, &request)));
+        };
+        let op = request.operation;
+        match j.next_answer() {
+            Some(Record {
+                seq,
+                at,
+                entry: Entry::Intent {
+                    vm, operation, key, ..
+                },
+            }) if vm == name && operation == op.as_str() => {
+                let request = OperationRequest {
+                    key: Some(key),
+                    ..request
+                };
+                return match j.next_answer() {
+                    Some(Record {
+                        entry: Entry::Issued { intent, answer, .. },
+                        ..
+                    }) if intent == seq => Ok(answer.into()),
+                    Some(other) => {
+                        Err(self.diverged(ctx, &format!("the answer to {op} of `{name}`"), other))
+                    }
+                    None => self.settle(ctx, j, seq, at, name, request),
+                };
+            }
+            Some(other) => return Err(self.diverged(ctx, &format!("{op} of `{name}`"), other)),
+            None => {}
+        }
+        self.journal_writable(ctx, &format!("{op} of `{name}`"), j)?;
+        let seq = j.next_seq();
+        let request = OperationRequest {
+            key: Some(j.key(seq)),
+            ..request
+        };
+        let intent = Entry::Intent {
+            vm: name.to_string(),
+            operation: op.as_str().to_string(),
+            request: Some(request.clone()),
+            job: None,
+            key: j.key(seq),
+            line: Some(self.site(ctx).runbook_location().to_string()),
+        };
+        j.append(self.clock.now(), intent)
+            .map_err(|why| self.journal_failed(ctx, &format!("{op} of `{name}`"), why))?;
+        let answer = self.exec.block_on(self.backend.start(name, &request));
+        self.record_issued(j, seq, &answer, false);
+        Ok(answer)
+    }
+
+    fn journal_failed(&self, ctx: &NativeCallContext, what: &str, why: String) -> Raise {
+        self.refuse(
+            ctx,
+            Finding::new(Code::Refused, format!("{what} was not issued: {why}"))
+                .help("free the disk (or fix the folder's permissions), then `runbook resume` the run; jobs already started go on in the service"),
+        )
+    }
+
+    /// Records the answer to intent `seq`, except a lost one (the intent stays open, and a
+    /// resume settles it with the service).
+    fn record_issued(
+        &self,
+        j: &Journal,
+        seq: u64,
+        answer: &Result<JobInfo, BackendError>,
+        settled: bool,
+    ) {
+        if matches!(answer, Err(BackendError::Transport(_))) {
+            return;
+        }
+        let entry = Entry::Issued {
+            intent: seq,
+            answer: Answer::from(answer.clone()),
+            settled,
+        };
+        if let Err(e) = j.append(self.clock.now(), entry) {
+            tracing::warn!("{e}");
+        }
+    }
+
+    /// An intent whose answer never reached the journal (the runner crashed): finds the
+    /// job it created; if the service has none and the VM still allows the operation, the
+    /// request never arrived and is sent now (with the same key); otherwise stops.
+    fn settle(
+        &self,
+        ctx: &NativeCallContext,
+        j: &Journal,
+        seq: u64,
+        at: Timestamp,
+        name: &str,
+        request: OperationRequest,
+    ) -> Result<Result<JobInfo, BackendError>, Raise> {
+        let op = request.operation;
+        let since = Timestamp(at.0.saturating_sub(SETTLE_SKEW.as_millis() as u64));
+        let cannot = |why: String| {
+            self.refuse(
+                ctx,
+                Finding::new(
+                    Code::Refused,
+                    format!("cannot tell whether the {op} of `{name}` (journal record {seq}) reached the service: {why}"),
+                )
+                .help("nothing was sent again. Check the vault's job list for the operation; resume again once the service answers"),
+            )
+        };
+        let found = self
+            .exec
+            .block_on(self.backend.find_started(name, &request, since))
+            .map_err(|e| cannot(e.to_string()))?;
+        if let Some(job) = found {
+            self.observer.note(&format!(
+                "{op} of `{name}`: found job {} started before the interruption; following it",
+                job.id
+            ));
+            let answer = Ok(job);
+            self.record_issued(j, seq, &answer, true);
+            return Ok(answer);
+        }
+        let item = self
+            .exec
+            .block_on(self.backend.item(name))
+            .map_err(|e| cannot(e.to_string()))?;
+        if !item.allows(op) || item.current_job.is_some() {
+            return Err(cannot(format!(
+                "the service has no job for it, and `{name}` is now {}{}",
+                item.protection_state,
+                item.current_job
+                    .as_deref()
+                    .map(|job| format!(" with job {job} running"))
+                    .unwrap_or_default()
+            )));
+        }
+        self.observer.note(&format!(
+            "{op} of `{name}` never reached the service before the interruption; issuing it now"
+        ));
+        self.journal_writable(ctx, &format!("{op} of `{name}`"), j)?;
+        let answer = self.exec.block_on(self.backend.start(name, &request));
+        self.record_issued(j, seq, &answer, false);
+        Ok(answer)
+    }
+
+    /// Cancels a job through the journal, as [`Host::issue`] starts one. Cancelling again
+    /// is harmless, so an unsettled cancel is simply sent again unless the job ended.
+    fn issue_cancel(
+        &self,
+        ctx: &NativeCallContext,
+        job: &JobInfo,
+    ) -> Result<Result<JobInfo, BackendError>, Raise> {
+        let Some(j) = &self.journal else {
+            return Ok(self.exec.block_on(self.backend.cancel_job(&job.id)));
+        };
+        let what = format!("the cancel of job {}", job.id);
+        let seq = match j.next_answer() {
+            Some(Record {
+                seq,
+                entry: Entry::Intent { job: Some(id), .. },
+                ..
+            }) if id == job.id => match j.next_answer() {
+                Some(Record {
+                    entry: Entry::Issued { intent, answer, .. },
+                    ..
+                }) if intent == seq => return Ok(answer.into()),
+                Some(other) => return Err(self.diverged(ctx, &what, other)),
+                None => {
+                    let now = self.exec.block_on(self.backend.job(&job.id));
+                    if let Ok(info) = &now {
+                        if info.state.is_terminal() {
+                            self.record_issued(j, seq, &now, true);
+                            return Ok(now);
+                        }
+                    }
+                    seq
+                }
+            },
+            Some(other) => return Err(self.diverged(ctx, &what, other)),
+            None => {
+                self.journal_writable(ctx, &what, j)?;
+                let seq = j.next_seq();
+                let intent = Entry::Intent {
+                    vm: job.vm.clone(),
+                    operation: "cancel".into(),
+                    request: None,
+                    job: Some(job.id.clone()),
+                    key: j.key(seq),
+                    line: Some(self.site(ctx).runbook_location().to_string()),
+                };
+                j.append(self.clock.now(), intent)
+                    .map_err(|why| self.journal_failed(ctx, &what, why))?;
+                seq
+            }
+        };
+        let answer = self.exec.block_on(self.backend.cancel_job(&job.id));
+        self.record_issued(j, seq, &answer, false);
+        Ok(answer)
     }
 
     // ---- the end of a run --------------------------------------------------------------

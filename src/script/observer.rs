@@ -17,6 +17,19 @@ pub enum StepAnswer {
     Unavailable(String),
 }
 
+/// A manual step as the host asks for it.
+pub struct StepRequest<'a> {
+    /// The step's number in the run (1, 2, ...), as `runbook approve RUN STEP` names it.
+    pub number: u32,
+    pub title: &'a str,
+    pub instructions: Option<&'a str>,
+    pub timeout: Duration,
+    /// An approval given from another terminal (`runbook approve`), if one was: who.
+    pub external: Option<&'a dyn Fn() -> Option<String>>,
+    /// The command that approves the step from another terminal.
+    pub approve_command: Option<String>,
+}
+
 pub trait Observer {
     /// `print` and `debug` from the script.
     fn print(&self, _text: &str) {}
@@ -27,6 +40,11 @@ pub trait Observer {
     fn warning(&self, _finding: &Finding) {}
     fn manual_step(&self, title: &str, instructions: Option<&str>, timeout: Duration)
         -> StepAnswer;
+    /// A manual step with its number and a way to be approved from elsewhere; observers
+    /// that cannot wait for others answer as [`Observer::manual_step`].
+    fn step(&self, request: &StepRequest) -> StepAnswer {
+        self.manual_step(request.title, request.instructions, request.timeout)
+    }
 }
 
 /// Discards everything and confirms manual steps: the dry run of `check`.

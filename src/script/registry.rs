@@ -102,6 +102,18 @@ impl Effect {
             Effect::Control => "control",
         }
     }
+
+    /// What the effect means, in a few words.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Effect::Read => "reads state only",
+            Effect::Mutate => "starts an operation that changes the VM",
+            Effect::Destructive => {
+                "changes the VM and deletes what cannot be recovered (recovery points)"
+            }
+            Effect::Control => "controls the run: waits, notes, manual steps",
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -346,6 +358,81 @@ pub static PRIMITIVES: &[Primitive] = &[
         effect: Effect::Control,
         returns: "()",
         doc: "An operator-visible line in the run's output.",
+    },
+];
+
+/// A property of a handle scripts hold (`job.state`), read-only.
+#[derive(Debug)]
+pub struct Property {
+    /// The type that has it: `Vm` or `Job`.
+    pub owner: &'static str,
+    pub name: &'static str,
+    /// Its Rhai type: `String`, `Array`, or `?` when it may also be `()`.
+    pub returns: &'static str,
+    pub doc: &'static str,
+}
+
+/// The properties of `Vm` and `Job` (registered in `types.rs`; a test keeps the two in step).
+pub static PROPERTIES: &[Property] = &[
+    Property {
+        owner: "Vm",
+        name: "name",
+        returns: "String",
+        doc: "The VM's name.",
+    },
+    Property {
+        owner: "Job",
+        name: "id",
+        returns: "String",
+        doc: "The job's id in the service.",
+    },
+    Property {
+        owner: "Job",
+        name: "operation",
+        returns: "String",
+        doc: "What the job does: `planned_failover`, `unplanned_failover`, `commit`, `reverse_replicate`, `test_failover` or `test_failover_cleanup`.",
+    },
+    Property {
+        owner: "Job",
+        name: "vm",
+        returns: "String",
+        doc: "The name of the VM the job works on.",
+    },
+    Property {
+        owner: "Job",
+        name: "state",
+        returns: "String",
+        doc: "`NotStarted`, `InProgress`, `Succeeded`, `Failed` or `Cancelled`, as last seen: a handle is updated when the job is waited on.",
+    },
+    Property {
+        owner: "Job",
+        name: "errors",
+        returns: "Array",
+        doc: "The service's errors, each a map with `code`, `message`, `possible_causes` and `recommended_action`.",
+    },
+    Property {
+        owner: "Job",
+        name: "warnings",
+        returns: "Array",
+        doc: "The warnings of a job that succeeded with warnings (strings).",
+    },
+    Property {
+        owner: "Job",
+        name: "started",
+        returns: "String",
+        doc: "When the job started (RFC 3339).",
+    },
+    Property {
+        owner: "Job",
+        name: "ended",
+        returns: "?",
+        doc: "When the job ended (RFC 3339), or `()` while it runs.",
+    },
+    Property {
+        owner: "Job",
+        name: "duration",
+        returns: "?",
+        doc: "How long the job took, such as `8m 30s`, or `()` while it runs.",
     },
 ];
 

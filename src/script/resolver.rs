@@ -30,6 +30,8 @@ pub const STDLIB_PREFIX: &str = "runbook/";
 struct Inner {
     root: Option<PathBuf>,
     sources: RefCell<Sources>,
+    /// Each loaded source's file (none for the stdlib), by source name.
+    files: RefCell<std::collections::BTreeMap<String, Option<PathBuf>>>,
     names: RefCell<HashMap<String, String>>,
     cache: RefCell<HashMap<String, SharedModule>>,
     /// Imports being evaluated, outermost first: an import of one of them is a cycle.
@@ -46,6 +48,7 @@ impl Resolver {
         Resolver(Rc::new(Inner {
             root: root.and_then(|r| std::fs::canonicalize(r).ok()),
             sources: RefCell::new(Sources::default()),
+            files: RefCell::new(std::collections::BTreeMap::new()),
             names: RefCell::new(HashMap::new()),
             cache: RefCell::new(HashMap::new()),
             loading: RefCell::new(Vec::new()),
@@ -55,6 +58,20 @@ impl Resolver {
     /// Every source loaded so far.
     pub fn sources(&self) -> Sources {
         self.0.sources.borrow().clone()
+    }
+
+    /// Every module loaded so far: source name, file (none for the stdlib), text.
+    pub fn modules(&self) -> Vec<(String, Option<PathBuf>, Arc<str>)> {
+        let sources = self.0.sources.borrow();
+        self.0
+            .files
+            .borrow()
+            .iter()
+            .filter_map(|(name, file)| {
+                let text = sources.get(name)?.clone();
+                Some((name.clone(), file.clone(), text))
+            })
+            .collect()
     }
 
     /// The source name an import path was loaded under.
@@ -76,7 +93,8 @@ impl Resolver {
                 )
             })?;
             let name = format!("stdlib/{module}.rhai");
-            self.remember(path, &name, text);
+            self.remember(path, &name, text, true);
+            self.0.files.borrow_mut().insert(name.clone(), None);
             return Ok((name, Arc::from(text)));
         }
         let rel = Path::new(path);
@@ -115,7 +133,8 @@ impl Resolver {
         }
         let text = crate::config::read_text(&real).map_err(|e| e.to_string())?;
         let name = crate::paths::display(&file);
-        self.remember(path, &name, &text);
+        self.remember(path, &name, &text, false);
+        self.0.files.borrow_mut().insert(name.clone(), Some(real));
         Ok((name, Arc::from(text.as_str())))
     }
 
@@ -142,13 +161,20 @@ impl Resolver {
         Ok((name, text, ast))
     }
 
-    fn remember(&self, path: &str, name: &str, text: &str) {
+    /// Records an import's source name and text (`embedded`: the stdlib's, not a file's).
+    fn remember(&self, path: &str, name: &str, text: &str, embedded: bool) {
         self.0
             .names
             .borrow_mut()
             .insert(path.to_string(), name.to_string());
-        if self.0.sources.borrow().get(name).is_none() {
-            self.0.sources.borrow_mut().insert(name, text);
+        let mut sources = self.0.sources.borrow_mut();
+        if sources.get(name).is_some() {
+            return;
+        }
+        if embedded {
+            sources.insert_embedded(name, text);
+        } else {
+            sources.insert(name, text);
         }
     }
 }

@@ -122,3 +122,25 @@ fn global_fn<A: 'static, const N: usize, const X: bool, R, F>(
         .in_global_namespace()
         .set_into_module(module, func);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::script::registry::PROPERTIES;
+
+    #[test]
+    fn every_registered_property_is_documented_in_the_registry_and_back() {
+        let mut module = Module::new();
+        register_into(&mut module);
+        let mut registered: Vec<String> = module
+            .gen_fn_signatures_with_mapper(|t| t.into())
+            .filter_map(|sig| Some(sig.strip_prefix("get$")?.split_once('(')?.0.to_string()))
+            .collect();
+        registered.sort();
+        let mut documented: Vec<String> = PROPERTIES.iter().map(|p| p.name.to_string()).collect();
+        documented.sort();
+        assert!(registered.len() >= 10, "{registered:?}");
+        // Which type each belongs to is proven by a runbook reading them all (tests/api).
+        assert_eq!(registered, documented);
+    }
+}

@@ -170,7 +170,8 @@ impl Server {
     }
 
     /// Requests by kind (`"POST plannedFailover"`, `"GET job"`...), refusals (`"401"`,
-    /// `"429"`...) and faults fired (`"fault 500"`...).
+    /// `"429"`...), faults fired (`"fault 500"`...) and operations that reached an item
+    /// (`"issued web-01 commit"`).
     pub fn stats(&self) -> BTreeMap<String, u64> {
         lock(&self.stats).clone()
     }
@@ -617,6 +618,8 @@ async fn arm_request(
                 Ok(item) => item,
                 Err(r) => return r,
             };
+            // What reached the service, per item: how tests prove nothing was sent twice.
+            server.count(&format!("issued {} {}", item.name, request.operation.as_str()));
             match server.sim.start(&item.name, &request).await {
                 Ok(job) => {
                     if let Some(id) = client_request_id {

@@ -169,20 +169,21 @@ fn malformed_configuration_exits_2_with_the_line() {
 }
 
 #[test]
-fn a_manual_step_without_an_operator_stops_the_run_before_anything_else() {
-    let out = cli(&[
-        "run",
-        "runbooks/site-failover.rhai",
-        "--speed",
-        "1000000",
-        "--no-progress",
-    ]);
+fn a_manual_step_nobody_approves_times_out_as_the_runbook_says_before_anything_else() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("plan.rhai"),
+        "manual_step(\"Stop the batch jobs\", #{ timeout: \"1s\" });\nlet j = failover(\"web-01\", #{ kind: \"planned\" });\nwait_job(j);\n",
+    )
+    .unwrap();
+    let out = cli_in(dir.path(), &["run", "plan.rhai", "--no-progress"]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("error[RB115]") && stderr.contains("needs an operator"),
-        "{stderr}"
+        stderr.contains("runbook approve") && stderr.contains("waiting up to 1s"),
+        "it says how to approve from another terminal: {stderr}"
     );
+    assert!(stderr.contains("was not confirmed within 1s"), "{stderr}");
     assert!(
         !stderr.contains("started planned_failover"),
         "nothing was issued: {stderr}"

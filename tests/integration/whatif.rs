@@ -22,7 +22,7 @@ fn json(args: &[&str]) -> Value {
     let mut all = vec!["--format", "json"];
     all.extend(args);
     let v: Value = serde_json::from_str(&what_if(&all, 0)).expect("the JSON parses");
-    v[0].clone()
+    v["files"][0].clone()
 }
 
 /// The 1-based line of the first line of `path` that contains `needle`.
@@ -159,7 +159,7 @@ fn failures_at_the_same_line_make_one_finding_that_names_the_others() {
     );
     let failover = &findings[0];
     assert_eq!(failover["code"], "RB117");
-    assert_eq!(failover["location"]["line"], line_of(path, "failover(vm"));
+    assert_eq!(failover["line"], line_of(path, "failover(vm"));
     let notes: Vec<&str> = failover["notes"]
         .as_array()
         .unwrap()
@@ -212,7 +212,7 @@ fn what_if_runs_only_when_asked_and_only_on_runbooks_without_errors() {
         "runbooks/planned-failover.rhai",
     ]);
     let v: Value = serde_json::from_str(&text(&out.stdout)).unwrap();
-    assert!(v[0].get("what_if").is_none(), "{v:#}");
+    assert!(v["files"][0].get("what_if").is_none(), "{v:#}");
     assert!(!text(&out.stdout).contains("RB117"));
     let out = what_if(
         &[

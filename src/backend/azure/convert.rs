@@ -289,5 +289,6 @@ pub fn request_of(action: &str, body: &wire::ActionInput) -> Result<OperationReq
         recovery_point: None::<RecoveryPoint>,
         network: p.network_id.clone(),
         comments: p.comments.clone(),
+        key: None,
     })
 }

@@ -58,6 +58,20 @@ pub struct TargetConfig {
     pub timeout: String,
 }
 
+impl TargetConfig {
+    /// The vault this target names, whatever the target is called: what a run locks.
+    pub fn identity(&self) -> String {
+        format!(
+            "{}/subscriptions/{}/resourceGroups/{}/vaults/{}",
+            self.endpoint.trim_end_matches('/'),
+            self.subscription,
+            self.resource_group,
+            self.vault
+        )
+        .to_lowercase()
+    }
+}
+
 fn default_authority() -> String {
     "https://login.microsoftonline.com".into()
 }
@@ -746,6 +760,42 @@ impl Backend for Azure {
             .collect())
     }
 
+    async fn find_started(
+        &self,
+        vm: &str,
+        request: &OperationRequest,
+        since: Timestamp,
+    ) -> Result<Option<JobInfo>, BackendError> {
+        let Some(key) = &request.key else {
+            return Ok(None);
+        };
+        let jobs = self.list_jobs(since).await?;
+        let Some(job) = jobs
+            .iter()
+            .find(|j| j.properties.activity_id.contains(key.as_str()))
+        else {
+            return Ok(None);
+        };
+        let known = JobInfo {
+            id: job.name.clone(),
+            operation: request.operation,
+            vm: vm.to_string(),
+            state: super::JobState::NotStarted,
+            errors: Vec::new(),
+            warnings: Vec::new(),
+            started: since,
+            ended: None,
+            retry_after: None,
+            expected_end: None,
+        };
+        let mut info = convert::job_from_wire(job, Some(&known)).ok_or_else(|| {
+            BackendError::Transport(format!("the service's job for `{vm}` is unreadable"))
+        })?;
+        info.retry_after = Some(self.poll_min);
+        self.remember(&info).await;
+        Ok(Some(info))
+    }
+
     async fn start(&self, vm: &str, request: &OperationRequest) -> Result<JobInfo, BackendError> {
         let id = self.id_of(vm).await?;
         let (action, body) = convert::action_of(request);
@@ -754,7 +804,7 @@ impl Backend for Azure {
         let since = Timestamp::from_system(std::time::SystemTime::now() - Duration::from_secs(300));
         // One client request id for every attempt: the service echoes it in the job it
         // creates, so a job whose POST answer was lost is recognised.
-        let client_request_id = self.request_id();
+        let client_request_id = request.key.clone().unwrap_or_else(|| self.request_id());
         let lost = |e: BackendError| {
             BackendError::Transport(format!(
                 "the {} of `{vm}` may have been issued: its answer was lost ({e}) and its job was not found; check the vault's job list before issuing it again",

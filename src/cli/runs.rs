@@ -1,0 +1,167 @@
+//! The commands about runs kept in the project's journal: `resume`, `runs`, `show`,
+//! `approve` and `report`.
+
+use crate::error::{exit, Error};
+use crate::journal::{self, runs};
+use crate::report;
+use crate::run::{self, ResumeOptions};
+use clap::{Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Subcommand)]
+pub enum RunCommand {
+    /// Resume an interrupted or crashed run: replays its journal, then goes on.
+    Resume {
+        /// The run's id (or a unique prefix), as `runbook runs` lists it.
+        run: String,
+        /// The runbook project (default: the nearest folder with runs or runbook.toml).
+        #[arg(long, value_name = "DIR")]
+        project: Option<PathBuf>,
+        /// Resume even though the runbook or a module changed since the run started.
+        #[arg(long)]
+        allow_changed: bool,
+        /// Plain progress lines instead of spinners.
+        #[arg(long)]
+        no_progress: bool,
+    },
+    /// List the project's runs and their state.
+    Runs {
+        #[arg(long, value_name = "DIR")]
+        project: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: ListFormat,
+    },
+    /// Print one run's journal, record by record.
+    Show {
+        run: String,
+        #[arg(long, value_name = "DIR")]
+        project: Option<PathBuf>,
+    },
+    /// Approve the manual step a run waits at, from another terminal.
+    Approve {
+        run: String,
+        /// The step's number (as the run shows it) or its title.
+        step: String,
+        #[arg(long, value_name = "DIR")]
+        project: Option<PathBuf>,
+    },
+    /// The audit record of a run: timeline, VM states, jobs, approvals, recovery time.
+    Report {
+        run: String,
+        #[arg(long, value_name = "DIR")]
+        project: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "markdown")]
+        format: ReportFormat,
+        /// Write it to this file instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ListFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ReportFormat {
+    Markdown,
+    Json,
+    Html,
+}
+
+pub fn dispatch(command: RunCommand, color: bool) -> Result<i32, Error> {
+    match command {
+        RunCommand::Resume {
+            run,
+            project,
+            allow_changed,
+            no_progress,
+        } => run::resume(&ResumeOptions {
+            project,
+            run,
+            allow_changed,
+            progress: !no_progress,
+            color,
+        }),
+        RunCommand::Runs { project, format } => {
+            let project = runs::discover_project(project.as_deref())?;
+            let list = runs::list(&project);
+            match format {
+                ListFormat::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&list).unwrap_or_default()
+                ),
+                ListFormat::Text if list.is_empty() => {
+                    eprintln!("no runs in {}", crate::paths::display(&project));
+                }
+                ListFormat::Text => {
+                    let mut table = crate::run::summary::plain_table(vec![
+                        "run",
+                        "state",
+                        "runbook",
+                        "target",
+                        "operations",
+                        "operator",
+                        "started",
+                    ]);
+                    for r in &list {
+                        table.add_row(vec![
+                            r.id.clone(),
+                            r.state.clone(),
+                            r.runbook.clone(),
+                            r.target.clone(),
+                            r.operations.to_string(),
+                            r.operator.clone(),
+                            r.started.clone(),
+                        ]);
+                    }
+                    println!("{table}");
+                }
+            }
+            Ok(exit::OK)
+        }
+        RunCommand::Show { run, project } => {
+            let project = runs::discover_project(project.as_deref())?;
+            let (id, dir) = runs::find(&project, &run)?;
+            let loaded = journal::load(&dir.join(journal::FILE)).map_err(Error::Usage)?;
+            print!("{}", report::show(&id, &loaded));
+            Ok(exit::OK)
+        }
+        RunCommand::Approve { run, step, project } => {
+            let project = runs::discover_project(project.as_deref())?;
+            let (id, dir) = runs::find(&project, &run)?;
+            let given = journal::approvals::approve(&dir, &id, &step, &journal::operator())?;
+            eprintln!(
+                "approved step {} of run {id} as {} at {}",
+                given.step, given.by, given.at
+            );
+            Ok(exit::OK)
+        }
+        RunCommand::Report {
+            run,
+            project,
+            format,
+            output,
+        } => {
+            let project = runs::discover_project(project.as_deref())?;
+            let (id, dir) = runs::find(&project, &run)?;
+            let loaded = journal::load(&dir.join(journal::FILE)).map_err(Error::Usage)?;
+            let audit = report::Audit::of(&id, &loaded)?;
+            let text = match format {
+                ReportFormat::Markdown => report::markdown(&audit),
+                ReportFormat::Json => report::json(&audit),
+                ReportFormat::Html => report::html(&audit),
+            };
+            match output {
+                Some(path) => {
+                    std::fs::write(&path, text).map_err(|e| Error::io(&path, &e))?;
+                    eprintln!("wrote {}", crate::paths::display(&path));
+                }
+                None => print!("{text}"),
+            }
+            Ok(exit::OK)
+        }
+    }
+}

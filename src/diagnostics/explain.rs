@@ -1,0 +1,762 @@
+//! The long explanation of every diagnostic code, for `runbook explain` and the rules of the
+//! SARIF output: what the check looks at, and an example runbook with its fix. The one-line
+//! summary and why it matters in a recovery live with the code in `codes.rs`. The match in
+//! [`explanation`] is exhaustive: a new code does not compile without its text.
+//!
+//! The examples are checked by the test suite: each example produces its code, and its fix
+//! produces neither that code nor any finding the example did not have.
+
+use super::Code;
+
+/// The estate a snippet is checked against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Estate {
+    /// The demo estate: `sql-01`, `app-01`, `app-02`, `web-01` to `web-03`, plan `web-tier`.
+    Demo,
+    /// No inventory: VM names cannot be checked.
+    Unknown,
+    /// The inventory in this TOML text.
+    Inventory(&'static str),
+    /// Only a real run (`runbook run`) produces the code: the snippet is not a runbook to
+    /// check but what to do.
+    Run,
+}
+
+/// A runbook (or, for codes only a run produces, a command) and the estate it runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Snippet {
+    pub text: &'static str,
+    pub estate: Estate,
+}
+
+/// What `runbook explain CODE` says beyond the code's summary and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Explanation {
+    /// What the check looks at, in a few sentences.
+    pub detects: &'static str,
+    /// A runbook that has the problem.
+    pub example: Snippet,
+    /// The same runbook, fixed.
+    pub fix: Snippet,
+}
+
+const fn demo(text: &'static str) -> Snippet {
+    Snippet {
+        text,
+        estate: Estate::Demo,
+    }
+}
+
+const fn run(text: &'static str) -> Snippet {
+    Snippet {
+        text,
+        estate: Estate::Run,
+    }
+}
+
+const fn with(estate: Estate, text: &'static str) -> Snippet {
+    Snippet { text, estate }
+}
+
+/// An estate whose primary site has lost its connection to Site Recovery.
+const OUTAGE: Estate = Estate::Inventory(
+    r#"[sites.primary]
+name = "vmm-hq"
+connected = false
+
+[[items]]
+name = "app-01"
+"#,
+);
+
+/// An estate in which app-01's planned failover fails.
+const FAULTY: Estate = Estate::Inventory(
+    r#"[[items]]
+name = "app-01"
+fail = ["planned_failover"]
+fail_message = "The VM could not be started on the recovery host: not enough memory."
+"#,
+);
+
+/// A full planned failover of web-01 that leaves it protected: the fix of many examples.
+const PLANNED_FAILOVER: &str = r#"let web = vm("web-01");
+wait_job(failover(web, #{ kind: "planned" }), #{ timeout: "1h" });
+verify(web, #{ active_location: "recovery", healthy: true });
+wait_job(commit(web), #{ timeout: "10m" });
+wait_job(reverse_replicate(web), #{ timeout: "1h" });
+"#;
+
+/// The explanation of `code`.
+pub fn explanation(code: Code) -> Explanation {
+    match code {
+        Code::Syntax => Explanation {
+            detects: "The runbook is parsed before anything else. A missing bracket, quote or \
+                semicolon, or a misspelt keyword, stops the parse; the finding points at the \
+                first place the parser could not make sense of.",
+            example: demo(
+                r#"let web = vm("web-01");
+wait_job(failover(web, #{ kind: "planned" }), #{ timeout: "1h" };   // the call's `)` is missing
+verify(web, #{ active_location: "recovery", healthy: true });
+wait_job(commit(web), #{ timeout: "10m" });
+wait_job(reverse_replicate(web), #{ timeout: "1h" });
+"#,
+            ),
+            fix: demo(PLANNED_FAILOVER),
+        },
+        Code::UnknownFunction => Explanation {
+            detects: "Every call is looked up among the script API, Rhai's standard functions, \
+                the runbook's own functions and those of the modules it imports. A call of \
+                anything else is reported with the closest known name.",
+            example: demo(
+                r#"let web = vm("web-01");
+wait_job(failvoer(web, #{ kind: "planned" }), #{ timeout: "1h" });
+verify(web, #{ active_location: "recovery", healthy: true });
+wait_job(commit(web), #{ timeout: "10m" });
+wait_job(reverse_replicate(web), #{ timeout: "1h" });
+"#,
+            ),
+            fix: demo(PLANNED_FAILOVER),
+        },
+        Code::WrongArgCount => Explanation {
+            detects: "Calls of the script API's functions are counted against the parameters \
+                each accepts (`runbook api` lists them); optional parameters may be left out.",
+            example: demo(
+                r#"let web = vm("web-01");
+wait_job(failover(web), #{ timeout: "1h" });   // which kind of failover?
+verify(web, #{ active_location: "recovery", healthy: true });
+wait_job(commit(web), #{ timeout: "10m" });
+wait_job(reverse_replicate(web), #{ timeout: "1h" });
+"#,
+            ),
+            fix: demo(PLANNED_FAILOVER),
+        },
+        Code::UnknownOption => Explanation {
+            detects: "Option maps written in the call (`#{ kind: \"planned\" }`) are checked \
+                key by key against the options the function takes; a key it does not know is \
+                reported with the closest one.",
+            example: demo(
+                r#"let web = vm("web-01");
+wait_job(failover(web, #{ kind: "planned" }), #{ timeout: "1h" });
+verify(web, #{ active_location: "recovery", helthy: true });
+wait_job(commit(web), #{ timeout: "10m" });
+wait_job(reverse_replicate(web), #{ timeout: "1h" });
+"#,
+            ),
+            fix: demo(PLANNED_FAILOVER),
+        },
+        Code::InvalidOption => Explanation {
+            detects: "Each option's value is checked against its type: one of a fixed set of \
+                words, true or false, a duration such as \"30m\", a string or a list of VMs. \
+                Options that only apply with another one (`shutdown_source` with \
+                `kind: \"unplanned\"`) are reported when used without it; required options \
+                are reported when missing.",
+            example: demo(
+                r#"let web = vm("web-01");
+wait_job(failover(web, #{ kind: "planed" }), #{ timeout: "1h" });
+verify(web, #{ active_location: "recovery", healthy: true });
+wait_job(commit(web), #{ timeout: 600 });   // a number, not a duration
+wait_job(reverse_replicate(web), #{ timeout: "1h" });
+"#,
+            ),
+            fix: demo(PLANNED_FAILOVER),
+        },
+        Code::UnknownVm => Explanation {
+            detects: "Names given to `vm(...)` and the script API's functions, and recovery \
+                plans named in `vms(#{ plan: ... })`, are looked up in the inventory \
+                (`runbook.toml` names it, `--inventory` overrides it).",
+            example: demo(
+                r#"let web = vm("web-1");
+wait_job(failover(web, #{ kind: "planned" }), #{ timeout: "1h" });
+verify(web, #{ active_location: "recovery", healthy: true });
+wait_job(commit(web), #{ timeout: "10m" });
+wait_job(reverse_replicate(web), #{ timeout: "1h" });
+"#,
+            ),
+            fix: demo(PLANNED_FAILOVER),
+        },
+        Code::BadImport => Explanation {
+            detects: "Imports are resolved before the runbook runs. A runbook may import the \
+                embedded stdlib (`runbook/failover`, `runbook/failback`, `runbook/drill`) and \
+                `.rhai` modules in its own folder or below it; absolute paths, paths leaving \
+                the folder, unknown modules and import cycles are reported.",
+            example: demo(
+                r#"import "runbook/failovers" as failover;
+
+failover::group([vm("web-01")], #{ kind: "planned" }, "1h");
+failover::protect([vm("web-01")], "1h");
+"#,
+            ),
+            fix: demo(
+                r#"import "runbook/failover" as failover;
+
+failover::group([vm("web-01")], #{ kind: "planned" }, "1h");
+failover::protect([vm("web-01")], "1h");
+"#,
+            ),
+        },
+        Code::Forbidden => Explanation {
+            detects: "`eval`, `Fn` with a computed name, `sleep` and `exit` are not available \
+                to runbooks and are reported wherever they appear.",
+            example: demo(
+                r#"let web = vm("web-01");
+let job = failover(web, #{ kind: "planned" });
+sleep(600);   // ten minutes should do
+verify(web, #{ active_location: "recovery", healthy: true });
+wait_job(commit(web), #{ timeout: "10m" });
+wait_job(reverse_replicate(web), #{ timeout: "1h" });
+"#,
+            ),
+            fix: demo(PLANNED_FAILOVER),
+        },
+        Code::EmptyRunbook => Explanation {
+            detects: "A runbook that is empty, or holds only comments, is reported (as a \
+                warning) so a placeholder does not pass review as a plan.",
+            example: demo("// TODO: the failover of the web tier\n"),
+            fix: demo(PLANNED_FAILOVER),
+        },
+        Code::NamesNotChecked => Explanation {
+            detects: "When no inventory is known (no `runbook.toml` naming one, no \
+                `--inventory`), the dry run accepts every name as a healthy protected VM. This \
+                note says so, since a misspelt name would go unnoticed. The fix is not in the \
+                runbook: name the inventory in `runbook.toml` (`inventory = \
+                \"inventory.toml\"`) or pass `--inventory FILE`; `runbook inventory export` \
+                writes one from a target.",
+            example: with(Estate::Unknown, PLANNED_FAILOVER),
+            fix: demo(PLANNED_FAILOVER),
+        },
+        Code::InvalidArgument => Explanation {
+            detects: "Arguments of the script API's functions are checked for their type \
+                when the call runs in the dry run: a VM (a `Vm` or a name), a job, a list of \
+                jobs, a string, or an option map.",
+            example: demo(
+                r#"let web = vm("web-01");
+let job = failover(web, #{ kind: "planned" });
+wait_all(job, #{ timeout: "1h" });
+"#,
+            ),
+            fix: demo(
+                r#"let web = vm("web-01");
+let job = failover(web, #{ kind: "planned" });
+wait_all([job], #{ timeout: "1h" });
+verify(web, #{ active_location: "recovery", healthy: true });
+wait_job(commit(web), #{ timeout: "10m" });
+wait_job(reverse_replicate(web), #{ timeout: "1h" });
+"#,
+            ),
+        },
+        Code::NotAllowed => Explanation {
+            detects: "The dry run keeps each VM's replication state as Site Recovery does and \
+                checks every operation against the operations that state allows: no commit \
+                before a failover succeeded, no reverse replication before the commit, no \
+                failover in a direction the VM is not replicating.",
+            example: demo(
+                r#"let web = vm("web-01");
+wait_job(commit(web), #{ timeout: "10m" });
+"#,
+            ),
+            fix: demo(PLANNED_FAILOVER),
+        },
+        Code::ItemBusy => Explanation {
+            detects: "Operations return their job at once. The dry run reports an operation \
+                started on a VM while an earlier job on the same VM is still running.",
+            example: demo(
+                r#"let web = vm("web-01");
+let job = failover(web, #{ kind: "planned" });
+let drill = test_failover(web, #{ network: "drill-net" });
+"#,
+            ),
+            fix: demo(
+                r#"let web = vm("web-01");
+wait_job(test_failover(web, #{ network: "drill-net" }), #{ timeout: "1h" });
+wait_job(cleanup_test_failover(web), #{ timeout: "1h" });
+wait_job(failover(web, #{ kind: "planned" }), #{ timeout: "1h" });
+verify(web, #{ active_location: "recovery", healthy: true });
+wait_job(commit(web), #{ timeout: "10m" });
+wait_job(reverse_replicate(web), #{ timeout: "1h" });
+"#,
+            ),
+        },
+        Code::CancelFailover => Explanation {
+            detects: "A `cancel` of a failover job (planned or unplanned). Waiting for the job \
+                and handling its failure is the way to react to a failover that goes wrong.",
+            example: demo(
+                r#"let web = vm("web-01");
+let job = failover(web, #{ kind: "planned" });
+if status(web).health != "Normal" {
+    cancel(job);
+}
+"#,
+            ),
+            fix: demo(PLANNED_FAILOVER),
+        },
+        Code::WaitTooShort => Explanation {
+            detects: "The dry run knows how long each job takes (the inventory's durations) \
+                and reports a `wait_job` or `wait_all` whose timeout ends before the job does.",
+            example: demo(
+                r#"let sql = vm("sql-01");
+wait_job(failover(sql, #{ kind: "planned" }), #{ timeout: "5m" });
+verify(sql, #{ active_location: "recovery", healthy: true });
+wait_job(commit(sql), #{ timeout: "10m" });
+wait_job(reverse_replicate(sql), #{ timeout: "1h" });
+"#,
+            ),
+            fix: demo(
+                r#"let sql = vm("sql-01");
+wait_job(failover(sql, #{ kind: "planned" }), #{ timeout: "1h" });
+verify(sql, #{ active_location: "recovery", healthy: true });
+wait_job(commit(sql), #{ timeout: "10m" });
+wait_job(reverse_replicate(sql), #{ timeout: "1h" });
+"#,
+            ),
+        },
+        Code::JobNotWaited => Explanation {
+            detects: "At the end of the dry run, every job the runbook started and never \
+                passed to `wait_job` or `wait_all` is reported where it was started.",
+            example: demo(
+                r#"let web = vm("web-01");
+wait_job(test_failover(web, #{ network: "drill-net" }), #{ timeout: "1h" });
+cleanup_test_failover(web);
+"#,
+            ),
+            fix: demo(
+                r#"let web = vm("web-01");
+wait_job(test_failover(web, #{ network: "drill-net" }), #{ timeout: "1h" });
+wait_job(cleanup_test_failover(web), #{ timeout: "1h" });
+"#,
+            ),
+        },
+        Code::LeftUnprotected => Explanation {
+            detects: "At the end of the dry run, every VM the runbook touched must replicate \
+                again. A failover or failback committed without the reverse replication that \
+                follows it is reported at the VM's last operation.",
+            example: demo(
+                r#"let web = vm("web-01");
+wait_job(failover(web, #{ kind: "planned" }), #{ timeout: "1h" });
+verify(web, #{ active_location: "recovery", healthy: true });
+wait_job(commit(web), #{ timeout: "10m" });
+"#,
+            ),
+            fix: demo(PLANNED_FAILOVER),
+        },
+        Code::DrillNotCleanedUp => Explanation {
+            detects: "At the end of the dry run, every test failover must have been cleaned \
+                up. The stdlib's `runbook/drill` cleans up whatever happens.",
+            example: demo(
+                r#"let web = vm("web-02");
+wait_job(test_failover(web, #{ network: "drill-net" }), #{ timeout: "1h" });
+verify(web, #{ replicating: true });
+"#,
+            ),
+            fix: demo(
+                r#"import "runbook/drill" as drill;
+
+drill::run(["web-02"], "drill-net", "1h");
+"#,
+            ),
+        },
+        Code::CommitWithoutVerify => Explanation {
+            detects: "A commit of a VM is expected to follow a `verify` of that VM on the site \
+                it failed over to, after the failover ended.",
+            example: demo(
+                r#"let web = vm("web-01");
+wait_job(failover(web, #{ kind: "planned" }), #{ timeout: "1h" });
+wait_job(commit(web), #{ timeout: "10m" });
+wait_job(reverse_replicate(web), #{ timeout: "1h" });
+"#,
+            ),
+            fix: demo(PLANNED_FAILOVER),
+        },
+        Code::OperationLimit => Explanation {
+            detects: "The runbook runs with a fixed budget of operations; a loop that never \
+                ends exhausts it and is reported where it was running. A job's handle \
+                changes only when the job is waited on, so a loop that polls it never ends.",
+            example: demo(
+                r#"let web = vm("web-01");
+let job = failover(web, #{ kind: "planned" });
+while job.state != "Succeeded" { }
+"#,
+            ),
+            fix: demo(PLANNED_FAILOVER),
+        },
+        Code::ResourceLimit => Explanation {
+            detects: "Call depth, expression depth, string, array and map sizes and the number \
+                of modules are limited. Recursion without an end is the usual cause.",
+            example: demo(
+                r#"fn fail_over(vms) {
+    fail_over(vms)
+}
+fail_over([vm("web-01")]);
+"#,
+            ),
+            fix: demo(
+                r#"fn fail_over(vms) {
+    for web in vms {
+        wait_job(failover(web, #{ kind: "planned" }), #{ timeout: "1h" });
+        verify(web, #{ active_location: "recovery", healthy: true });
+        wait_job(commit(web), #{ timeout: "10m" });
+        wait_job(reverse_replicate(web), #{ timeout: "1h" });
+    }
+}
+fail_over([vm("web-01")]);
+"#,
+            ),
+        },
+        Code::JobFailed => Explanation {
+            detects: "A wait on a job that failed, was cancelled or timed out throws. When \
+                nothing catches it, the dry run (or the run) stops there with the service's \
+                error, its possible causes and the recommended action. The inventory can \
+                inject failures (`fail = [\"planned_failover\"]`) to rehearse them.",
+            example: with(
+                FAULTY,
+                r#"let app = vm("app-01");
+wait_job(failover(app, #{ kind: "planned" }), #{ timeout: "1h" });
+verify(app, #{ active_location: "recovery", healthy: true });
+wait_job(commit(app), #{ timeout: "10m" });
+wait_job(reverse_replicate(app), #{ timeout: "1h" });
+"#,
+            ),
+            fix: with(
+                FAULTY,
+                r#"let app = vm("app-01");
+try {
+    wait_job(failover(app, #{ kind: "planned" }), #{ timeout: "1h" });
+} catch (err) {
+    note(`planned failover of app-01 failed, failing over unplanned: ${err}`);
+    wait_job(failover(app, #{ kind: "unplanned" }), #{ timeout: "1h" });
+}
+verify(app, #{ active_location: "recovery", healthy: true });
+wait_job(commit(app), #{ timeout: "10m" });
+wait_job(reverse_replicate(app), #{ timeout: "1h" });
+"#,
+            ),
+        },
+        Code::VerifyFailed => Explanation {
+            detects: "`verify` compares a VM's state (active site, health, replication) with \
+                what the runbook expects and throws when they differ, with both values.",
+            example: demo(
+                r#"let web = vm("web-01");
+let job = failover(web, #{ kind: "planned" });   // started, not finished
+verify(web, #{ active_location: "recovery", healthy: true });
+wait_job(commit(web), #{ timeout: "10m" });
+wait_job(reverse_replicate(web), #{ timeout: "1h" });
+"#,
+            ),
+            fix: demo(PLANNED_FAILOVER),
+        },
+        Code::ScriptError => Explanation {
+            detects: "Any other error the runbook raises while it runs and nothing catches: \
+                a `throw` of its own, an index out of range, a manual step nobody confirmed \
+                in time.",
+            example: demo(
+                r#"let tier = vms(#{ plan: "web-tier" });
+let last = tier[3];
+note(`drill ${last}`);
+"#,
+            ),
+            fix: demo(
+                r#"let tier = vms(#{ plan: "web-tier" });
+let last = tier[tier.len() - 1];
+note(`drill ${last}`);
+"#,
+            ),
+        },
+        Code::Interrupted => Explanation {
+            detects: "The operator pressed Ctrl-C, or answered `abort` at a manual step, \
+                during `runbook run`. The run stops issuing operations; jobs in flight, a \
+                failover above all, are never cancelled.",
+            example: run(
+                "runbook run runbooks/site-failover.rhai --target prod\n\
+                 # Ctrl-C while the web tier fails over\n",
+            ),
+            fix: run(
+                "runbook status --target prod\n\
+                 # see which VMs failed over and which jobs still run, then carry on from there\n",
+            ),
+        },
+        Code::Refused => Explanation {
+            detects: "An operation the run will not do, whatever the runbook says: a manual \
+                step with no operator to confirm it (standard input is not a terminal and \
+                --auto-approve was not given).",
+            example: run("runbook run runbooks/planned-failover.rhai < /dev/null\n"),
+            fix: run(
+                "runbook run runbooks/planned-failover.rhai                  # in a terminal, with an operator\n\
+                 runbook run runbooks/planned-failover.rhai --auto-approve   # a rehearsal on the simulator\n",
+            ),
+        },
+        Code::JobWarning => Explanation {
+            detects: "A job that succeeded with warnings. The usual one: an unplanned failover \
+                asked to shut the source VM down first (`shutdown_source: true`) could not \
+                reach it, and failed over to the latest recovery point without the last \
+                changes. In an outage the reverse replication has to wait for the primary \
+                site, so both examples also leave the VM unprotected.",
+            example: with(
+                OUTAGE,
+                r#"let app = vm("app-01");
+wait_job(failover(app, #{ kind: "unplanned", shutdown_source: true }), #{ timeout: "1h" });
+verify(app, #{ active_location: "recovery", healthy: true });
+wait_job(commit(app), #{ timeout: "10m" });
+"#,
+            ),
+            fix: with(
+                OUTAGE,
+                r#"let app = vm("app-01");
+manual_step("Accept the data loss", #{
+    instructions: "The primary site is down: changes not yet replicated from app-01 are lost."
+});
+wait_job(failover(app, #{ kind: "unplanned" }), #{ timeout: "1h" });
+verify(app, #{ active_location: "recovery", healthy: true });
+wait_job(commit(app), #{ timeout: "10m" });
+"#,
+            ),
+        },
+        Code::UnhandledFailure => Explanation {
+            detects: "Reported by `runbook check --what-if` only. After the check, the dry run \
+                is repeated once for each operation the runbook starts, with that operation's \
+                job failing, and once with the primary site unreachable. A scenario is not \
+                handled when an error a primitive raised (the failed wait, a refused \
+                operation, a failed verification) reaches the top of the runbook uncaught. \
+                The finding points at the operation that failed; scenarios that fail the same \
+                way at the same line make one finding.",
+            example: demo(
+                r#"let web = vm("web-01");
+wait_job(test_failover(web, #{ network: "drill-net" }), #{ timeout: "1h" });
+verify(web, #{ replicating: true, healthy: true });
+wait_job(cleanup_test_failover(web), #{ timeout: "1h" });
+"#,
+            ),
+            fix: demo(
+                r#"import "runbook/drill" as drill;
+
+// Cleans up whatever failed (a failed cleanup is tried once more), then reports the failure.
+drill::run(["web-01"], "drill-net", "1h");
+"#,
+            ),
+        },
+        Code::FailureLeavesUnsafe => Explanation {
+            detects: "Reported by `runbook check --what-if` only (see RB117 for the \
+                scenarios). The runbook handles the failure, by completing or by throwing an \
+                error of its own, but once every job has ended a VM is left failed over and \
+                never committed, without replication, or with a drill never cleaned up. \
+                Catching a failure and only noting it is the usual cause.",
+            example: demo(
+                r#"let web = vm("web-01");
+try {
+    wait_job(test_failover(web, #{ network: "drill-net" }), #{ timeout: "1h" });
+    verify(web, #{ replicating: true, healthy: true });
+    wait_job(cleanup_test_failover(web), #{ timeout: "1h" });
+} catch (err) {
+    note(`the drill failed: ${err.message}`);
+}
+"#,
+            ),
+            fix: demo(
+                r#"import "runbook/drill" as drill;
+
+// Cleans up whatever failed (a failed cleanup is tried once more), then reports the failure.
+drill::run(["web-01"], "drill-net", "1h");
+"#,
+            ),
+        },
+    }
+}
+
+/// A severity as the explanation prints it.
+fn severity(code: Code) -> String {
+    code.severity().to_string()
+}
+
+/// The heading of a snippet: its title and, unless it is the demo estate both snippets
+/// share, what it is checked against.
+fn heading(title: &str, snippet: Snippet, other: Snippet) -> String {
+    match snippet.estate {
+        Estate::Demo if other.estate == Estate::Demo => title.to_string(),
+        Estate::Demo => format!("{title} (checked against the demo estate)"),
+        Estate::Unknown => format!("{title} (checked without an inventory)"),
+        Estate::Inventory(_) => format!("{title} (checked against the inventory above)"),
+        Estate::Run => format!("{title} (in a run)"),
+    }
+}
+
+/// The inventory the explanation's snippets are checked against, if not the demo estate.
+fn inventory(e: &Explanation) -> Option<&'static str> {
+    [e.example.estate, e.fix.estate]
+        .into_iter()
+        .find_map(|estate| match estate {
+            Estate::Inventory(toml) => Some(toml),
+            _ => None,
+        })
+}
+
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|l| {
+            if l.is_empty() {
+                String::new()
+            } else {
+                format!("    {l}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `runbook explain CODE`: the code, what it detects, why it matters, an example and its fix.
+pub fn text(code: Code) -> String {
+    let e = explanation(code);
+    let mut out = format!(
+        "{} {} ({}): {}\n\n",
+        code.as_str(),
+        code.slug(),
+        severity(code),
+        code.summary()
+    );
+    out.push_str(&format!(
+        "What it detects\n\n{}\n\n",
+        indent(&wrap(e.detects))
+    ));
+    out.push_str(&format!(
+        "Why it matters in a recovery\n\n{}\n\n",
+        indent(&wrap(code.why()))
+    ));
+    if let Some(toml) = inventory(&e) {
+        out.push_str(&format!("Inventory\n\n{}\n\n", indent(toml)));
+    }
+    for (title, snippet, other) in [("Example", e.example, e.fix), ("Fix", e.fix, e.example)] {
+        out.push_str(&format!(
+            "{}\n\n{}\n\n",
+            heading(title, snippet, other),
+            indent(snippet.text)
+        ));
+    }
+    out.truncate(out.trim_end().len());
+    out.push('\n');
+    out
+}
+
+/// The explanation in markdown, for the rules of the SARIF output (code scanning shows it).
+pub fn markdown(code: Code) -> String {
+    let e = explanation(code);
+    let fence = |s: Snippet| {
+        let lang = if s.estate == Estate::Run {
+            "sh"
+        } else {
+            "rhai"
+        };
+        format!("```{lang}\n{}```", s.text)
+    };
+    format!(
+        "**{}** ({}): {}\n\n{}\n\n**Why it matters in a recovery.** {}\n\n**Example**\n\n{}\n\n**Fix**\n\n{}\n",
+        code.as_str(),
+        code.slug(),
+        code.summary(),
+        e.detects,
+        code.why(),
+        fence(e.example),
+        fence(e.fix)
+    )
+}
+
+/// `runbook explain` alone: every code with its slug, severity and summary.
+pub fn list() -> String {
+    let width = Code::ALL.iter().map(|c| c.slug().len()).max().unwrap_or(0);
+    let mut codes = Code::ALL.to_vec();
+    codes.sort_by_key(|c| c.as_str());
+    let mut out = String::new();
+    for code in &codes {
+        out.push_str(&format!(
+            "{}  {:width$}  {:7}  {}\n",
+            code.as_str(),
+            code.slug(),
+            severity(*code),
+            code.summary()
+        ));
+    }
+    out.push_str("\n`runbook explain CODE` (e.g. RB101 or not-allowed) explains one.\n");
+    out
+}
+
+/// Wraps prose at 92 columns (it is indented by four).
+fn wrap(text: &str) -> String {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && line.len() + 1 + word.len() > 92 {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    lines.push(line);
+    lines.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_has_a_text_with_an_example_and_a_fix() {
+        for code in Code::ALL {
+            let e = explanation(*code);
+            assert!(
+                e.detects.len() > 40,
+                "{}: say what it detects",
+                code.as_str()
+            );
+            assert_ne!(
+                e.example,
+                e.fix,
+                "{}: the fix changes something",
+                code.as_str()
+            );
+            if let (Estate::Inventory(a), Estate::Inventory(b)) = (e.example.estate, e.fix.estate) {
+                assert_eq!(
+                    a,
+                    b,
+                    "{}: one inventory for the example and its fix",
+                    code.as_str()
+                );
+            }
+            assert_eq!(
+                e.example.estate == Estate::Run,
+                e.fix.estate == Estate::Run,
+                "{}: a run-only example has a run-only fix",
+                code.as_str()
+            );
+            let text = text(*code);
+            assert!(text.starts_with(&format!("{} {}", code.as_str(), code.slug())));
+            let words = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert!(
+                words(&text).contains(&words(code.why())),
+                "{}",
+                code.as_str()
+            );
+            assert!(
+                words(&text).contains(&words(e.detects)),
+                "{}",
+                code.as_str()
+            );
+            assert!(markdown(*code).contains("```"));
+        }
+    }
+
+    #[test]
+    fn the_list_names_every_code_once() {
+        let list = list();
+        for code in Code::ALL {
+            let lines = list.lines().filter(|l| l.starts_with(code.as_str()));
+            assert_eq!(lines.count(), 1, "{}", code.as_str());
+        }
+    }
+
+    #[test]
+    fn prose_wraps_between_words() {
+        let long = "word ".repeat(40);
+        let wrapped = wrap(&long);
+        assert!(wrapped.lines().count() > 1);
+        assert!(wrapped.lines().all(|l| l.len() <= 92));
+        assert_eq!(wrapped.split_whitespace().count(), 40);
+    }
+}

@@ -1,0 +1,626 @@
+//! The journal of a run: one JSON record per line in `.runbook/runs/<id>/journal.jsonl`,
+//! each written and synced to disk before the run goes on. It holds what the run was
+//! (runbook, hashes, target, operator) and every primitive call's answer: reads and their
+//! results, the intent before a mutating call and its result after, waits, manual steps.
+//!
+//! `runbook resume` runs the same script again and answers its calls from the journal, in
+//! order, without reaching the service; past the journal's end the run goes on live. A
+//! torn last line (a crash while writing) is dropped when the journal is read.
+
+pub mod approvals;
+pub mod lock;
+pub mod runs;
+
+use crate::backend::{BackendError, Item, JobInfo, OperationRequest, Site};
+use crate::clock::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// The journal's file name in a run folder.
+pub const FILE: &str = "journal.jsonl";
+
+/// A line of the journal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub seq: u64,
+    /// On the run's clock (simulated time on the simulator).
+    pub at: Timestamp,
+    #[serde(flatten)]
+    pub entry: Entry,
+}
+
+/// What a record says.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Entry {
+    /// The first record: what this run is.
+    Start(Header),
+    /// A resume of the run began.
+    Resumed {
+        operator: String,
+        host: String,
+        pid: u32,
+        /// Files that changed since the run started (resumed with `--allow-changed`).
+        changed: Vec<String>,
+        /// Bytes of a torn last line that were dropped.
+        dropped_bytes: u64,
+    },
+    /// A read and its answer (`call`: item, vms, providers).
+    Read {
+        call: String,
+        key: String,
+        answer: Answer<serde_json::Value>,
+    },
+    /// About to issue a mutating call. Written before the call leaves.
+    Intent {
+        vm: String,
+        /// The operation, or `cancel`.
+        operation: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request: Option<OperationRequest>,
+        /// The job a cancel is for.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        job: Option<String>,
+        /// The id the service echoes in the job it creates (`x-ms-client-request-id`).
+        key: String,
+        /// The runbook line that made the call.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        line: Option<String>,
+    },
+    /// What the service answered to the intent `intent`.
+    Issued {
+        intent: u64,
+        answer: Answer<JobInfo>,
+        /// True when the answer was found after a crash (the job that intent created).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        settled: bool,
+    },
+    /// A wait on jobs ended.
+    Waited {
+        jobs: Vec<String>,
+        outcome: Waited,
+    },
+    /// A manual step was answered.
+    Step {
+        number: u32,
+        title: String,
+        outcome: StepOutcome,
+    },
+    /// A VM passed verification (for the report).
+    Verified {
+        vm: String,
+        site: Site,
+        what: String,
+    },
+    Note {
+        text: String,
+    },
+    /// The run stopped: how, and the VMs' states at that moment.
+    End {
+        state: RunState,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        failure: Option<String>,
+        items: Vec<Item>,
+    },
+}
+
+impl Entry {
+    /// Whether the entry answers a call (replayed in order on resume), rather than
+    /// describing the run.
+    pub fn is_answer(&self) -> bool {
+        matches!(
+            self,
+            Entry::Read { .. }
+                | Entry::Intent { .. }
+                | Entry::Issued { .. }
+                | Entry::Waited { .. }
+                | Entry::Step { .. }
+        )
+    }
+
+    /// A short description, for divergence messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Entry::Start(_) => "the run's start".into(),
+            Entry::Resumed { .. } => "a resume".into(),
+            Entry::Read { call, key, .. } => format!("a read of {call} `{key}`"),
+            Entry::Intent { vm, operation, .. } => format!("{operation} of `{vm}`"),
+            Entry::Issued { intent, .. } => format!("the answer to record {intent}"),
+            Entry::Waited { jobs, .. } => format!("a wait for {} job(s)", jobs.len()),
+            Entry::Step { title, .. } => format!("manual step `{title}`"),
+            Entry::Verified { vm, .. } => format!("a verification of `{vm}`"),
+            Entry::Note { .. } => "a note".into(),
+            Entry::End { .. } => "the run's end".into(),
+        }
+    }
+}
+
+/// A result as recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Answer<T> {
+    Ok(T),
+    Err(BackendError),
+}
+
+impl<T> From<Result<T, BackendError>> for Answer<T> {
+    fn from(r: Result<T, BackendError>) -> Self {
+        match r {
+            Ok(v) => Answer::Ok(v),
+            Err(e) => Answer::Err(e),
+        }
+    }
+}
+
+impl<T> From<Answer<T>> for Result<T, BackendError> {
+    fn from(a: Answer<T>) -> Self {
+        match a {
+            Answer::Ok(v) => Ok(v),
+            Answer::Err(e) => Err(e),
+        }
+    }
+}
+
+/// How a wait ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Waited {
+    /// Every job ended (successfully or not).
+    Done(Vec<JobInfo>),
+    /// The timeout passed; the jobs still running then.
+    TimedOut(Vec<JobInfo>),
+    /// The service could not be read.
+    Failed(BackendError),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepOutcome {
+    Approved { by: String },
+    TimedOut,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    Succeeded,
+    Failed,
+    Interrupted,
+}
+
+impl RunState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Succeeded => "succeeded",
+            RunState::Failed => "failed",
+            RunState::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// What a run is: written once, in the first record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Header {
+    pub run: String,
+    /// The runbook, as an absolute path.
+    pub runbook: PathBuf,
+    pub sha256: String,
+    /// Modules it imports: source name, absolute path (none for the stdlib), hash.
+    pub modules: Vec<ModuleHash>,
+    /// The target of runbook.toml, or none for the embedded simulator.
+    pub target: Option<String>,
+    /// The inventory the simulator started from.
+    pub inventory: Option<String>,
+    /// How much faster than real time the simulator ran (none: a virtual clock).
+    pub speed: Option<f64>,
+    pub operator: String,
+    pub host: String,
+    pub pid: u32,
+    /// Wall-clock start, RFC 3339.
+    pub started_wall: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModuleHash {
+    pub name: String,
+    pub path: Option<PathBuf>,
+    pub sha256: String,
+}
+
+/// The hex SHA-256 of `text`.
+pub fn sha256(text: &[u8]) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(text);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `user@host` of whoever runs this process.
+pub fn operator() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .or_else(|_| std::env::var("USERNAME"))
+        // SAFETY: getuid(2) cannot fail and touches no memory.
+        .unwrap_or_else(|_| format!("uid {}", unsafe { libc::getuid() }));
+    format!("{user}@{}", hostname())
+}
+
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// A journal read back: its records and what was dropped at its end.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub records: Vec<Record>,
+    /// Length of the complete part of the file, in bytes.
+    pub good_len: u64,
+    /// Bytes after the last complete record (a torn line).
+    pub torn: u64,
+}
+
+impl Loaded {
+    pub fn header(&self) -> Option<&Header> {
+        self.records.iter().find_map(|r| match &r.entry {
+            Entry::Start(h) => Some(h),
+            _ => None,
+        })
+    }
+}
+
+/// Reads a journal. A last line that is incomplete or unreadable (a crash while it was
+/// written) is left out and reported in `torn`; an unreadable line before the last is an
+/// error, since records after it were synced and something else damaged the file.
+pub fn load(path: &Path) -> Result<Loaded, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut records = Vec::new();
+    let mut good_len = 0u64;
+    let mut start = 0usize;
+    while start < bytes.len() {
+        let end = bytes[start..].iter().position(|&b| b == b'\n');
+        let (line, next) = match end {
+            Some(e) => (&bytes[start..start + e], start + e + 1),
+            None => (&bytes[start..], bytes.len()),
+        };
+        let parsed = serde_json::from_slice::<Record>(line);
+        match (parsed, end) {
+            (Ok(record), Some(_)) => {
+                records.push(record);
+                good_len = next as u64;
+            }
+            (_, None) => break,
+            (Err(e), Some(_)) if next >= bytes.len() => {
+                // The last line, complete but unreadable: torn while written.
+                tracing::debug!("journal's last line unreadable: {e}");
+                break;
+            }
+            (Err(e), Some(_)) => {
+                let line_no = records.len() + 1;
+                return Err(format!(
+                    "{}: line {line_no} is damaged ({e}); the journal cannot be trusted past it",
+                    path.display()
+                ));
+            }
+        }
+        start = next;
+    }
+    Ok(Loaded {
+        torn: bytes.len() as u64 - good_len,
+        records,
+        good_len,
+    })
+}
+
+/// Where a test stops the process (`RUNBOOK_CRASH_AT=<seq>:<before|torn|after>`): before
+/// record `seq` is written, with half of it written, or right after it was synced; or
+/// where writing fails as on a full disk (`<seq>:full`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct CrashPoint {
+    seq: u64,
+    phase: Phase,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Before,
+    Torn,
+    After,
+    Full,
+}
+
+impl CrashPoint {
+    fn from_env() -> Option<CrashPoint> {
+        let text = std::env::var("RUNBOOK_CRASH_AT").ok()?;
+        let (seq, phase) = text.split_once(':')?;
+        let phase = match phase {
+            "before" => Phase::Before,
+            "torn" => Phase::Torn,
+            "after" => Phase::After,
+            "full" => Phase::Full,
+            _ => return None,
+        };
+        Some(CrashPoint {
+            seq: seq.parse().ok()?,
+            phase,
+        })
+    }
+}
+
+/// Ends the process as a crash would: SIGKILL, nothing flushed, nothing unwound.
+fn crash() -> ! {
+    // SAFETY: kill(2) on our own pid has no memory-safety preconditions.
+    unsafe {
+        libc::kill(libc::getpid(), libc::SIGKILL);
+    }
+    std::process::abort()
+}
+
+/// The journal of a running run: appends records and, on resume, hands out the answers of
+/// the previous attempts in order.
+pub struct Journal {
+    path: PathBuf,
+    file: RefCell<File>,
+    next_seq: Cell<u64>,
+    /// Records of earlier attempts not yet replayed (answers and descriptions).
+    replay: RefCell<VecDeque<Record>>,
+    /// Why the journal cannot be written any more.
+    broken: RefCell<Option<String>>,
+    run: String,
+    crash: Option<CrashPoint>,
+}
+
+impl Journal {
+    /// Creates the journal of a new run in `dir` and writes its header.
+    pub fn create(dir: &Path, header: Header, at: Timestamp) -> Result<Journal, String> {
+        let path = dir.join(FILE);
+        let file = runs::create_private(&path)
+            .map_err(|e| format!("cannot create the journal {}: {e}", path.display()))?;
+        let journal = Journal {
+            path,
+            file: RefCell::new(file),
+            next_seq: Cell::new(1),
+            replay: RefCell::new(VecDeque::new()),
+            broken: RefCell::new(None),
+            run: header.run.clone(),
+            crash: CrashPoint::from_env(),
+        };
+        journal.append(at, Entry::Start(header))?;
+        Ok(journal)
+    }
+
+    /// Opens the journal of `loaded` to resume it: drops a torn last line, then replays the
+    /// answers of earlier attempts before new calls are made.
+    pub fn reopen(path: &Path, loaded: &Loaded, run: &str) -> Result<Journal, String> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(|e| format!("cannot open the journal {}: {e}", path.display()))?;
+        if loaded.torn > 0 {
+            file.set_len(loaded.good_len)
+                .and_then(|()| file.sync_all())
+                .map_err(|e| format!("cannot repair the journal {}: {e}", path.display()))?;
+        }
+        let mut file = file;
+        std::io::Seek::seek(&mut file, std::io::SeekFrom::End(0))
+            .map_err(|e| format!("cannot open the journal {}: {e}", path.display()))?;
+        let replay = loaded
+            .records
+            .iter()
+            .filter(|r| {
+                !matches!(
+                    r.entry,
+                    Entry::Start(_) | Entry::Resumed { .. } | Entry::End { .. }
+                )
+            })
+            .cloned()
+            .collect();
+        Ok(Journal {
+            path: path.to_path_buf(),
+            file: RefCell::new(file),
+            next_seq: Cell::new(loaded.records.last().map_or(1, |r| r.seq + 1)),
+            replay: RefCell::new(replay),
+            broken: RefCell::new(None),
+            run: run.to_string(),
+            crash: CrashPoint::from_env(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn run(&self) -> &str {
+        &self.run
+    }
+
+    /// Why records can no longer be written, if they cannot.
+    pub fn broken(&self) -> Option<String> {
+        self.broken.borrow().clone()
+    }
+
+    /// The sequence number the next record gets.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq.get()
+    }
+
+    /// True while earlier attempts' records remain to be replayed.
+    pub fn replaying(&self) -> bool {
+        !self.replay.borrow().is_empty()
+    }
+
+    /// The next recorded answer, skipping descriptive records.
+    pub fn next_answer(&self) -> Option<Record> {
+        let mut replay = self.replay.borrow_mut();
+        while let Some(r) = replay.pop_front() {
+            if r.entry.is_answer() {
+                return Some(r);
+            }
+        }
+        None
+    }
+
+    /// Writes a record and syncs it to disk. Returns its sequence number.
+    pub fn append(&self, at: Timestamp, entry: Entry) -> Result<u64, String> {
+        if let Some(why) = self.broken() {
+            return Err(why);
+        }
+        let seq = self.next_seq.get();
+        let record = Record { seq, at, entry };
+        let mut line = serde_json::to_vec(&record).map_err(|e| e.to_string())?;
+        line.push(b'\n');
+        let phase = self.crash.filter(|c| c.seq == seq).map(|c| c.phase);
+        if phase == Some(Phase::Before) {
+            crash();
+        }
+        let mut file = self.file.borrow_mut();
+        if phase == Some(Phase::Torn) {
+            let _ = file.write_all(&line[..line.len() / 2]);
+            let _ = file.sync_data();
+            crash();
+        }
+        let written = if phase == Some(Phase::Full) {
+            Err(std::io::Error::from(std::io::ErrorKind::StorageFull))
+        } else {
+            file.write_all(&line).and_then(|()| file.sync_data())
+        };
+        drop(file);
+        if let Err(e) = written {
+            let why = format!("the journal {} cannot be written: {e}", self.path.display());
+            *self.broken.borrow_mut() = Some(why.clone());
+            return Err(why);
+        }
+        self.next_seq.set(seq + 1);
+        if phase == Some(Phase::After) {
+            crash();
+        }
+        Ok(seq)
+    }
+
+    /// Writes a descriptive record, unless it is being replayed: while earlier attempts'
+    /// records remain, the one it repeats is consumed instead.
+    pub fn describe(&self, at: Timestamp, entry: Entry) {
+        if self.replaying() {
+            let mut replay = self.replay.borrow_mut();
+            if replay.front().is_some_and(|r| !r.entry.is_answer()) {
+                replay.pop_front();
+            }
+            return;
+        }
+        if let Err(e) = self.append(at, entry) {
+            tracing::warn!("{e}");
+        }
+    }
+
+    /// The id the service echoes for intent `seq`: shaped like a GUID, unique to the run.
+    pub fn key(&self, seq: u64) -> String {
+        let h = sha256(format!("{}/{seq}", self.run).as_bytes());
+        format!(
+            "{}-{}-4{}-8{}-{}",
+            &h[0..8],
+            &h[8..12],
+            &h[12..15],
+            &h[15..18],
+            &h[18..30]
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(run: &str) -> Header {
+        Header {
+            run: run.into(),
+            runbook: PathBuf::from("/tmp/x.rhai"),
+            sha256: sha256(b"x"),
+            modules: Vec::new(),
+            target: None,
+            inventory: None,
+            speed: Some(1.0),
+            operator: "me@here".into(),
+            host: "here".into(),
+            pid: 1,
+            started_wall: "2026-11-26T00:00:00Z".into(),
+            version: "0".into(),
+        }
+    }
+
+    #[test]
+    fn a_torn_last_line_is_dropped_and_repaired() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::create(dir.path(), header("r1"), Timestamp(5)).unwrap();
+        j.append(Timestamp(6), Entry::Note { text: "one".into() })
+            .unwrap();
+        let path = dir.path().join(FILE);
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        f.write_all(b"{\"seq\":3,\"at\":7,\"type\":\"no").unwrap();
+        drop(f);
+        let loaded = load(&path).unwrap();
+        assert_eq!(loaded.records.len(), 2);
+        assert!(loaded.torn > 0);
+        let j = Journal::reopen(&path, &loaded, "r1").unwrap();
+        let seq = j
+            .append(Timestamp(8), Entry::Note { text: "two".into() })
+            .unwrap();
+        assert_eq!(seq, 3);
+        let again = load(&path).unwrap();
+        assert_eq!(again.torn, 0);
+        assert_eq!(again.records.len(), 3);
+        assert_eq!(again.records[2].seq, 3);
+    }
+
+    #[test]
+    fn a_damaged_line_before_the_last_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE);
+        std::fs::write(&path, "garbage\n{\"seq\":1}\n").unwrap();
+        let err = load(&path).unwrap_err();
+        assert!(err.contains("line 1 is damaged"), "{err}");
+    }
+
+    #[test]
+    fn replay_hands_out_answers_in_order_and_skips_descriptions() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::create(dir.path(), header("r2"), Timestamp(0)).unwrap();
+        j.describe(Timestamp(1), Entry::Note { text: "n".into() });
+        j.append(
+            Timestamp(2),
+            Entry::Read {
+                call: "item".into(),
+                key: "web-01".into(),
+                answer: Answer::Ok(serde_json::json!(1)),
+            },
+        )
+        .unwrap();
+        let path = dir.path().join(FILE);
+        let loaded = load(&path).unwrap();
+        let j = Journal::reopen(&path, &loaded, "r2").unwrap();
+        assert!(j.replaying());
+        let r = j.next_answer().unwrap();
+        assert!(matches!(r.entry, Entry::Read { ref key, .. } if key == "web-01"));
+        assert!(!j.replaying());
+        assert!(j.next_answer().is_none());
+    }
+
+    #[test]
+    fn keys_are_unique_per_run_and_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::create(dir.path(), header("r3"), Timestamp(0)).unwrap();
+        assert_ne!(j.key(4), j.key(5));
+        assert_eq!(j.key(4).len(), 36);
+    }
+}

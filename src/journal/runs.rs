@@ -1,0 +1,261 @@
+//! Run folders: `.runbook/runs/<id>/` under the runbook project (the folder of
+//! `runbook.toml`, else the runbook's own folder). A run folder holds the journal and the
+//! approvals given with `runbook approve`; everything in it is readable only by its owner.
+
+use super::{load, Entry, Header, Loaded, Record, RunState, FILE};
+use crate::clock::Timestamp;
+use crate::error::Error;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+/// The folder of a project's runs.
+pub fn runs_dir(project: &Path) -> PathBuf {
+    project.join(".runbook").join("runs")
+}
+
+/// The project a runbook belongs to: the folder of the `runbook.toml` that applies to it,
+/// else its own folder.
+pub fn project_of(config: Option<&Path>, runbook: &Path) -> PathBuf {
+    let folder = match config.and_then(Path::parent) {
+        Some(dir) => dir.to_path_buf(),
+        None => crate::paths::folder_of(runbook),
+    };
+    std::path::absolute(&folder).unwrap_or(folder)
+}
+
+/// The project for commands that name a run: `--project`, else the nearest folder from the
+/// current one up that has runs or a `runbook.toml`.
+pub fn discover_project(given: Option<&Path>) -> Result<PathBuf, Error> {
+    if let Some(dir) = given {
+        return std::path::absolute(dir).map_err(|e| Error::io(dir, &e));
+    }
+    let here = std::env::current_dir().map_err(|e| Error::io(Path::new("."), &e))?;
+    for dir in here.ancestors() {
+        if runs_dir(dir).is_dir() || dir.join(crate::config::FILE_NAME).is_file() {
+            return Ok(dir.to_path_buf());
+        }
+    }
+    Ok(here)
+}
+
+/// Creates a folder only its owner can read, with its parents.
+pub fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(path)
+}
+
+/// Creates a new file only its owner can read and write; fails if it exists.
+pub fn create_private(path: &Path) -> std::io::Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).read(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(path)?;
+    // The new name must survive a crash too.
+    if let Some(dir) = path.parent() {
+        File::open(dir).and_then(|d| d.sync_all())?;
+    }
+    Ok(file)
+}
+
+/// Makes a new run folder with a fresh id: `YYYYMMDD-HHMMSS-xxxx`.
+pub fn create_run(project: &Path, now: Timestamp) -> Result<(String, PathBuf), Error> {
+    let runs = runs_dir(project);
+    create_private_dir(&runs).map_err(|e| {
+        Error::Usage(format!(
+            "cannot create the run folder {}: {}; nothing was run",
+            crate::paths::display(&runs),
+            io_reason(&e)
+        ))
+    })?;
+    let stamp = now.rfc3339();
+    let digits: String = stamp
+        .chars()
+        .filter(char::is_ascii_digit)
+        .take(14)
+        .collect();
+    for attempt in 0..100u32 {
+        let salt = super::sha256(
+            format!(
+                "{}/{}/{attempt}/{:?}",
+                std::process::id(),
+                now.0,
+                std::time::Instant::now()
+            )
+            .as_bytes(),
+        );
+        let id = format!(
+            "{}-{}-{}",
+            &digits[..8.min(digits.len())],
+            &digits[8.min(digits.len())..],
+            &salt[..4]
+        );
+        let dir = runs.join(&id);
+        match std::fs::DirBuilder::new().create(&dir) {
+            Ok(()) => {
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::PermissionsExt;
+                    let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+                }
+                return Ok((id, dir));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => {
+                return Err(Error::Usage(format!(
+                    "cannot create the run folder {}: {}; nothing was run",
+                    crate::paths::display(&dir),
+                    io_reason(&e)
+                )))
+            }
+        }
+    }
+    Err(Error::Usage("cannot find a free run id".into()))
+}
+
+fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// Finds run `id` (or a unique prefix of one) in the project.
+pub fn find(project: &Path, id: &str) -> Result<(String, PathBuf), Error> {
+    let runs = runs_dir(project);
+    if id.is_empty() || id.contains(['/', '\\']) || id.starts_with('.') {
+        return Err(Error::Usage(format!("`{id}` is not a run id")));
+    }
+    let exact = runs.join(id);
+    if exact.join(FILE).is_file() {
+        return Ok((id.to_string(), exact));
+    }
+    let matches: Vec<String> = ids(project)
+        .into_iter()
+        .filter(|r| r.starts_with(id))
+        .collect();
+    match matches.as_slice() {
+        [one] => Ok((one.clone(), runs.join(one))),
+        [] => Err(Error::Usage(format!(
+            "no run `{id}` in {} (see `runbook runs`)",
+            crate::paths::display(&runs)
+        ))),
+        many => Err(Error::Usage(format!(
+            "`{id}` names several runs: {}",
+            many.join(", ")
+        ))),
+    }
+}
+
+/// The ids of a project's runs, oldest first.
+pub fn ids(project: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(runs_dir(project)) else {
+        return Vec::new();
+    };
+    let mut ids: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.path().join(FILE).is_file())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// A run as `runbook runs` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Summary {
+    pub id: String,
+    pub runbook: String,
+    pub target: String,
+    pub operator: String,
+    pub started: String,
+    pub state: String,
+    pub operations: usize,
+}
+
+/// Where a run stands, from its journal: how its last attempt ended, or whether its
+/// process still runs.
+pub fn state_of(loaded: &Loaded) -> String {
+    let mut last_pid = None;
+    let mut end = None;
+    for r in &loaded.records {
+        match &r.entry {
+            Entry::Start(h) => {
+                last_pid = Some((h.pid, h.host.clone()));
+                end = None;
+            }
+            Entry::Resumed { pid, host, .. } => {
+                last_pid = Some((*pid, host.clone()));
+                end = None;
+            }
+            Entry::End { state, .. } => end = Some(*state),
+            _ => {}
+        }
+    }
+    // A run on the embedded simulator cannot be resumed: its state died with it.
+    let resumable = if loaded.header().is_some_and(|h| h.target.is_some()) {
+        " (resumable)"
+    } else {
+        ""
+    };
+    match end {
+        Some(RunState::Succeeded) => "succeeded".into(),
+        Some(RunState::Failed) => format!("failed{resumable}"),
+        Some(RunState::Interrupted) => format!("interrupted{resumable}"),
+        None => match last_pid {
+            Some((pid, host)) if super::lock::process_alive(pid, &host) => "running".into(),
+            _ => format!("crashed{resumable}"),
+        },
+    }
+}
+
+/// Every run of the project, oldest first. Unreadable journals are listed as such.
+pub fn list(project: &Path) -> Vec<Summary> {
+    ids(project)
+        .into_iter()
+        .map(|id| {
+            let path = runs_dir(project).join(&id).join(FILE);
+            match load(&path) {
+                Ok(loaded) => summarize(&id, &loaded),
+                Err(e) => Summary {
+                    id,
+                    runbook: String::new(),
+                    target: String::new(),
+                    operator: String::new(),
+                    started: String::new(),
+                    state: format!("unreadable: {e}"),
+                    operations: 0,
+                },
+            }
+        })
+        .collect()
+}
+
+pub fn summarize(id: &str, loaded: &Loaded) -> Summary {
+    let header: Option<&Header> = loaded.header();
+    Summary {
+        id: id.to_string(),
+        runbook: header.map_or_else(String::new, |h| crate::paths::display(&h.runbook)),
+        target: header
+            .and_then(|h| h.target.clone())
+            .unwrap_or_else(|| "simulator".into()),
+        operator: header.map_or_else(String::new, |h| h.operator.clone()),
+        started: header.map_or_else(String::new, |h| h.started_wall.clone()),
+        state: state_of(loaded),
+        operations: loaded
+            .records
+            .iter()
+            .filter(|r| matches!(r.entry, Entry::Intent { .. }))
+            .count(),
+    }
+}
+
+/// Records of a run, for `show` and `report`.
+pub fn records(dir: &Path) -> Result<Vec<Record>, Error> {
+    load(&dir.join(FILE))
+        .map(|l| l.records)
+        .map_err(Error::Usage)
+}
