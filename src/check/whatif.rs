@@ -496,10 +496,11 @@ fn label(s: &Scenario) -> String {
 /// VMs it leaves unsafe.
 pub fn summary(whatif: &WhatIf) -> String {
     let passed = whatif.scenarios.iter().filter(|s| s.passes()).count();
+    let count = whatif.scenarios.len();
     let mut out = format!(
-        "what-if: {} scenarios ({} with one operation failing, 1 with the primary site unreachable), {passed} pass\n",
-        whatif.scenarios.len(),
-        whatif.scenarios.len().saturating_sub(1)
+        "what-if: {count} scenario{} ({} with one operation failing, 1 with the primary site unreachable), {passed} pass\n",
+        if count == 1 { "" } else { "s" },
+        count.saturating_sub(1)
     );
     let width = whatif
         .scenarios

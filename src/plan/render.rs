@@ -74,6 +74,12 @@ pub fn recovery_sentence(plan: &Plan) -> String {
 }
 
 fn summary_sentence(plan: &Plan) -> String {
+    if plan.operations.is_empty() {
+        return format!(
+            "No operation; {}",
+            plural(plan.manual_steps.len(), "manual step")
+        );
+    }
     format!(
         "{} on {}, at most {} at once; {}",
         plural(plan.operations.len(), "operation"),
