@@ -5,9 +5,11 @@
 //! no warnings, a completed dry run): a benchmark of a failing check measures nothing.
 
 use runbook::backend::inventory::Inventory;
+use runbook::check::whatif;
 use runbook::check::{check_text, Report};
 use runbook::diagnostics::summary_line;
 use runbook::diagnostics::Severity;
+use runbook::plan::{self, Outcome};
 use std::fmt::Write as _;
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -364,6 +366,65 @@ note("1,000 VMs run on the recovery site and replicate back to the primary site"
     .to_string()
 }
 
+/// The what-if plan: 100 VMs failed over in four parallel tiers of 25, each verified and
+/// committed, then reverse-replicated in batches of 50: 300 operations. A failed failover is
+/// caught and the tier goes on with the VMs that moved (so those scenarios run to the end);
+/// failed commits and reverse replications are not handled.
+fn what_if_runbook(names: &[String]) -> String {
+    let mut s = String::from(
+        r#"// Failover of 100 VMs in four tiers, then reverse replication.
+
+fn fail_over_tier(tier) {
+    let jobs = [];
+    for vm in tier {
+        jobs.push(failover(vm, #{ kind: "planned" }));
+    }
+    try {
+        wait_all(jobs, #{ timeout: "1h" });
+    } catch (err) {
+        note(`a failover failed; going on with the VMs that moved: ${err.message}`);
+    }
+    let moved = tier.filter(|vm| status(vm).state == "failover_commit_pending");
+    for vm in moved {
+        verify(vm, #{ active_location: "recovery", healthy: true });
+    }
+    let commits = [];
+    for vm in moved {
+        commits.push(commit(vm));
+    }
+    wait_all(commits, #{ timeout: "30m" });
+    moved
+}
+
+let everything = [];
+"#,
+    );
+    for name in names.iter().take(100) {
+        let _ = writeln!(s, "everything.push(vm(\"{name}\"));");
+    }
+    s.push_str(
+        r#"let moved = [];
+let i = 0;
+while i < everything.len() {
+    moved += fail_over_tier(everything.extract(i, 25));
+    i += 25;
+}
+i = 0;
+while i < moved.len() {
+    let batch = moved.extract(i, 50);
+    let jobs = [];
+    for vm in batch {
+        jobs.push(reverse_replicate(vm));
+    }
+    wait_all(jobs, #{ timeout: "2h" });
+    i += 50;
+}
+note(`${moved.len()} VMs run on the recovery site and replicate back`);
+"#,
+    );
+    s
+}
+
 // ---------------------------------------------------------------------------------------
 // Checking clean
 // ---------------------------------------------------------------------------------------
@@ -513,6 +574,26 @@ fn main() {
     let report = check_text("plan-1000.rhai", &plan, None, Some(&big_inv));
     assert_clean(&report, &plan);
     let plan_dry = report.dry_run.clone().unwrap_or_else(|| unreachable!());
+    let what_if = what_if_runbook(&estate);
+    let report = check_text("what-if-100.rhai", &what_if, None, Some(&estate_inv));
+    assert_clean(&report, &what_if);
+    let what_if_dry = report.dry_run.clone().unwrap_or_else(|| unreachable!());
+    let (_, scenarios) = whatif::check_text("what-if-100.rhai", &what_if, None, Some(&estate_inv));
+    let scenarios = scenarios.map_or(0, |w| w.scenarios.len());
+    if what_if_dry.jobs != 300 || scenarios != 301 {
+        eprintln!(
+            "the what-if runbook starts {} operations and makes {scenarios} scenarios, not 300 and 301",
+            what_if_dry.jobs
+        );
+        std::process::exit(1);
+    }
+    let plan_operations = match plan::plan_text("plan-1000.rhai", &plan, None, Some(&big_inv)) {
+        Outcome::Planned(p) => p.operations.len(),
+        Outcome::Rejected(r) => {
+            assert_clean(&r, &plan);
+            0
+        }
+    };
 
     println!(
         "long runbook: {} lines, {} jobs, {:?} simulated",
@@ -528,11 +609,18 @@ fn main() {
         estate.len()
     );
     println!(
-        "1,000-VM plan: {} lines, {} jobs, {:?} simulated; inventory of {} VMs",
+        "1,000-VM plan: {} lines, {} jobs, {:?} simulated; inventory of {} VMs; {plan_operations} operations planned",
         plan.lines().count(),
         plan_dry.jobs,
         plan_dry.simulated,
         big_names.len()
+    );
+    println!(
+        "what-if plan: {} lines, {} jobs, {:?} simulated, {scenarios} scenarios; inventory of {} VMs",
+        what_if.lines().count(),
+        what_if_dry.jobs,
+        what_if_dry.simulated,
+        estate.len()
     );
 
     let mut figures = Vec::new();
@@ -569,7 +657,34 @@ fn main() {
         target: Duration::from_millis(50),
     });
 
-    // 4. A whole `runbook check one.rhai` process.
+    // 4. `check --what-if` of the 100-VM plan: the check and 301 scenario dry runs.
+    figures.push(Figure {
+        name: "check --what-if 100-VM plan (301 dry runs)".into(),
+        samples: measure(7, || {
+            black_box(whatif::check_text(
+                "what-if-100.rhai",
+                &what_if,
+                None,
+                Some(&estate_inv),
+            ));
+        }),
+        target: Duration::from_millis(2000),
+    });
+
+    // 5. The plan of the 1,000-VM runbook, rendered as text.
+    figures.push(Figure {
+        name: "plan 1,000-VM runbook (text)".into(),
+        samples: measure(15, || {
+            if let Outcome::Planned(p) =
+                plan::plan_text("plan-1000.rhai", &plan, None, Some(&big_inv))
+            {
+                black_box(plan::render::text(&p));
+            }
+        }),
+        target: Duration::from_millis(100),
+    });
+
+    // 6. A whole `runbook check one.rhai` process.
     let binary = release_binary();
     if binary.is_file() {
         let dir = tempfile::tempdir().expect("a temporary directory");

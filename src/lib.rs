@@ -2,8 +2,10 @@
 //!
 //! # Layout
 //!
-//! - [`cli`]: clap types and command dispatch (`check`, `run`, `api`, `explain`, ...).
+//! - [`cli`]: clap types and command dispatch (`check`, `plan`, `run`, `api`, `explain`, ...).
 //! - [`check`]: the static checks (an AST walk) and the dry run on the simulator.
+//! - [`plan`]: the dry run shown as a plan (times, lanes, states, estimated recovery time),
+//!   and the comparison of two plans.
 //! - [`run`]: executing a runbook with live progress and a summary.
 //! - [`script`]: the engine builder, the primitive registry, the primitives' host, options,
 //!   the module resolver, the embedded stdlib and the editor definitions.
@@ -12,8 +14,8 @@
 //!   code, and their rendering (human, JSON, SARIF, GitHub workflow commands).
 //! - [`clock`], [`config`], [`error`], [`paths`]: time, `runbook.toml`, errors and paths.
 //!
-//! Dependencies point one way: `cli` uses `check` and `run`; those use `script`, which uses
-//! `backend`; everything uses `diagnostics`.
+//! Dependencies point one way: `cli` uses `plan`, `check` and `run`; `plan` uses `check`;
+//! those use `script`, which uses `backend`; everything uses `diagnostics`.
 
 pub mod backend;
 pub mod check;
@@ -25,6 +27,7 @@ pub mod error;
 pub mod estate;
 pub mod journal;
 pub mod paths;
+pub mod plan;
 pub mod report;
 pub mod run;
 pub mod script;

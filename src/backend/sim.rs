@@ -63,6 +63,8 @@ struct State {
     plans: BTreeMap<String, Vec<String>>,
     primary: (String, bool),
     recovery: (String, bool),
+    /// What-if: the job numbered so (1-based, in the order jobs were created) fails.
+    failing_job: Option<u64>,
 }
 
 /// The simulator backend.
@@ -93,10 +95,19 @@ impl Simulator {
                     inventory.recovery.name.clone(),
                     inventory.recovery.connected,
                 ),
+                failing_job: None,
             }),
             open_world,
             origin: inventory.origin.clone(),
         }
+    }
+
+    /// What-if: the job of the `ordinal`-th operation started on this simulator (1-based,
+    /// counting every job it creates) fails when it ends, as if the service had failed it.
+    /// The runbook's dry run is deterministic, so the ordinal names the same operation in
+    /// every run of the same runbook up to that operation.
+    pub fn fail_job(&self, ordinal: u64) {
+        self.lock().failing_job = Some(ordinal);
     }
 
     /// The simulation's time now.
@@ -471,6 +482,18 @@ fn injected(op: Operation, vm: &str, message: Option<&str>) -> ServiceError {
     }
 }
 
+fn what_if_fault(op: Operation, vm: &str, ordinal: u64) -> ServiceError {
+    ServiceError {
+        code: "WhatIfFault".into(),
+        message: format!(
+            "The {} job for '{vm}' failed (what-if: operation {ordinal} of the runbook made to fail).",
+            op.scenario()
+        ),
+        possible_causes: "`runbook check --what-if` makes each operation fail in turn.".into(),
+        recommended_action: "Handle the failure in the runbook so that no VM is left in an unsafe state.".into(),
+    }
+}
+
 #[async_trait::async_trait]
 impl Backend for Simulator {
     fn describe(&self) -> String {
@@ -561,6 +584,9 @@ impl Backend for Simulator {
             .contains(&op)
             .then(|| injected(op, vm, item.fail_message.as_deref()));
         let _ = item;
+        if outcome.is_none() && st.failing_job == Some(st.seq + 1) {
+            outcome = Some(what_if_fault(op, vm, st.seq + 1));
+        }
         match op {
             Operation::PlannedFailover if !st.site_connected(source) => {
                 outcome = Some(ServiceError {
@@ -890,6 +916,31 @@ mod tests {
             panic!()
         };
         assert_eq!(candidates, vec!["web-01"]);
+    }
+
+    #[test]
+    fn the_chosen_job_fails_and_leaves_the_item_as_it_was() {
+        let (s, clock) = sim("[[items]]\nname = \"a\"\n[[items]]\nname = \"b\"\n");
+        s.fail_job(2);
+        let first = block_on(s.start("a", &planned(Direction::PrimaryToRecovery))).unwrap();
+        let second = block_on(s.start("b", &planned(Direction::PrimaryToRecovery))).unwrap();
+        clock.advance(Duration::from_secs(600));
+        assert_eq!(
+            block_on(s.job(&first.id)).unwrap().state,
+            JobState::Succeeded
+        );
+        let second = block_on(s.job(&second.id)).unwrap();
+        assert_eq!(second.state, JobState::Failed);
+        assert_eq!(second.errors[0].code, "WhatIfFault");
+        let b = block_on(s.item("b")).unwrap();
+        assert_eq!((b.active_location, b.replicating), (Site::Primary, true));
+        // Only that one: a later job succeeds.
+        let third = block_on(s.start("b", &planned(Direction::PrimaryToRecovery))).unwrap();
+        clock.advance(Duration::from_secs(600));
+        assert_eq!(
+            block_on(s.job(&third.id)).unwrap().state,
+            JobState::Succeeded
+        );
     }
 
     #[test]

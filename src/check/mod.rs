@@ -2,6 +2,7 @@
 //! all findings collected. It never talks to a real target.
 
 pub mod walk;
+pub mod whatif;
 
 use crate::backend::inventory::Inventory;
 use crate::backend::sim::Simulator;
@@ -13,7 +14,7 @@ use crate::script::engine;
 use crate::script::errors::{parse_finding, runtime_finding};
 use crate::script::exec::Exec;
 use crate::script::host::{Host, Mode};
-use crate::script::observer::Quiet;
+use crate::script::observer::{Observer, Quiet};
 use crate::script::resolver::Resolver;
 use std::path::Path;
 use std::rc::Rc;
@@ -94,23 +95,56 @@ pub fn check_text(
     root: Option<&Path>,
     inventory: Option<&Inventory>,
 ) -> Report {
+    check_with(name, text, root, inventory, &Watch::default()).0
+}
+
+/// Makes the observer of a dry run from the run's simulator and clock.
+pub(crate) type MakeObserver<'a> =
+    dyn Fn(&Arc<Simulator>, &Arc<VirtualClock>) -> Rc<dyn Observer> + 'a;
+
+/// How commands built on the dry run (`plan`, `check --what-if`) watch it.
+#[derive(Default)]
+pub(crate) struct Watch<'a> {
+    /// Keep Rhai's call stack from the start, so every job knows the runbook line it came
+    /// from (the dry run is then not repeated to explain findings).
+    pub traced: bool,
+    /// The dry run's observer (default: one that discards everything).
+    pub observer: Option<&'a MakeObserver<'a>>,
+}
+
+/// [`check_text`], also returning the session of the dry run that produced the findings
+/// (`None` when static errors skipped it).
+pub(crate) fn check_with(
+    name: &str,
+    text: &str,
+    root: Option<&Path>,
+    inventory: Option<&Inventory>,
+    watch: &Watch,
+) -> (Report, Option<Session>) {
     let source: Arc<str> = Arc::from(name);
     let mut sources = Sources::default();
     sources.insert(source.clone(), text);
     let mut findings = Vec::new();
+    let report = |findings, sources| Report {
+        name: name.to_string(),
+        findings,
+        sources,
+        dry_run: None,
+    };
     if text.trim().is_empty() {
         findings.push(
             Finding::new(Code::EmptyRunbook, format!("{name} is empty"))
                 .help("write the plan's steps, e.g. failover(\"web-01\", #{ kind: \"planned\" })"),
         );
-        return Report {
-            name: name.to_string(),
-            findings,
-            sources,
-            dry_run: None,
-        };
+        return (report(findings, sources), None);
     }
-    let session = Session::new(name, root, inventory, false);
+    let setup = Setup {
+        name,
+        root,
+        inventory,
+        call_stack: watch.traced,
+    };
+    let session = Session::new(&setup, &Variant::default(), watch.observer);
     let engine = &session.engine;
     let resolver = &session.resolver;
 
@@ -119,12 +153,7 @@ pub fn check_text(
         Err(e) => {
             findings.push(parse_finding(&e, &source));
             sources.extend(&resolver.sources());
-            return Report {
-                name: name.to_string(),
-                findings,
-                sources,
-                dry_run: None,
-            };
+            return (report(findings, sources), None);
         }
     };
     ast.set_source(name);
@@ -145,12 +174,19 @@ pub fn check_text(
         let runaway = found
             .iter()
             .any(|f| matches!(f.code, Code::OperationLimit | Code::ResourceLimit));
-        if !runaway && found.iter().any(|f| f.location.is_some()) {
+        if !watch.traced && !runaway && found.iter().any(|f| f.location.is_some()) {
             // Findings at a place: run again with Rhai's call stack kept (deterministic, on
             // the same virtual clock), so each names the chain of calls that led to it. Clean
             // runbooks, the common case, pay nothing for the call stack; a runaway one is
             // not run twice.
-            let traced = Session::new(name, root, inventory, true);
+            let traced = Session::new(
+                &Setup {
+                    call_stack: true,
+                    ..setup
+                },
+                &Variant::default(),
+                None,
+            );
             (found, dry) = traced.dry_run(&ast);
             sources.extend(&traced.resolver.sources());
         }
@@ -165,47 +201,77 @@ pub fn check_text(
     };
     sources.extend(&resolver.sources());
     sort_and_dedup(&mut findings);
-    Report {
-        name: name.to_string(),
-        findings,
-        sources,
+    let ran = dry_run.is_some().then_some(session);
+    let report = Report {
         dry_run,
-    }
+        ..report(findings, sources)
+    };
+    (report, ran)
+}
+
+/// What a dry run runs: the runbook's name, its folder for imports, the inventory, and
+/// whether Rhai's call stack is kept (for the chain of calls behind each finding and job).
+#[derive(Clone, Copy)]
+pub(crate) struct Setup<'a> {
+    pub name: &'a str,
+    pub root: Option<&'a Path>,
+    pub inventory: Option<&'a Inventory>,
+    pub call_stack: bool,
+}
+
+/// How a what-if dry run differs from the plain one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Variant {
+    /// The job of the n-th operation the runbook starts (1-based) fails.
+    pub failing_job: Option<u64>,
+    /// The primary site's server is not connected to Site Recovery.
+    pub primary_unreachable: bool,
 }
 
 /// One simulated execution: a virtual-clock simulator of the inventory, a host and an engine.
-struct Session {
-    host: Rc<Host>,
-    resolver: Resolver,
-    engine: rhai::Engine,
+pub(crate) struct Session {
+    pub host: Rc<Host>,
+    pub resolver: Resolver,
+    pub engine: rhai::Engine,
 }
 
 impl Session {
-    fn new(
-        name: &str,
-        root: Option<&Path>,
-        inventory: Option<&Inventory>,
-        call_stack: bool,
+    /// A session of `setup` changed by `variant`, watched by the observer `observer` makes
+    /// (default: one that discards everything and confirms manual steps).
+    pub(crate) fn new(
+        setup: &Setup,
+        variant: &Variant,
+        observer: Option<&MakeObserver<'_>>,
     ) -> Self {
         let empty = Inventory::empty();
-        let inv = inventory.unwrap_or(&empty);
+        let mut inv = std::borrow::Cow::Borrowed(setup.inventory.unwrap_or(&empty));
+        if variant.primary_unreachable {
+            inv.to_mut().primary.connected = false;
+        }
         let clock = Arc::new(VirtualClock::new(inv.start));
         let sim = Arc::new(Simulator::new(
-            inv,
+            &inv,
             clock.clone() as Arc<dyn Clock>,
-            inventory.is_none(),
+            setup.inventory.is_none(),
         ));
+        if let Some(n) = variant.failing_job {
+            sim.fail_job(n);
+        }
+        let observer: Rc<dyn Observer> = match observer {
+            Some(make) => make(&sim, &clock),
+            None => Rc::new(Quiet),
+        };
         let host = Rc::new(Host::new(
             sim,
             clock,
             Exec::Inline,
             Mode::Check,
-            Rc::new(Quiet),
+            observer,
             None,
-            name,
+            setup.name,
         ));
-        let resolver = Resolver::new(root);
-        let engine = engine::build(host.clone(), resolver.clone(), call_stack);
+        let resolver = Resolver::new(setup.root);
+        let engine = engine::build(host.clone(), resolver.clone(), setup.call_stack);
         Session {
             host,
             resolver,
@@ -214,7 +280,7 @@ impl Session {
     }
 
     /// Runs the runbook to its end or its first error; returns the findings and what ran.
-    fn dry_run(&self, ast: &rhai::AST) -> (Vec<Finding>, DryRun) {
+    pub(crate) fn dry_run(&self, ast: &rhai::AST) -> (Vec<Finding>, DryRun) {
         let mut findings = Vec::new();
         let completed = match self.engine.run_ast(ast) {
             Ok(()) => {

@@ -1,11 +1,13 @@
-//! `runbook check`: expands the files and globs given, checks each runbook, and prints the
-//! findings in the format asked for, with a summary of all files.
+//! `runbook check`: expands the files and globs given, checks each runbook (with its what-if
+//! scenarios when asked), and prints the findings in the format asked for, with a summary of
+//! all files.
 //!
 //! Human, short and github output is printed file by file as the checks go, and ends with the
 //! summary line. JSON and SARIF are one document on stdout, printed at the end, that holds the
 //! summary; the summary line also goes to stderr, for the CI log.
 
 use super::Format;
+use crate::check::whatif::{self, WhatIf};
 use crate::check::{self, inventory_for, Report};
 use crate::clock::human;
 use crate::diagnostics::json::JsonFinding;
@@ -16,8 +18,11 @@ use crate::error::{exit, Error};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-/// The outcome of one file: its report, or `(file, why)` when it could not be checked.
-type Outcome = Result<Report, (String, String)>;
+/// A file's report, and its what-if scenarios when they were asked for and ran.
+type Checked = (Report, Option<WhatIf>);
+
+/// The outcome of one file, or `(file, why)` when it could not be checked.
+type Outcome = Result<Checked, (String, String)>;
 
 /// Checks `files` (paths or globs) and prints the findings in `format`. Returns the exit
 /// code: 0 clean, 1 findings that fail the check, 2 a file or configuration that could not
@@ -27,6 +32,7 @@ pub(super) fn check_files(
     inventory: Option<&Path>,
     deny_warnings: bool,
     format: Format,
+    what_if: bool,
     color: bool,
 ) -> Result<i32, Error> {
     let paths = expand(files)?;
@@ -35,16 +41,14 @@ pub(super) fn check_files(
     let mut summary = Summary::default();
     let mut outcomes: Vec<Outcome> = Vec::new();
     for path in &paths {
-        let outcome = match inventory_for(path, inventory)
-            .and_then(|inv| check::check_file(path, inv.as_ref()))
-        {
-            Ok(report) => {
+        let outcome = match check_one(path, inventory, what_if) {
+            Ok((report, scenarios)) => {
                 summary.add(&report.findings);
                 if report.fails(deny_warnings) {
                     code = code.max(exit::FINDINGS);
                 }
-                print_report(&report, format, color);
-                Ok(report)
+                print_report(&report, scenarios.as_ref(), format, color);
+                Ok((report, scenarios))
             }
             Err(e) => {
                 // A file that cannot be read does not stop the others from being checked.
@@ -68,6 +72,16 @@ pub(super) fn check_files(
         Format::Sarif => print_document(&sarif_document(&outcomes, &summary), &summary),
     }
     Ok(code)
+}
+
+/// Checks one file, and runs its what-if scenarios when asked.
+fn check_one(path: &Path, inventory: Option<&Path>, what_if: bool) -> Result<Checked, Error> {
+    let inv = inventory_for(path, inventory)?;
+    if what_if {
+        whatif::check_file(path, inv.as_ref())
+    } else {
+        check::check_file(path, inv.as_ref()).map(|report| (report, None))
+    }
 }
 
 /// The files to check, in order and each once: an argument naming a file is taken as it is;
@@ -101,8 +115,9 @@ fn expand(args: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
     Ok(files)
 }
 
-/// Prints one file's findings in the formats that stream (human, short, github).
-fn print_report(report: &Report, format: Format, color: bool) {
+/// Prints one file's findings in the formats that stream (human, short, github); the human
+/// form also lists the what-if scenarios, one line each.
+fn print_report(report: &Report, scenarios: Option<&WhatIf>, format: Format, color: bool) {
     match format {
         Format::Human => {
             for f in &report.findings {
@@ -110,6 +125,9 @@ fn print_report(report: &Report, format: Format, color: bool) {
                     "{}",
                     render(f, &report.sources, RenderOptions { color, width: 100 })
                 );
+            }
+            if let Some(w) = scenarios {
+                print!("{}", whatif::summary(w));
             }
             println!("{}", verdict(report));
         }
@@ -137,24 +155,30 @@ fn print_document(document: &serde_json::Value, summary: &Summary) {
     eprintln!("{summary}");
 }
 
-/// `{"files": [...], "summary": {...}}`: for each file its counts, the dry run and every
-/// finding, or why it could not be checked.
+/// `{"files": [...], "summary": {...}}`: for each file its counts, the dry run, every
+/// finding and the what-if scenarios when asked for, or why it could not be checked.
 fn json_document(outcomes: &[Outcome], summary: &Summary) -> serde_json::Value {
     let files: Vec<serde_json::Value> = outcomes
         .iter()
         .map(|outcome| match outcome {
-            Ok(report) => serde_json::json!({
-                "file": report.name,
-                "errors": report.count(Severity::Error),
-                "warnings": report.count(Severity::Warning),
-                "notes": report.count(Severity::Note),
-                "dry_run": report.dry_run,
-                "findings": report
-                    .findings
-                    .iter()
-                    .map(|f| JsonFinding::new(f, &report.sources, &report.name))
-                    .collect::<Vec<_>>(),
-            }),
+            Ok((report, scenarios)) => {
+                let mut file = serde_json::json!({
+                    "file": report.name,
+                    "errors": report.count(Severity::Error),
+                    "warnings": report.count(Severity::Warning),
+                    "notes": report.count(Severity::Note),
+                    "dry_run": report.dry_run,
+                    "findings": report
+                        .findings
+                        .iter()
+                        .map(|f| JsonFinding::new(f, &report.sources, &report.name))
+                        .collect::<Vec<_>>(),
+                });
+                if let (Some(w), Some(map)) = (scenarios, file.as_object_mut()) {
+                    map.insert("what_if".into(), whatif::json(w));
+                }
+                file
+            }
             Err((file, error)) => serde_json::json!({ "file": file, "error": error }),
         })
         .collect();
@@ -166,7 +190,7 @@ fn sarif_document(outcomes: &[Outcome], summary: &Summary) -> serde_json::Value 
     let files: Vec<FileFindings> = outcomes
         .iter()
         .filter_map(|o| o.as_ref().ok())
-        .map(|report| FileFindings {
+        .map(|(report, _)| FileFindings {
             file: &report.name,
             findings: &report.findings,
             sources: &report.sources,

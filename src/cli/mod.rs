@@ -2,6 +2,7 @@
 
 mod check;
 mod explain;
+mod plan;
 
 use crate::error::{exit, Error};
 use crate::run::{self, RunOptions};
@@ -99,6 +100,26 @@ pub enum Command {
         /// sarif hold it in the document, and print it on stderr).
         #[arg(long, value_enum, default_value = "human")]
         format: Format,
+        /// Also dry-run once with each operation failing, and once with the primary site
+        /// unreachable, and report failures the runbook does not handle.
+        #[arg(long)]
+        what_if: bool,
+    },
+    /// Show the dry run as a plan: operations in time and in parallel lanes, each VM's
+    /// state before and after, manual steps, and the estimated recovery time.
+    Plan {
+        /// The runbook to plan.
+        #[arg(required_unless_present = "compare", conflicts_with = "compare")]
+        file: Option<PathBuf>,
+        /// Show how the plan changes from OLD to NEW: files, or REV:PATH for a file at a git
+        /// revision (e.g. main:runbooks/failback.rhai).
+        #[arg(long, num_args = 2, value_names = ["OLD", "NEW"])]
+        compare: Option<Vec<String>>,
+        /// The inventory whose durations and states to plan with (overrides runbook.toml).
+        #[arg(long, value_name = "FILE")]
+        inventory: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: plan::PlanFormat,
     },
     /// Run a runbook (on the embedded simulator when no target is given).
     Run {
@@ -191,7 +212,29 @@ fn dispatch(command: Command, color: bool) -> Result<i32, Error> {
             inventory,
             deny_warnings,
             format,
-        } => check::check_files(&files, inventory.as_deref(), deny_warnings, format, color),
+            what_if,
+        } => check::check_files(
+            &files,
+            inventory.as_deref(),
+            deny_warnings,
+            format,
+            what_if,
+            color,
+        ),
+        Command::Plan {
+            file,
+            compare,
+            inventory,
+            format,
+        } => match (compare.as_deref(), file) {
+            (Some([old, new]), _) => {
+                plan::compare_files(old, new, inventory.as_deref(), format, color)
+            }
+            (_, Some(file)) => plan::plan_file(&file, inventory.as_deref(), format, color),
+            _ => Err(Error::Usage(
+                "plan needs a runbook, or --compare OLD NEW".into(),
+            )),
+        },
         Command::Run {
             file,
             inventory,

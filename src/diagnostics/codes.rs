@@ -134,6 +134,12 @@ codes! {
     Refused = "RB115", "refused", Error,
         "an operation refused for safety",
         "Some operations are never safe in a recovery (for example cancelling a failover).";
+    UnhandledFailure = "RB117", "unhandled-failure", Warning,
+        "what-if: when this operation fails (or the primary site is unreachable), the runbook stops on the error without handling it",
+        "Operations fail during real outages; a runbook that stops on the first failure leaves the operator to improvise, often with VMs half failed over.";
+    FailureLeavesUnsafe = "RB118", "failure-leaves-unsafe", Warning,
+        "what-if: when this operation fails, the runbook ends but leaves a VM failed over and not committed, without replication, or in an uncleaned drill",
+        "The run looks finished while a VM has no disaster recovery or blocks the next failover.";
 }
 
 #[cfg(test)]

@@ -509,6 +509,54 @@ wait_job(commit(app), #{ timeout: "10m" });
 "#,
             ),
         },
+        Code::UnhandledFailure => Explanation {
+            detects: "Reported by `runbook check --what-if` only. After the check, the dry run \
+                is repeated once for each operation the runbook starts, with that operation's \
+                job failing, and once with the primary site unreachable. A scenario is not \
+                handled when an error a primitive raised (the failed wait, a refused \
+                operation, a failed verification) reaches the top of the runbook uncaught. \
+                The finding points at the operation that failed; scenarios that fail the same \
+                way at the same line make one finding.",
+            example: demo(
+                r#"let web = vm("web-01");
+wait_job(test_failover(web, #{ network: "drill-net" }), #{ timeout: "1h" });
+verify(web, #{ replicating: true, healthy: true });
+wait_job(cleanup_test_failover(web), #{ timeout: "1h" });
+"#,
+            ),
+            fix: demo(
+                r#"import "runbook/drill" as drill;
+
+// Cleans up whatever failed (a failed cleanup is tried once more), then reports the failure.
+drill::run(["web-01"], "drill-net", "1h");
+"#,
+            ),
+        },
+        Code::FailureLeavesUnsafe => Explanation {
+            detects: "Reported by `runbook check --what-if` only (see RB117 for the \
+                scenarios). The runbook handles the failure, by completing or by throwing an \
+                error of its own, but once every job has ended a VM is left failed over and \
+                never committed, without replication, or with a drill never cleaned up. \
+                Catching a failure and only noting it is the usual cause.",
+            example: demo(
+                r#"let web = vm("web-01");
+try {
+    wait_job(test_failover(web, #{ network: "drill-net" }), #{ timeout: "1h" });
+    verify(web, #{ replicating: true, healthy: true });
+    wait_job(cleanup_test_failover(web), #{ timeout: "1h" });
+} catch (err) {
+    note(`the drill failed: ${err.message}`);
+}
+"#,
+            ),
+            fix: demo(
+                r#"import "runbook/drill" as drill;
+
+// Cleans up whatever failed (a failed cleanup is tried once more), then reports the failure.
+drill::run(["web-01"], "drill-net", "1h");
+"#,
+            ),
+        },
     }
 }
 

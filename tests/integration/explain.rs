@@ -1,9 +1,11 @@
-//! `runbook explain`: every code has a text, and every example in it is true: checked, the
-//! example produces its code, and the fix removes it without bringing anything new.
+//! `runbook explain`: every code has a text, and every example in it is true: checked (with
+//! `--what-if` for the codes only it reports), the example produces its code, and the fix
+//! removes it without bringing anything new.
 
 use crate::common::{cli, text};
 use runbook::backend::inventory::Inventory;
 use runbook::check::check_text;
+use runbook::check::whatif;
 use runbook::diagnostics::explain::{explanation, Estate, Snippet};
 use runbook::diagnostics::Code;
 use std::collections::BTreeSet;
@@ -20,7 +22,11 @@ fn codes_of(code: Code, what: &str, snippet: Snippet) -> BTreeSet<Code> {
         Estate::Run => unreachable!("run-only snippets are not checked"),
     };
     let name = format!("{}-{what}.rhai", code.as_str());
-    let report = check_text(&name, snippet.text, None, inventory.as_ref());
+    let report = if whatif::CODES.contains(&code) {
+        whatif::check_text(&name, snippet.text, None, inventory.as_ref()).0
+    } else {
+        check_text(&name, snippet.text, None, inventory.as_ref())
+    };
     report.findings.iter().map(|f| f.code).collect()
 }
 

@@ -1,9 +1,11 @@
 //! One fixture per diagnostic code: the fixture names the codes and lines it expects, the
-//! check must find exactly those, and the rendered diagnostics are snapshotted.
+//! check must find exactly those, and the rendered diagnostics are snapshotted. A fixture
+//! whose header says `// check: --what-if` is checked with its what-if scenarios.
 
 use crate::common::{expectations, inventory_of, root, Expected};
 use runbook::backend::inventory::Inventory;
 use runbook::check::check_file;
+use runbook::check::whatif;
 use runbook::diagnostics::{render_all, Code, RenderOptions};
 use std::path::PathBuf;
 
@@ -19,6 +21,13 @@ fn fixtures() -> Vec<PathBuf> {
         .collect();
     files.sort();
     files
+}
+
+/// Whether the fixture's header asks for `check --what-if`.
+fn wants_what_if(text: &str) -> bool {
+    text.lines()
+        .take_while(|l| l.starts_with("//"))
+        .any(|l| l.trim_start_matches("//").trim() == "check: --what-if")
 }
 
 #[test]
@@ -51,7 +60,13 @@ fn fixtures_find_exactly_what_they_expect_and_render_as_snapshotted() {
                 .expect("the fixture inventory loads")
         });
         let rel = path.strip_prefix(root()).unwrap().to_path_buf();
-        let report = check_file(&rel, inventory.as_ref()).expect("the fixture is readable");
+        let report = if wants_what_if(&text) {
+            whatif::check_file(&rel, inventory.as_ref())
+                .expect("the fixture is readable")
+                .0
+        } else {
+            check_file(&rel, inventory.as_ref()).expect("the fixture is readable")
+        };
         let fixture_name = rel.display().to_string();
         let mut found: Vec<Expected> = report
             .findings

@@ -10,5 +10,7 @@ mod durable;
 mod explain;
 mod fixtures;
 mod formats;
+mod plan;
 mod reports;
 mod runbooks;
+mod whatif;
