@@ -10,10 +10,14 @@ pub fn folder_of(path: &Path) -> std::path::PathBuf {
     }
 }
 
-/// `path` relative to the current folder when it lies below it, else as given.
+/// `path` relative to the current folder when it lies below it (`.` for the folder
+/// itself), else as given.
 pub fn display(path: &Path) -> String {
     if let (Ok(cwd), Ok(abs)) = (std::env::current_dir(), std::path::absolute(path)) {
         if let Ok(rel) = abs.strip_prefix(&cwd) {
+            if rel.as_os_str().is_empty() {
+                return ".".into();
+            }
             return rel.display().to_string();
         }
     }

@@ -309,27 +309,37 @@ fn steps(
     steps
 }
 
-/// Gives each step a lane: the lane its VM used last if that lane is free when the step
-/// starts, else the first free lane, else a new one. Returns the number of lanes.
+/// Gives each step a lane (see [`lanes`]). Returns the number of lanes.
 fn assign_lanes(steps: &mut [Step]) -> usize {
+    let (assigned, count) = lanes(steps.iter().map(|s| (s.vm.as_str(), s.start, s.end)));
+    for (step, lane) in steps.iter_mut().zip(assigned) {
+        step.lane = lane;
+    }
+    count
+}
+
+/// Lanes for spans `(vm, start, end)` given in start order: the lane the VM used last if it
+/// is free at the span's start, else the first free lane, else a new one. Returns each
+/// span's lane (from 1) and the number of lanes. The plan and the run report share it.
+pub(crate) fn lanes<'a>(
+    spans: impl IntoIterator<Item = (&'a str, Duration, Duration)>,
+) -> (Vec<usize>, usize) {
     let mut free_at: Vec<Duration> = Vec::new();
-    let mut last: HashMap<String, usize> = HashMap::new();
-    for step in steps.iter_mut() {
-        let sticky = last
-            .get(&step.vm)
-            .copied()
-            .filter(|&l| free_at[l] <= step.start);
+    let mut last: HashMap<&str, usize> = HashMap::new();
+    let mut assigned = Vec::new();
+    for (vm, start, end) in spans {
+        let sticky = last.get(vm).copied().filter(|&l| free_at[l] <= start);
         let lane = sticky
-            .or_else(|| free_at.iter().position(|&f| f <= step.start))
+            .or_else(|| free_at.iter().position(|&f| f <= start))
             .unwrap_or_else(|| {
                 free_at.push(Duration::ZERO);
                 free_at.len() - 1
             });
-        free_at[lane] = step.end.max(step.start);
-        last.insert(step.vm.clone(), lane);
-        step.lane = lane + 1;
+        free_at[lane] = end.max(start);
+        last.insert(vm, lane);
+        assigned.push(lane + 1);
     }
-    free_at.len()
+    (assigned, free_at.len())
 }
 
 /// Each VM the plan operates on, in name order, with when it counts as recovered.

@@ -233,7 +233,11 @@ fn cell(text: &str) -> String {
     text.replace('|', "\\|").replace('\n', " ")
 }
 
-fn md_table(out: &mut String, header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) {
+pub(crate) fn md_table(
+    out: &mut String,
+    header: &[&str],
+    rows: impl IntoIterator<Item = Vec<String>>,
+) {
     let _ = writeln!(out, "| {} |", header.join(" | "));
     let _ = writeln!(out, "|{}", "---|".repeat(header.len()));
     for row in rows {
@@ -325,7 +329,7 @@ pub fn markdown(plan: &Plan) -> String {
 }
 
 /// Text safe inside a Mermaid task name (no `:`, `;` or `#`, which end or escape it).
-fn mermaid_text(text: &str) -> String {
+pub(crate) fn mermaid_text(text: &str) -> String {
     text.chars()
         .map(|c| match c {
             ':' | ';' | '#' | '\n' => ' ',

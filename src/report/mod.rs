@@ -11,6 +11,7 @@ use crate::backend::{Item, JobInfo, Site};
 use crate::clock::{human, Timestamp};
 use crate::error::Error;
 use crate::journal::{Answer, Entry, Loaded, Record, RunState, StepOutcome, Waited};
+use crate::plan::render::{md_table, mermaid_text, offset};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -327,209 +328,284 @@ fn apply(op: &mut Operation, job: &JobInfo, seen: u64) {
     op.warnings = job.warnings.clone();
 }
 
-/// Puts each operation in the first lane free at its start.
+/// Puts each operation in a lane: operations that overlap in time are in different lanes,
+/// the same rule as the plan's.
 fn assign_lanes(ops: &mut [Operation]) {
     let mut order: Vec<usize> = (0..ops.len()).collect();
     order.sort_by_key(|&i| (ops[i].start, i));
-    let mut lanes: Vec<u64> = Vec::new();
-    for i in order {
-        let start = ops[i].start;
-        let end = ops[i].end.unwrap_or(start).max(start);
-        let lane = match lanes.iter().position(|&busy_until| busy_until <= start) {
-            Some(l) => l,
-            None => {
-                lanes.push(0);
-                lanes.len() - 1
-            }
-        };
-        lanes[lane] = end.max(start + 1);
-        ops[i].lane = lane + 1;
+    let spans = order.iter().map(|&i| {
+        let o = &ops[i];
+        let (start, end) = (o.start, o.end.unwrap_or(o.start));
+        (
+            o.vm.as_str(),
+            Duration::from_secs(start),
+            Duration::from_secs(end),
+        )
+    });
+    let (lanes, _) = crate::plan::lanes(spans);
+    for (i, lane) in order.into_iter().zip(lanes) {
+        ops[i].lane = lane;
     }
 }
 
-/// `T+hh:mm:ss`.
+/// `T+h:mm:ss` of an offset in seconds.
 pub fn clock(seconds: u64) -> String {
-    format!(
-        "T+{:02}:{:02}:{:02}",
-        seconds / 3600,
-        (seconds % 3600) / 60,
-        seconds % 60
-    )
+    offset(Duration::from_secs(seconds))
 }
 
 fn span(seconds: Option<u64>) -> String {
     seconds.map_or_else(|| "-".into(), |s| human(Duration::from_secs(s)))
 }
 
-/// Table cells: no pipes or line breaks.
-fn cell(text: &str) -> String {
-    text.replace('|', "\\|").replace('\n', " ")
+/// The facts at the head of every form: `(name, value)`.
+fn summary(a: &Audit) -> Vec<(&'static str, String)> {
+    let recovery = match a.recovery_time_seconds {
+        Some(s) => format!(
+            "{} (first operation until every failed-over VM was verified)",
+            human(Duration::from_secs(s))
+        ),
+        None => "not measured: a VM that was failed over was never verified after it (or none was failed over)".into(),
+    };
+    let simulated = if a.simulated {
+        " (simulated times)"
+    } else {
+        ""
+    };
+    vec![
+        ("state", a.state.clone()),
+        ("target", format!("{}{simulated}", a.target)),
+        ("operator", a.operator.clone()),
+        ("started", a.started.clone()),
+        ("operations", a.operations.len().to_string()),
+        ("recovery time", recovery),
+    ]
+}
+
+/// A table of the report, in every form alike.
+struct Table {
+    title: &'static str,
+    intro: Option<&'static str>,
+    header: &'static [&'static str],
+    rows: Vec<Vec<String>>,
+}
+
+/// The report's tables that have rows: operations, VM states, verifications, manual steps.
+fn tables(a: &Audit) -> Vec<Table> {
+    let operations = a
+        .operations
+        .iter()
+        .enumerate()
+        .map(|(i, o)| {
+            let settled = if o.settled {
+                " (settled after a crash)"
+            } else {
+                ""
+            };
+            vec![
+                (i + 1).to_string(),
+                clock(o.start),
+                o.end.map_or_else(|| "-".into(), clock),
+                span(o.duration()),
+                o.lane.to_string(),
+                o.vm.clone(),
+                format!("{}{settled}", o.operation),
+                o.state.clone(),
+                o.job.clone().unwrap_or_else(|| "-".into()),
+                o.line.clone().unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    let vms = a
+        .vms
+        .iter()
+        .map(|vm| {
+            let path: Vec<String> = vm
+                .states
+                .iter()
+                .map(|(at, s)| format!("{s} at {}", clock(*at)))
+                .collect();
+            vec![vm.vm.clone(), path.join(" → ")]
+        })
+        .collect();
+    let verifications = a
+        .verifications
+        .iter()
+        .map(|v| {
+            vec![
+                clock(v.at),
+                v.vm.clone(),
+                v.site.as_str().to_string(),
+                v.what.clone(),
+            ]
+        })
+        .collect();
+    let steps = a
+        .approvals
+        .iter()
+        .map(|s| {
+            vec![
+                s.step.to_string(),
+                s.title.clone(),
+                s.outcome.clone(),
+                s.by.clone().unwrap_or_else(|| "-".into()),
+                clock(s.at),
+            ]
+        })
+        .collect();
+    let all = [
+        Table {
+            title: "Operations",
+            intro: None,
+            header: &[
+                "#",
+                "start",
+                "end",
+                "duration",
+                "lane",
+                "VM",
+                "operation",
+                "state",
+                "job",
+                "runbook line",
+            ],
+            rows: operations,
+        },
+        Table {
+            title: "VM states",
+            intro: Some("Each VM's state as the run read it, and when."),
+            header: &["VM", "observed states"],
+            rows: vms,
+        },
+        Table {
+            title: "Verifications",
+            intro: None,
+            header: &["at", "VM", "site", "checked"],
+            rows: verifications,
+        },
+        Table {
+            title: "Manual steps",
+            intro: None,
+            header: &["step", "title", "outcome", "by", "at"],
+            rows: steps,
+        },
+    ];
+    all.into_iter().filter(|t| !t.rows.is_empty()).collect()
+}
+
+/// A list item of the report, with its sub-items.
+type ListItem = (String, Vec<String>);
+
+/// The report's lists that have items: resumes, failures and warnings, notes.
+fn lists(a: &Audit) -> Vec<(&'static str, Vec<ListItem>)> {
+    let resumes = a
+        .resumes
+        .iter()
+        .map(|r| {
+            let changed = if r.changed.is_empty() {
+                String::new()
+            } else {
+                format!(" (changed: {})", r.changed.join(", "))
+            };
+            (
+                format!("{} by {}{changed}", clock(r.at), r.operator),
+                Vec::new(),
+            )
+        })
+        .collect();
+    let mut failures: Vec<ListItem> = a
+        .failure
+        .iter()
+        .map(|f| (format!("the run stopped: {f}"), Vec::new()))
+        .collect();
+    failures.extend(
+        a.operations
+            .iter()
+            .filter(|o| !o.errors.is_empty() || !o.warnings.is_empty())
+            .map(|o| {
+                (
+                    format!("{} of {} ({}):", o.operation, o.vm, o.state),
+                    o.errors.iter().chain(&o.warnings).cloned().collect(),
+                )
+            }),
+    );
+    let notes = a
+        .notes
+        .iter()
+        .map(|n| (format!("{} {}", clock(n.at), n.text), Vec::new()))
+        .collect();
+    [
+        ("Resumes", resumes),
+        ("Failures and warnings", failures),
+        ("Notes", notes),
+    ]
+    .into_iter()
+    .filter(|(_, items)| !items.is_empty())
+    .collect()
 }
 
 pub fn json(audit: &Audit) -> String {
     serde_json::to_string_pretty(audit).unwrap_or_default() + "\n"
 }
 
+/// A Mermaid Gantt chart of the operations, a section per lane.
+fn gantt(a: &Audit) -> String {
+    let mut out = String::from("```mermaid\ngantt\n    dateFormat X\n    axisFormat %H:%M\n");
+    let lanes = a.operations.iter().map(|o| o.lane).max().unwrap_or(0);
+    let origin = a.origin.0 / 1000;
+    for lane in 1..=lanes {
+        let _ = writeln!(out, "    section lane {lane}");
+        for (i, o) in a
+            .operations
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| o.lane == lane)
+        {
+            let tag = match o.state.as_str() {
+                "Succeeded" => "done, ",
+                "Failed" | "Cancelled" | "refused" => "crit, ",
+                _ => "active, ",
+            };
+            let end = o.end.unwrap_or(o.start).max(o.start + 1);
+            let _ = writeln!(
+                out,
+                "    {} {} :{tag}op{}, {}, {}",
+                o.operation,
+                mermaid_text(&o.vm),
+                i + 1,
+                origin + o.start,
+                origin + end
+            );
+        }
+    }
+    out.push_str("```\n");
+    out
+}
+
 pub fn markdown(a: &Audit) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# Run {}: {}\n", a.run, a.runbook);
-    let _ = writeln!(out, "| | |\n|---|---|");
-    let _ = writeln!(out, "| state | {} |", a.state);
-    let _ = writeln!(
-        out,
-        "| target | {}{} |",
-        a.target,
-        if a.simulated {
-            " (simulated times)"
-        } else {
-            ""
-        }
-    );
-    let _ = writeln!(out, "| operator | {} |", cell(&a.operator));
-    let _ = writeln!(out, "| started | {} |", a.started);
-    let _ = writeln!(out, "| operations | {} |", a.operations.len());
-    let _ = writeln!(
-        out,
-        "| recovery time | {} |",
-        match a.recovery_time_seconds {
-            Some(s) => format!(
-                "{} (first operation until every failed-over VM was verified)",
-                human(Duration::from_secs(s))
-            ),
-            None => "not measured: a VM that was failed over was never verified after it (or none was failed over)".into(),
-        }
+    md_table(
+        &mut out,
+        &["", ""],
+        summary(a).into_iter().map(|(k, v)| vec![k.to_string(), v]),
     );
     if !a.operations.is_empty() {
-        out.push_str(
-            "\n## Timeline\n\n```mermaid\ngantt\n    dateFormat X\n    axisFormat %H:%M\n",
-        );
-        let lanes = a.operations.iter().map(|o| o.lane).max().unwrap_or(0);
-        for lane in 1..=lanes {
-            let _ = writeln!(out, "    section lane {lane}");
-            for (i, o) in a
-                .operations
-                .iter()
-                .enumerate()
-                .filter(|(_, o)| o.lane == lane)
-            {
-                let tag = match o.state.as_str() {
-                    "Succeeded" => "done, ",
-                    "Failed" | "Cancelled" | "refused" => "crit, ",
-                    _ => "active, ",
-                };
-                let end = o.end.unwrap_or(o.start).max(o.start + 1);
-                let _ = writeln!(
-                    out,
-                    "    {} {} :{tag}op{}, {}, {}",
-                    o.operation,
-                    o.vm,
-                    i + 1,
-                    a.origin.0 / 1000 + o.start,
-                    a.origin.0 / 1000 + end
-                );
+        let _ = write!(out, "\n## Timeline\n\n{}", gantt(a));
+    }
+    for t in tables(a) {
+        let _ = writeln!(out, "\n## {}\n", t.title);
+        if let Some(intro) = t.intro {
+            let _ = writeln!(out, "{intro}\n");
+        }
+        md_table(&mut out, t.header, t.rows);
+    }
+    for (title, items) in lists(a) {
+        let _ = writeln!(out, "\n## {title}\n");
+        for (item, subs) in items {
+            let _ = writeln!(out, "- {item}");
+            for s in subs {
+                let _ = writeln!(out, "  - {s}");
             }
-        }
-        out.push_str("```\n\n");
-        out.push_str("| # | start | end | duration | lane | VM | operation | state | job | runbook line |\n|---|---|---|---|---|---|---|---|---|---|\n");
-        for (i, o) in a.operations.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {} | {} | {} | {}{} | {} | {} | {} |",
-                i + 1,
-                clock(o.start),
-                o.end.map_or_else(|| "-".into(), clock),
-                span(o.duration()),
-                o.lane,
-                o.vm,
-                o.operation,
-                if o.settled {
-                    " (settled after a crash)"
-                } else {
-                    ""
-                },
-                o.state,
-                o.job.as_deref().unwrap_or("-"),
-                o.line.as_deref().unwrap_or("-")
-            );
-        }
-    }
-    if !a.vms.is_empty() {
-        out.push_str("\n## VM states\n\nEach VM's state as the run read it, and when.\n\n| VM | observed states |\n|---|---|\n");
-        for vm in &a.vms {
-            let path: Vec<String> = vm
-                .states
-                .iter()
-                .map(|(at, s)| format!("{s} at {}", clock(*at)))
-                .collect();
-            let _ = writeln!(out, "| {} | {} |", vm.vm, path.join(" → "));
-        }
-    }
-    if !a.verifications.is_empty() {
-        out.push_str("\n## Verifications\n\n| at | VM | site | checked |\n|---|---|---|---|\n");
-        for v in &a.verifications {
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {} |",
-                clock(v.at),
-                v.vm,
-                v.site.as_str(),
-                cell(&v.what)
-            );
-        }
-    }
-    if !a.approvals.is_empty() {
-        out.push_str(
-            "\n## Manual steps\n\n| step | title | outcome | by | at |\n|---|---|---|---|---|\n",
-        );
-        for s in &a.approvals {
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {} | {} |",
-                s.step,
-                cell(&s.title),
-                s.outcome,
-                cell(s.by.as_deref().unwrap_or("-")),
-                clock(s.at)
-            );
-        }
-    }
-    if !a.resumes.is_empty() {
-        out.push_str("\n## Resumes\n\n");
-        for r in &a.resumes {
-            let _ = writeln!(
-                out,
-                "- {} by {}{}",
-                clock(r.at),
-                r.operator,
-                if r.changed.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (changed: {})", r.changed.join(", "))
-                }
-            );
-        }
-    }
-    let failed: Vec<&Operation> = a
-        .operations
-        .iter()
-        .filter(|o| !o.errors.is_empty() || !o.warnings.is_empty())
-        .collect();
-    if a.failure.is_some() || !failed.is_empty() {
-        out.push_str("\n## Failures and warnings\n\n");
-        if let Some(f) = &a.failure {
-            let _ = writeln!(out, "- the run stopped: {f}");
-        }
-        for o in failed {
-            let _ = writeln!(out, "- {} of {} ({}):", o.operation, o.vm, o.state);
-            for e in o.errors.iter().chain(&o.warnings) {
-                let _ = writeln!(out, "  - {}", e);
-            }
-        }
-    }
-    if !a.notes.is_empty() {
-        out.push_str("\n## Notes\n\n");
-        for n in &a.notes {
-            let _ = writeln!(out, "- {} {}", clock(n.at), n.text);
         }
     }
     out

@@ -226,6 +226,7 @@ pub fn run_on(opts: &RunOptions, venue: Venue, interactive: bool) -> Result<(Out
         Some(Journaling {
             run: RunRef { id, dir, project },
             resume: None,
+            announce: false,
         })
     } else {
         None
@@ -237,6 +238,8 @@ pub fn run_on(opts: &RunOptions, venue: Venue, interactive: bool) -> Result<(Out
 struct Journaling {
     run: RunRef,
     resume: Option<Resume>,
+    /// Say which run this is once its journal is open (an interactive run).
+    announce: bool,
 }
 
 struct Resume {
@@ -248,8 +251,11 @@ fn run_with(
     opts: &RunOptions,
     venue: Venue,
     interactive: bool,
-    journaling: Option<Journaling>,
+    mut journaling: Option<Journaling>,
 ) -> Result<(Outcome, f64), Error> {
+    if let Some(j) = journaling.as_mut() {
+        j.announce = interactive;
+    }
     let text = read_text(&opts.path)?;
     let name = crate::paths::display(&opts.path);
     let folder = crate::paths::folder_of(&opts.path);
@@ -277,13 +283,6 @@ fn run_with(
     };
     if interactive {
         eprintln!("{}", venue.banner.replace("{name}", &name));
-        if let Some(j) = &journaling {
-            eprintln!(
-                "run {} (journal {})",
-                j.run.id,
-                crate::paths::display(&j.run.dir.join(journal::FILE))
-            );
-        }
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -508,10 +507,18 @@ fn execute(
         return Ok(outcome);
     };
     let journal = match &journaling {
-        Some(j) => Some(
-            open_journal(j, opts, text, &resolver, &venue, clock.now())
-                .map_err(|e| Error::Usage(format!("{e}; nothing was run")))?,
-        ),
+        Some(j) => {
+            let journal = open_journal(j, opts, text, &resolver, &venue, clock.now())
+                .map_err(|e| Error::Usage(format!("{e}; nothing was run")))?;
+            if j.announce {
+                eprintln!(
+                    "run {} (journal {})",
+                    j.run.id,
+                    crate::paths::display(&j.run.dir.join(journal::FILE))
+                );
+            }
+            Some(journal)
+        }
         None => None,
     };
     let host = Rc::new(match &journal {
@@ -717,6 +724,7 @@ pub fn resume(opts: &ResumeOptions) -> Result<i32, Error> {
     let journaling = Journaling {
         run: RunRef { id, dir, project },
         resume: Some(Resume { loaded, changed }),
+        announce: false,
     };
     let (outcome, speed) = run_with(&run_opts, venue, true, Some(journaling))?;
     Ok(report(&outcome, &run_opts, speed))

@@ -1,8 +1,12 @@
 //! Helpers shared by the integration tests.
 
+use runbook::backend::sim::Simulator;
 use runbook::diagnostics::Code;
+use runbook::simulator::{Server, ServerOptions};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
 
 /// The package root (tests run with it as the working folder).
 pub fn root() -> PathBuf {
@@ -83,4 +87,27 @@ pub fn inventory_of(text: &str) -> Option<String> {
         Some(name) => Some(name.to_string()),
         None => Some("inventory.toml".to_string()),
     }
+}
+
+/// Serves `sim` over HTTP on a free loopback port, on a runtime thread of its own that
+/// outlives the clients (and runners) the test starts.
+pub fn serve(sim: Arc<Simulator>, options: ServerOptions) -> (SocketAddr, Arc<Server>) {
+    let server = Server::with_options(sim, options);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let shared = server.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap()).unwrap();
+            runbook::simulator::serve(listener, shared, std::future::pending())
+                .await
+                .unwrap();
+        });
+    });
+    (rx.recv().unwrap(), server)
 }

@@ -30,24 +30,7 @@ fn start_server(inventory: &Inventory, speed: f64) -> (SocketAddr, Arc<Server>) 
 fn start_server_with(inventory: &Inventory, options: ServerOptions) -> (SocketAddr, Arc<Server>) {
     let clock: Arc<dyn Clock> = Arc::new(RealClock::new(options.speed));
     let sim = Arc::new(Simulator::new(inventory, clock, false));
-    let server = Server::with_options(sim, options);
-    let (tx, rx) = std::sync::mpsc::channel();
-    let shared = server.clone();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(listener.local_addr().unwrap()).unwrap();
-            runbook::simulator::serve(listener, shared, std::future::pending())
-                .await
-                .unwrap();
-        });
-    });
-    (rx.recv().unwrap(), server)
+    crate::common::serve(sim, options)
 }
 
 fn target(addr: SocketAddr) -> TargetConfig {

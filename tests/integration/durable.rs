@@ -46,31 +46,13 @@ fn inventory() -> Inventory {
 fn start_server() -> (SocketAddr, Arc<Server>, Arc<Simulator>) {
     let clock: Arc<dyn Clock> = Arc::new(RealClock::new(20_000.0));
     let sim = Arc::new(Simulator::new(&inventory(), clock, false));
-    let server = Server::with_options(
-        sim.clone(),
-        ServerOptions {
-            token: TOKEN.into(),
-            speed: 20_000.0,
-            ..ServerOptions::default()
-        },
-    );
-    let (tx, rx) = std::sync::mpsc::channel();
-    let shared = server.clone();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(listener.local_addr().unwrap()).unwrap();
-            runbook::simulator::serve(listener, shared, std::future::pending())
-                .await
-                .unwrap();
-        });
-    });
-    (rx.recv().unwrap(), server, sim)
+    let options = ServerOptions {
+        token: TOKEN.into(),
+        speed: 20_000.0,
+        ..ServerOptions::default()
+    };
+    let (addr, server) = crate::common::serve(sim.clone(), options);
+    (addr, server, sim)
 }
 
 /// A project with target `sim` at `addr` and the plan.
@@ -121,6 +103,42 @@ fn run_ids(dir: &Path) -> Vec<String> {
         .unwrap_or_default();
     ids.sort();
     ids
+}
+
+/// Starts the binary in `dir` with `args`, its output captured.
+fn spawn(dir: &Path, args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_runbook"))
+        .args(args)
+        .current_dir(dir)
+        .env("AZURE_ACCESS_TOKEN", TOKEN)
+        .env_remove("RUNBOOK_CRASH_AT")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until process `pid` says it waits at manual step `step` of a run in `dir`;
+/// returns the run's id.
+fn waiting_at(dir: &Path, step: u32, pid: u32) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        for id in run_ids(dir) {
+            let path = dir.join(".runbook/runs").join(&id).join("waiting.json");
+            let waiting: Option<serde_json::Value> = std::fs::read_to_string(path)
+                .ok()
+                .and_then(|t| serde_json::from_str(&t).ok());
+            if waiting.is_some_and(|w| w["step"] == step && w["pid"] == pid) {
+                return id;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "process {pid} never waited at step {step}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 fn journal_of(dir: &Path, id: &str) -> PathBuf {
@@ -301,36 +319,12 @@ fn a_second_run_on_the_same_target_is_refused_and_a_stale_lock_is_detected() {
         "manual_step(\"Call the application owner\", #{ timeout: \"10m\" });\nlet j = failover(\"app-01\", #{ kind: \"planned\" });\nwait_job(j);\n",
     )
     .unwrap();
-    let mut first = Command::new(env!("CARGO_BIN_EXE_runbook"))
-        .args(["run", "wait.rhai", "--target", "sim", "--no-progress"])
-        .current_dir(dir.path())
-        .env("AZURE_ACCESS_TOKEN", TOKEN)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut first = spawn(
+        dir.path(),
+        &["run", "wait.rhai", "--target", "sim", "--no-progress"],
+    );
     // Wait until the first run holds the lock and waits at its manual step.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let id = loop {
-        let ids = run_ids(dir.path());
-        if let Some(id) = ids.first() {
-            if dir
-                .path()
-                .join(".runbook/runs")
-                .join(id)
-                .join("waiting.json")
-                .exists()
-            {
-                break id.clone();
-            }
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the first run never reached its step"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
+    let id = waiting_at(dir.path(), 1, first.id());
     let second = runbook(dir.path(), &["run", "plan.rhai", "--target", "sim"], None);
     assert_eq!(second.status.code(), Some(2), "{}", text(&second));
     let message = text(&second);
@@ -376,46 +370,11 @@ fn approval_from_another_terminal_is_recorded_and_not_asked_again_on_resume() {
         "manual_step(\"Stop the batch jobs\", #{ timeout: \"10m\" });\nlet j = failover(\"app-01\", #{ kind: \"planned\" });\nwait_job(j);\nmanual_step(\"Check the application\", #{ timeout: \"10m\" });\n",
     )
     .unwrap();
-    let spawn = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_runbook"))
-            .args(args)
-            .current_dir(dir.path())
-            .env("AZURE_ACCESS_TOKEN", TOKEN)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
-    // Until process `pid` says it waits at `step`.
-    let waiting_at = |id: &str, step: &str, pid: u32| {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        loop {
-            let w = std::fs::read_to_string(
-                dir.path()
-                    .join(".runbook/runs")
-                    .join(id)
-                    .join("waiting.json"),
-            )
-            .unwrap_or_default();
-            if w.contains(&format!("\"step\":{step},")) && w.contains(&format!("\"pid\":{pid},")) {
-                return;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "never waited at step {step}"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-    };
-    let mut first = spawn(&["run", "step.rhai", "--target", "sim", "--no-progress"]);
-    let id = loop {
-        if let Some(id) = run_ids(dir.path()).first() {
-            break id.clone();
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
-    waiting_at(&id, "1", first.id());
+    let mut first = spawn(
+        dir.path(),
+        &["run", "step.rhai", "--target", "sim", "--no-progress"],
+    );
+    let id = waiting_at(dir.path(), 1, first.id());
     let wrong = runbook(dir.path(), &["approve", &id, "2"], None);
     assert_eq!(wrong.status.code(), Some(2));
     assert!(
@@ -426,11 +385,11 @@ fn approval_from_another_terminal_is_recorded_and_not_asked_again_on_resume() {
     let ok = runbook(dir.path(), &["approve", &id, "stop the batch jobs"], None);
     assert!(ok.status.success(), "{}", text(&ok));
     // Killed while it waits at the second step.
-    waiting_at(&id, "2", first.id());
+    waiting_at(dir.path(), 2, first.id());
     first.kill().unwrap();
     first.wait().unwrap();
-    let resumed = spawn(&["resume", &id, "--no-progress"]);
-    waiting_at(&id, "2", resumed.id());
+    let resumed = spawn(dir.path(), &["resume", &id, "--no-progress"]);
+    waiting_at(dir.path(), 2, resumed.id());
     assert!(runbook(dir.path(), &["approve", &id, "2"], None)
         .status
         .success());
@@ -572,34 +531,11 @@ fn sigterm_stops_new_operations_and_prints_the_resume_command() {
         "let j = failover(\"app-01\", #{ kind: \"planned\" });\nwait_job(j);\nmanual_step(\"Check the application\", #{ timeout: \"10m\" });\nwait_job(commit(\"app-01\"));\n",
     )
     .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_runbook"))
-        .args(["run", "step.rhai", "--target", "sim", "--no-progress"])
-        .current_dir(dir.path())
-        .env("AZURE_ACCESS_TOKEN", TOKEN)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let id = loop {
-        if let Some(id) = run_ids(dir.path()).first() {
-            if dir
-                .path()
-                .join(".runbook/runs")
-                .join(id)
-                .join("waiting.json")
-                .exists()
-            {
-                break id.clone();
-            }
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the run never reached its step"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
+    let child = spawn(
+        dir.path(),
+        &["run", "step.rhai", "--target", "sim", "--no-progress"],
+    );
+    let id = waiting_at(dir.path(), 1, child.id());
     // SAFETY: kill(2) on the child's pid.
     unsafe {
         libc::kill(child.id() as i32, libc::SIGTERM);
