@@ -11,7 +11,7 @@ use crate::config::{read_text, Config};
 use crate::diagnostics::{sort_and_dedup, Code, Finding, Severity, Sources};
 use crate::error::Error;
 use crate::script::engine;
-use crate::script::errors::{parse_finding, runtime_finding};
+use crate::script::errors::parse_finding;
 use crate::script::exec::Exec;
 use crate::script::host::{Host, Mode};
 use crate::script::observer::{Observer, Quiet};
@@ -288,7 +288,7 @@ impl Session {
                 true
             }
             Err(e) => {
-                findings.push(runtime_finding(&e, &self.host, &self.resolver));
+                findings.push(self.host.runtime_finding(&e, &self.resolver));
                 false
             }
         };

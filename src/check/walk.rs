@@ -4,8 +4,8 @@
 
 use crate::backend::inventory::Inventory;
 use crate::diagnostics::{did_you_mean, Code, Finding, Location};
-use crate::script::engine::FORBIDDEN;
 use crate::script::errors::{forbidden, parse_finding};
+use crate::script::limits::FORBIDDEN;
 use crate::script::options::{check_combination, check_key, check_value, Literal};
 use crate::script::registry::{self, OptKind, ParamKind, Primitive};
 use crate::script::resolver::Resolver;
@@ -162,12 +162,12 @@ impl<'a> Walker<'a> {
                 return;
             }
         };
-        if self.stack.len() >= crate::script::engine::limits::MODULES {
+        if self.stack.len() >= crate::script::limits::MODULES {
             let f = Finding::new(
                 Code::BadImport,
                 format!(
                     "imports nest deeper than {} modules",
-                    crate::script::engine::limits::MODULES
+                    crate::script::limits::MODULES
                 ),
             )
             .at(self.at(scope, *path_pos, 0))

@@ -19,7 +19,6 @@ use crate::backend::{JobState, Operation};
 use crate::config::read_text;
 use crate::diagnostics::{sort_and_dedup, Code, Finding, Location, Severity};
 use crate::error::Error;
-use crate::script::errors::runtime_finding;
 use crate::script::host::CallSite;
 use rhai::EvalAltResult;
 use serde_json::{json, Value};
@@ -299,7 +298,7 @@ fn run_one(setup: &Setup, ast: &rhai::AST, trigger: Trigger) -> Scenario {
 
 /// Whether the error that ended a run is the runbook's own or one it did not handle.
 fn ending(err: &EvalAltResult, session: &Session) -> Ending {
-    let finding = runtime_finding(err, &session.host, &session.resolver);
+    let finding = session.host.runtime_finding(err, &session.resolver);
     let mut inner = err;
     while let EvalAltResult::ErrorInFunctionCall(_, _, e, _)
     | EvalAltResult::ErrorInModule(_, e, _) = inner

@@ -59,7 +59,7 @@ pub fn approve(dir: &Path, run: &str, step: &str, by: &str) -> Result<Given, Err
     let waiting: Option<Waiting> = std::fs::read_to_string(dir.join(WAITING))
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok());
-    let Some(waiting) = waiting.filter(|w| super::lock::process_alive(w.pid, &w.host)) else {
+    let Some(waiting) = waiting.filter(|w| super::process_alive(w.pid, &w.host)) else {
         return Err(Error::Usage(format!(
             "run {run} is not waiting at a manual step; nothing was approved"
         )));

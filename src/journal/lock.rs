@@ -6,7 +6,7 @@
 //! the run that holds it). Taking over marks the old run as superseded, so it cannot be
 //! resumed behind the new one's back.
 
-use super::runs::create_private_dir;
+use super::runs::{create_private_dir, supersede};
 use crate::error::Error;
 use serde::{Deserialize, Serialize};
 use std::fs::{File, TryLockError};
@@ -30,20 +30,6 @@ pub struct Holder {
 pub struct Lock {
     file: File,
     holder: Holder,
-}
-
-/// Whether process `pid` on `host` still runs. A process on another host cannot be seen
-/// from here, so it counts as running.
-pub fn process_alive(pid: u32, host: &str) -> bool {
-    if host != super::hostname() {
-        return true;
-    }
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return false;
-    };
-    // SAFETY: kill(2) with signal 0 only checks that the process exists.
-    let rc = unsafe { libc::kill(pid, 0) };
-    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 /// A file name for a lock on `identity` (the vault's full id).
@@ -125,24 +111,6 @@ impl Lock {
     pub fn holder(&self) -> &Holder {
         &self.holder
     }
-}
-
-/// Marks run `old` as superseded by `new`: it cannot be resumed any more.
-fn supersede(project: &Path, old: &str, new: &str) {
-    let dir = super::runs::runs_dir(project).join(old);
-    if dir.is_dir() {
-        let _ = std::fs::write(dir.join(SUPERSEDED), new);
-    }
-}
-
-/// The file in a run folder that names the run that took its lock over.
-pub const SUPERSEDED: &str = "superseded";
-
-/// The run that took over `dir`'s run's lock, if one did.
-pub fn superseded_by(dir: &Path) -> Option<String> {
-    std::fs::read_to_string(dir.join(SUPERSEDED))
-        .ok()
-        .map(|s| s.trim().to_string())
 }
 
 impl Drop for Lock {

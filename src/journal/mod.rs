@@ -256,6 +256,20 @@ pub fn operator() -> String {
     format!("{user}@{}", hostname())
 }
 
+/// Whether process `pid` on `host` still runs. A process on another host cannot be seen
+/// from here, so it counts as running.
+pub fn process_alive(pid: u32, host: &str) -> bool {
+    if host != hostname() {
+        return true;
+    }
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: kill(2) with signal 0 only checks that the process exists.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
 pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()

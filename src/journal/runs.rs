@@ -74,6 +74,24 @@ pub fn create_private(path: &Path) -> std::io::Result<File> {
     Ok(file)
 }
 
+/// Marks run `old` as superseded by `new`: it cannot be resumed any more.
+pub(super) fn supersede(project: &Path, old: &str, new: &str) {
+    let dir = runs_dir(project).join(old);
+    if dir.is_dir() {
+        let _ = std::fs::write(dir.join(SUPERSEDED), new);
+    }
+}
+
+/// The file in a run folder that names the run that took its lock over.
+pub const SUPERSEDED: &str = "superseded";
+
+/// The run that took over `dir`'s run's lock, if one did.
+pub fn superseded_by(dir: &Path) -> Option<String> {
+    std::fs::read_to_string(dir.join(SUPERSEDED))
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
 /// Makes a new run folder with a fresh id: `YYYYMMDD-HHMMSS-xxxx`.
 pub fn create_run(project: &Path, now: Timestamp) -> Result<(String, PathBuf), Error> {
     let runs = runs_dir(project);
@@ -209,7 +227,7 @@ fn is_locked(path: &Path) -> bool {
 /// Where a run stands, from its journal: how its last attempt ended, or whether its
 /// process still runs.
 pub fn state_of(loaded: &Loaded) -> String {
-    if let Some(by) = loaded.path.parent().and_then(super::lock::superseded_by) {
+    if let Some(by) = loaded.path.parent().and_then(superseded_by) {
         return format!("superseded by run {by}");
     }
     let mut end = None;

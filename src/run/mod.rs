@@ -15,7 +15,7 @@ use crate::diagnostics::{render, sort_and_dedup, Finding, RenderOptions, Severit
 use crate::error::{exit, Error};
 use crate::journal;
 use crate::script::engine;
-use crate::script::errors::{parse_finding, runtime_finding};
+use crate::script::errors::parse_finding;
 use crate::script::exec::Exec;
 use crate::script::host::{Approval, Host, JobRecord, Mode};
 use crate::script::resolver::Resolver;
@@ -142,7 +142,7 @@ pub fn simulate(opts: &RunOptions, interactive: bool) -> Result<(Outcome, f64), 
             Venue::simulator(inventory, speed)
         }
     };
-    run_on(opts, venue, interactive)
+    start(opts, &config, venue, interactive)
 }
 
 /// Where a run goes: the embedded simulator, or a service through a backend.
@@ -218,9 +218,22 @@ impl Venue {
 /// Runs a runbook at `venue` and returns what it did (and the clock's speed).
 /// `interactive` installs the Ctrl-C handler and prints the banner.
 pub fn run_on(opts: &RunOptions, venue: Venue, interactive: bool) -> Result<(Outcome, f64), Error> {
+    let config = if opts.journal {
+        Config::discover(&crate::paths::folder_of(&opts.path))?
+    } else {
+        Config::default()
+    };
+    start(opts, &config, venue, interactive)
+}
+
+/// Starts a new run at `venue`, with its journal in the project `config` belongs to.
+fn start(
+    opts: &RunOptions,
+    config: &Config,
+    venue: Venue,
+    interactive: bool,
+) -> Result<(Outcome, f64), Error> {
     let journaling = if opts.journal {
-        let folder = crate::paths::folder_of(&opts.path);
-        let config = Config::discover(&folder)?;
         let project = journal::runs::project_of(config.path.as_deref(), &opts.path);
         let (id, dir) = journal::runs::create_run(&project, venue.clock.now())?;
         Some(Journaling {
@@ -529,7 +542,7 @@ fn execute(
     match engine.run_ast(&ast) {
         Ok(()) => host.finish(),
         Err(e) => {
-            outcome.failure = Some(runtime_finding(&e, &host, &resolver));
+            outcome.failure = Some(host.runtime_finding(&e, &resolver));
             host.refresh_jobs();
         }
     }
@@ -696,7 +709,7 @@ pub fn resume(opts: &ResumeOptions) -> Result<i32, Error> {
             header.vault.as_deref().unwrap_or_default()
         )));
     }
-    if let Some(by) = journal::lock::superseded_by(&dir) {
+    if let Some(by) = journal::runs::superseded_by(&dir) {
         return Err(Error::Usage(format!(
             "run {id} cannot be resumed: run {by} took over its lock and went on in its place"
         )));

@@ -4,7 +4,7 @@
 //! The primitives and properties come from the registry, the stdlib's functions and their
 //! doc comments from its embedded source, so the definitions say what the engine runs.
 
-use super::engine::limits;
+use super::limits;
 use super::registry::{OptSpec, ParamKind, Primitive, Property, PRIMITIVES, PROPERTIES};
 use super::resolver::STDLIB_PREFIX;
 use super::stdlib;

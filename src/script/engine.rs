@@ -8,6 +8,7 @@
 //! (`check` builds one per runbook, thousands in one process).
 
 use super::host::Host;
+use super::limits::{self, FORBIDDEN};
 use super::registry::PRIMITIVES;
 use super::resolver::Resolver;
 use super::types;
@@ -20,22 +21,6 @@ use std::any::TypeId;
 use std::rc::Rc;
 
 type SharedModule = Shared<Module>;
-
-/// The limits, identical in debug and release builds.
-pub mod limits {
-    pub const OPERATIONS: u64 = 5_000_000;
-    pub const CALL_LEVELS: usize = 48;
-    pub const EXPR_DEPTH: usize = 64;
-    pub const FN_EXPR_DEPTH: usize = 32;
-    pub const STRING_SIZE: usize = 1 << 20;
-    pub const ARRAY_SIZE: usize = 10_000;
-    pub const MAP_SIZE: usize = 10_000;
-    pub const MODULES: usize = 32;
-}
-
-/// Symbols a runbook may not use: dynamic dispatch hides calls from the checks; `sleep` and
-/// `exit` bypass the run's clock and outcome.
-pub const FORBIDDEN: &[&str] = &["eval", "Fn", "sleep", "exit"];
 
 thread_local! {
     static STD: SharedModule = StandardPackage::new().as_shared_module();

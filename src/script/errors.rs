@@ -1,12 +1,44 @@
 //! Turns Rhai's errors into findings: parse errors, and runtime errors with the chain of
 //! calls that led to them (through script functions and imported modules).
 
-use super::engine::FORBIDDEN;
-use super::host::Host;
+use super::limits::{self, FORBIDDEN};
 use super::resolver::Resolver;
 use crate::diagnostics::{Code, Finding, Frame, Location};
-use rhai::{EvalAltResult, ParseError, ParseErrorType, Position};
+use rhai::{Dynamic, EvalAltResult, Map, ParseError, ParseErrorType, Position};
+use std::collections::HashMap;
 use std::sync::Arc;
+
+/// The key under which a raised error carries its finding's token.
+const TOKEN: &str = "finding";
+
+/// The findings a run raised as Rhai errors, each behind a token in the error's value (a
+/// map with `code` and `message` a script may read), so that the finding comes back whole,
+/// with its place and chain, when the error reaches the top.
+#[derive(Debug, Default)]
+pub struct Raised {
+    next: i64,
+    findings: HashMap<i64, Finding>,
+}
+
+impl Raised {
+    /// Keeps `finding` and returns the value of the error that carries it.
+    pub fn keep(&mut self, finding: Finding) -> Dynamic {
+        self.next += 1;
+        let mut map = Map::new();
+        map.insert("code".into(), finding.code.as_str().into());
+        map.insert("message".into(), finding.message.clone().into());
+        map.insert(TOKEN.into(), Dynamic::from_int(self.next));
+        self.findings.insert(self.next, finding);
+        Dynamic::from_map(map)
+    }
+
+    /// The finding behind an error value [`Raised::keep`] made.
+    pub fn finding_of(&self, value: &Dynamic) -> Option<Finding> {
+        let map = value.read_lock::<Map>()?;
+        let token = map.get(TOKEN)?.as_int().ok()?;
+        self.findings.get(&token).cloned()
+    }
+}
 
 /// The place of a Rhai position in `source`; a length of 0 labels the token found there.
 pub fn place(source: &Arc<str>, pos: Position, len: usize) -> Option<Location> {
@@ -78,10 +110,16 @@ pub fn forbidden(word: &str) -> Finding {
     .help(why)
 }
 
-/// The finding for an error a run ended with. `main_source` is the runbook's name.
-pub fn runtime_finding(err: &EvalAltResult, host: &Host, resolver: &Resolver) -> Finding {
+/// The finding for an error a run ended with. `main_source` is the runbook's name; `raised`
+/// gives back the findings the primitives raised.
+pub fn runtime_finding(
+    err: &EvalAltResult,
+    main_source: &Arc<str>,
+    raised: &dyn Fn(&Dynamic) -> Option<Finding>,
+    resolver: &Resolver,
+) -> Finding {
     let mut frames = Vec::new();
-    let mut source = host.main_source().clone();
+    let mut source = main_source.clone();
     let mut err = err;
     loop {
         match err {
@@ -131,7 +169,7 @@ pub fn runtime_finding(err: &EvalAltResult, host: &Host, resolver: &Resolver) ->
     let at = location(&source, err.position());
     let finding = match err {
         EvalAltResult::ErrorRuntime(value, _) | EvalAltResult::ErrorTerminated(value, _) => {
-            if let Some(found) = host.raised_finding(value) {
+            if let Some(found) = raised(value) {
                 // Ours: it has its own place and chain.
                 return found;
             }
@@ -145,13 +183,13 @@ pub fn runtime_finding(err: &EvalAltResult, host: &Host, resolver: &Resolver) ->
         }
         EvalAltResult::ErrorTooManyOperations(_) => Finding::new(
             Code::OperationLimit,
-            format!("the runbook exceeded {} operations", super::engine::limits::OPERATIONS),
+            format!("the runbook exceeded {} operations", limits::OPERATIONS),
         )
         .label("still running here")
         .help("a loop that never ends? iterate over a list of VMs; to wait for a job, use wait_job instead of polling status"),
         EvalAltResult::ErrorStackOverflow(_) => Finding::new(
             Code::ResourceLimit,
-            format!("calls nest deeper than {} levels", super::engine::limits::CALL_LEVELS),
+            format!("calls nest deeper than {} levels", limits::CALL_LEVELS),
         )
         .label("too deep here")
         .help("a recursion that never ends? use a loop over the VMs instead"),
@@ -159,12 +197,12 @@ pub fn runtime_finding(err: &EvalAltResult, host: &Host, resolver: &Resolver) ->
             .label("too large")
             .help(format!(
                 "runbooks hold at most {} array items, {} map entries and strings of {} bytes",
-                super::engine::limits::ARRAY_SIZE,
-                super::engine::limits::MAP_SIZE,
-                super::engine::limits::STRING_SIZE
+                limits::ARRAY_SIZE,
+                limits::MAP_SIZE,
+                limits::STRING_SIZE
             )),
         EvalAltResult::ErrorTooManyModules(_) => Finding::new(Code::ResourceLimit, "too many modules imported")
-            .help(format!("runbooks import at most {} modules", super::engine::limits::MODULES)),
+            .help(format!("runbooks import at most {} modules", limits::MODULES)),
         EvalAltResult::ErrorFunctionNotFound(sig, _) => Finding::new(Code::UnknownFunction, format!("no function matches `{sig}`"))
             .label("unknown function or argument types")
             .help("check the function's name and its arguments' types"),

@@ -7,6 +7,7 @@ pub mod engine;
 pub mod errors;
 pub mod exec;
 pub mod host;
+pub mod limits;
 pub mod observer;
 pub mod options;
 pub mod registry;

@@ -1,7 +1,9 @@
 //! The single source of truth for the script API: every primitive's name, parameters,
-//! options (types and allowed values), effect and documentation. Engine registration, the
-//! static checks, option parsing and the README's API table all read this table.
+//! options (types and allowed values), effect, documentation and handler. Engine
+//! registration, dispatch, the static checks, option parsing and the README's API table all
+//! read this table.
 
+use super::host::{checks, operations, reads, steps, waits, Handler};
 use std::ops::RangeInclusive;
 
 /// What a parameter accepts.
@@ -116,7 +118,6 @@ impl Effect {
     }
 }
 
-#[derive(Debug)]
 pub struct Primitive {
     pub name: &'static str,
     pub params: &'static [Param],
@@ -124,6 +125,17 @@ pub struct Primitive {
     pub effect: Effect,
     pub returns: &'static str,
     pub doc: &'static str,
+    /// What runs when a script calls it.
+    pub handler: Handler,
+}
+
+impl std::fmt::Debug for Primitive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Primitive")
+            .field("name", &self.name)
+            .field("effect", &self.effect)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Primitive {
@@ -201,6 +213,7 @@ pub static PRIMITIVES: &[Primitive] = &[
         effect: Effect::Read,
         returns: "Vm",
         doc: "The protected item with that name (a Vm is returned as it is); an unknown name is an error that suggests the closest one.",
+        handler: reads::vm,
     },
     Primitive {
         name: "vms",
@@ -212,6 +225,7 @@ pub static PRIMITIVES: &[Primitive] = &[
         effect: Effect::Read,
         returns: "array of Vm",
         doc: "The items whose names match a glob, or the members of a recovery plan (both: items in the plan that match).",
+        handler: reads::vms,
     },
     Primitive {
         name: "status",
@@ -220,6 +234,7 @@ pub static PRIMITIVES: &[Primitive] = &[
         effect: Effect::Read,
         returns: "map",
         doc: "The item's state now: `state`, `protection_state`, `active_location` (\"primary\"/\"recovery\"), `health`, `replicating`, `allowed` (operations), `test_failover_state`, `last_test_failover`.",
+        handler: reads::status,
     },
     Primitive {
         name: "failover",
@@ -251,6 +266,7 @@ pub static PRIMITIVES: &[Primitive] = &[
         effect: Effect::Mutate,
         returns: "Job",
         doc: "Starts a failover of the VM and returns its job at once.",
+        handler: operations::failover,
     },
     Primitive {
         name: "test_failover",
@@ -262,6 +278,7 @@ pub static PRIMITIVES: &[Primitive] = &[
         effect: Effect::Mutate,
         returns: "Job",
         doc: "Starts a DR drill: a test failover into an isolated network. Production keeps running and replicating.",
+        handler: operations::test_failover,
     },
     Primitive {
         name: "cleanup_test_failover",
@@ -270,6 +287,7 @@ pub static PRIMITIVES: &[Primitive] = &[
         effect: Effect::Mutate,
         returns: "Job",
         doc: "Ends a drill: deletes the test VM. Until then the item allows no other operation.",
+        handler: operations::cleanup_test_failover,
     },
     Primitive {
         name: "commit",
@@ -278,6 +296,7 @@ pub static PRIMITIVES: &[Primitive] = &[
         effect: Effect::Destructive,
         returns: "Job",
         doc: "Commits a failover. Deletes every other recovery point: verify the VM on the target site first.",
+        handler: operations::commit,
     },
     Primitive {
         name: "reverse_replicate",
@@ -286,6 +305,7 @@ pub static PRIMITIVES: &[Primitive] = &[
         effect: Effect::Mutate,
         returns: "Job",
         doc: "Reprotects the VM: replicates from the site it is active on back to the other one.",
+        handler: operations::reverse_replicate,
     },
     Primitive {
         name: "cancel",
@@ -294,6 +314,7 @@ pub static PRIMITIVES: &[Primitive] = &[
         effect: Effect::Mutate,
         returns: "Job",
         doc: "Cancels a job. Refuses failover jobs: a cancelled failover leaves the VM without replication.",
+        handler: operations::cancel,
     },
     Primitive {
         name: "wait_job",
@@ -302,6 +323,7 @@ pub static PRIMITIVES: &[Primitive] = &[
         effect: Effect::Control,
         returns: "Job",
         doc: "Blocks until the job ends; throws (catchable) if it failed, was cancelled or timed out, with the service's error details.",
+        handler: waits::wait_job,
     },
     Primitive {
         name: "wait_all",
@@ -310,6 +332,7 @@ pub static PRIMITIVES: &[Primitive] = &[
         effect: Effect::Control,
         returns: "array of Job",
         doc: "Waits for every job; after all ended, throws if any failed, listing each.",
+        handler: waits::wait_all,
     },
     Primitive {
         name: "verify",
@@ -322,6 +345,7 @@ pub static PRIMITIVES: &[Primitive] = &[
         effect: Effect::Read,
         returns: "()",
         doc: "Throws a verification failure showing expected and actual values.",
+        handler: checks::verify,
     },
     Primitive {
         name: "preflight",
@@ -339,6 +363,7 @@ pub static PRIMITIVES: &[Primitive] = &[
         effect: Effect::Read,
         returns: "map",
         doc: "Checks the prerequisites: both sites' servers connected, replication healthy, a recent successful drill. Returns `ok` and `problems`.",
+        handler: checks::preflight,
     },
     Primitive {
         name: "manual_step",
@@ -350,6 +375,7 @@ pub static PRIMITIVES: &[Primitive] = &[
         effect: Effect::Control,
         returns: "()",
         doc: "Pauses for an operator's confirmation, recorded with who and when.",
+        handler: steps::manual_step,
     },
     Primitive {
         name: "note",
@@ -358,6 +384,7 @@ pub static PRIMITIVES: &[Primitive] = &[
         effect: Effect::Control,
         returns: "()",
         doc: "An operator-visible line in the run's output.",
+        handler: steps::note,
     },
 ];
 
@@ -490,6 +517,23 @@ mod tests {
                     prim.options.is_empty(),
                     "{} has options but no option parameter",
                     prim.name
+                );
+            }
+        }
+    }
+
+    /// Every entry has a handler (the field is required), every handler an entry (a handler
+    /// no entry names is dead code, which CI's `-D warnings` refuses), and no two entries
+    /// share one: a copied entry that still points at its model's handler fails here.
+    #[test]
+    fn every_primitive_has_a_handler_of_its_own() {
+        for (i, a) in PRIMITIVES.iter().enumerate() {
+            for b in &PRIMITIVES[i + 1..] {
+                assert!(
+                    !std::ptr::fn_addr_eq(a.handler, b.handler),
+                    "`{}` and `{}` share a handler",
+                    a.name,
+                    b.name
                 );
             }
         }

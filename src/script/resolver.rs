@@ -205,10 +205,10 @@ impl ModuleResolver for Resolver {
                 pos,
             ))
         };
-        if self.0.loading.borrow().len() >= super::engine::limits::MODULES {
+        if self.0.loading.borrow().len() >= super::limits::MODULES {
             return Err(in_module(format!(
                 "imports nest deeper than {} modules",
-                super::engine::limits::MODULES
+                super::limits::MODULES
             )));
         }
         if self.0.loading.borrow().iter().any(|p| p == path) {

@@ -1,0 +1,288 @@
+//! The primitives' implementation: the bridge from Rhai calls to the backend. The [`Host`]
+//! keeps what a run has done (jobs and where they were started, verifications, drills),
+//! dispatches every call through the registry to its handler, and turns every problem into
+//! a [`Finding`] at the call site, raised as a Rhai error that is catchable (a backend
+//! failure the runbook may handle) or not (a safety refusal, an operator abort).
+//!
+//! One concern per room: [`findings`] (call sites and raised errors), [`args`] (arguments
+//! and options), [`reads`] (`vm`, `vms`, `status`), [`operations`] (failovers, commits,
+//! reverse replication, drills, cancel), [`waits`] (waits, polling, timeouts), [`checks`]
+//! (verify, preflight), [`steps`] (manual steps, notes), [`replay`] (issuing through the
+//! journal, settling, divergence) and [`finish`] (the end of a run).
+
+pub(super) mod args;
+pub(super) mod checks;
+pub(super) mod findings;
+pub(super) mod finish;
+pub(super) mod operations;
+pub(super) mod reads;
+pub(super) mod replay;
+pub(super) mod steps;
+pub(super) mod waits;
+
+use super::errors::Raised;
+use super::exec::Exec;
+use super::observer::Observer;
+use super::registry::{Effect, Primitive};
+use super::types::JobHandle;
+use crate::backend::{Backend, Item, JobInfo, Site};
+use crate::clock::{Clock, Timestamp};
+use crate::diagnostics::{Code, Finding, Frame, Location};
+use crate::journal::Journal;
+use rhai::{Dynamic, EvalAltResult, NativeCallContext};
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Whether this is a dry run (`check`) or a real run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Check,
+    Run,
+}
+
+/// Where a primitive was called from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallSite {
+    pub location: Location,
+    pub chain: Vec<Frame>,
+}
+
+impl CallSite {
+    /// The line in the runbook itself that led here (the outermost call).
+    pub fn runbook_location(&self) -> &Location {
+        self.chain.last().map_or(&self.location, |f| &f.location)
+    }
+}
+
+/// A job the run started.
+#[derive(Debug, Clone)]
+pub struct JobRecord {
+    pub info: JobInfo,
+    pub site: CallSite,
+    pub waited: bool,
+}
+
+/// A manual step's confirmation.
+#[derive(Debug, Clone)]
+pub struct Approval {
+    pub title: String,
+    pub by: String,
+    pub at: Timestamp,
+}
+
+#[derive(Default)]
+struct State {
+    jobs: Vec<JobRecord>,
+    by_id: HashMap<String, usize>,
+    last_op: BTreeMap<String, CallSite>,
+    drills: BTreeMap<String, CallSite>,
+    failover_started: BTreeMap<String, Timestamp>,
+    verified: BTreeMap<String, (Site, Timestamp)>,
+    findings: Vec<Finding>,
+    raised: Raised,
+    approvals: Vec<Approval>,
+    handles: HashMap<String, JobHandle>,
+    /// Jobs whose warnings were reported already.
+    warned: HashSet<String>,
+}
+
+type Raise = Box<EvalAltResult>;
+
+/// What a primitive's handler is: the registry names one for every primitive.
+pub type Handler = fn(&Host, &Call) -> Result<Dynamic, Raise>;
+
+/// One call of a primitive from a script: the primitive, where it was called, its arguments
+/// (their count was matched by registration).
+pub struct Call<'a> {
+    pub prim: &'static Primitive,
+    pub ctx: &'a NativeCallContext<'a>,
+    args: &'a [&'a mut Dynamic],
+}
+
+impl Call<'_> {
+    /// Argument `i`, or `()` when the call has fewer.
+    fn arg(&self, i: usize) -> &Dynamic {
+        self.args.get(i).map_or(&Dynamic::UNIT, |a| &**a)
+    }
+
+    /// Argument `i`, if the call has it.
+    fn opt_arg(&self, i: usize) -> Option<&Dynamic> {
+        self.args.get(i).map(|a| &**a)
+    }
+}
+
+/// The runtime behind the primitives.
+pub struct Host {
+    backend: Arc<dyn Backend>,
+    clock: Arc<dyn Clock>,
+    exec: Exec,
+    mode: Mode,
+    observer: Rc<dyn Observer>,
+    interrupt: Option<CancellationToken>,
+    main_source: Arc<str>,
+    started: Timestamp,
+    state: RefCell<State>,
+    call_stack: Cell<bool>,
+    names_used: Cell<bool>,
+    /// The run's journal: every answer recorded, and replayed on resume.
+    journal: Option<Rc<Journal>>,
+    /// Manual steps reached so far.
+    steps: Cell<u32>,
+}
+
+impl Host {
+    pub fn new(
+        backend: Arc<dyn Backend>,
+        clock: Arc<dyn Clock>,
+        exec: Exec,
+        mode: Mode,
+        observer: Rc<dyn Observer>,
+        interrupt: Option<CancellationToken>,
+        main_source: &str,
+    ) -> Self {
+        let started = clock.now();
+        Host {
+            backend,
+            clock,
+            exec,
+            mode,
+            observer,
+            interrupt,
+            main_source: main_source.into(),
+            started,
+            state: RefCell::new(State::default()),
+            call_stack: Cell::new(false),
+            names_used: Cell::new(false),
+            journal: None,
+            steps: Cell::new(0),
+        }
+    }
+
+    /// Records the run in `journal` (and replays what it holds from earlier attempts).
+    pub fn with_journal(mut self, journal: Rc<Journal>) -> Self {
+        self.journal = Some(journal);
+        self
+    }
+
+    /// Called by the engine builder when the engine keeps Rhai's call stack.
+    pub fn keep_call_stack(&self) {
+        self.call_stack.set(true);
+    }
+
+    pub fn observer(&self) -> &Rc<dyn Observer> {
+        &self.observer
+    }
+
+    pub fn main_source(&self) -> &Arc<str> {
+        &self.main_source
+    }
+
+    /// Time on the run's clock since the host was made.
+    pub fn elapsed(&self) -> Duration {
+        self.clock.now().since(self.started)
+    }
+
+    /// Jobs started so far, in order.
+    pub fn jobs(&self) -> Vec<JobRecord> {
+        self.state.borrow().jobs.clone()
+    }
+
+    /// Whether the runbook named any VM.
+    pub fn names_used(&self) -> bool {
+        self.names_used.get()
+    }
+
+    /// How many jobs the run started.
+    pub fn job_count(&self) -> usize {
+        self.state.borrow().jobs.len()
+    }
+
+    pub fn approvals(&self) -> Vec<Approval> {
+        self.state.borrow().approvals.clone()
+    }
+
+    /// Names of the VMs the run operated on, in name order.
+    pub fn touched(&self) -> Vec<String> {
+        self.state.borrow().last_op.keys().cloned().collect()
+    }
+
+    /// Warnings and other findings recorded without stopping the script.
+    pub fn take_findings(&self) -> Vec<Finding> {
+        std::mem::take(&mut self.state.borrow_mut().findings)
+    }
+
+    pub fn item(&self, name: &str) -> Option<Item> {
+        self.exec.block_on(self.backend.item(name)).ok()
+    }
+
+    pub fn is_interrupted(&self) -> bool {
+        self.interrupt
+            .as_ref()
+            .is_some_and(CancellationToken::is_cancelled)
+    }
+
+    /// Runs primitive `prim` with `args`: through the handler its registry entry names.
+    pub fn call(
+        &self,
+        prim: &'static Primitive,
+        ctx: &NativeCallContext,
+        args: &mut [&mut Dynamic],
+    ) -> Result<Dynamic, Raise> {
+        if matches!(prim.effect, Effect::Mutate | Effect::Destructive) && self.is_interrupted() {
+            return Err(self.refuse(
+                ctx,
+                Finding::new(
+                    Code::Interrupted,
+                    format!("`{}` was not issued: the run was interrupted", prim.name),
+                )
+                .help("jobs already started go on in the service; nothing was cancelled"),
+            ));
+        }
+        let call = Call {
+            prim,
+            ctx,
+            args: &*args,
+        };
+        (prim.handler)(self, &call)
+    }
+
+    // ---- the run's record of its jobs ----------------------------------------------------
+
+    /// Records what the service said of a job, in the run's record and in the script's handles.
+    fn update(&self, info: &JobInfo) {
+        let mut st = self.state.borrow_mut();
+        if let Some(&i) = st.by_id.get(&info.id) {
+            if st.jobs[i].info.state != info.state {
+                st.jobs[i].info = info.clone();
+                if let Some(h) = st.handles.get(&info.id) {
+                    h.set(info.clone());
+                }
+            }
+        }
+    }
+
+    /// The handle scripts hold for a job: one shared cell per job.
+    fn handle(&self, info: JobInfo) -> JobHandle {
+        let mut st = self.state.borrow_mut();
+        match st.handles.get(&info.id) {
+            Some(h) => {
+                h.set(info);
+                h.clone()
+            }
+            None => {
+                let h = JobHandle::new(info);
+                st.handles.insert(h.id(), h.clone());
+                h
+            }
+        }
+    }
+
+    fn record_of(&self, id: &str) -> Option<JobRecord> {
+        let st = self.state.borrow();
+        st.by_id.get(id).map(|&i| st.jobs[i].clone())
+    }
+}

@@ -1,0 +1,205 @@
+//! The primitives that change an item: failover, drills and their cleanup, commit, reverse
+//! replication and cancel. Each builds its request, issues it through the journal and keeps
+//! the job with the place it was started from.
+
+use super::{Call, Host, JobRecord, Raise};
+use crate::backend::{Direction, Item, JobState, Operation, OperationRequest, RecoveryPoint};
+use crate::diagnostics::{Code, Finding};
+use rhai::{Dynamic, NativeCallContext};
+
+/// `failover(vm, opts)`.
+pub(in crate::script) fn failover(h: &Host, call: &Call) -> Result<Dynamic, Raise> {
+    let name = h.vm_arg(call)?;
+    let opts = h.opts(call)?;
+    let item = h.lookup(call.ctx, &name)?;
+    let planned = opts.text("kind").as_deref() == Some("planned");
+    let direction = match opts.text("direction").as_deref() {
+        Some("primary_to_recovery") => Direction::PrimaryToRecovery,
+        Some("recovery_to_primary") => Direction::RecoveryToPrimary,
+        _ => Direction::away_from(item.active_location),
+    };
+    let request = OperationRequest {
+        direction: Some(direction),
+        shutdown_source: opts.flag("shutdown_source").unwrap_or(false),
+        recovery_point: opts
+            .text("recovery_point")
+            .and_then(|r| RecoveryPoint::parse(&r)),
+        ..OperationRequest::new(if planned {
+            Operation::PlannedFailover
+        } else {
+            Operation::UnplannedFailover
+        })
+    };
+    let job = h.start(call.ctx, &name, request)?;
+    let now = h.clock.now();
+    h.state.borrow_mut().failover_started.insert(name, now);
+    Ok(job)
+}
+
+/// `test_failover(vm, [opts])`.
+pub(in crate::script) fn test_failover(h: &Host, call: &Call) -> Result<Dynamic, Raise> {
+    let name = h.vm_arg(call)?;
+    let opts = h.opts(call)?;
+    let item = h.lookup(call.ctx, &name)?;
+    let request = OperationRequest {
+        direction: Some(Direction::away_from(item.active_location)),
+        network: opts.text("network"),
+        recovery_point: opts
+            .text("recovery_point")
+            .and_then(|r| RecoveryPoint::parse(&r)),
+        ..OperationRequest::new(Operation::TestFailover)
+    };
+    h.start(call.ctx, &name, request)
+}
+
+/// `cleanup_test_failover(vm, [opts])`.
+pub(in crate::script) fn cleanup_test_failover(h: &Host, call: &Call) -> Result<Dynamic, Raise> {
+    let name = h.vm_arg(call)?;
+    let opts = h.opts(call)?;
+    let request = OperationRequest {
+        comments: opts.text("notes"),
+        ..OperationRequest::new(Operation::TestFailoverCleanup)
+    };
+    h.start(call.ctx, &name, request)
+}
+
+/// `commit(vm)`.
+pub(in crate::script) fn commit(h: &Host, call: &Call) -> Result<Dynamic, Raise> {
+    let name = h.vm_arg(call)?;
+    let item = h.lookup(call.ctx, &name)?;
+    if item.allows(Operation::Commit) {
+        // Only a commit the service would accept; a refused one is its own finding.
+        h.check_verified(call.ctx, &name, &item);
+    }
+    h.start(call.ctx, &name, OperationRequest::new(Operation::Commit))
+}
+
+/// `reverse_replicate(vm)`.
+pub(in crate::script) fn reverse_replicate(h: &Host, call: &Call) -> Result<Dynamic, Raise> {
+    let name = h.vm_arg(call)?;
+    let item = h.lookup(call.ctx, &name)?;
+    let request = OperationRequest {
+        direction: Some(Direction::away_from(item.active_location)),
+        ..OperationRequest::new(Operation::ReverseReplicate)
+    };
+    h.start(call.ctx, &name, request)
+}
+
+/// `cancel(job)`: refuses failovers, which must never be cancelled.
+pub(in crate::script) fn cancel(h: &Host, call: &Call) -> Result<Dynamic, Raise> {
+    let ctx = call.ctx;
+    let job = h.job_arg(call)?.info().clone();
+    if job.operation.is_failover() {
+        return Err(h.refuse(
+            ctx,
+            Finding::new(
+                Code::CancelFailover,
+                format!("refused to cancel the {} of `{}`", job.operation, job.vm),
+            )
+            .label("never cancel a failover")
+            .note("replication was stopped before the failover began: a cancelled failover leaves the VM without replication")
+            .help("let the failover finish; if it fails, fix the cause and fail over again"),
+        ));
+    }
+    let info = h
+        .issue_cancel(ctx, &job)?
+        .map_err(|e| h.backend_error(ctx, e))?;
+    h.update(&info);
+    let index = h.state.borrow().by_id.get(&info.id).copied();
+    if let Some(i) = index {
+        // Cancelling is a decision about the job: it no longer needs a wait.
+        h.state.borrow_mut().jobs[i].waited = true;
+    }
+    h.observer.job_updated(&info);
+    Ok(Dynamic::from(h.handle(info)))
+}
+
+impl Host {
+    fn check_verified(&self, ctx: &NativeCallContext, name: &str, item: &Item) {
+        let st = self.state.borrow();
+        let since = st.failover_started.get(name).copied().unwrap_or_default();
+        let ok = st
+            .verified
+            .get(name)
+            .is_some_and(|(site, at)| *site == item.active_location && *at >= since);
+        drop(st);
+        if !ok {
+            let site = self.site(ctx);
+            self.warn(self.at(
+                Finding::new(
+                    Code::CommitWithoutVerify,
+                    format!("commit of `{name}` is not preceded by a verify of the VM on the {} site", item.active_location.as_str()),
+                )
+                .label("commit deletes every other recovery point")
+                .help(format!(
+                    "verify first: verify({name:?}, #{{ active_location: \"{}\", healthy: true }})",
+                    item.active_location.as_str()
+                )),
+                &site,
+            ));
+        }
+    }
+
+    /// Issues `request` on `name` and keeps its job; a job the service refused because the
+    /// item is busy (532) is its own finding.
+    fn start(
+        &self,
+        ctx: &NativeCallContext,
+        name: &str,
+        request: OperationRequest,
+    ) -> Result<Dynamic, Raise> {
+        let op = request.operation;
+        tracing::debug!(vm = name, operation = %op, "issuing");
+        let (answer, replayed) = self.issue(ctx, name, request)?;
+        let job = answer.map_err(|e| self.backend_error(ctx, e))?;
+        let site = self.site(ctx);
+        if job.state == JobState::Failed && job.errors.first().is_some_and(|e| e.code == "532") {
+            let st = self.state.borrow();
+            let running = st
+                .jobs
+                .iter()
+                .rev()
+                .find(|r| r.info.vm == name && !r.info.state.is_terminal());
+            let mut finding = Finding::new(
+                Code::ItemBusy,
+                format!("{op} of `{name}` was refused: another operation is in progress on it (error 532)"),
+            )
+            .label("the item is busy")
+            .help("wait for the running job with wait_job(job) before starting another operation on this VM");
+            if let Some(r) = running {
+                finding = finding.note(format!(
+                    "{} of `{name}` started at {} is still running",
+                    r.info.operation, r.site.location
+                ));
+            }
+            for e in &job.errors {
+                finding = finding.notes(e.lines());
+            }
+            drop(st);
+            return Err(self.raise(ctx, self.at(finding, &site), true));
+        }
+        tracing::debug!(vm = name, operation = %op, job = %job.id, state = %job.state, "issued");
+        if replayed {
+            self.observer.note(&format!(
+                "{op} of `{name}`: job {} (from the journal; not sent again)",
+                job.id
+            ));
+        } else {
+            self.observer.job_started(&job);
+        }
+        let mut st = self.state.borrow_mut();
+        if op == Operation::TestFailover {
+            st.drills.insert(name.to_string(), site.clone());
+        }
+        st.last_op.insert(name.to_string(), site.clone());
+        let index = st.jobs.len();
+        st.by_id.insert(job.id.clone(), index);
+        st.jobs.push(JobRecord {
+            info: job.clone(),
+            site,
+            waited: false,
+        });
+        drop(st);
+        Ok(Dynamic::from(self.handle(job)))
+    }
+}

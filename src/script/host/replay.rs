@@ -1,0 +1,358 @@
+//! Every call through the journal: reads answered from it on resume and recorded otherwise;
+//! operations whose intent is on disk before the request leaves and whose answer follows;
+//! settling an intent whose answer was lost; and the refusal when a resumed run takes
+//! another path than its journal (divergence).
+
+use super::{Host, Raise};
+use crate::backend::{BackendError, JobInfo, OperationRequest};
+use crate::clock::Timestamp;
+use crate::diagnostics::{Code, Finding};
+use crate::journal::{Answer, Entry, Journal, Record};
+use rhai::NativeCallContext;
+
+impl Host {
+    /// Records a description of the run (a note, a verification) unless it is replayed.
+    pub(super) fn describe(&self, entry: Entry) {
+        if let Some(j) = &self.journal {
+            j.describe(self.clock.now(), entry);
+        }
+    }
+
+    /// The run took another path than the journal records: it cannot be resumed safely.
+    pub(super) fn diverged(&self, ctx: &NativeCallContext, doing: &str, recorded: Record) -> Raise {
+        self.refuse(
+            ctx,
+            Finding::new(
+                Code::Refused,
+                format!(
+                    "the resumed run does not follow its journal: it now makes {doing}, where record {} of the journal is {}",
+                    recorded.seq,
+                    recorded.entry.describe()
+                ),
+            )
+            .label("the run went another way here")
+            .help("nothing was issued; the runbook behaves differently than when the run started (did it or its inventory change?). Look at `runbook show RUN` and start a new run"),
+        )
+    }
+
+    /// Like [`Host::diverged`], for a record that matched in kind but not in substance.
+    pub(super) fn diverged_at(
+        &self,
+        ctx: &NativeCallContext,
+        doing: &str,
+        seq: u64,
+        recorded: &str,
+    ) -> Raise {
+        self.refuse(
+            ctx,
+            Finding::new(
+                Code::Refused,
+                format!(
+                    "the resumed run does not follow its journal: it now makes {doing}, where record {seq} of the journal has {recorded}"
+                ),
+            )
+            .label("the run went another way here")
+            .help("nothing was issued; the runbook behaves differently than when the run started. Look at `runbook show RUN` and start a new run"),
+        )
+    }
+
+    /// A read, answered from the journal on resume and recorded otherwise. A recorded
+    /// transport failure with nothing after it is read again: the run stopped there.
+    pub(super) fn read<T: serde::Serialize + serde::de::DeserializeOwned>(
+        &self,
+        ctx: &NativeCallContext,
+        call: &str,
+        key: &str,
+        live: impl FnOnce() -> Result<T, BackendError>,
+    ) -> Result<Result<T, BackendError>, Raise> {
+        let Some(j) = &self.journal else {
+            return Ok(live());
+        };
+        match j.next_answer() {
+            Some(Record {
+                entry:
+                    Entry::Read {
+                        call: c,
+                        key: k,
+                        answer,
+                    },
+                ..
+            }) if c == call && k == key => match answer {
+                Answer::Err(BackendError::Transport(_)) if !j.replaying() => {}
+                Answer::Ok(v) => {
+                    return Ok(serde_json::from_value(v).map_err(|e| {
+                        BackendError::Transport(format!("the journal's answer is unreadable: {e}"))
+                    }))
+                }
+                Answer::Err(e) => return Ok(Err(e)),
+            },
+            Some(other) => {
+                return Err(self.diverged(ctx, &format!("a read of {call} `{key}`"), other))
+            }
+            None => {}
+        }
+        let result = live();
+        let answer = match &result {
+            Ok(v) => serde_json::to_value(v).map(Answer::Ok).ok(),
+            Err(e) => Some(Answer::Err(e.clone())),
+        };
+        if let Some(answer) = answer {
+            let entry = Entry::Read {
+                call: call.to_string(),
+                key: key.to_string(),
+                answer,
+            };
+            if let Err(e) = j.append(self.clock.now(), entry) {
+                tracing::warn!("{e}");
+            }
+        }
+        Ok(result)
+    }
+
+    /// Refuses a mutating call when the journal cannot be written.
+    fn journal_writable(
+        &self,
+        ctx: &NativeCallContext,
+        what: &str,
+        j: &Journal,
+    ) -> Result<(), Raise> {
+        match j.broken() {
+            None => Ok(()),
+            Some(why) => Err(self.journal_failed(ctx, what, why)),
+        }
+    }
+
+    /// Starts an operation through the journal: its intent is on disk before the request
+    /// leaves, and its answer after. On resume, a recorded answer is replayed; an intent
+    /// without an answer is settled with the service before anything is sent again.
+    pub(super) fn issue(
+        &self,
+        ctx: &NativeCallContext,
+        name: &str,
+        request: OperationRequest,
+    ) -> Result<(Result<JobInfo, BackendError>, bool), Raise> {
+        let Some(j) = &self.journal else {
+            return Ok((
+                self.exec.block_on(self.backend.start(name, &request)),
+                false,
+            ));
+        };
+        let op = request.operation;
+        match j.next_answer() {
+            Some(Record {
+                seq,
+                at,
+                entry:
+                    Entry::Intent {
+                        vm,
+                        operation,
+                        key,
+                        request: recorded,
+                        ..
+                    },
+            }) if vm == name && operation == op.as_str() => {
+                let request = OperationRequest {
+                    key: Some(key),
+                    ..request
+                };
+                let same = |r: OperationRequest| OperationRequest { key: None, ..r };
+                if recorded.is_some_and(|r| same(r) != same(request.clone())) {
+                    return Err(self.diverged_at(
+                        ctx,
+                        &format!("{op} of `{name}` with other parameters"),
+                        seq,
+                        "the same operation with the parameters the run started with",
+                    ));
+                }
+                return match j.next_answer() {
+                    Some(Record {
+                        entry: Entry::Issued { intent, answer, .. },
+                        ..
+                    }) if intent == seq => {
+                        let answer: Result<JobInfo, BackendError> = answer.into();
+                        // A lost answer with nothing after it: the run stopped there, so
+                        // the service is asked what became of it.
+                        if matches!(answer, Err(BackendError::Transport(_))) && !j.replaying() {
+                            return self
+                                .settle(ctx, j, seq, at, name, request)
+                                .map(|a| (a, false));
+                        }
+                        Ok((answer, true))
+                    }
+                    Some(other) => {
+                        Err(self.diverged(ctx, &format!("the answer to {op} of `{name}`"), other))
+                    }
+                    None => self
+                        .settle(ctx, j, seq, at, name, request)
+                        .map(|a| (a, false)),
+                };
+            }
+            Some(other) => return Err(self.diverged(ctx, &format!("{op} of `{name}`"), other)),
+            None => {}
+        }
+        self.journal_writable(ctx, &format!("{op} of `{name}`"), j)?;
+        let seq = j.next_seq();
+        let request = OperationRequest {
+            key: Some(j.key(seq)),
+            ..request
+        };
+        let intent = Entry::Intent {
+            vm: name.to_string(),
+            operation: op.as_str().to_string(),
+            request: Some(request.clone()),
+            job: None,
+            key: j.key(seq),
+            line: Some(self.site(ctx).runbook_location().to_string()),
+        };
+        j.append(self.clock.now(), intent)
+            .map_err(|why| self.journal_failed(ctx, &format!("{op} of `{name}`"), why))?;
+        let answer = self.exec.block_on(self.backend.start(name, &request));
+        self.record_issued(j, seq, &answer, false);
+        Ok((answer, false))
+    }
+
+    fn journal_failed(&self, ctx: &NativeCallContext, what: &str, why: String) -> Raise {
+        self.refuse(
+            ctx,
+            Finding::new(Code::Refused, format!("{what} was not issued: {why}"))
+                .help("free the disk (or fix the folder's permissions), then `runbook resume` the run; jobs already started go on in the service"),
+        )
+    }
+
+    /// Records the answer to intent `seq`, a lost one too (in its place, so that a script
+    /// that handled it replays the same way; a resume settles it only when nothing follows).
+    fn record_issued(
+        &self,
+        j: &Journal,
+        seq: u64,
+        answer: &Result<JobInfo, BackendError>,
+        settled: bool,
+    ) {
+        let entry = Entry::Issued {
+            intent: seq,
+            answer: Answer::from(answer.clone()),
+            settled,
+        };
+        if let Err(e) = j.append(self.clock.now(), entry) {
+            tracing::warn!("{e}");
+        }
+    }
+
+    /// An intent whose answer never reached the journal (the runner crashed): finds the
+    /// job it created; if the service has none and the VM still allows the operation, the
+    /// request never arrived and is sent now (with the same key); otherwise stops.
+    fn settle(
+        &self,
+        ctx: &NativeCallContext,
+        j: &Journal,
+        seq: u64,
+        at: Timestamp,
+        name: &str,
+        request: OperationRequest,
+    ) -> Result<Result<JobInfo, BackendError>, Raise> {
+        let op = request.operation;
+        let cannot = |why: String| {
+            self.refuse(
+                ctx,
+                Finding::new(
+                    Code::Refused,
+                    format!("cannot tell whether the {op} of `{name}` (journal record {seq}) reached the service: {why}"),
+                )
+                .help("nothing was sent again. Check the vault's job list for the operation; resume again once the service answers"),
+            )
+        };
+        let found = self
+            .exec
+            .block_on(self.backend.find_started(name, &request, at))
+            .map_err(|e| cannot(e.to_string()))?;
+        if let Some(job) = found {
+            self.observer.note(&format!(
+                "{op} of `{name}`: found job {} started before the interruption; following it",
+                job.id
+            ));
+            let answer = Ok(job);
+            self.record_issued(j, seq, &answer, true);
+            return Ok(answer);
+        }
+        let item = self
+            .exec
+            .block_on(self.backend.item(name))
+            .map_err(|e| cannot(e.to_string()))?;
+        // The VM must still be where the intent found it: the request never arrived.
+        let moved = request
+            .direction
+            .is_some_and(|d| d.source() != item.active_location);
+        if !item.allows(op) || item.current_job.is_some() || moved {
+            return Err(cannot(format!(
+                "the service has no job for it, and `{name}` is now {}{}",
+                item.protection_state,
+                item.current_job
+                    .as_deref()
+                    .map(|job| format!(" with job {job} running"))
+                    .unwrap_or_default()
+            )));
+        }
+        self.observer.note(&format!(
+            "{op} of `{name}` never reached the service before the interruption; issuing it now"
+        ));
+        self.journal_writable(ctx, &format!("{op} of `{name}`"), j)?;
+        let answer = self.exec.block_on(self.backend.start(name, &request));
+        self.record_issued(j, seq, &answer, false);
+        Ok(answer)
+    }
+
+    /// Cancels a job through the journal, as [`Host::issue`] starts one. Cancelling again
+    /// is harmless, so an unsettled cancel is simply sent again unless the job ended.
+    pub(super) fn issue_cancel(
+        &self,
+        ctx: &NativeCallContext,
+        job: &JobInfo,
+    ) -> Result<Result<JobInfo, BackendError>, Raise> {
+        let Some(j) = &self.journal else {
+            return Ok(self.exec.block_on(self.backend.cancel_job(&job.id)));
+        };
+        let what = format!("the cancel of job {}", job.id);
+        let seq = match j.next_answer() {
+            Some(Record {
+                seq,
+                entry: Entry::Intent { job: Some(id), .. },
+                ..
+            }) if id == job.id => match j.next_answer() {
+                Some(Record {
+                    entry: Entry::Issued { intent, answer, .. },
+                    ..
+                }) if intent == seq => return Ok(answer.into()),
+                Some(other) => return Err(self.diverged(ctx, &what, other)),
+                None => {
+                    let now = self.exec.block_on(self.backend.job(&job.id));
+                    if let Ok(info) = &now {
+                        if info.state.is_terminal() {
+                            self.record_issued(j, seq, &now, true);
+                            return Ok(now);
+                        }
+                    }
+                    seq
+                }
+            },
+            Some(other) => return Err(self.diverged(ctx, &what, other)),
+            None => {
+                self.journal_writable(ctx, &what, j)?;
+                let seq = j.next_seq();
+                let intent = Entry::Intent {
+                    vm: job.vm.clone(),
+                    operation: "cancel".into(),
+                    request: None,
+                    job: Some(job.id.clone()),
+                    key: j.key(seq),
+                    line: Some(self.site(ctx).runbook_location().to_string()),
+                };
+                j.append(self.clock.now(), intent)
+                    .map_err(|why| self.journal_failed(ctx, &what, why))?;
+                seq
+            }
+        };
+        let answer = self.exec.block_on(self.backend.cancel_job(&job.id));
+        self.record_issued(j, seq, &answer, false);
+        Ok(answer)
+    }
+}

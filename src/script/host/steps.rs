@@ -1,0 +1,178 @@
+//! The primitives that speak with the operator: `manual_step` (asked at the terminal and,
+//! at the same time, through `runbook approve` from another one; recorded with who and
+//! when, and not asked again on resume) and `note`.
+
+use super::{Approval, Call, Host, Raise};
+use crate::clock::human;
+use crate::diagnostics::{Code, Finding};
+use crate::journal::{Entry, Record, StepOutcome};
+use crate::script::observer::{StepAnswer, StepRequest};
+use rhai::Dynamic;
+use std::path::Path;
+use std::time::Duration;
+
+/// How long a manual step waits without a timeout option.
+pub const DEFAULT_STEP: Duration = Duration::from_secs(3600);
+
+/// `note(text)`.
+pub(in crate::script) fn note(h: &Host, call: &Call) -> Result<Dynamic, Raise> {
+    let text = h.text_arg(call)?;
+    h.observer.note(&text);
+    h.describe(Entry::Note { text });
+    Ok(Dynamic::UNIT)
+}
+
+/// `manual_step(title, [opts])`.
+pub(in crate::script) fn manual_step(h: &Host, call: &Call) -> Result<Dynamic, Raise> {
+    let ctx = call.ctx;
+    let title = h.text_arg(call)?;
+    let title = title.as_str();
+    let opts = h.opts(call)?;
+    if h.is_interrupted() {
+        return Err(h.refuse(
+            ctx,
+            Finding::new(
+                Code::Interrupted,
+                "the run was interrupted before a manual step",
+            ),
+        ));
+    }
+    let timeout = opts.duration("timeout").unwrap_or(DEFAULT_STEP);
+    let instructions = opts.text("instructions");
+    let number = h.steps.get() + 1;
+    h.steps.set(number);
+    let answer = match h.journal.as_ref().and_then(|j| j.next_answer()) {
+        Some(Record {
+            entry: Entry::Step {
+                title: t, outcome, ..
+            },
+            at,
+            ..
+        }) if t == title => match outcome {
+            StepOutcome::Approved { by } => {
+                h.observer.note(&format!(
+                    "manual step {number} `{title}`: approved by {by} (recorded)"
+                ));
+                h.state.borrow_mut().approvals.push(Approval {
+                    title: title.to_string(),
+                    by,
+                    at,
+                });
+                return Ok(Dynamic::UNIT);
+            }
+            StepOutcome::TimedOut => {
+                return Err(h.fail(
+                    ctx,
+                    Finding::new(
+                        Code::ScriptError,
+                        format!(
+                            "manual step `{title}` was not confirmed within {} (recorded)",
+                            human(timeout)
+                        ),
+                    ),
+                ))
+            }
+        },
+        Some(other) => return Err(h.diverged(ctx, &format!("manual step `{title}`"), other)),
+        None => h.ask(number, title, instructions.as_deref(), timeout),
+    };
+    match answer {
+        _ if h.is_interrupted() => Err(h.refuse(
+            ctx,
+            Finding::new(
+                Code::Interrupted,
+                format!("the run was interrupted at manual step `{title}`"),
+            )
+            .help("jobs already started go on in the service; nothing was cancelled"),
+        )),
+        StepAnswer::Approved { by } => {
+            let at = h.clock.now();
+            h.record_step(number, title, StepOutcome::Approved { by: by.clone() });
+            h.state.borrow_mut().approvals.push(Approval {
+                title: title.to_string(),
+                by,
+                at,
+            });
+            Ok(Dynamic::UNIT)
+        }
+        StepAnswer::Aborted => Err(h.refuse(
+            ctx,
+            Finding::new(
+                Code::Interrupted,
+                format!("the operator stopped the run at manual step `{title}`"),
+            )
+            .help("jobs already started go on in the service; nothing was cancelled"),
+        )),
+        StepAnswer::TimedOut => {
+            h.record_step(number, title, StepOutcome::TimedOut);
+            Err(h.fail(
+                ctx,
+                Finding::new(
+                    Code::ScriptError,
+                    format!(
+                        "manual step `{title}` was not confirmed within {}",
+                        human(timeout)
+                    ),
+                ),
+            ))
+        }
+        StepAnswer::Unavailable(why) => Err(h.refuse(ctx, Finding::new(Code::Refused, why))),
+    }
+}
+
+impl Host {
+    /// Asks the operator (or another terminal, through the run's folder) to confirm step
+    /// `number`.
+    fn ask(
+        &self,
+        number: u32,
+        title: &str,
+        instructions: Option<&str>,
+        timeout: Duration,
+    ) -> StepAnswer {
+        let folder = self
+            .journal
+            .as_ref()
+            .and_then(|j| j.path().parent().map(Path::to_path_buf));
+        let external = |dir: &Path| crate::journal::approvals::given(dir, number).map(|g| g.by);
+        let poll;
+        let mut request = StepRequest {
+            number,
+            title,
+            instructions,
+            timeout,
+            external: None,
+            approve_command: None,
+        };
+        if let (Some(dir), Some(j)) = (&folder, &self.journal) {
+            if let Err(e) = crate::journal::approvals::set_waiting(dir, number, title) {
+                tracing::warn!("cannot say which step the run waits at: {e}");
+            }
+            poll = move || external(dir);
+            request.external = Some(&poll);
+            request.approve_command = Some(format!(
+                "runbook approve {} {number}{}",
+                j.run(),
+                crate::journal::runs::project_arg(dir)
+            ));
+        }
+        let answer = self.observer.step(&request);
+        if let Some(dir) = &folder {
+            crate::journal::approvals::clear_waiting(dir);
+        }
+        answer
+    }
+
+    fn record_step(&self, number: u32, title: &str, outcome: StepOutcome) {
+        if let Some(j) = &self.journal {
+            let entry = Entry::Step {
+                number,
+                title: title.to_string(),
+                outcome,
+            };
+            if let Err(e) = j.append(self.clock.now(), entry) {
+                tracing::warn!("{e}");
+            }
+        }
+    }
+}
