@@ -1,0 +1,287 @@
+//! From a request to its answer: authentication, api-version, throttling and faults around
+//! the ARM vault paths, parsed into a [`Route`] and dispatched to its handler.
+
+use super::control::{faults_endpoint, token_endpoint};
+use super::items::{find_item, item_id_of, item_wire, list_items};
+use super::jobs::list_jobs;
+use super::responses::{arm_error, backend_error, insert, json};
+use super::{auth, items, jobs, Server};
+use crate::backend::azure::wire;
+use crate::backend::Backend;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::Response;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// A request on an ASR vault path, by what it asks for.
+pub(crate) enum Route {
+    Items,
+    Item { name: String },
+    Action { name: String, action: String },
+    Jobs,
+    Job { id: String },
+    Cancel { id: String },
+    Providers,
+    Plan { name: String },
+    NotVault,
+    Unknown,
+}
+
+impl Route {
+    /// `vault` and the route of `path`.
+    fn parse(method: &Method, path: &str) -> (String, Route) {
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        // subscriptions/{s}/resourceGroups/{g}/providers/Microsoft.RecoveryServices/vaults/{v}/...
+        let keyword = |i: usize, word: &str| {
+            segments
+                .get(i)
+                .is_some_and(|s| s.eq_ignore_ascii_case(word))
+        };
+        if segments.len() < 8
+            || !keyword(0, "subscriptions")
+            || !keyword(2, "resourceGroups")
+            || !keyword(4, "providers")
+            || !keyword(5, "Microsoft.RecoveryServices")
+            || !keyword(6, "vaults")
+        {
+            return (String::new(), Route::NotVault);
+        }
+        let vault = format!("/{}", segments[..8].join("/"));
+        let rest = &segments[8..];
+        let lower: Vec<String> = rest.iter().map(|s| s.to_ascii_lowercase()).collect();
+        let lower: Vec<&str> = lower.iter().map(String::as_str).collect();
+        let at = |i: usize| rest[i].to_string();
+        let route = match (method, lower.as_slice()) {
+            (&Method::GET, ["replicationprotecteditems"]) => Route::Items,
+            (
+                &Method::GET,
+                ["replicationfabrics", _, "replicationprotectioncontainers", _, "replicationprotecteditems", _],
+            ) => Route::Item { name: at(5) },
+            (
+                &Method::POST,
+                ["replicationfabrics", _, "replicationprotectioncontainers", _, "replicationprotecteditems", _, _],
+            ) => Route::Action {
+                name: at(5),
+                action: at(6),
+            },
+            (&Method::GET, ["replicationjobs"]) => Route::Jobs,
+            (&Method::GET, ["replicationjobs", _]) => Route::Job { id: at(1) },
+            (&Method::POST, ["replicationjobs", _, "cancel"]) => Route::Cancel { id: at(1) },
+            (&Method::GET, ["replicationrecoveryservicesproviders"]) => Route::Providers,
+            (&Method::GET, ["replicationrecoveryplans", _]) => Route::Plan { name: at(1) },
+            _ => Route::Unknown,
+        };
+        (vault, route)
+    }
+
+    /// The kind counted in the stats and matched by faults.
+    fn kind(&self) -> String {
+        match self {
+            Route::Items => "GET items".into(),
+            Route::Item { .. } => "GET item".into(),
+            Route::Action { action, .. } => format!("POST {action}"),
+            Route::Jobs => "GET jobs".into(),
+            Route::Job { .. } => "GET job".into(),
+            Route::Cancel { .. } => "POST cancel".into(),
+            Route::Providers => "GET providers".into(),
+            Route::Plan { .. } => "GET plan".into(),
+            Route::NotVault | Route::Unknown => "404".into(),
+        }
+    }
+}
+
+/// `/{tenant}/oauth2/v2.0/token`.
+pub(crate) fn is_token_path(path: &str) -> bool {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    matches!(segments.as_slice(), [tenant, oauth2, version, token]
+        if !tenant.is_empty()
+            && oauth2.eq_ignore_ascii_case("oauth2")
+            && version.eq_ignore_ascii_case("v2.0")
+            && token.eq_ignore_ascii_case("token"))
+}
+
+pub(crate) async fn handle(
+    State(server): State<Arc<Server>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().to_string();
+    if path == "/_simulator/stats" {
+        return json(&server.stats());
+    }
+    if path == "/_simulator/clock" {
+        // The simulation's time, for benchmarks that relate job times to the wall clock.
+        let now = server.sim.now();
+        return json(
+            &serde_json::json!({ "now": now.rfc3339(), "now_ms": now.0, "speed": server.speed }),
+        );
+    }
+    if path == "/_simulator/faults" {
+        return faults_endpoint(&server, &method, &body);
+    }
+    if method == Method::POST && is_token_path(&path) {
+        return server
+            .answer("POST token", async { token_endpoint(&server, &body) })
+            .await;
+    }
+    let authorization = headers.get("authorization").and_then(|v| v.to_str().ok());
+    match server.auth.check(authorization, Instant::now()) {
+        auth::Bearer::Valid => {}
+        auth::Bearer::Expired => {
+            server.count("401");
+            return arm_error(
+                StatusCode::UNAUTHORIZED,
+                "ExpiredAuthenticationToken",
+                "The access token has expired. Get a new token and send the request again.",
+            );
+        }
+        auth::Bearer::Invalid => {
+            server.count("401");
+            return arm_error(StatusCode::UNAUTHORIZED, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing or its bearer token is not valid.");
+        }
+    }
+    if !uri
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .any(|q| q.starts_with("api-version=") && q.len() > 12)
+    {
+        server.count("400 api-version");
+        return arm_error(
+            StatusCode::BAD_REQUEST,
+            "MissingApiVersionParameter",
+            "The api-version query parameter (?api-version=) is required for all requests.",
+        );
+    }
+    let (header, left) = match server.throttle(&method) {
+        Ok(taken) => taken,
+        Err(r) => return *r,
+    };
+    let (vault, route) = Route::parse(&method, &path);
+    // Links in answers are absolute, as the service's are (`http://` + the Host asked for).
+    let origin = format!(
+        "http://{}",
+        headers
+            .get("host")
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("127.0.0.1")
+    );
+    let mut r = server
+        .answer(
+            &route.kind(),
+            arm_request(
+                &server,
+                &method,
+                &uri,
+                &vault,
+                route,
+                &body,
+                Caller {
+                    client_request_id: client_request_id(&headers),
+                    origin,
+                },
+            ),
+        )
+        .await;
+    insert(r.headers_mut(), header, &left.to_string());
+    r
+}
+
+pub(crate) fn client_request_id(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("x-ms-client-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .take(64)
+                .collect()
+        })
+}
+
+/// Who asked: the client's request id and the origin links in answers point to.
+pub(crate) struct Caller {
+    pub(crate) client_request_id: Option<String>,
+    pub(crate) origin: String,
+}
+
+/// The answer to an authorized ARM request.
+pub(crate) async fn arm_request(
+    server: &Server,
+    method: &Method,
+    uri: &Uri,
+    vault: &str,
+    route: Route,
+    body: &[u8],
+    caller: Caller,
+) -> Response {
+    let origin = caller.origin.as_str();
+    let path = uri.path();
+    match route {
+        Route::NotVault => arm_error(
+            StatusCode::NOT_FOUND,
+            "InvalidResourceType",
+            format!("The resource path '{path}' is not an ASR vault path."),
+        ),
+        Route::Unknown => arm_error(
+            StatusCode::NOT_FOUND,
+            "InvalidResourceType",
+            format!("No {method} operation exists at '{path}'."),
+        ),
+        Route::Items => list_items(server, vault, uri, origin).await,
+        Route::Item { name } => match find_item(server, &name).await {
+            Ok(item) => json(&item_wire(server, vault, &item).await),
+            Err(r) => r,
+        },
+        Route::Action { name, action } => {
+            items::action(server, vault, path, &name, &action, body, caller).await
+        }
+        Route::Jobs => list_jobs(server, vault, uri, origin).await,
+        Route::Job { id } => jobs::get(server, vault, &id).await,
+        Route::Cancel { id } => jobs::cancel(server, origin, vault, path, &id).await,
+        Route::Providers => match server.sim.providers().await {
+            Ok(providers) => json(&wire::Page {
+                value: providers
+                    .iter()
+                    .map(|p| wire::Provider {
+                        id: format!("{vault}/replicationFabrics/{0}/replicationRecoveryServicesProviders/{0}-vmm", p.site.as_str()),
+                        name: format!("{}-vmm", p.site.as_str()),
+                        properties: wire::ProviderProperties {
+                            friendly_name: p.name.clone(),
+                            connection_status: if p.connected { "Connected" } else { "NotConnected" }.into(),
+                            fabric_friendly_name: p.site.as_str().into(),
+                        },
+                    })
+                    .collect(),
+                next_link: None,
+            }),
+            Err(e) => backend_error(e),
+        },
+        Route::Plan { name } => match server.sim.plan_members(&name).await {
+            Ok(members) => {
+                let mut ids = Vec::new();
+                for m in &members {
+                    ids.push(wire::PlanMember {
+                        id: item_id_of(server, vault, m).await,
+                    });
+                }
+                json(&wire::RecoveryPlan {
+                    id: format!("{vault}/replicationRecoveryPlans/{name}"),
+                    name: name.clone(),
+                    properties: wire::RecoveryPlanProperties {
+                        friendly_name: name,
+                        groups: vec![wire::RecoveryPlanGroup {
+                            group_type: "Boot".into(),
+                            replication_protected_items: ids,
+                        }],
+                    },
+                })
+            }
+            Err(e) => backend_error(e),
+        },
+    }
+}
