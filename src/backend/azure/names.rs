@@ -1,0 +1,156 @@
+//! The vault's protected items by name: listed (all pages) and cached for a poll interval,
+//! names resolved to ids, and what is read through them: recovery plans' members and
+//! the providers' sites.
+
+use super::requests::Pages;
+use super::{convert, wire, Azure};
+use crate::backend::{BackendError, Item, Provider, Site};
+use std::collections::HashMap;
+
+impl Azure {
+    /// Every protected item (all pages), cached by name for [`Azure::read_item`].
+    pub(crate) async fn read_items(&self) -> Result<Vec<Item>, BackendError> {
+        let items: Vec<Item> = self
+            .all_items()
+            .await?
+            .iter()
+            .map(convert::item_from_wire)
+            .collect();
+        let now = std::time::Instant::now();
+        let mut cache = self.items.lock().await;
+        for item in &items {
+            cache.insert(item.name.clone(), (item.clone(), now));
+        }
+        Ok(items)
+    }
+
+    /// One item: as cached in this poll interval, else from a new vault-wide list.
+    pub(crate) async fn read_item(&self, name: &str) -> Result<Item, BackendError> {
+        {
+            let cache = self.items.lock().await;
+            if let Some((item, at)) = cache.get(name) {
+                if at.elapsed() < self.poll_min {
+                    return Ok(item.clone());
+                }
+            }
+        }
+        // One vault-wide list answers for every item read in the next poll interval.
+        self.read_items().await?;
+        if let Some((item, _)) = self.items.lock().await.get(name) {
+            return Ok(item.clone());
+        }
+        let id = self.id_of(name).await?;
+        let (item, _) = self.get::<wire::ProtectedItem>(&id).await?;
+        Ok(convert::item_from_wire(&item))
+    }
+
+    /// The names of a recovery plan's protected items.
+    pub(crate) async fn members_of(&self, plan: &str) -> Result<Vec<String>, BackendError> {
+        let (found, _) = self
+            .get::<wire::RecoveryPlan>(&format!("replicationRecoveryPlans/{plan}"))
+            .await
+            .map_err(|e| match e {
+                BackendError::Service(s) if s.code.contains("NotFound") => {
+                    BackendError::UnknownPlan {
+                        name: plan.to_string(),
+                        candidates: Vec::new(),
+                    }
+                }
+                other => other,
+            })?;
+        let names = self.names().await?;
+        let by_id: HashMap<String, String> = names
+            .into_iter()
+            .map(|(n, id)| (id.to_lowercase(), n))
+            .collect();
+        Ok(found
+            .properties
+            .groups
+            .iter()
+            .flat_map(|g| g.replication_protected_items.iter())
+            .filter_map(|m| by_id.get(&m.id.to_lowercase()).cloned())
+            .collect())
+    }
+
+    /// The providers, each on the site of the fabric its items are protected from.
+    pub(crate) async fn read_providers(&self) -> Result<Vec<Provider>, BackendError> {
+        let (page, _) = self
+            .get::<wire::Page<wire::Provider>>("replicationRecoveryServicesProviders")
+            .await?;
+        let items = self.all_items().await?;
+        let primary_fabrics: Vec<String> = items
+            .iter()
+            .map(|i| i.properties.primary_fabric_friendly_name.clone())
+            .collect();
+        Ok(page
+            .value
+            .iter()
+            .map(|p| Provider {
+                name: p.properties.friendly_name.clone(),
+                site: if primary_fabrics.contains(&p.properties.fabric_friendly_name) {
+                    Site::Primary
+                } else {
+                    Site::Recovery
+                },
+                connected: p
+                    .properties
+                    .connection_status
+                    .eq_ignore_ascii_case("Connected"),
+            })
+            .collect())
+    }
+
+    /// The protected item id of each VM name, read once per run (all pages).
+    async fn names(&self) -> Result<HashMap<String, String>, BackendError> {
+        let mut cache = self.names.lock().await;
+        if let Some(names) = cache.as_ref() {
+            return Ok(names.clone());
+        }
+        let items = self.all_items().await?;
+        let mut names: HashMap<String, String> = HashMap::new();
+        let mut twice = Vec::new();
+        for item in &items {
+            if names
+                .insert(item.properties.friendly_name.clone(), item.id.clone())
+                .is_some()
+            {
+                twice.push(item.properties.friendly_name.clone());
+            }
+        }
+        for name in twice {
+            // Ambiguous: such a name cannot be used; say so when it is.
+            names.insert(name, String::new());
+        }
+        *cache = Some(names.clone());
+        Ok(names)
+    }
+
+    async fn all_items(&self) -> Result<Vec<wire::ProtectedItem>, BackendError> {
+        let mut out = Vec::new();
+        let mut pages = Pages::new("replicationProtectedItems");
+        while let Some(path) = pages.next()? {
+            let (page, _) = self.get::<wire::Page<wire::ProtectedItem>>(&path).await?;
+            out.extend(page.value);
+            pages.link(page.next_link);
+        }
+        Ok(out)
+    }
+
+    pub(crate) async fn id_of(&self, name: &str) -> Result<String, BackendError> {
+        let names = self.names().await?;
+        match names.get(name) {
+            Some(id) if id.is_empty() => Err(BackendError::Transport(format!(
+                "more than one protected item in the vault is named `{name}`; rename them so a runbook can tell them apart"
+            ))),
+            Some(id) => Ok(id.clone()),
+            None => {
+                let mut candidates: Vec<String> = names.keys().cloned().collect();
+                candidates.sort();
+                Err(BackendError::UnknownItem {
+                    name: name.to_string(),
+                    candidates,
+                })
+            }
+        }
+    }
+}

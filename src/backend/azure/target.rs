@@ -1,0 +1,131 @@
+//! The target a run drives (`[targets.NAME]` in `runbook.toml`): its fields and their
+//! defaults, their checks, and the vault it names.
+
+use super::requests::secure_url;
+use crate::clock::parse_duration;
+
+/// The api-version used unless the target names another (a stable version whose schema
+/// the project has).
+pub const DEFAULT_API_VERSION: &str = "2024-04-01";
+
+/// A target as `runbook.toml` describes it (`[targets.NAME]`).
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    pub subscription: String,
+    pub resource_group: String,
+    pub vault: String,
+    #[serde(default = "default_api_version")]
+    pub api_version: String,
+    #[serde(default = "default_endpoint")]
+    pub endpoint: String,
+    /// The shortest interval between two polls of a job, whatever `Retry-After` says.
+    #[serde(default = "default_poll_min")]
+    pub poll_min: String,
+    /// Where client-credential tokens come from.
+    #[serde(default = "default_authority")]
+    pub authority: String,
+    /// Client-side limits (ARM allows reads 25/s, writes 10/s per principal).
+    #[serde(default = "default_reads")]
+    pub reads_per_second: f64,
+    #[serde(default = "default_writes")]
+    pub writes_per_second: f64,
+    /// How long one request may take.
+    #[serde(default = "default_timeout")]
+    pub timeout: String,
+    /// How long after a request a job it created may take to appear in the job list:
+    /// how long a resume looks for the job of an operation whose answer was lost.
+    #[serde(default = "default_listing_delay")]
+    pub listing_delay: String,
+}
+
+fn default_listing_delay() -> String {
+    "30s".into()
+}
+
+impl TargetConfig {
+    /// The vault this target names, whatever the target is called: what a run locks.
+    pub fn identity(&self) -> String {
+        format!(
+            "{}/subscriptions/{}/resourceGroups/{}/vaults/{}",
+            self.endpoint.trim_end_matches('/'),
+            self.subscription,
+            self.resource_group,
+            self.vault
+        )
+        .to_lowercase()
+    }
+}
+
+fn default_authority() -> String {
+    "https://login.microsoftonline.com".into()
+}
+
+fn default_reads() -> f64 {
+    25.0
+}
+
+fn default_writes() -> f64 {
+    10.0
+}
+
+fn default_timeout() -> String {
+    "60s".into()
+}
+
+fn default_api_version() -> String {
+    DEFAULT_API_VERSION.into()
+}
+
+fn default_endpoint() -> String {
+    "https://management.azure.com".into()
+}
+
+fn default_poll_min() -> String {
+    "5s".into()
+}
+
+impl TargetConfig {
+    /// The vault's path: every request goes below it.
+    pub fn vault_path(&self) -> String {
+        format!(
+            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.RecoveryServices/vaults/{}",
+            self.subscription, self.resource_group, self.vault
+        )
+    }
+
+    /// Checks the endpoint: https, or http on a loopback address only.
+    pub fn check(&self) -> Result<(), String> {
+        secure_url("endpoint", &self.endpoint)?;
+        secure_url("authority", &self.authority)?;
+        parse_duration(&self.poll_min)?;
+        parse_duration(&self.timeout)?;
+        parse_duration(&self.listing_delay)?;
+        if !(self.reads_per_second > 0.0 && self.writes_per_second > 0.0) {
+            return Err("reads_per_second and writes_per_second must be positive".into());
+        }
+        Ok(())
+    }
+
+    /// A target with the defaults for everything but the vault and the endpoint.
+    pub fn new(
+        subscription: &str,
+        resource_group: &str,
+        vault: &str,
+        endpoint: &str,
+    ) -> TargetConfig {
+        TargetConfig {
+            subscription: subscription.into(),
+            resource_group: resource_group.into(),
+            vault: vault.into(),
+            api_version: default_api_version(),
+            endpoint: endpoint.into(),
+            poll_min: default_poll_min(),
+            authority: default_authority(),
+            reads_per_second: default_reads(),
+            writes_per_second: default_writes(),
+            timeout: default_timeout(),
+            listing_delay: default_listing_delay(),
+        }
+    }
+}
