@@ -195,7 +195,6 @@ impl Azure {
         Ok(Some(info))
     }
 
-    /// After a POST whose answer was lost: the job it created for `vm`, if any.
     /// After a POST whose answer was lost: the job that POST created, recognised by the
     /// client request id the service echoes in the job's `activityId`. Looks a few times, as
     /// a new job can take a moment to be listed.
