@@ -46,20 +46,26 @@ struct SitesSpec {
 struct SiteSpec {
     name: Option<String>,
     #[serde(default = "yes")]
-    connected: bool,
+    connected: Spanned<bool>,
+    /// The title of the manual step at which a disconnected site comes back.
+    reconnects_at: Option<Spanned<String>>,
+    /// How long after the start a disconnected site comes back.
+    reconnects_after: Option<Spanned<String>>,
 }
 
 impl Default for SiteSpec {
     fn default() -> Self {
         SiteSpec {
             name: None,
-            connected: true,
+            connected: Spanned::new(0..0, true),
+            reconnects_at: None,
+            reconnects_after: None,
         }
     }
 }
 
-fn yes() -> bool {
-    true
+fn yes() -> Spanned<bool> {
+    Spanned::new(0..0, true)
 }
 
 #[derive(Debug, Deserialize)]
@@ -165,6 +171,20 @@ pub struct ItemSeed {
 pub struct SiteSeed {
     pub name: String,
     pub connected: bool,
+    /// When a disconnected site comes back, if it does.
+    pub reconnects: Option<Reconnect>,
+}
+
+/// When a disconnected site comes back during a simulation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reconnect {
+    /// When the operator confirms the manual step with this title.
+    AtStep(String),
+    /// This long after the simulation's start.
+    After(Duration),
+    /// At the first manual step confirmed after a failover started (what-if's outage: an
+    /// operator says when the site is back).
+    AtStepAfterFailover,
 }
 
 /// A parsed, validated inventory.
@@ -176,6 +196,9 @@ pub struct Inventory {
     pub primary: SiteSeed,
     pub recovery: SiteSeed,
     pub plans: BTreeMap<String, Vec<String>>,
+    /// How long operations take on items that do not say (`[durations]` over the built-in
+    /// figures).
+    pub durations: Durations,
     /// Shared, so every simulator of the same inventory reuses it.
     pub items: Arc<[ItemSeed]>,
     /// Item name to its position in `items`.
@@ -186,6 +209,25 @@ impl Inventory {
     /// Whether an item of that name exists.
     pub fn has(&self, name: &str) -> bool {
         self.index.contains_key(name)
+    }
+
+    /// This estate with the job durations of `other`: its items' own where it has the
+    /// item, else its defaults. (A live estate says nothing of how long jobs take.)
+    pub fn with_durations_of(mut self, other: &Inventory) -> Inventory {
+        let items: Vec<ItemSeed> = self
+            .items
+            .iter()
+            .map(|seed| ItemSeed {
+                durations: other
+                    .index
+                    .get(&seed.name)
+                    .map_or(other.durations, |&i| other.items[i].durations),
+                ..seed.clone()
+            })
+            .collect();
+        self.items = Arc::from(items);
+        self.durations = other.durations;
+        self
     }
 }
 
@@ -209,12 +251,15 @@ impl Inventory {
             primary: SiteSeed {
                 name: "primary-vmm".into(),
                 connected: true,
+                reconnects: None,
             },
             recovery: SiteSeed {
                 name: "recovery-vmm".into(),
                 connected: true,
+                reconnects: None,
             },
             plans: BTreeMap::new(),
+            durations: Durations::default(),
             items: Arc::from(Vec::new()),
             index: Arc::default(),
         }
@@ -237,14 +282,40 @@ impl Inventory {
             inv.start = Timestamp::parse_rfc3339(start.get_ref())
                 .map_err(|m| bad(m, Some(start.span())))?;
         }
-        if let Some(name) = file.sites.primary.name {
-            inv.primary.name = name;
+        for (spec, seed) in [
+            (file.sites.primary, &mut inv.primary),
+            (file.sites.recovery, &mut inv.recovery),
+        ] {
+            if let Some(name) = spec.name {
+                seed.name = name;
+            }
+            seed.connected = *spec.connected.get_ref();
+            seed.reconnects = match (spec.reconnects_at, spec.reconnects_after) {
+                (Some(_), Some(after)) => {
+                    return Err(bad(
+                        "a site reconnects at a manual step or after a time, not both".into(),
+                        Some(after.span()),
+                    ))
+                }
+                (Some(step), None) => Some((Reconnect::AtStep(step.get_ref().clone()), step.span())),
+                (None, Some(after)) => {
+                    let d = parse_duration(after.get_ref()).map_err(|m| bad(m, Some(after.span())))?;
+                    Some((Reconnect::After(d), after.span()))
+                }
+                (None, None) => None,
+            }
+            .map(|(r, span)| {
+                if seed.connected {
+                    Err(bad(
+                        "only a site with `connected = false` can reconnect".into(),
+                        Some(span),
+                    ))
+                } else {
+                    Ok(r)
+                }
+            })
+            .transpose()?;
         }
-        inv.primary.connected = file.sites.primary.connected;
-        if let Some(name) = file.sites.recovery.name {
-            inv.recovery.name = name;
-        }
-        inv.recovery.connected = file.sites.recovery.connected;
         let defaults =
             durations(Durations::default(), &file.durations).map_err(|(m, s)| bad(m, Some(s)))?;
         let mut names = BTreeSet::new();
@@ -305,6 +376,7 @@ impl Inventory {
             }
         }
         inv.plans = file.plans;
+        inv.durations = defaults;
         inv.index = Arc::new(
             items
                 .iter()

@@ -2,14 +2,14 @@
 //! an inventory, on any [`Clock`]. State changes happen lazily: every call first settles the
 //! jobs that ended by the clock's `now`, in the order they ended.
 
-use super::inventory::{Durations, Health, InitialState, Inventory, ItemSeed};
+use super::inventory::{Durations, Health, InitialState, Inventory, ItemSeed, Reconnect, SiteSeed};
 use super::{
     Backend, BackendError, Direction, Item, JobInfo, JobState, Operation, OperationRequest,
     Provider, ServiceError, Site,
 };
 use crate::clock::{Clock, Timestamp};
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -50,6 +50,9 @@ struct SimJob {
     outcome: Option<ServiceError>,
 }
 
+/// How many received requests the simulator remembers.
+const RECEIVED: usize = 100_000;
+
 #[derive(Debug)]
 struct State {
     /// Items the simulation has touched; the others are still as their seed says.
@@ -61,8 +64,15 @@ struct State {
     seq: u64,
     defaults: Durations,
     plans: BTreeMap<String, Vec<String>>,
-    primary: (String, bool),
-    recovery: (String, bool),
+    /// The sites' servers, primary first.
+    sites: [SiteSeed; 2],
+    /// When the simulation started (a site may reconnect some time after).
+    start: Timestamp,
+    /// Whether a failover has started (a what-if outage ends at the next manual step).
+    failed_over: bool,
+    /// The operation requests the simulator received, in order, with their VM (the last
+    /// `RECEIVED` of them: a long-running server forgets the oldest).
+    received: VecDeque<(String, OperationRequest)>,
     /// What-if: the job numbered so (1-based, in the order jobs were created) fails.
     failing_job: Option<u64>,
 }
@@ -79,6 +89,7 @@ impl Simulator {
     /// A simulator of `inventory`. With `open_world`, unknown names become healthy protected
     /// items on first use (for `check` without an inventory).
     pub fn new(inventory: &Inventory, clock: Arc<dyn Clock>, open_world: bool) -> Self {
+        let start = clock.now();
         Simulator {
             clock,
             state: Mutex::new(State {
@@ -88,13 +99,12 @@ impl Simulator {
                 jobs: HashMap::new(),
                 pending: BinaryHeap::new(),
                 seq: 0,
-                defaults: Durations::default(),
+                defaults: inventory.durations,
                 plans: inventory.plans.clone(),
-                primary: (inventory.primary.name.clone(), inventory.primary.connected),
-                recovery: (
-                    inventory.recovery.name.clone(),
-                    inventory.recovery.connected,
-                ),
+                sites: [inventory.primary.clone(), inventory.recovery.clone()],
+                start,
+                failed_over: false,
+                received: VecDeque::new(),
                 failing_job: None,
             }),
             open_world,
@@ -108,6 +118,23 @@ impl Simulator {
     /// every run of the same runbook up to that operation.
     pub fn fail_job(&self, ordinal: u64) {
         self.lock().failing_job = Some(ordinal);
+    }
+
+    /// The operation requests received so far (the last 100,000), in order, with their
+    /// VM: what reached the service (over HTTP, as the server read it).
+    pub fn received(&self) -> Vec<(String, OperationRequest)> {
+        self.lock().received.iter().cloned().collect()
+    }
+
+    /// Changes an item's replication health, as the service may at any moment (for tests
+    /// of what a run does when the estate changes under it).
+    pub fn set_health(&self, name: &str, health: Health) -> Result<(), BackendError> {
+        let mut st = self.lock();
+        st.ensure(name, self.open_world)?;
+        if let Some(item) = st.items.get_mut(name) {
+            item.health = health;
+        }
+        Ok(())
     }
 
     /// The simulation's time now.
@@ -312,6 +339,7 @@ impl State {
     }
 
     fn settle(&mut self, now: Timestamp) {
+        self.reconnect(now, None);
         while let Some(Reverse((end, _, _))) = self.pending.peek() {
             if *end > now.0 {
                 break;
@@ -398,17 +426,36 @@ impl State {
         Some(info)
     }
 
-    fn site_connected(&self, site: Site) -> bool {
+    fn site(&self, site: Site) -> &SiteSeed {
         match site {
-            Site::Primary => self.primary.1,
-            Site::Recovery => self.recovery.1,
+            Site::Primary => &self.sites[0],
+            Site::Recovery => &self.sites[1],
         }
     }
 
+    fn site_connected(&self, site: Site) -> bool {
+        self.site(site).connected
+    }
+
     fn site_name(&self, site: Site) -> &str {
-        match site {
-            Site::Primary => &self.primary.0,
-            Site::Recovery => &self.recovery.0,
+        &self.site(site).name
+    }
+
+    /// Brings back the disconnected sites whose moment `now` or the confirmed manual step
+    /// `step` is.
+    fn reconnect(&mut self, now: Timestamp, step: Option<&str>) {
+        let (start, failed_over) = (self.start, self.failed_over);
+        for site in &mut self.sites {
+            let back = match (&site.reconnects, step) {
+                (Some(Reconnect::After(d)), _) => now >= start.plus(*d),
+                (Some(Reconnect::AtStep(title)), Some(step)) => title == step,
+                (Some(Reconnect::AtStepAfterFailover), Some(_)) => failed_over,
+                _ => false,
+            };
+            if back {
+                site.connected = true;
+                site.reconnects = None;
+            }
         }
     }
 
@@ -439,6 +486,7 @@ impl State {
                     ended: None,
                     retry_after: None,
                     expected_end: Some(ends),
+                    skipped: None,
                 },
                 request: request.clone(),
                 starts,
@@ -536,8 +584,21 @@ impl Backend for Simulator {
             })
     }
 
+    async fn plans(&self) -> Result<Vec<(String, Vec<String>)>, BackendError> {
+        let st = self.lock();
+        Ok(st
+            .plans
+            .iter()
+            .map(|(name, members)| (name.clone(), members.clone()))
+            .collect())
+    }
+
     async fn start(&self, vm: &str, request: &OperationRequest) -> Result<JobInfo, BackendError> {
         let (mut st, now) = self.settled();
+        if st.received.len() == RECEIVED {
+            st.received.pop_front();
+        }
+        st.received.push_back((vm.to_string(), request.clone()));
         st.ensure(vm, self.open_world)?;
         let op = request.operation;
         let Some(item) = st.items.get(vm) else {
@@ -639,6 +700,9 @@ impl Backend for Simulator {
                 length = Duration::from_secs(90);
             }
         }
+        if op.is_failover() {
+            st.failed_over = true;
+        }
         let id = st.new_job(vm, request, now, length, outcome, warnings);
         if let Some(it) = st.items.get_mut(vm) {
             it.busy = Some(id.clone());
@@ -711,20 +775,21 @@ impl Backend for Simulator {
             .ok_or_else(|| BackendError::UnknownJob(id.to_string()))
     }
 
+    fn operator_confirmed(&self, step: &str) {
+        let now = self.clock.now();
+        self.lock().reconnect(now, Some(step));
+    }
+
     async fn providers(&self) -> Result<Vec<Provider>, BackendError> {
-        let st = self.lock();
-        Ok(vec![
-            Provider {
-                name: st.primary.0.clone(),
-                site: Site::Primary,
-                connected: st.primary.1,
-            },
-            Provider {
-                name: st.recovery.0.clone(),
-                site: Site::Recovery,
-                connected: st.recovery.1,
-            },
-        ])
+        let (st, _) = self.settled();
+        Ok([Site::Primary, Site::Recovery]
+            .into_iter()
+            .map(|site| Provider {
+                name: st.site_name(site).to_string(),
+                site,
+                connected: st.site_connected(site),
+            })
+            .collect())
     }
 }
 

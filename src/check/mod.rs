@@ -4,7 +4,7 @@
 pub mod walk;
 pub mod whatif;
 
-use crate::backend::inventory::Inventory;
+use crate::backend::inventory::{Inventory, Reconnect};
 use crate::backend::sim::Simulator;
 use crate::clock::{Clock, VirtualClock};
 use crate::config::{read_text, Config};
@@ -246,7 +246,13 @@ impl Session {
         let empty = Inventory::empty();
         let mut inv = std::borrow::Cow::Borrowed(setup.inventory.unwrap_or(&empty));
         if variant.primary_unreachable {
-            inv.to_mut().primary.connected = false;
+            // An outage: the primary site is away until an operator says it is back (the
+            // first manual step after a failover), unless the inventory says when.
+            let primary = &mut inv.to_mut().primary;
+            if primary.connected || primary.reconnects.is_none() {
+                primary.reconnects = Some(Reconnect::AtStepAfterFailover);
+            }
+            primary.connected = false;
         }
         let clock = Arc::new(VirtualClock::new(inv.start));
         let sim = Arc::new(Simulator::new(

@@ -179,7 +179,7 @@ fn records_of_a_clean_run() -> usize {
     let dir = project(addr);
     let out = runbook(
         dir.path(),
-        &["run", "plan.rhai", "--target", "sim", "--no-progress"],
+        &["run", "plan.rhai", "--target", "sim", "--yes", "--no-progress"],
         None,
     );
     assert!(out.status.success(), "{}", text(&out));
@@ -198,7 +198,7 @@ fn crash_then_resume(point: &str) -> Result<(), String> {
     let dir = project(addr);
     let out = runbook(
         dir.path(),
-        &["run", "plan.rhai", "--target", "sim", "--no-progress"],
+        &["run", "plan.rhai", "--target", "sim", "--yes", "--no-progress"],
         Some(point),
     );
     if !killed(&out) {
@@ -272,7 +272,7 @@ fn a_runner_killed_anywhere_and_resumed_issues_every_operation_exactly_once() {
 fn two_crashes_in_a_row_still_issue_everything_once() {
     let (addr, server, sim) = start_server();
     let dir = project(addr);
-    let args = ["run", "plan.rhai", "--target", "sim", "--no-progress"];
+    let args = ["run", "plan.rhai", "--target", "sim", "--yes", "--no-progress"];
     assert!(killed(&runbook(dir.path(), &args, Some("6:torn"))));
     let id = run_ids(dir.path()).remove(0);
     let again = runbook(
@@ -295,7 +295,7 @@ fn a_crash_before_the_header_leaves_nothing_to_resume_and_nothing_issued() {
     let dir = project(addr);
     let out = runbook(
         dir.path(),
-        &["run", "plan.rhai", "--target", "sim"],
+        &["run", "plan.rhai", "--target", "sim", "--yes"],
         Some("1:torn"),
     );
     assert!(killed(&out));
@@ -321,11 +321,11 @@ fn a_second_run_on_the_same_target_is_refused_and_a_stale_lock_is_detected() {
     .unwrap();
     let mut first = spawn(
         dir.path(),
-        &["run", "wait.rhai", "--target", "sim", "--no-progress"],
+        &["run", "wait.rhai", "--target", "sim", "--yes", "--no-progress"],
     );
     // Wait until the first run holds the lock and waits at its manual step.
     let id = waiting_at(dir.path(), 1, first.id());
-    let second = runbook(dir.path(), &["run", "plan.rhai", "--target", "sim"], None);
+    let second = runbook(dir.path(), &["run", "plan.rhai", "--target", "sim", "--yes"], None);
     assert_eq!(second.status.code(), Some(2), "{}", text(&second));
     let message = text(&second);
     assert!(
@@ -338,7 +338,7 @@ fn a_second_run_on_the_same_target_is_refused_and_a_stale_lock_is_detected() {
     );
     first.kill().unwrap();
     first.wait().unwrap();
-    let third = runbook(dir.path(), &["run", "plan.rhai", "--target", "sim"], None);
+    let third = runbook(dir.path(), &["run", "plan.rhai", "--target", "sim", "--yes"], None);
     assert_eq!(third.status.code(), Some(2), "{}", text(&third));
     assert!(
         text(&third).contains(&format!("stale lock: run {id}")),
@@ -353,6 +353,7 @@ fn a_second_run_on_the_same_target_is_refused_and_a_stale_lock_is_detected() {
             "plan.rhai",
             "--target",
             "sim",
+            "--yes",
             "--take-over",
             "--no-progress",
         ],
@@ -372,7 +373,7 @@ fn approval_from_another_terminal_is_recorded_and_not_asked_again_on_resume() {
     .unwrap();
     let mut first = spawn(
         dir.path(),
-        &["run", "step.rhai", "--target", "sim", "--no-progress"],
+        &["run", "step.rhai", "--target", "sim", "--yes", "--no-progress"],
     );
     let id = waiting_at(dir.path(), 1, first.id());
     let wrong = runbook(dir.path(), &["approve", &id, "2"], None);
@@ -416,7 +417,7 @@ fn a_changed_runbook_refuses_to_resume_unless_told() {
     let dir = project(addr);
     assert!(killed(&runbook(
         dir.path(),
-        &["run", "plan.rhai", "--target", "sim"],
+        &["run", "plan.rhai", "--target", "sim", "--yes"],
         Some("12:after")
     )));
     let id = run_ids(dir.path()).remove(0);
@@ -448,7 +449,7 @@ fn a_journal_that_cannot_be_written_stops_the_run_before_any_further_operation()
     // Writing record 2 (the first read) fails as on a full disk.
     let out = runbook(
         dir.path(),
-        &["run", "plan.rhai", "--target", "sim"],
+        &["run", "plan.rhai", "--target", "sim", "--yes"],
         Some("2:full"),
     );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
@@ -463,7 +464,7 @@ fn a_journal_that_cannot_be_written_stops_the_run_before_any_further_operation()
     std::fs::write(blocked.path().join(".runbook"), "not a folder").unwrap();
     let out = runbook(
         blocked.path(),
-        &["run", "plan.rhai", "--target", "sim"],
+        &["run", "plan.rhai", "--target", "sim", "--yes"],
         None,
     );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
@@ -533,7 +534,7 @@ fn sigterm_stops_new_operations_and_prints_the_resume_command() {
     .unwrap();
     let child = spawn(
         dir.path(),
-        &["run", "step.rhai", "--target", "sim", "--no-progress"],
+        &["run", "step.rhai", "--target", "sim", "--yes", "--no-progress"],
     );
     let id = waiting_at(dir.path(), 1, child.id());
     // SAFETY: kill(2) on the child's pid.
@@ -567,7 +568,7 @@ fn a_resume_refuses_another_vault_and_other_parameters() {
     // Killed right after the first failover's answer was recorded.
     assert!(killed(&runbook(
         dir.path(),
-        &["run", "plan.rhai", "--target", "sim"],
+        &["run", "plan.rhai", "--target", "sim", "--yes"],
         Some("4:after")
     )));
     let id = run_ids(dir.path()).remove(0);

@@ -96,6 +96,7 @@ impl Azure {
                             .max(self.poll_min),
                     ),
                     expected_end: None,
+                    skipped: None,
                 },
                 None if status == StatusCode::OK => {
                     // Completed at once: there is no job to follow.
@@ -111,6 +112,7 @@ impl Azure {
                         ended: Some(now),
                         retry_after: None,
                         expected_end: None,
+                        skipped: None,
                     }
                 }
                 None => {
@@ -186,6 +188,7 @@ impl Azure {
             ended: None,
             retry_after: None,
             expected_end: None,
+            skipped: None,
         };
         let mut info = convert::job_from_wire(job, Some(&known)).ok_or_else(|| {
             BackendError::Transport(format!("the service's job for `{vm}` is unreadable"))

@@ -4,8 +4,7 @@
 use super::parse_time;
 use super::wire;
 use crate::backend::{
-    Direction, Item, JobInfo, JobState, Operation, OperationRequest, RecoveryPoint, ServiceError,
-    Site,
+    Direction, Item, JobInfo, JobState, Operation, OperationRequest, ServiceError, Site,
 };
 
 /// The service's protected item as the backend's [`Item`].
@@ -132,6 +131,7 @@ pub fn job_from_wire(job: &wire::Job, known: Option<&JobInfo>) -> Option<JobInfo
         ended: p.end_time.as_deref().and_then(parse_time),
         retry_after: None,
         expected_end: None,
+        skipped: None,
     })
 }
 
@@ -286,7 +286,6 @@ pub fn request_of(action: &str, body: &wire::ActionInput) -> Result<OperationReq
         operation,
         direction,
         shutdown_source: p.source_site_operations.as_deref() == Some("Required"),
-        recovery_point: None::<RecoveryPoint>,
         network: p.network_id.clone(),
         comments: p.comments.clone(),
         key: None,

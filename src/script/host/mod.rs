@@ -25,7 +25,7 @@ use super::exec::Exec;
 use super::observer::Observer;
 use super::registry::{Effect, Primitive};
 use super::types::JobHandle;
-use crate::backend::{Backend, Item, JobInfo, Site};
+use crate::backend::{Backend, Item, JobInfo};
 use crate::clock::{Clock, Timestamp};
 use crate::diagnostics::{Code, Finding, Frame, Location};
 use crate::journal::Journal;
@@ -81,7 +81,9 @@ struct State {
     last_op: BTreeMap<String, CallSite>,
     drills: BTreeMap<String, CallSite>,
     failover_started: BTreeMap<String, Timestamp>,
-    verified: BTreeMap<String, (Site, Timestamp)>,
+    /// VMs whose last failover in this run was skipped (already on the site it asked for).
+    failover_skipped: HashSet<String>,
+    verified: BTreeMap<String, checks::Verified>,
     findings: Vec<Finding>,
     raised: Raised,
     approvals: Vec<Approval>,
@@ -132,6 +134,8 @@ pub struct Host {
     journal: Option<Rc<Journal>>,
     /// Manual steps reached so far.
     steps: Cell<u32>,
+    /// Whether the last read was answered from the journal (a resume's replay).
+    replayed_read: Cell<bool>,
 }
 
 impl Host {
@@ -159,6 +163,7 @@ impl Host {
             names_used: Cell::new(false),
             journal: None,
             steps: Cell::new(0),
+            replayed_read: Cell::new(false),
         }
     }
 
