@@ -297,9 +297,12 @@ impl Inventory {
                         Some(after.span()),
                     ))
                 }
-                (Some(step), None) => Some((Reconnect::AtStep(step.get_ref().clone()), step.span())),
+                (Some(step), None) => {
+                    Some((Reconnect::AtStep(step.get_ref().clone()), step.span()))
+                }
                 (None, Some(after)) => {
-                    let d = parse_duration(after.get_ref()).map_err(|m| bad(m, Some(after.span())))?;
+                    let d =
+                        parse_duration(after.get_ref()).map_err(|m| bad(m, Some(after.span())))?;
                     Some((Reconnect::After(d), after.span()))
                 }
                 (None, None) => None,

@@ -136,8 +136,7 @@ pub fn simulate(opts: &RunOptions, interactive: bool) -> Result<(Outcome, f64), 
             let identity = config.target(target)?.identity();
             let text = read_text(&opts.path)?;
             preview::confirm(opts, &config, target, backend.as_ref(), &text, &rt)?;
-            let venue =
-                Venue::service(backend, format!("target `{target}`")).locked(identity);
+            let venue = Venue::service(backend, format!("target `{target}`")).locked(identity);
             (venue, text)
         }
         None => {

@@ -52,7 +52,10 @@ pub(super) fn confirm(
                 None => e,
             })?;
             let shown = crate::paths::display(path);
-            (live.with_durations_of(&file), format!("durations from {shown}"))
+            (
+                live.with_durations_of(&file),
+                format!("durations from {shown}"),
+            )
         }
         None => (
             live,

@@ -213,7 +213,10 @@ pub fn check_value(spec: &'static OptSpec, value: &Literal) -> Result<(), Proble
         (OptKind::Bool, Literal::Bool(_)) | (OptKind::Text, Literal::Str(_)) => Ok(()),
         (OptKind::Duration, Literal::Str(s)) => parse_duration(s).map(|_| ()).map_err(|_| bad()),
         (OptKind::EnumList(values), Literal::Array(items)) => {
-            match items.iter().find(|i| !matches!(i, Literal::Str(s) if values.contains(&s.as_str()))) {
+            match items
+                .iter()
+                .find(|i| !matches!(i, Literal::Str(s) if values.contains(&s.as_str())))
+            {
                 None => Ok(()),
                 Some(item) => Err(Problem::BadValue {
                     key: spec.key,

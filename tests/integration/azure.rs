@@ -410,10 +410,17 @@ fn write_target(dir: &std::path::Path, addr: SocketAddr, authority: bool) {
 /// (`None` removes a variable); returns the exit code and all it printed.
 fn run_target(dir: &std::path::Path, env: &[(&str, Option<&str>)]) -> (Option<i32>, String) {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_runbook"));
-    cmd.args(["run", "plan.rhai", "--target", "sim", "--yes", "--no-progress"])
-        .current_dir(dir)
-        .env("RUNBOOK_LOG", "trace")
-        .stdin(std::process::Stdio::null());
+    cmd.args([
+        "run",
+        "plan.rhai",
+        "--target",
+        "sim",
+        "--yes",
+        "--no-progress",
+    ])
+    .current_dir(dir)
+    .env("RUNBOOK_LOG", "trace")
+    .stdin(std::process::Stdio::null());
     for (name, value) in env {
         match value {
             Some(v) => cmd.env(name, v),

@@ -179,7 +179,14 @@ fn records_of_a_clean_run() -> usize {
     let dir = project(addr);
     let out = runbook(
         dir.path(),
-        &["run", "plan.rhai", "--target", "sim", "--yes", "--no-progress"],
+        &[
+            "run",
+            "plan.rhai",
+            "--target",
+            "sim",
+            "--yes",
+            "--no-progress",
+        ],
         None,
     );
     assert!(out.status.success(), "{}", text(&out));
@@ -198,7 +205,14 @@ fn crash_then_resume(point: &str) -> Result<(), String> {
     let dir = project(addr);
     let out = runbook(
         dir.path(),
-        &["run", "plan.rhai", "--target", "sim", "--yes", "--no-progress"],
+        &[
+            "run",
+            "plan.rhai",
+            "--target",
+            "sim",
+            "--yes",
+            "--no-progress",
+        ],
         Some(point),
     );
     if !killed(&out) {
@@ -272,7 +286,14 @@ fn a_runner_killed_anywhere_and_resumed_issues_every_operation_exactly_once() {
 fn two_crashes_in_a_row_still_issue_everything_once() {
     let (addr, server, sim) = start_server();
     let dir = project(addr);
-    let args = ["run", "plan.rhai", "--target", "sim", "--yes", "--no-progress"];
+    let args = [
+        "run",
+        "plan.rhai",
+        "--target",
+        "sim",
+        "--yes",
+        "--no-progress",
+    ];
     assert!(killed(&runbook(dir.path(), &args, Some("6:torn"))));
     let id = run_ids(dir.path()).remove(0);
     let again = runbook(
@@ -321,11 +342,22 @@ fn a_second_run_on_the_same_target_is_refused_and_a_stale_lock_is_detected() {
     .unwrap();
     let mut first = spawn(
         dir.path(),
-        &["run", "wait.rhai", "--target", "sim", "--yes", "--no-progress"],
+        &[
+            "run",
+            "wait.rhai",
+            "--target",
+            "sim",
+            "--yes",
+            "--no-progress",
+        ],
     );
     // Wait until the first run holds the lock and waits at its manual step.
     let id = waiting_at(dir.path(), 1, first.id());
-    let second = runbook(dir.path(), &["run", "plan.rhai", "--target", "sim", "--yes"], None);
+    let second = runbook(
+        dir.path(),
+        &["run", "plan.rhai", "--target", "sim", "--yes"],
+        None,
+    );
     assert_eq!(second.status.code(), Some(2), "{}", text(&second));
     let message = text(&second);
     assert!(
@@ -338,7 +370,11 @@ fn a_second_run_on_the_same_target_is_refused_and_a_stale_lock_is_detected() {
     );
     first.kill().unwrap();
     first.wait().unwrap();
-    let third = runbook(dir.path(), &["run", "plan.rhai", "--target", "sim", "--yes"], None);
+    let third = runbook(
+        dir.path(),
+        &["run", "plan.rhai", "--target", "sim", "--yes"],
+        None,
+    );
     assert_eq!(third.status.code(), Some(2), "{}", text(&third));
     assert!(
         text(&third).contains(&format!("stale lock: run {id}")),
@@ -373,7 +409,14 @@ fn approval_from_another_terminal_is_recorded_and_not_asked_again_on_resume() {
     .unwrap();
     let mut first = spawn(
         dir.path(),
-        &["run", "step.rhai", "--target", "sim", "--yes", "--no-progress"],
+        &[
+            "run",
+            "step.rhai",
+            "--target",
+            "sim",
+            "--yes",
+            "--no-progress",
+        ],
     );
     let id = waiting_at(dir.path(), 1, first.id());
     let wrong = runbook(dir.path(), &["approve", &id, "2"], None);
@@ -534,7 +577,14 @@ fn sigterm_stops_new_operations_and_prints_the_resume_command() {
     .unwrap();
     let child = spawn(
         dir.path(),
-        &["run", "step.rhai", "--target", "sim", "--yes", "--no-progress"],
+        &[
+            "run",
+            "step.rhai",
+            "--target",
+            "sim",
+            "--yes",
+            "--no-progress",
+        ],
     );
     let id = waiting_at(dir.path(), 1, child.id());
     // SAFETY: kill(2) on the child's pid.

@@ -186,7 +186,10 @@ pub(in crate::script) fn preflight(h: &Host, call: &Call) -> Result<Dynamic, Rai
     let ctx = call.ctx;
     let opts = h.opts(call)?;
     let max_age = opts.duration("max_drill_age").unwrap_or(DEFAULT_DRILL_AGE);
-    let sites: Vec<Site> = match opts.get("sites").and_then(|v| v.read_lock::<Array>().map(|a| a.clone())) {
+    let sites: Vec<Site> = match opts
+        .get("sites")
+        .and_then(|v| v.read_lock::<Array>().map(|a| a.clone()))
+    {
         Some(list) => [Site::Primary, Site::Recovery]
             .into_iter()
             .filter(|s| list.iter().any(|v| v.to_string() == s.as_str()))
@@ -211,7 +214,10 @@ pub(in crate::script) fn preflight(h: &Host, call: &Call) -> Result<Dynamic, Rai
         only => format!(
             "{} sites={}",
             names.join(","),
-            only.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("+")
+            only.iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join("+")
         ),
     };
     let problems = h

@@ -31,10 +31,7 @@ pub(in crate::script) fn failover(h: &Host, call: &Call) -> Result<Dynamic, Rais
     let target = direction.source().other();
     if item.active_location == target {
         h.state.borrow_mut().failover_skipped.insert(name.clone());
-        let reason = format!(
-            "`{name}` is already active on the {} site",
-            target.as_str()
-        );
+        let reason = format!("`{name}` is already active on the {} site", target.as_str());
         return Ok(h.skip(call.ctx, &name, operation, reason));
     }
     let shutdown_source = opts.flag("shutdown_source").unwrap_or(false);
@@ -195,8 +192,9 @@ impl Host {
         });
         drop(st);
         tracing::debug!(vm = name, operation = %op, "skipped: {reason}");
-        self.observer
-            .note(&format!("{op} of `{name}` skipped: {reason}; nothing was issued"));
+        self.observer.note(&format!(
+            "{op} of `{name}` skipped: {reason}; nothing was issued"
+        ));
         self.describe(Entry::Skipped {
             vm: name.to_string(),
             operation: op,
