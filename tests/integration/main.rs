@@ -11,6 +11,7 @@ mod explain;
 mod fixtures;
 mod formats;
 mod live;
+mod options;
 mod plan;
 mod reports;
 mod rules;
