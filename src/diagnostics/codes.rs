@@ -140,7 +140,7 @@ codes! {
     FailureLeavesUnsafe = "RB118", "failure-leaves-unsafe", Warning,
         "what-if: when this operation fails, the runbook ends but leaves a VM failed over and not committed, without replication, or in an uncleaned drill",
         "The run looks finished while a VM has no disaster recovery or blocks the next failover.";
-    AvoidableDataLoss = "RB119", "avoidable-data-loss", Warning,
+    AvoidableDataLoss = "RB120", "avoidable-data-loss", Warning,
         "an unplanned failover without `shutdown_source` while the source site is connected",
         "An unplanned failover may lose the changes not replicated yet; while the source site answers, a planned failover (or shutting the source down first) loses nothing.";
 }

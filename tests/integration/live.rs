@@ -484,3 +484,39 @@ fn a_resumed_commit_reads_the_vm_again_and_refuses_when_it_changed() {
         }
     }
 }
+
+#[test]
+fn the_operator_recorded_is_the_os_account_not_the_environment() {
+    let login = Command::new("id").arg("-un").output().unwrap();
+    let login = String::from_utf8_lossy(&login.stdout).trim().to_string();
+    let uid = Command::new("id").arg("-u").output().unwrap();
+    let uid = String::from_utf8_lossy(&uid.stdout).trim().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        root().join("runbooks/planned-failover.rhai"),
+        dir.path().join("plan.rhai"),
+    )
+    .unwrap();
+    let out = command(
+        dir.path(),
+        &["run", "plan.rhai", "--auto-approve", "--speed", "1000000", "--no-progress"],
+    )
+    .env("USER", "mallory")
+    .env("LOGNAME", "mallory")
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let run = std::fs::read_dir(dir.path().join(".runbook/runs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    let journal = std::fs::read_to_string(run.path().join("journal.jsonl")).unwrap();
+    let header: serde_json::Value = serde_json::from_str(journal.lines().next().unwrap()).unwrap();
+    let operator = header["operator"].as_str().unwrap();
+    assert!(
+        operator.starts_with(&format!("{login}@")) && operator.ends_with(&format!("(uid {uid})")),
+        "{operator}"
+    );
+    assert!(!operator.contains("mallory"), "{operator}");
+}
