@@ -27,9 +27,27 @@ struct File {
     #[serde(default)]
     durations: BTreeMap<Spanned<String>, Spanned<String>>,
     #[serde(default)]
-    plans: BTreeMap<String, Vec<String>>,
+    plans: BTreeMap<String, PlanSpec>,
     #[serde(default)]
     items: Vec<ItemSpec>,
+}
+
+/// A recovery plan in the inventory: a list of items (one group), or its groups in boot
+/// order.
+#[derive(Debug, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "a list of item names (one group), or a table with `groups = [[\"a\"], [\"b\", \"c\"]]` (groups in boot order)"
+)]
+enum PlanSpec {
+    Members(Vec<String>),
+    Groups(GroupsSpec),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GroupsSpec {
+    groups: Vec<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -160,6 +178,24 @@ pub struct ItemSeed {
     pub fail_message: Option<String>,
 }
 
+/// A recovery plan: its groups of items, booted (failed over, committed...) one group after
+/// the other, the members of a group together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanSeed {
+    pub groups: Vec<Vec<String>>,
+}
+
+impl PlanSeed {
+    /// Every member, in boot order.
+    pub fn members(&self) -> impl Iterator<Item = &String> {
+        self.groups.iter().flatten()
+    }
+}
+
+/// ASR's limits on a recovery plan.
+const PLAN_GROUPS: usize = 7;
+const PLAN_ITEMS: usize = 100;
+
 /// A site's VMM server.
 #[derive(Debug, Clone)]
 pub struct SiteSeed {
@@ -175,7 +211,7 @@ pub struct Inventory {
     pub start: Timestamp,
     pub primary: SiteSeed,
     pub recovery: SiteSeed,
-    pub plans: BTreeMap<String, Vec<String>>,
+    pub plans: BTreeMap<String, PlanSeed>,
     /// Shared, so every simulator of the same inventory reuses it.
     pub items: Arc<[ItemSeed]>,
     /// Item name to its position in `items`.
@@ -295,16 +331,13 @@ impl Inventory {
                 fail_message: spec.fail_message,
             });
         }
-        for (plan, members) in &file.plans {
-            if let Some(missing) = members.iter().find(|m| !names.contains(*m)) {
-                let at = text.find(&format!("\"{missing}\""));
-                return Err(bad(
-                    format!("recovery plan `{plan}` names `{missing}`, which is not an item"),
-                    at.map(|a| a..a + missing.len() + 2),
-                ));
-            }
+        for (plan, spec) in file.plans {
+            let seed = plan_seed(&plan, spec, &names, text).map_err(|(message, at)| {
+                let at = at.or_else(|| text.find(&plan).map(|a| a..a + plan.len()));
+                bad(message, at)
+            })?;
+            inv.plans.insert(plan, seed);
         }
-        inv.plans = file.plans;
         inv.index = Arc::new(
             items
                 .iter()
@@ -315,6 +348,64 @@ impl Inventory {
         inv.items = Arc::from(items);
         Ok(inv)
     }
+}
+
+/// A plan's groups, checked: members that are items, each once, within ASR's limits. An
+/// error carries where its member is quoted in `text`, if it is about one.
+fn plan_seed(
+    plan: &str,
+    spec: PlanSpec,
+    items: &BTreeSet<String>,
+    text: &str,
+) -> Result<PlanSeed, (String, Option<std::ops::Range<usize>>)> {
+    let quoted = |member: &str| {
+        text.find(&format!("\"{member}\""))
+            .map(|a| a..a + member.len() + 2)
+    };
+    let groups = match spec {
+        PlanSpec::Members(members) => vec![members],
+        PlanSpec::Groups(g) => g.groups,
+    };
+    if groups.is_empty() || groups.iter().any(Vec::is_empty) {
+        return Err((
+            format!("recovery plan `{plan}` has an empty group; every group needs at least one item"),
+            None,
+        ));
+    }
+    if groups.len() > PLAN_GROUPS {
+        return Err((
+            format!(
+                "recovery plan `{plan}` has {} groups; ASR allows at most {PLAN_GROUPS}",
+                groups.len()
+            ),
+            None,
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    for member in groups.iter().flatten() {
+        if !items.contains(member) {
+            return Err((
+                format!("recovery plan `{plan}` names `{member}`, which is not an item"),
+                quoted(member),
+            ));
+        }
+        if !seen.insert(member.as_str()) {
+            return Err((
+                format!("recovery plan `{plan}` lists `{member}` twice; an item is in one group of a plan"),
+                quoted(member),
+            ));
+        }
+    }
+    if seen.len() > PLAN_ITEMS {
+        return Err((
+            format!(
+                "recovery plan `{plan}` has {} items; ASR allows at most {PLAN_ITEMS}",
+                seen.len()
+            ),
+            None,
+        ));
+    }
+    Ok(PlanSeed { groups })
 }
 
 fn op_names() -> String {
@@ -358,7 +449,7 @@ mod tests {
         assert!(inv
             .plans
             .values()
-            .flatten()
+            .flat_map(PlanSeed::members)
             .all(|m| inv.items.iter().any(|i| &i.name == m)));
     }
 
