@@ -2,6 +2,7 @@
 //! an inventory, on any [`Clock`]. State changes happen lazily: every call first settles the
 //! jobs that ended by the clock's `now`, in the order they ended.
 
+mod job_actions;
 mod plans;
 
 pub use plans::{PlanAction, PlanJobView, PlanRequest, PlanView, TaskView};

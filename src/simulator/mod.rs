@@ -19,7 +19,9 @@ mod control;
 pub mod faults;
 mod items;
 mod jobs;
+mod operations;
 mod paging;
+mod plans;
 mod responses;
 mod routing;
 pub mod throttle;
@@ -61,6 +63,9 @@ pub struct ServerOptions {
     pub client_secret: Option<String>,
     /// How long an issued token is valid (real time; default one hour).
     pub token_lifetime: Duration,
+    /// Entries per page of every list (the service's: 100); smaller pages make clients
+    /// follow `nextLink`.
+    pub page_size: usize,
 }
 
 impl Default for ServerOptions {
@@ -76,6 +81,7 @@ impl Default for ServerOptions {
             client_id: None,
             client_secret: None,
             token_lifetime: Duration::from_secs(3600),
+            page_size: paging::PAGE,
         }
     }
 }
@@ -98,6 +104,7 @@ impl std::fmt::Debug for ServerOptions {
                 &self.client_secret.as_deref().map(redacted),
             )
             .field("token_lifetime", &self.token_lifetime)
+            .field("page_size", &self.page_size)
             .finish()
     }
 }
@@ -113,6 +120,9 @@ pub struct Server {
     stats: Mutex<BTreeMap<String, u64>>,
     /// The client request id of the POST that created each job.
     activities: Mutex<std::collections::HashMap<String, String>>,
+    /// Operations on jobs (cancel, restart, resume), each with an id of its own.
+    operations: Mutex<operations::JobOperations>,
+    page_size: usize,
     /// Cancelled when [`serve`]'s shutdown completes: held connections let go.
     stopping: CancellationToken,
 }
@@ -162,6 +172,8 @@ impl Server {
             faults: Mutex::new(faults),
             stats: Mutex::new(BTreeMap::new()),
             activities: Mutex::new(std::collections::HashMap::new()),
+            operations: Mutex::new(operations::JobOperations::default()),
+            page_size: options.page_size.max(1),
             stopping: CancellationToken::new(),
         })
     }
@@ -192,9 +204,10 @@ impl Server {
         lock(&self.faults).armed()
     }
 
-    /// `Retry-After` in seconds: the service's 30 s, sped up like the simulation.
+    /// `Retry-After` in seconds: the service's 30 s, sped up like the simulation, and never
+    /// below 1 (clients take 0 for "no header" and wait their own default, often 30 s).
     fn retry_after(&self) -> String {
-        ((30.0 / self.speed).round() as u64).to_string()
+        ((30.0 / self.speed).round() as u64).max(1).to_string()
     }
 
     /// Waits `delay`, or less if the server is stopping.

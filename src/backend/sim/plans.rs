@@ -365,6 +365,46 @@ impl State {
         now: Timestamp,
     ) -> Result<PlanJobView, BackendError> {
         let groups = self.plan_groups(plan)?;
+        self.start_groups(plan, groups, request, now)
+    }
+
+    /// Restarts a failed plan job: a new job of the same action over the members whose
+    /// tasks did not succeed, from the step that failed on.
+    fn restart_plan(&mut self, id: &str, now: Timestamp) -> Result<PlanJobView, BackendError> {
+        let job = self
+            .plan_jobs
+            .jobs
+            .get(id)
+            .ok_or_else(|| BackendError::UnknownJob(id.to_string()))?;
+        if job.state != JobState::Failed {
+            return Err(plan_error(
+                "OperationNotAllowed",
+                format!("Job {id} is {}: only a failed job can be restarted.", job.state),
+            ));
+        }
+        let groups: Vec<Vec<String>> = job.steps[job.current..]
+            .iter()
+            .map(|Step::Group { tasks, .. }| {
+                tasks
+                    .iter()
+                    .filter(|t| t.state != JobState::Succeeded)
+                    .map(|t| t.vm.clone())
+                    .collect::<Vec<_>>()
+            })
+            .filter(|g| !g.is_empty())
+            .collect();
+        let (plan, request) = (job.plan.clone(), job.request.clone());
+        self.start_groups(&plan, groups, &request, now)
+    }
+
+    /// Starts `request` on `groups` of `plan` as one job, or says why a member refuses.
+    fn start_groups(
+        &mut self,
+        plan: &str,
+        groups: Vec<Vec<String>>,
+        request: &PlanRequest,
+        now: Timestamp,
+    ) -> Result<PlanJobView, BackendError> {
         if let Some(why) = self.plan_refusal(&groups, request) {
             return Err(plan_error(
                 "OperationNotAllowed",
@@ -681,6 +721,15 @@ impl Simulator {
         jobs.iter()
             .filter_map(|j| st.plan_job_view(&j.id, now))
             .collect()
+    }
+
+    /// Restarts a failed plan job; `None` if `id` is not one.
+    pub fn restart_plan_job(&self, id: &str) -> Option<Result<PlanJobView, BackendError>> {
+        let (mut st, now) = self.settled();
+        if !st.plan_jobs.jobs.contains_key(id) {
+            return None;
+        }
+        Some(st.restart_plan(id, now))
     }
 
     /// Cancels a plan job; `None` if `id` is not one.
