@@ -6,6 +6,7 @@ mod common;
 mod api;
 mod azure;
 mod bad_input;
+mod conformance;
 mod durable;
 mod explain;
 mod fixtures;
