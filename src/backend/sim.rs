@@ -3,6 +3,7 @@
 //! jobs that ended by the clock's `now`, in the order they ended.
 
 mod job_actions;
+mod plan_jobs;
 mod plans;
 
 pub use plans::{PlanAction, PlanJobView, PlanRequest, PlanView, TaskView};
@@ -67,7 +68,7 @@ struct State {
     defaults: Durations,
     plans: BTreeMap<String, PlanSeed>,
     /// Recovery plans' jobs, apart from the items' (see [`plans`]).
-    plan_jobs: plans::PlanJobs,
+    plan_jobs: plan_jobs::PlanJobs,
     primary: (String, bool),
     recovery: (String, bool),
     /// What-if: the job numbered so (1-based, in the order jobs were created) fails.
@@ -97,7 +98,7 @@ impl Simulator {
                 seq: 0,
                 defaults: Durations::default(),
                 plans: inventory.plans.clone(),
-                plan_jobs: plans::PlanJobs::default(),
+                plan_jobs: plan_jobs::PlanJobs::default(),
                 primary: (inventory.primary.name.clone(), inventory.primary.connected),
                 recovery: (
                     inventory.recovery.name.clone(),
