@@ -485,4 +485,36 @@ mod tests {
         assert_eq!(d.get(Operation::Commit), Duration::from_secs(60));
         assert_eq!(d.get(Operation::PlannedFailover), Duration::from_secs(1200));
     }
+
+    #[test]
+    fn plans_are_a_list_of_items_or_groups_in_boot_order() {
+        let items = "[[items]]\nname = \"a\"\n[[items]]\nname = \"b\"\n[[items]]\nname = \"c\"\n";
+        let text = format!("[plans]\nflat = [\"a\", \"b\"]\n[plans.tiers]\ngroups = [[\"c\"], [\"a\", \"b\"]]\n{items}");
+        let inv = Inventory::parse(&text, "x").unwrap();
+        assert_eq!(inv.plans["flat"].groups, vec![vec!["a", "b"]]);
+        assert_eq!(inv.plans["tiers"].groups, vec![vec!["c"], vec!["a", "b"]]);
+        assert_eq!(
+            inv.plans["tiers"].members().collect::<Vec<_>>(),
+            ["c", "a", "b"]
+        );
+        for (plans, wanted, at) in [
+            ("[plans]\np = [\"a\", \"zz\"]\n", "names `zz`, which is not an item", "\"zz\""),
+            ("[plans.p]\ngroups = [[\"a\"], [\"b\", \"a\"]]\n", "lists `a` twice", "\"a\""),
+            ("[plans.p]\ngroups = [[\"a\"], []]\n", "has an empty group", "p"),
+            ("[plans]\np = []\n", "has an empty group", "p"),
+            ("[plans.p]\ngroups = [[\"a\"], [\"b\"], [\"c\"], [\"a\"], [\"a\"], [\"a\"], [\"a\"], [\"a\"]]\n", "8 groups; ASR allows at most 7", "p"),
+            ("[plans.p]\ngroup = [[\"a\"]]\n", "a list of item names (one group), or a table with `groups", "group"),
+            ("[plans]\np = \"a\"\n", "a list of item names", "\"a\""),
+        ] {
+            let text = format!("{plans}{items}");
+            let err = Inventory::parse(&text, "inv.toml").unwrap_err();
+            let Error::Config { message, span, .. } = err else {
+                panic!("wrong error")
+            };
+            assert!(message.contains(wanted), "{plans}: {message}");
+            let span = span.expect("a location");
+            let shown = &text[span.offset()..span.offset() + span.len()];
+            assert!(shown.contains(at), "{plans}: points at {shown:?}");
+        }
+    }
 }

@@ -4,6 +4,8 @@
 
 mod job_actions;
 mod plan_jobs;
+#[cfg(test)]
+mod plan_tests;
 mod plans;
 
 pub use plans::{PlanAction, PlanJobView, PlanRequest, PlanView, TaskView};
