@@ -11,6 +11,7 @@ mod durable;
 mod explain;
 mod fixtures;
 mod formats;
+mod lro;
 mod plan;
 mod reports;
 mod runbooks;
