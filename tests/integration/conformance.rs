@@ -1,12 +1,16 @@
 //! Microsoft's Python SDK for Site Recovery (`azure-mgmt-recoveryservicessiterecovery`, with
 //! azure-core; versions pinned in tests/conformance/requirements.txt) drives the simulator
 //! server through the seed's flow, each long-running operation through the SDK's own poller
-//! (tests/conformance/sdk_flow.py). `.ci/deps python` sets up its virtual environment once.
+//! (tests/conformance/sdk_flow.py); then our own client runs a plan's worth of operations on
+//! the same server. `.ci/deps python` sets up the SDK's virtual environment once.
 
 use crate::common::{root, text};
+use runbook::backend::azure::auth::Credential;
+use runbook::backend::azure::{Azure, TargetConfig};
 use runbook::backend::inventory::Inventory;
 use runbook::backend::sim::Simulator;
 use runbook::clock::{Clock, RealClock};
+use runbook::run::{run_on, RunOptions, Venue};
 use runbook::simulator::ServerOptions;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -74,4 +78,52 @@ fn microsofts_python_sdk_runs_the_seed_flow_against_the_server() {
     }
     assert_eq!(stats.get("401"), None, "{stats:?}");
     assert_eq!(stats.get("404"), None, "{stats:?}");
+
+    // Our own client on the same server, after the SDK's changes: the plans' members (read
+    // from the plans the SDK failed over and back) fail over, commit and replicate back.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("plan.rhai"), OURS).unwrap();
+    let target = TargetConfig {
+        poll_min: "20ms".into(),
+        ..TargetConfig::new(
+            "00000000-0000-0000-0000-0000000000aa",
+            "dr-rg",
+            "dr-vault",
+            &format!("http://{addr}"),
+        )
+    };
+    let azure = Azure::new(&target, Credential::Static(TOKEN.into())).unwrap();
+    let (outcome, _) = run_on(
+        &RunOptions::unattended(dir.path().join("plan.rhai")),
+        Venue::service(Arc::new(azure), "the conformance server".into()),
+        false,
+    )
+    .unwrap();
+    assert!(outcome.failure.is_none(), "{:?}", outcome.failure);
+    let mut moved: Vec<(&str, &str, bool)> = outcome
+        .items
+        .iter()
+        .map(|i| (i.name.as_str(), i.active_location.as_str(), i.replicating))
+        .collect();
+    moved.sort();
+    assert_eq!(
+        moved,
+        [
+            ("app-01", "recovery", true),
+            ("app-02", "recovery", true),
+            ("sql-01", "recovery", true),
+            ("web-01", "recovery", true),
+            ("web-02", "recovery", true),
+            ("web-03", "recovery", true),
+        ]
+    );
 }
+
+/// What our client runs after the SDK: every member of two plans, by the plans' groups.
+const OURS: &str = r#"
+import "runbook/failover" as failover;
+let tiers = vms(#{ plan: "three-tier" });
+let web = vms(#{ plan: "web-tier" });
+failover::group(tiers + web, #{ kind: "planned" }, "1h");
+failover::protect(tiers + web, "1h");
+"#;
