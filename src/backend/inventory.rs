@@ -368,7 +368,9 @@ fn plan_seed(
     };
     if groups.is_empty() || groups.iter().any(Vec::is_empty) {
         return Err((
-            format!("recovery plan `{plan}` has an empty group; every group needs at least one item"),
+            format!(
+                "recovery plan `{plan}` has an empty group; every group needs at least one item"
+            ),
             None,
         ));
     }

@@ -79,30 +79,27 @@ pub(crate) async fn list_items(server: &Server, vault: &str, uri: &Uri, origin: 
 }
 
 /// An action's body: `{}` when empty, else JSON whose `providerSpecificDetails` is an object
-/// (`list: true`: a list, as recovery plans take).
-pub(crate) fn action_input(body: &[u8], list: bool) -> Result<wire::ActionInput, Response> {
+/// (`list: true`: a list, as recovery plans take); else why not, for a 400.
+pub(crate) fn action_input(body: &[u8], list: bool) -> Result<wire::ActionInput, String> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(wire::ActionInput::default());
     }
-    let input: wire::ActionInput = serde_json::from_slice(body).map_err(|e| {
-        arm_error(
-            StatusCode::BAD_REQUEST,
-            "InvalidRequestContent",
-            format!("The request content is not valid JSON: {e}"),
-        )
-    })?;
+    let input: wire::ActionInput = serde_json::from_slice(body)
+        .map_err(|e| format!("The request content is not valid JSON: {e}"))?;
     match &input.properties.provider_specific_details {
-        Some(details) if details.is_array() != list => Err(arm_error(
-            StatusCode::BAD_REQUEST,
-            "InvalidRequestContent",
-            if list {
-                "providerSpecificDetails of a recovery plan action is a list of provider inputs, e.g. [{\"instanceType\": \"HyperVReplicaAzure\"}]"
-            } else {
-                "providerSpecificDetails of a protected item action is one object, e.g. {\"instanceType\": \"ProviderSpecificFailoverInput\"}"
-            },
-        )),
+        Some(details) if details.is_array() != list => Err(if list {
+            "providerSpecificDetails of a recovery plan action is a list of provider inputs, e.g. [{\"instanceType\": \"HyperVReplicaAzure\"}]"
+        } else {
+            "providerSpecificDetails of a protected item action is one object, e.g. {\"instanceType\": \"ProviderSpecificFailoverInput\"}"
+        }
+        .to_string()),
         _ => Ok(input),
     }
+}
+
+/// A 400 for a request body that is not what the action takes.
+pub(crate) fn invalid_content(message: String) -> Response {
+    arm_error(StatusCode::BAD_REQUEST, "InvalidRequestContent", message)
 }
 
 /// Starts the job an action (`plannedFailover`, `commit`...) asks for on an item: 202 with
@@ -116,13 +113,11 @@ pub(crate) async fn action(
     body: &[u8],
     caller: &Caller,
 ) -> Response {
-    let input = match action_input(body, false) {
-        Ok(input) => input,
-        Err(r) => return r,
-    };
-    let request = match convert::request_of(&action.to_ascii_lowercase(), &input) {
+    let request = match action_input(body, false)
+        .and_then(|input| convert::request_of(&action.to_ascii_lowercase(), &input))
+    {
         Ok(r) => r,
-        Err(m) => return arm_error(StatusCode::BAD_REQUEST, "InvalidRequestContent", m),
+        Err(m) => return invalid_content(m),
     };
     let item = match find_item(server, name).await {
         Ok(item) => item,

@@ -81,7 +81,11 @@ async fn any_job(server: &Server, id: &str) -> Result<AnyJob, BackendError> {
 }
 
 /// One job as the service shows it.
-pub(crate) async fn job_wire(server: &Server, vault: &str, id: &str) -> Result<wire::Job, BackendError> {
+pub(crate) async fn job_wire(
+    server: &Server,
+    vault: &str,
+    id: &str,
+) -> Result<wire::Job, BackendError> {
     Ok(any_job(server, id).await?.wire(server, vault).await)
 }
 
@@ -95,7 +99,13 @@ pub(crate) async fn list_jobs(server: &Server, vault: &str, uri: &Uri, origin: &
         Err(e) => return backend_error(e),
     };
     let mut jobs: Vec<AnyJob> = items.into_iter().map(AnyJob::Item).collect();
-    jobs.extend(server.sim.plan_jobs_since(since).into_iter().map(AnyJob::Plan));
+    jobs.extend(
+        server
+            .sim
+            .plan_jobs_since(since)
+            .into_iter()
+            .map(AnyJob::Plan),
+    );
     jobs.sort_by(|a, b| a.started().cmp(&b.started()));
     let (jobs, next_link) = page(&jobs, server.page_size, uri, origin);
     let mut value = Vec::new();

@@ -36,7 +36,9 @@ pub(crate) fn page<'a, T>(
             .unwrap_or_default()
             .split('&')
             .filter(|q| !q.is_empty())
-            .filter(|q| auth::percent_decode(q.split('=').next().unwrap_or_default()) != "$skiptoken")
+            .filter(|q| {
+                auth::percent_decode(q.split('=').next().unwrap_or_default()) != "$skiptoken"
+            })
             .collect();
         let token = format!("$skiptoken={end}");
         query.push(&token);

@@ -2,7 +2,7 @@
 //! scenario), the paged list, one plan, the plan actions (one job for the whole plan), and
 //! a plan job's wire form with a task per member.
 
-use super::items::{action_input, item_id_of};
+use super::items::{action_input, invalid_content, item_id_of};
 use super::paging::page;
 use super::responses::{accepted, arm_error, backend_error, json};
 use super::routing::Caller;
@@ -131,40 +131,35 @@ pub(crate) async fn get(server: &Server, vault: &str, name: &str) -> Response {
     }
 }
 
-fn bad(message: impl Into<String>) -> Response {
-    arm_error(StatusCode::BAD_REQUEST, "InvalidRequestContent", message)
-}
-
-/// A plan action's request from its body, with the fields the swagger requires.
-fn plan_request(action: PlanAction, body: &[u8]) -> Result<PlanRequest, Response> {
+/// A plan action's request from its body, with the fields the swagger requires; else why
+/// not, for a 400.
+fn plan_request(action: PlanAction, body: &[u8]) -> Result<PlanRequest, String> {
     let input = action_input(body, true)?;
     let p = &input.properties;
     let direction = match p.failover_direction.as_deref() {
         None if action.directional() => {
-            return Err(bad(format!(
+            return Err(format!(
                 "failoverDirection is required for {} of a recovery plan: PrimaryToRecovery or RecoveryToPrimary",
                 action.rest()
-            )))
+            ))
         }
         None => None,
         Some("PrimaryToRecovery") => Some(Direction::PrimaryToRecovery),
         Some("RecoveryToPrimary") => Some(Direction::RecoveryToPrimary),
         Some(other) => {
-            return Err(bad(format!(
+            return Err(format!(
                 "failoverDirection `{other}` is not PrimaryToRecovery or RecoveryToPrimary"
-            )))
+            ))
         }
     };
     let sources = p.source_site_operations.as_deref();
-    if action == PlanAction::UnplannedFailover && !matches!(sources, Some("Required" | "NotRequired")) {
-        return Err(bad(
-            "sourceSiteOperations is required for unplannedFailover of a recovery plan: Required or NotRequired",
-        ));
+    if action == PlanAction::UnplannedFailover
+        && !matches!(sources, Some("Required" | "NotRequired"))
+    {
+        return Err("sourceSiteOperations is required for unplannedFailover of a recovery plan: Required or NotRequired".into());
     }
     if action == PlanAction::TestFailover && p.network_type.is_none() {
-        return Err(bad(
-            "networkType is required for testFailover of a recovery plan, e.g. VmNetworkAsInput or NoNetworkAttachAsInput",
-        ));
+        return Err("networkType is required for testFailover of a recovery plan, e.g. VmNetworkAsInput or NoNetworkAttachAsInput".into());
     }
     Ok(PlanRequest {
         action,
@@ -194,7 +189,7 @@ pub(crate) async fn action(
     };
     let request = match plan_request(action, body) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(m) => return invalid_content(m),
     };
     server.count(&format!("issued plan {name} {}", action.rest()));
     match server.sim.start_plan(name, &request) {

@@ -20,19 +20,39 @@ use std::time::Instant;
 /// A request on an ASR vault path, by what it asks for.
 pub(crate) enum Route {
     Items,
-    Item { name: String },
-    Action { name: String, action: String },
+    Item {
+        name: String,
+    },
+    Action {
+        name: String,
+        action: String,
+    },
     Jobs,
-    Job { id: String },
+    Job {
+        id: String,
+    },
     /// `cancel`, `restart` or `resume`.
-    JobAction { id: String, action: &'static str },
+    JobAction {
+        id: String,
+        action: &'static str,
+    },
     Providers,
     Plans,
-    Plan { name: String },
-    PlanAction { name: String, action: String },
-    OperationStatus { id: String },
+    Plan {
+        name: String,
+    },
+    PlanAction {
+        name: String,
+        action: String,
+    },
+    OperationStatus {
+        id: String,
+    },
     /// The final GET of an action's operation, under the resource the action was on.
-    OperationResult { of: Resource, id: String },
+    OperationResult {
+        of: Resource,
+        id: String,
+    },
     NotVault,
     Unknown,
 }
@@ -61,9 +81,12 @@ impl Route {
         let lower: Vec<String> = rest.iter().map(|s| s.to_ascii_lowercase()).collect();
         let lower: Vec<&str> = lower.iter().map(String::as_str).collect();
         let at = |i: usize| rest[i].to_string();
-        let item = ["replicationfabrics", "replicationprotectioncontainers", "replicationprotecteditems"];
-        let is_item = lower.len() >= 6
-            && (0..3).all(|i| lower[2 * i] == item[i]);
+        let item = [
+            "replicationfabrics",
+            "replicationprotectioncontainers",
+            "replicationprotecteditems",
+        ];
+        let is_item = lower.len() >= 6 && (0..3).all(|i| lower[2 * i] == item[i]);
         let route = match (method, lower.as_slice()) {
             (&Method::GET, ["replicationprotecteditems"]) => Route::Items,
             (&Method::GET, [_, _, _, _, _, _]) if is_item => Route::Item { name: at(5) },
@@ -80,7 +103,10 @@ impl Route {
             (&Method::GET, ["replicationjobs"]) => Route::Jobs,
             (&Method::GET, ["replicationjobs", _]) => Route::Job { id: at(1) },
             (&Method::POST, ["replicationjobs", _, action]) => {
-                match ["cancel", "restart", "resume"].into_iter().find(|a| a == action) {
+                match ["cancel", "restart", "resume"]
+                    .into_iter()
+                    .find(|a| a == action)
+                {
                     Some(action) => Route::JobAction { id: at(1), action },
                     None => Route::Unknown,
                 }
@@ -329,11 +355,19 @@ async fn providers(server: &Server, vault: &str, uri: &Uri, origin: &str) -> Res
         value: providers
             .iter()
             .map(|p| wire::Provider {
-                id: format!("{vault}/replicationFabrics/{0}/replicationRecoveryServicesProviders/{0}-vmm", p.site.as_str()),
+                id: format!(
+                    "{vault}/replicationFabrics/{0}/replicationRecoveryServicesProviders/{0}-vmm",
+                    p.site.as_str()
+                ),
                 name: format!("{}-vmm", p.site.as_str()),
                 properties: wire::ProviderProperties {
                     friendly_name: p.name.clone(),
-                    connection_status: if p.connected { "Connected" } else { "NotConnected" }.into(),
+                    connection_status: if p.connected {
+                        "Connected"
+                    } else {
+                        "NotConnected"
+                    }
+                    .into(),
                     fabric_friendly_name: p.site.as_str().into(),
                 },
             })

@@ -102,7 +102,9 @@ impl Api {
         self.rt.block_on(async {
             let mut req = self.http.request(method, &url).bearer_auth(TOKEN);
             if let Some(body) = body {
-                req = req.header("content-type", "application/json").body(body.to_string());
+                req = req
+                    .header("content-type", "application/json")
+                    .body(body.to_string());
             }
             let r = req.send().await.unwrap();
             let status = r.status().as_u16();
@@ -167,9 +169,15 @@ fn accepted(a: &Answer) -> String {
     let op = a.header("x-ms-request-id").to_string();
     assert!(is_guid(&op), "x-ms-request-id {op}");
     let status = a.header("azure-asyncoperation");
-    assert!(status.contains(&format!("/replicationOperationStatus/{op}?{V}")), "{status}");
+    assert!(
+        status.contains(&format!("/replicationOperationStatus/{op}?{V}")),
+        "{status}"
+    );
     let location = a.header("location");
-    assert!(location.contains(&format!("/operationresults/{op}?{V}")), "{location}");
+    assert!(
+        location.contains(&format!("/operationresults/{op}?{V}")),
+        "{location}"
+    );
     assert_eq!(a.header("retry-after"), "1");
     op
 }
@@ -186,8 +194,13 @@ fn both_polling_links_of_a_202_are_served() {
     assert_eq!(s.status, 200);
     assert_eq!(s.body["status"], "InProgress");
     assert_eq!(s.body["name"], op.as_str());
-    assert!(s.body["id"].as_str().unwrap().ends_with(&format!("/replicationOperationStatus/{op}")));
-    assert!(s.body["startTime"].is_string() && s.body["endTime"].is_null() && s.body["error"].is_null());
+    assert!(s.body["id"]
+        .as_str()
+        .unwrap()
+        .ends_with(&format!("/replicationOperationStatus/{op}")));
+    assert!(
+        s.body["startTime"].is_string() && s.body["endTime"].is_null() && s.body["error"].is_null()
+    );
     assert_eq!(s.header("retry-after"), "1");
     let running = api.get(location);
     assert_eq!((running.status, running.body.clone()), (202, Value::Null));
@@ -203,7 +216,10 @@ fn both_polling_links_of_a_202_are_served() {
     let done = api.get(location);
     assert_eq!(done.status, 200);
     assert_eq!(done.body["properties"]["friendlyName"], "web-01");
-    assert_eq!(done.body["properties"]["protectionState"], "PlannedFailoverCommitRequired");
+    assert_eq!(
+        done.body["properties"]["protectionState"],
+        "PlannedFailoverCommitRequired"
+    );
 
     // A job that fails: Failed with its error, and the result is that error.
     let r = api.failover("bad-01");
@@ -216,7 +232,9 @@ fn both_polling_links_of_a_202_are_served() {
     assert_eq!(failed.status, 400);
     assert_eq!(failed.body["error"]["code"], "SimulatedFault");
 
-    let unknown = api.get(&format!("/replicationOperationStatus/00000000-0000-0000-0000-000000000000?{V}"));
+    let unknown = api.get(&format!(
+        "/replicationOperationStatus/00000000-0000-0000-0000-000000000000?{V}"
+    ));
     assert_eq!(unknown.status, 404);
     assert_eq!(unknown.body["error"]["code"], "ResourceNotFound");
 }
@@ -228,15 +246,26 @@ fn a_job_action_is_an_operation_with_its_own_id() {
     let r = api.post(&format!("/replicationJobs/{job}/cancel?{V}"), "");
     let op = accepted(&r);
     assert_ne!(op, job, "the cancel's own id");
-    assert!(r.header("location").contains(&format!("/replicationJobs/{job}/cancel/operationresults/{op}")));
+    assert!(r.header("location").contains(&format!(
+        "/replicationJobs/{job}/cancel/operationresults/{op}"
+    )));
     // The cancel succeeded; the failover it cancelled was canceled.
-    assert_eq!(api.get(r.header("azure-asyncoperation")).body["status"], "Succeeded");
+    assert_eq!(
+        api.get(r.header("azure-asyncoperation")).body["status"],
+        "Succeeded"
+    );
     let failover = api.get(&format!("/replicationOperationStatus/{job}?{V}"));
     assert_eq!(failover.body["status"], "Canceled");
     assert_eq!(failover.body["error"]["code"], "OperationCanceled");
     let result = api.get(r.header("location"));
     assert_eq!(result.status, 200);
-    assert_eq!((result.body["name"].as_str(), result.body["properties"]["state"].as_str()), (Some(job.as_str()), Some("Cancelled")));
+    assert_eq!(
+        (
+            result.body["name"].as_str(),
+            result.body["properties"]["state"].as_str()
+        ),
+        (Some(job.as_str()), Some("Cancelled"))
+    );
     let again = api.post(&format!("/replicationJobs/{job}/cancel?{V}"), "");
     assert_eq!(again.status, 400, "a job that ended is not cancelled twice");
 
@@ -245,14 +274,24 @@ fn a_job_action_is_an_operation_with_its_own_id() {
     let path = api.item_path("web-02");
     api.failover("web-02");
     let refused = accepted(&api.post(&format!("{}{path}/failoverCommit?{V}", api.origin), ""));
-    assert_eq!(api.get(&format!("/replicationJobs/{refused}?{V}")).body["properties"]["errors"][0]["serviceErrorDetails"]["code"], "532");
+    assert_eq!(
+        api.get(&format!("/replicationJobs/{refused}?{V}")).body["properties"]["errors"][0]
+            ["serviceErrorDetails"]["code"],
+        "532"
+    );
     api.clock.advance(Duration::from_secs(9 * 60));
     let r = api.post(&format!("/replicationJobs/{refused}/restart?{V}"), "");
     let op = accepted(&r);
-    assert_eq!(api.get(r.header("azure-asyncoperation")).body["status"], "InProgress");
+    assert_eq!(
+        api.get(r.header("azure-asyncoperation")).body["status"],
+        "InProgress"
+    );
     assert_eq!(api.get(r.header("location")).status, 202);
     api.clock.advance(Duration::from_secs(60));
-    assert_eq!(api.get(r.header("azure-asyncoperation")).body["status"], "Succeeded");
+    assert_eq!(
+        api.get(r.header("azure-asyncoperation")).body["status"],
+        "Succeeded"
+    );
     let new = api.get(r.header("location"));
     assert_ne!(new.body["name"], refused.as_str());
     assert_ne!(new.body["name"], op.as_str());
@@ -260,7 +299,10 @@ fn a_job_action_is_an_operation_with_its_own_id() {
     assert_eq!(new.body["properties"]["state"], "Succeeded");
 
     // Resume is for a job suspended at a manual action; none is.
-    let r = api.post(&format!("/replicationJobs/{job}/resume?{V}"), r#"{"properties":{"comments":"go on"}}"#);
+    let r = api.post(
+        &format!("/replicationJobs/{job}/resume?{V}"),
+        r#"{"properties":{"comments":"go on"}}"#,
+    );
     assert_eq!(r.status, 400);
     assert_eq!(r.body["error"]["code"], "OperationNotAllowed");
     let r = api.post(&format!("/replicationJobs/{job}/pause?{V}"), "");
@@ -286,36 +328,85 @@ fn recovery_plans_are_listed_read_and_run_as_one_job() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|g| (g["groupType"].as_str().unwrap(), g["replicationProtectedItems"].as_array().unwrap().len()))
+        .map(|g| {
+            (
+                g["groupType"].as_str().unwrap(),
+                g["replicationProtectedItems"].as_array().unwrap().len(),
+            )
+        })
         .collect();
-    assert_eq!(groups, [("Shutdown", 0), ("Failover", 0), ("Boot", 1), ("Boot", 1)]);
+    assert_eq!(
+        groups,
+        [("Shutdown", 0), ("Failover", 0), ("Boot", 1), ("Boot", 1)]
+    );
     let db = api.item_path("db-01");
-    assert_eq!(p["groups"][2]["replicationProtectedItems"][0]["id"], db.as_str());
-    assert_eq!(p["allowedOperations"], serde_json::json!(["PlannedFailover", "UnplannedFailover", "TestFailover"]));
-    assert_eq!(plan.body["type"], "Microsoft.RecoveryServices/vaults/replicationRecoveryPlans");
+    assert_eq!(
+        p["groups"][2]["replicationProtectedItems"][0]["id"],
+        db.as_str()
+    );
+    assert_eq!(
+        p["allowedOperations"],
+        serde_json::json!(["PlannedFailover", "UnplannedFailover", "TestFailover"])
+    );
+    assert_eq!(
+        plan.body["type"],
+        "Microsoft.RecoveryServices/vaults/replicationRecoveryPlans"
+    );
 
     // What the swagger requires of a plan action's body.
-    let action = |a: &str, body: &str| api.post(&format!("/replicationRecoveryPlans/tiers/{a}?{V}"), body);
+    let action =
+        |a: &str, body: &str| api.post(&format!("/replicationRecoveryPlans/tiers/{a}?{V}"), body);
     for (a, body, says) in [
         ("plannedFailover", "", "failoverDirection is required"),
-        ("plannedFailover", r#"{"properties":{"failoverDirection":"Sideways"}}"#, "Sideways"),
-        ("plannedFailover", r#"{"properties":{"failoverDirection":"PrimaryToRecovery","providerSpecificDetails":{"instanceType":"HyperVReplicaAzure"}}}"#, "is a list"),
-        ("unplannedFailover", r#"{"properties":{"failoverDirection":"PrimaryToRecovery"}}"#, "sourceSiteOperations is required"),
-        ("testFailover", r#"{"properties":{"failoverDirection":"PrimaryToRecovery"}}"#, "networkType is required"),
+        (
+            "plannedFailover",
+            r#"{"properties":{"failoverDirection":"Sideways"}}"#,
+            "Sideways",
+        ),
+        (
+            "plannedFailover",
+            r#"{"properties":{"failoverDirection":"PrimaryToRecovery","providerSpecificDetails":{"instanceType":"HyperVReplicaAzure"}}}"#,
+            "is a list",
+        ),
+        (
+            "unplannedFailover",
+            r#"{"properties":{"failoverDirection":"PrimaryToRecovery"}}"#,
+            "sourceSiteOperations is required",
+        ),
+        (
+            "testFailover",
+            r#"{"properties":{"failoverDirection":"PrimaryToRecovery"}}"#,
+            "networkType is required",
+        ),
         ("failoverCommit", "", "not allowed now"),
-        ("plannedFailover", r#"{"properties":{"failoverDirection":"RecoveryToPrimary"}}"#, "direction must be"),
+        (
+            "plannedFailover",
+            r#"{"properties":{"failoverDirection":"RecoveryToPrimary"}}"#,
+            "direction must be",
+        ),
     ] {
         let r = action(a, body);
         assert_eq!(r.status, 400, "{a} {body}");
-        assert!(r.body["error"]["message"].as_str().unwrap().contains(says), "{a} {body}: {}", r.body);
+        assert!(
+            r.body["error"]["message"].as_str().unwrap().contains(says),
+            "{a} {body}: {}",
+            r.body
+        );
     }
     assert_eq!(action("explode", "").status, 404);
-    assert_eq!(api.get(&format!("/replicationRecoveryPlans/nope?{V}")).status, 404);
+    assert_eq!(
+        api.get(&format!("/replicationRecoveryPlans/nope?{V}"))
+            .status,
+        404
+    );
     let item = api.post(
         &format!("{}{db}/plannedFailover?{V}", api.origin),
         r#"{"properties":{"failoverDirection":"PrimaryToRecovery","providerSpecificDetails":[]}}"#,
     );
-    assert_eq!(item.status, 400, "an item's providerSpecificDetails is one object");
+    assert_eq!(
+        item.status, 400,
+        "an item's providerSpecificDetails is one object"
+    );
 
     // One job for the plan; its members show it as their current scenario.
     let r = action(
@@ -323,11 +414,18 @@ fn recovery_plans_are_listed_read_and_run_as_one_job() {
         r#"{"properties":{"failoverDirection":"PrimaryToRecovery","providerSpecificDetails":[{"instanceType":"ProviderSpecificFailoverInput"}]}}"#,
     );
     let job = accepted(&r);
-    assert!(r.header("location").contains(&format!("/replicationRecoveryPlans/tiers/plannedFailover/operationresults/{job}")));
+    assert!(r.header("location").contains(&format!(
+        "/replicationRecoveryPlans/tiers/plannedFailover/operationresults/{job}"
+    )));
     let j = api.get(&format!("/replicationJobs/{job}?{V}"));
     assert_eq!(j.body["properties"]["scenarioName"], "PlannedFailover");
     assert_eq!(j.body["properties"]["targetObjectName"], "tiers");
-    let tasks: Vec<&str> = j.body["properties"]["tasks"].as_array().unwrap().iter().map(|t| t["state"].as_str().unwrap()).collect();
+    let tasks: Vec<&str> = j.body["properties"]["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["state"].as_str().unwrap())
+        .collect();
     assert_eq!(tasks, ["InProgress", "NotStarted"]);
     assert_eq!(j.header("retry-after"), "1");
     let member = api.get(&format!("{}{db}?{V}", api.origin));
@@ -336,26 +434,53 @@ fn recovery_plans_are_listed_read_and_run_as_one_job() {
         format!("/subscriptions/s/resourceGroups/g/providers/Microsoft.RecoveryServices/vaults/v/replicationJobs/{job}").as_str()
     );
     let listed = api.get(&format!("/replicationJobs?{V}"));
-    assert_eq!(listed.body["value"][0]["name"], job.as_str(), "listed with the items' jobs");
+    assert_eq!(
+        listed.body["value"][0]["name"],
+        job.as_str(),
+        "listed with the items' jobs"
+    );
     assert_eq!(api.get(r.header("location")).status, 202);
 
     api.clock.advance(Duration::from_secs(20 * 60));
-    assert_eq!(api.get(r.header("azure-asyncoperation")).body["status"], "Succeeded");
+    assert_eq!(
+        api.get(r.header("azure-asyncoperation")).body["status"],
+        "Succeeded"
+    );
     let done = api.get(r.header("location"));
     assert_eq!(done.status, 200);
     assert_eq!(done.body["name"], "tiers");
-    assert_eq!(done.body["properties"]["currentScenarioStatus"], "Succeeded");
-    assert_eq!(done.body["properties"]["allowedOperations"], serde_json::json!(["Commit", "CancelFailover"]));
+    assert_eq!(
+        done.body["properties"]["currentScenarioStatus"],
+        "Succeeded"
+    );
+    assert_eq!(
+        done.body["properties"]["allowedOperations"],
+        serde_json::json!(["Commit", "CancelFailover"])
+    );
 
     // Commit, then reProtect without a body.
     let commit = accepted(&action("failoverCommit", ""));
     api.clock.advance(Duration::from_secs(2 * 60));
-    assert_eq!(api.get(&format!("/replicationOperationStatus/{commit}?{V}")).body["status"], "Succeeded");
+    assert_eq!(
+        api.get(&format!("/replicationOperationStatus/{commit}?{V}"))
+            .body["status"],
+        "Succeeded"
+    );
     let reprotect = accepted(&action("reProtect", ""));
     api.clock.advance(Duration::from_secs(30 * 60));
-    assert_eq!(api.get(&format!("/replicationOperationStatus/{reprotect}?{V}")).body["status"], "Succeeded");
+    assert_eq!(
+        api.get(&format!("/replicationOperationStatus/{reprotect}?{V}"))
+            .body["status"],
+        "Succeeded"
+    );
     let web = api.get(&format!("{}{}?{V}", api.origin, api.item_path("web-03")));
-    assert_eq!((web.body["properties"]["protectionState"].as_str(), web.body["properties"]["activeLocation"].as_str()), (Some("Protected"), Some("Recovery")));
+    assert_eq!(
+        (
+            web.body["properties"]["protectionState"].as_str(),
+            web.body["properties"]["activeLocation"].as_str()
+        ),
+        (Some("Protected"), Some("Recovery"))
+    );
 }
 
 #[test]
@@ -366,14 +491,32 @@ fn every_answer_has_a_guid_request_id_and_links_echo_the_api_version() {
         api.get("/replicationProtectedItems"),
         api.get(&format!("/replicationWidgets?{V}")),
         api.rt.block_on(async {
-            let r = api.http.get(format!("{}/replicationJobs?{V}", api.vault)).send().await.unwrap();
-            Answer { status: r.status().as_u16(), headers: r.headers().clone(), body: Value::Null }
+            let r = api
+                .http
+                .get(format!("{}/replicationJobs?{V}", api.vault))
+                .send()
+                .await
+                .unwrap();
+            Answer {
+                status: r.status().as_u16(),
+                headers: r.headers().clone(),
+                body: Value::Null,
+            }
         }),
     ];
-    assert_eq!(answers.iter().map(|a| a.status).collect::<Vec<_>>(), [200, 400, 404, 401]);
-    let ids: Vec<&str> = answers.iter().map(|a| a.header("x-ms-request-id")).collect();
+    assert_eq!(
+        answers.iter().map(|a| a.status).collect::<Vec<_>>(),
+        [200, 400, 404, 401]
+    );
+    let ids: Vec<&str> = answers
+        .iter()
+        .map(|a| a.header("x-ms-request-id"))
+        .collect();
     assert!(ids.iter().all(|id| is_guid(id)), "{ids:?}");
-    assert!(ids.windows(2).all(|w| w[0] != w[1]), "one per answer: {ids:?}");
+    assert!(
+        ids.windows(2).all(|w| w[0] != w[1]),
+        "one per answer: {ids:?}"
+    );
     let next = answers[0].body["nextLink"].as_str().unwrap();
     assert!(next.contains(V) && next.contains("$skiptoken=2"), "{next}");
 

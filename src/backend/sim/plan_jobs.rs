@@ -102,14 +102,19 @@ impl PlanJobs {
 
     fn wake(&mut self, id: &str, at: Timestamp) {
         self.order += 1;
-        self.events.push(Reverse((at.0, self.order, id.to_string())));
+        self.events
+            .push(Reverse((at.0, self.order, id.to_string())));
     }
 }
 
 impl State {
     /// Restarts a failed plan job: a new job of the same action over the members whose
     /// tasks did not succeed, from the step that failed on.
-    pub(super) fn restart_plan(&mut self, id: &str, now: Timestamp) -> Result<PlanJobView, BackendError> {
+    pub(super) fn restart_plan(
+        &mut self,
+        id: &str,
+        now: Timestamp,
+    ) -> Result<PlanJobView, BackendError> {
         let job = self
             .plan_jobs
             .jobs
@@ -118,7 +123,10 @@ impl State {
         if job.state != JobState::Failed {
             return Err(plan_error(
                 "OperationNotAllowed",
-                format!("Job {id} is {}: only a failed job can be restarted.", job.state),
+                format!(
+                    "Job {id} is {}: only a failed job can be restarted.",
+                    job.state
+                ),
             ));
         }
         let groups: Vec<Vec<String>> = job.steps[job.current..]
@@ -354,7 +362,11 @@ impl State {
         let mut tasks = Vec::new();
         let mut errors = Vec::new();
         let mut next: Option<Timestamp> = None;
-        for Step::Group { number, tasks: list } in &job.steps {
+        for Step::Group {
+            number,
+            tasks: list,
+        } in &job.steps
+        {
             for task in list {
                 if let Some(ends) = task.ends.filter(|_| task.running()) {
                     next = Some(next.map_or(ends, |n| n.min(ends)));

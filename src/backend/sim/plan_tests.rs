@@ -67,12 +67,17 @@ fn item(s: &Simulator, name: &str) -> Item {
 fn a_plan_action_is_one_job_whose_groups_run_in_boot_order() {
     let (s, clock) = sim();
     let plan = s.plan("tiers").unwrap();
-    assert_eq!(plan.groups, vec![vec!["db"], vec!["app-1", "app-2"], vec!["web"]]);
+    assert_eq!(
+        plan.groups,
+        vec![vec!["db"], vec!["app-1", "app-2"], vec!["web"]]
+    );
     assert_eq!(
         plan.allowed_operations,
         ["PlannedFailover", "UnplannedFailover", "TestFailover"]
     );
-    let job = s.start_plan("tiers", &failover(Direction::PrimaryToRecovery)).unwrap();
+    let job = s
+        .start_plan("tiers", &failover(Direction::PrimaryToRecovery))
+        .unwrap();
     assert_eq!(job.state, JobState::InProgress);
     assert_eq!(
         states(&job),
@@ -84,7 +89,10 @@ fn a_plan_action_is_one_job_whose_groups_run_in_boot_order() {
         ]
     );
     // The members are held by the plan's job: an operation on one fails with 532.
-    assert_eq!(item(&s, "web").current_job.as_deref(), Some(job.id.as_str()));
+    assert_eq!(
+        item(&s, "web").current_job.as_deref(),
+        Some(job.id.as_str())
+    );
     let busy = block_on(s.start("web", &OperationRequest::new(Operation::Commit))).unwrap();
     assert_eq!(busy.errors[0].code, "532");
     assert!(s.plan("tiers").unwrap().allowed_operations.is_empty());
@@ -94,7 +102,11 @@ fn a_plan_action_is_one_job_whose_groups_run_in_boot_order() {
     let now = s.plan_job(&job.id).unwrap();
     assert_eq!(
         states(&now)[..3],
-        [(1, "db", "Succeeded"), (2, "app-1", "InProgress"), (2, "app-2", "InProgress")]
+        [
+            (1, "db", "Succeeded"),
+            (2, "app-1", "InProgress"),
+            (2, "app-2", "InProgress")
+        ]
     );
     assert_eq!(now.tasks[1].started, now.tasks[0].ended);
     assert_eq!(item(&s, "db").active_location, Site::Recovery);
@@ -104,9 +116,16 @@ fn a_plan_action_is_one_job_whose_groups_run_in_boot_order() {
     let now = s.plan_job(&job.id).unwrap();
     assert_eq!(
         states(&now)[1..],
-        [(2, "app-1", "InProgress"), (2, "app-2", "Succeeded"), (3, "web", "NotStarted")]
+        [
+            (2, "app-1", "InProgress"),
+            (2, "app-2", "Succeeded"),
+            (3, "web", "NotStarted")
+        ]
     );
-    assert_eq!(item(&s, "app-2").protection_state, "PlannedFailoverCommitRequired");
+    assert_eq!(
+        item(&s, "app-2").protection_state,
+        "PlannedFailoverCommitRequired"
+    );
     clock.advance(minutes(3 + 8));
     let done = s.plan_job(&job.id).unwrap();
     assert_eq!(done.state, JobState::Succeeded);
@@ -114,27 +133,41 @@ fn a_plan_action_is_one_job_whose_groups_run_in_boot_order() {
     assert_eq!(done.tasks[3].started, Some(Timestamp(18 * 60 * 1000)));
     for vm in ["db", "app-1", "app-2", "web"] {
         let i = item(&s, vm);
-        assert_eq!((i.active_location, i.current_job), (Site::Recovery, None), "{vm}");
+        assert_eq!(
+            (i.active_location, i.current_job),
+            (Site::Recovery, None),
+            "{vm}"
+        );
     }
     let plan = s.plan("tiers").unwrap();
     assert_eq!(plan.allowed_operations, ["Commit", "CancelFailover"]);
     assert_eq!(plan.current.unwrap().id, job.id);
     assert_eq!(plan.last_planned_failover, done.ended);
     // Only the plan's job: its members' tasks are not jobs of their own.
-    assert_eq!(block_on(s.jobs_since(Timestamp(0))).unwrap().len(), 1, "the 532");
+    assert_eq!(
+        block_on(s.jobs_since(Timestamp(0))).unwrap().len(),
+        1,
+        "the 532"
+    );
     assert_eq!(s.plan_jobs_since(Timestamp(0)).len(), 1);
 }
 
 #[test]
 fn a_failing_member_fails_the_plan_and_a_restart_goes_on_from_it() {
     let (s, clock) = sim();
-    let job = s.start_plan("broken", &failover(Direction::PrimaryToRecovery)).unwrap();
+    let job = s
+        .start_plan("broken", &failover(Direction::PrimaryToRecovery))
+        .unwrap();
     clock.advance(minutes(60));
     let failed = s.plan_job(&job.id).unwrap();
     assert_eq!(failed.state, JobState::Failed);
     assert_eq!(
         states(&failed),
-        [(1, "db", "Succeeded"), (2, "bad", "Failed"), (3, "web", "Skipped")]
+        [
+            (1, "db", "Succeeded"),
+            (2, "bad", "Failed"),
+            (3, "web", "Skipped")
+        ]
     );
     assert_eq!(failed.errors.len(), 1);
     assert_eq!(failed.errors[0].code, "SimulatedFault");
@@ -142,7 +175,10 @@ fn a_failing_member_fails_the_plan_and_a_restart_goes_on_from_it() {
     assert_eq!(item(&s, "db").active_location, Site::Recovery);
     for vm in ["bad", "web"] {
         let i = item(&s, vm);
-        assert_eq!((i.active_location, i.replicating, i.current_job), (Site::Primary, true, None));
+        assert_eq!(
+            (i.active_location, i.replicating, i.current_job),
+            (Site::Primary, true, None)
+        );
     }
     // A restart is a new job over the members that did not fail over.
     let again = s.restart_plan_job(&job.id).unwrap().unwrap();
@@ -179,14 +215,23 @@ fn a_plan_refuses_what_one_of_its_members_cannot_do() {
         panic!("{err:?}")
     };
     assert_eq!(e.code, "OperationNotAllowed");
-    assert!(e.message.contains("`a` (group 1)") && e.message.contains("commit"), "{}", e.message);
-    assert!(matches!(s.plan("nope"), Err(BackendError::UnknownPlan { .. })));
+    assert!(
+        e.message.contains("`a` (group 1)") && e.message.contains("commit"),
+        "{}",
+        e.message
+    );
+    assert!(matches!(
+        s.plan("nope"),
+        Err(BackendError::UnknownPlan { .. })
+    ));
 }
 
 #[test]
 fn cancelling_a_plan_job_stops_its_running_group_and_skips_the_rest() {
     let (s, clock) = sim();
-    let job = s.start_plan("tiers", &failover(Direction::PrimaryToRecovery)).unwrap();
+    let job = s
+        .start_plan("tiers", &failover(Direction::PrimaryToRecovery))
+        .unwrap();
     clock.advance(minutes(12));
     let cancelled = s.cancel_plan_job(&job.id).unwrap().unwrap();
     assert_eq!(cancelled.state, JobState::Cancelled);
@@ -204,7 +249,10 @@ fn cancelling_a_plan_job_stops_its_running_group_and_skips_the_rest() {
     assert_eq!((app.replicating, app.health.as_str()), (false, "Critical"));
     let web = item(&s, "web");
     assert_eq!((web.replicating, web.current_job), (true, None));
-    assert!(s.cancel_plan_job(&job.id).unwrap().is_err(), "already ended");
+    assert!(
+        s.cancel_plan_job(&job.id).unwrap().is_err(),
+        "already ended"
+    );
     assert!(s.cancel_plan_job("not-a-plan-job").is_none());
 }
 
@@ -217,7 +265,10 @@ fn a_failover_cancel_takes_the_members_back_to_their_source() {
     };
     s.start_plan("pair", &unplanned).unwrap();
     clock.advance(minutes(10));
-    assert_eq!(item(&s, "a").protection_state, "UnplannedFailoverCommitPendingStatesBegin");
+    assert_eq!(
+        item(&s, "a").protection_state,
+        "UnplannedFailoverCommitPendingStatesBegin"
+    );
     let cancel = s
         .start_plan("pair", &PlanRequest::new(PlanAction::CancelFailover))
         .unwrap();
@@ -226,16 +277,24 @@ fn a_failover_cancel_takes_the_members_back_to_their_source() {
     assert_eq!(s.plan_job(&cancel.id).unwrap().state, JobState::Succeeded);
     for vm in ["a", "b"] {
         let i = item(&s, vm);
-        assert_eq!((i.protection_state.as_str(), i.active_location), ("Protected", Site::Primary));
+        assert_eq!(
+            (i.protection_state.as_str(), i.active_location),
+            ("Protected", Site::Primary)
+        );
     }
-    assert_eq!(s.plan("pair").unwrap().last_unplanned_failover, Some(Timestamp(6 * 60 * 1000)));
+    assert_eq!(
+        s.plan("pair").unwrap().last_unplanned_failover,
+        Some(Timestamp(6 * 60 * 1000))
+    );
 }
 
 #[test]
 fn what_if_fails_the_first_task_of_the_chosen_plan_job() {
     let (s, clock) = sim();
     s.fail_job(1);
-    let job = s.start_plan("pair", &failover(Direction::PrimaryToRecovery)).unwrap();
+    let job = s
+        .start_plan("pair", &failover(Direction::PrimaryToRecovery))
+        .unwrap();
     clock.advance(minutes(10));
     let job = s.plan_job(&job.id).unwrap();
     assert_eq!(job.errors[0].code, "WhatIfFault");
@@ -245,10 +304,15 @@ fn what_if_fails_the_first_task_of_the_chosen_plan_job() {
 #[test]
 fn only_a_suspended_job_resumes_and_only_a_failed_one_restarts() {
     let (s, _clock) = sim();
-    let job = s.start_plan("pair", &failover(Direction::PrimaryToRecovery)).unwrap();
+    let job = s
+        .start_plan("pair", &failover(Direction::PrimaryToRecovery))
+        .unwrap();
     let err = s.resume_job(&job.id).unwrap_err();
     assert!(format!("{err:?}").contains("not Suspended"), "{err:?}");
-    assert!(matches!(s.resume_job("nope"), Err(BackendError::UnknownJob(_))));
+    assert!(matches!(
+        s.resume_job("nope"),
+        Err(BackendError::UnknownJob(_))
+    ));
     let err = block_on(s.restart_job(&job.id)).unwrap_err();
     assert!(format!("{err:?}").contains("only a failed job"), "{err:?}");
 }
@@ -268,6 +332,9 @@ fn a_restart_runs_a_failed_items_operation_again_as_a_new_job() {
     assert_ne!(again, refused.id);
     clock.advance(minutes(2));
     let done = block_on(s.job(&again)).unwrap();
-    assert_eq!((done.operation, done.state), (Operation::Commit, JobState::Succeeded));
+    assert_eq!(
+        (done.operation, done.state),
+        (Operation::Commit, JobState::Succeeded)
+    );
     assert_eq!(item(&s, "a").protection_state, "PlannedFailoverCommitted");
 }

@@ -4,7 +4,9 @@
 
 use super::plan_jobs::PlanJob;
 use super::{SimItem, Simulator, State};
-use crate::backend::{BackendError, Direction, JobState, Operation, OperationRequest, ServiceError};
+use crate::backend::{
+    BackendError, Direction, JobState, Operation, OperationRequest, ServiceError,
+};
 use crate::clock::Timestamp;
 use std::time::Duration;
 
@@ -67,7 +69,8 @@ impl PlanAction {
 
     /// The job's `scenarioName`.
     pub fn scenario(self) -> &'static str {
-        self.operation().map_or("CancelFailover", Operation::scenario)
+        self.operation()
+            .map_or("CancelFailover", Operation::scenario)
     }
 
     /// The name in the plan's `allowedOperations`.
@@ -232,7 +235,11 @@ impl State {
     }
 
     /// Why `request` cannot start on the plan of `groups`: the first member that refuses.
-    pub(super) fn plan_refusal(&self, groups: &[Vec<String>], request: &PlanRequest) -> Option<String> {
+    pub(super) fn plan_refusal(
+        &self,
+        groups: &[Vec<String>],
+        request: &PlanRequest,
+    ) -> Option<String> {
         groups.iter().enumerate().find_map(|(i, group)| {
             group.iter().find_map(|vm| {
                 let item = self.items.get(vm)?;
