@@ -33,7 +33,8 @@ fn start_server_with(inventory: &Inventory, options: ServerOptions) -> (SocketAd
     crate::common::serve(sim, options)
 }
 
-fn target(addr: SocketAddr) -> TargetConfig {
+/// A target on the test server (any subscription, group and vault; quick polls).
+pub(crate) fn target(addr: SocketAddr) -> TargetConfig {
     TargetConfig {
         poll_min: "20ms".into(),
         ..TargetConfig::new(

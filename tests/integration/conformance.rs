@@ -6,7 +6,7 @@
 
 use crate::common::{root, text};
 use runbook::backend::azure::auth::Credential;
-use runbook::backend::azure::{Azure, TargetConfig};
+use runbook::backend::azure::Azure;
 use runbook::backend::inventory::Inventory;
 use runbook::backend::sim::Simulator;
 use runbook::clock::{Clock, RealClock};
@@ -83,15 +83,7 @@ fn microsofts_python_sdk_runs_the_seed_flow_against_the_server() {
     // from the plans the SDK failed over and back) fail over, commit and replicate back.
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("plan.rhai"), OURS).unwrap();
-    let target = TargetConfig {
-        poll_min: "20ms".into(),
-        ..TargetConfig::new(
-            "00000000-0000-0000-0000-0000000000aa",
-            "dr-rg",
-            "dr-vault",
-            &format!("http://{addr}"),
-        )
-    };
+    let target = crate::azure::target(addr);
     let azure = Azure::new(&target, Credential::Static(TOKEN.into())).unwrap();
     let (outcome, _) = run_on(
         &RunOptions::unattended(dir.path().join("plan.rhai")),
