@@ -1,7 +1,13 @@
 //! `runbook simulator serve`: the in-process simulator behind an HTTP server that speaks the
 //! ASR REST API (the same paths, api-version, 202 with `Location`/`Azure-AsyncOperation`/
 //! `Retry-After`/`x-ms-request-id`, job resources, ARM error bodies, bearer-token checks), so
-//! the `azure` backend is tested over real HTTP and teams can rehearse against it.
+//! the `azure` backend is tested over real HTTP and teams can rehearse against it with any
+//! ARM client (Microsoft's Python SDK passes: see tests/conformance/).
+//!
+//! Long-running operations are served as ARM clients follow them (see `operations.rs`):
+//! `replicationOperationStatus/{op}` and the action's `operationresults/{op}`, with the
+//! request's api-version in every link. Recovery plans are listed, read and acted on (one
+//! job per plan action, run group by group: see `backend::sim`).
 //!
 //! Beyond the ASR paths it has:
 //! - a client-credentials token endpoint, `POST /{tenant}/oauth2/v2.0/token` (see [`auth`]);
