@@ -49,8 +49,8 @@ fn quoted(text: &str) -> String {
 pub struct Estate {
     pub items: Vec<Item>,
     pub providers: Vec<Provider>,
-    /// Each plan's name and members, by name.
-    pub plans: Vec<(String, Vec<String>)>,
+    /// Each plan's name and its groups' members, in boot order, by name.
+    pub plans: Vec<(String, Vec<Vec<String>>)>,
 }
 
 /// Reads the items, providers and recovery plans of a backend.
@@ -85,12 +85,19 @@ impl Estate {
                 ));
             }
         }
-        if !self.plans.is_empty() {
-            out.push_str("\n[plans]\n");
-            for (name, members) in &self.plans {
-                let members: Vec<String> = members.iter().map(|m| quoted(m)).collect();
-                out.push_str(&format!("{} = [{}]\n", quoted(name), members.join(", ")));
-            }
+        for (name, groups) in &self.plans {
+            let groups: Vec<String> = groups
+                .iter()
+                .map(|g| {
+                    let members: Vec<String> = g.iter().map(|m| quoted(m)).collect();
+                    format!("[{}]", members.join(", "))
+                })
+                .collect();
+            out.push_str(&format!(
+                "\n[plans.{}]\ngroups = [{}]\n",
+                quoted(name),
+                groups.join(", ")
+            ));
         }
         for item in &self.items {
             out.push_str(&format!("\n[[items]]\nname = {}\n", quoted(&item.name)));
@@ -153,7 +160,7 @@ mod tests {
                 })
                 .collect()
         };
-        assert_eq!(view(&items2), view(&items));
+        assert_eq!(view(items2), view(items));
         assert_eq!(providers2, providers);
         assert!(!estate.plans.is_empty(), "the example has recovery plans");
         assert_eq!(estate2.plans, estate.plans);

@@ -27,9 +27,27 @@ struct File {
     #[serde(default)]
     durations: BTreeMap<Spanned<String>, Spanned<String>>,
     #[serde(default)]
-    plans: BTreeMap<String, Vec<String>>,
+    plans: BTreeMap<String, PlanSpec>,
     #[serde(default)]
     items: Vec<ItemSpec>,
+}
+
+/// A recovery plan in the inventory: a list of items (one group), or its groups in boot
+/// order.
+#[derive(Debug, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "a list of item names (one group), or a table with `groups = [[\"a\"], [\"b\", \"c\"]]` (groups in boot order)"
+)]
+enum PlanSpec {
+    Members(Vec<String>),
+    Groups(GroupsSpec),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GroupsSpec {
+    groups: Vec<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -166,6 +184,24 @@ pub struct ItemSeed {
     pub fail_message: Option<String>,
 }
 
+/// A recovery plan: its groups of items, booted (failed over, committed...) one group after
+/// the other, the members of a group together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanSeed {
+    pub groups: Vec<Vec<String>>,
+}
+
+impl PlanSeed {
+    /// Every member, in boot order.
+    pub fn members(&self) -> impl Iterator<Item = &String> {
+        self.groups.iter().flatten()
+    }
+}
+
+/// ASR's limits on a recovery plan.
+const PLAN_GROUPS: usize = 7;
+const PLAN_ITEMS: usize = 100;
+
 /// A site's VMM server.
 #[derive(Debug, Clone)]
 pub struct SiteSeed {
@@ -195,7 +231,7 @@ pub struct Inventory {
     pub start: Timestamp,
     pub primary: SiteSeed,
     pub recovery: SiteSeed,
-    pub plans: BTreeMap<String, Vec<String>>,
+    pub plans: BTreeMap<String, PlanSeed>,
     /// How long operations take on items that do not say (`[durations]` over the built-in
     /// figures).
     pub durations: Durations,
@@ -369,16 +405,13 @@ impl Inventory {
                 fail_message: spec.fail_message,
             });
         }
-        for (plan, members) in &file.plans {
-            if let Some(missing) = members.iter().find(|m| !names.contains(*m)) {
-                let at = text.find(&format!("\"{missing}\""));
-                return Err(bad(
-                    format!("recovery plan `{plan}` names `{missing}`, which is not an item"),
-                    at.map(|a| a..a + missing.len() + 2),
-                ));
-            }
+        for (plan, spec) in file.plans {
+            let seed = plan_seed(&plan, spec, &names, text).map_err(|(message, at)| {
+                let at = at.or_else(|| text.find(&plan).map(|a| a..a + plan.len()));
+                bad(message, at)
+            })?;
+            inv.plans.insert(plan, seed);
         }
-        inv.plans = file.plans;
         inv.durations = defaults;
         inv.index = Arc::new(
             items
@@ -390,6 +423,66 @@ impl Inventory {
         inv.items = Arc::from(items);
         Ok(inv)
     }
+}
+
+/// A plan's groups, checked: members that are items, each once, within ASR's limits. An
+/// error carries where its member is quoted in `text`, if it is about one.
+fn plan_seed(
+    plan: &str,
+    spec: PlanSpec,
+    items: &BTreeSet<String>,
+    text: &str,
+) -> Result<PlanSeed, (String, Option<std::ops::Range<usize>>)> {
+    let quoted = |member: &str| {
+        text.find(&format!("\"{member}\""))
+            .map(|a| a..a + member.len() + 2)
+    };
+    let groups = match spec {
+        PlanSpec::Members(members) => vec![members],
+        PlanSpec::Groups(g) => g.groups,
+    };
+    if groups.is_empty() || groups.iter().any(Vec::is_empty) {
+        return Err((
+            format!(
+                "recovery plan `{plan}` has an empty group; every group needs at least one item"
+            ),
+            None,
+        ));
+    }
+    if groups.len() > PLAN_GROUPS {
+        return Err((
+            format!(
+                "recovery plan `{plan}` has {} groups; ASR allows at most {PLAN_GROUPS}",
+                groups.len()
+            ),
+            None,
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    for member in groups.iter().flatten() {
+        if !items.contains(member) {
+            return Err((
+                format!("recovery plan `{plan}` names `{member}`, which is not an item"),
+                quoted(member),
+            ));
+        }
+        if !seen.insert(member.as_str()) {
+            return Err((
+                format!("recovery plan `{plan}` lists `{member}` twice; an item is in one group of a plan"),
+                quoted(member),
+            ));
+        }
+    }
+    if seen.len() > PLAN_ITEMS {
+        return Err((
+            format!(
+                "recovery plan `{plan}` has {} items; ASR allows at most {PLAN_ITEMS}",
+                seen.len()
+            ),
+            None,
+        ));
+    }
+    Ok(PlanSeed { groups })
 }
 
 fn op_names() -> String {
@@ -433,7 +526,7 @@ mod tests {
         assert!(inv
             .plans
             .values()
-            .flatten()
+            .flat_map(PlanSeed::members)
             .all(|m| inv.items.iter().any(|i| &i.name == m)));
     }
 
@@ -468,5 +561,37 @@ mod tests {
         let d = inv.items[0].durations;
         assert_eq!(d.get(Operation::Commit), Duration::from_secs(60));
         assert_eq!(d.get(Operation::PlannedFailover), Duration::from_secs(1200));
+    }
+
+    #[test]
+    fn plans_are_a_list_of_items_or_groups_in_boot_order() {
+        let items = "[[items]]\nname = \"a\"\n[[items]]\nname = \"b\"\n[[items]]\nname = \"c\"\n";
+        let text = format!("[plans]\nflat = [\"a\", \"b\"]\n[plans.tiers]\ngroups = [[\"c\"], [\"a\", \"b\"]]\n{items}");
+        let inv = Inventory::parse(&text, "x").unwrap();
+        assert_eq!(inv.plans["flat"].groups, vec![vec!["a", "b"]]);
+        assert_eq!(inv.plans["tiers"].groups, vec![vec!["c"], vec!["a", "b"]]);
+        assert_eq!(
+            inv.plans["tiers"].members().collect::<Vec<_>>(),
+            ["c", "a", "b"]
+        );
+        for (plans, wanted, at) in [
+            ("[plans]\np = [\"a\", \"zz\"]\n", "names `zz`, which is not an item", "\"zz\""),
+            ("[plans.p]\ngroups = [[\"a\"], [\"b\", \"a\"]]\n", "lists `a` twice", "\"a\""),
+            ("[plans.p]\ngroups = [[\"a\"], []]\n", "has an empty group", "p"),
+            ("[plans]\np = []\n", "has an empty group", "p"),
+            ("[plans.p]\ngroups = [[\"a\"], [\"b\"], [\"c\"], [\"a\"], [\"a\"], [\"a\"], [\"a\"], [\"a\"]]\n", "8 groups; ASR allows at most 7", "p"),
+            ("[plans.p]\ngroup = [[\"a\"]]\n", "a list of item names (one group), or a table with `groups", "group"),
+            ("[plans]\np = \"a\"\n", "a list of item names", "\"a\""),
+        ] {
+            let text = format!("{plans}{items}");
+            let err = Inventory::parse(&text, "inv.toml").unwrap_err();
+            let Error::Config { message, span, .. } = err else {
+                panic!("wrong error")
+            };
+            assert!(message.contains(wanted), "{plans}: {message}");
+            let span = span.expect("a location");
+            let shown = &text[span.offset()..span.offset() + span.len()];
+            assert!(shown.contains(at), "{plans}: points at {shown:?}");
+        }
     }
 }

@@ -396,8 +396,8 @@ pub trait Backend: Send + Sync {
     async fn item(&self, name: &str) -> Result<Item, BackendError>;
     /// Members of a server-side recovery plan.
     async fn plan_members(&self, plan: &str) -> Result<Vec<String>, BackendError>;
-    /// Every server-side recovery plan with its members, by name.
-    async fn plans(&self) -> Result<Vec<(String, Vec<String>)>, BackendError>;
+    /// Every server-side recovery plan: its name and its groups' members, in boot order.
+    async fn plans(&self) -> Result<Vec<(String, Vec<Vec<String>>)>, BackendError>;
     async fn start(&self, vm: &str, request: &OperationRequest) -> Result<JobInfo, BackendError>;
     async fn job(&self, id: &str) -> Result<JobInfo, BackendError>;
     /// The job that a start of `request` (recognised by its `key`) created, if the service

@@ -213,8 +213,12 @@ fn at_service(text: &str) -> Vec<(String, OperationRequest)> {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("probe.rhai"), text).unwrap();
     let opts = RunOptions::unattended(dir.path().join("probe.rhai"));
-    let (outcome, _) = run_on(&opts, Venue::service(Arc::new(azure), "the probe".into()), false)
-        .expect("the probe runs");
+    let (outcome, _) = run_on(
+        &opts,
+        Venue::service(Arc::new(azure), "the probe".into()),
+        false,
+    )
+    .expect("the probe runs");
     assert!(outcome.failure.is_none(), "{text}: {:?}", outcome.failure);
     sim.received()
         .into_iter()

@@ -114,7 +114,7 @@ impl Backend for Azure {
         self.members_of(plan).await
     }
 
-    async fn plans(&self) -> Result<Vec<(String, Vec<String>)>, BackendError> {
+    async fn plans(&self) -> Result<Vec<(String, Vec<Vec<String>>)>, BackendError> {
         self.read_plans().await
     }
 

@@ -71,8 +71,9 @@ impl Azure {
             .collect())
     }
 
-    /// Every recovery plan of the vault (paged) with its members' names.
-    pub(crate) async fn read_plans(&self) -> Result<Vec<(String, Vec<String>)>, BackendError> {
+    /// Every recovery plan of the vault (paged): its name and its groups' members' names, in
+    /// boot order (the groups without protected items, such as Shutdown, left out).
+    pub(crate) async fn read_plans(&self) -> Result<Vec<(String, Vec<Vec<String>>)>, BackendError> {
         let mut plans = Vec::new();
         let mut pages = Pages::new("replicationRecoveryPlans");
         while let Some(path) = pages.next()? {
@@ -84,8 +85,14 @@ impl Azure {
         Ok(plans
             .into_iter()
             .map(|plan| {
-                let names = members(&plan, &by_id);
-                (plan.name, names)
+                let groups = plan
+                    .properties
+                    .groups
+                    .iter()
+                    .map(|g| names_of(&g.replication_protected_items, &by_id))
+                    .filter(|g| !g.is_empty())
+                    .collect();
+                (plan.name, groups)
             })
             .collect())
     }
@@ -178,7 +185,14 @@ fn members(plan: &wire::RecoveryPlan, by_id: &HashMap<String, String>) -> Vec<St
     plan.properties
         .groups
         .iter()
-        .flat_map(|g| g.replication_protected_items.iter())
+        .flat_map(|g| names_of(&g.replication_protected_items, by_id))
+        .collect()
+}
+
+/// The names of `items` (a plan group's), as far as the vault knows them.
+fn names_of(items: &[wire::PlanMember], by_id: &HashMap<String, String>) -> Vec<String> {
+    items
+        .iter()
         .filter_map(|m| by_id.get(&m.id.to_lowercase()).cloned())
         .collect()
 }
