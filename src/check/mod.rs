@@ -27,13 +27,20 @@ pub struct DryRun {
     /// Simulated time from the first to the last moment of the run.
     #[serde(serialize_with = "secs")]
     pub simulated: Duration,
-    /// Jobs the runbook started.
+    /// Jobs the runbook started (skipped calls included).
     pub jobs: usize,
+    /// Calls that issued nothing: the VM was already where they take it.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub skipped: usize,
     /// Whether the runbook ran to its end.
     pub completed: bool,
     /// Whether the runbook named any VM.
     #[serde(skip)]
     pub names_used: bool,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -302,6 +309,7 @@ impl Session {
         let dry = DryRun {
             simulated: self.host.elapsed(),
             jobs: self.host.job_count(),
+            skipped: self.host.skipped_count(),
             completed,
             names_used: self.host.names_used(),
         };

@@ -280,6 +280,15 @@ fn a_re_run_against_an_estate_already_failed_over_skips_and_converges() {
         runbook::plan::Outcome::Planned(plan) => plan,
         runbook::plan::Outcome::Rejected(report) => panic!("{:?}", report.findings),
     };
+    let report = check_text(
+        "runbooks/site-failover.rhai",
+        &text,
+        Some(&root().join("runbooks")),
+        Some(&inv),
+    );
+    let dry = report.dry_run.expect("a dry run");
+    assert!(report.findings.is_empty(), "{:?}", report.findings);
+    assert_eq!((dry.jobs, dry.skipped), (18, 18));
     assert_eq!(plan.operations.len(), 18);
     assert!(
         plan.operations.iter().all(|s| s.result == "Skipped"),

@@ -206,6 +206,12 @@ impl Host {
         self.state.borrow().jobs.len()
     }
 
+    /// How many calls issued nothing because the VM was already where they take it.
+    pub fn skipped_count(&self) -> usize {
+        let st = self.state.borrow();
+        st.jobs.iter().filter(|r| r.info.skipped.is_some()).count()
+    }
+
     pub fn approvals(&self) -> Vec<Approval> {
         self.state.borrow().approvals.clone()
     }
