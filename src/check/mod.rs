@@ -14,12 +14,16 @@ use crate::script::engine;
 use crate::script::errors::parse_finding;
 use crate::script::exec::Exec;
 use crate::script::host::{Host, Mode};
+use crate::script::limits::TimeLimit;
 use crate::script::observer::{Observer, Quiet};
 use crate::script::resolver::Resolver;
 use std::path::Path;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// How long checking one runbook may take unless `--time-limit` or `runbook.toml` says.
+pub const TIME_LIMIT: Duration = Duration::from_secs(10);
 
 /// What the dry run did.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -82,10 +86,40 @@ pub fn inventory_for(runbook: &Path, explicit: Option<&Path>) -> Result<Option<I
 /// Checks a runbook file. I/O and configuration problems are errors (exit 2); problems in
 /// the runbook are findings in the report.
 pub fn check_file(path: &Path, inventory: Option<&Inventory>) -> Result<Report, Error> {
+    check_file_within(path, inventory, TimeLimit::from_now(TIME_LIMIT))
+}
+
+/// [`check_file`] within `limit`: a dry run still going when it passes stops with RB119.
+pub fn check_file_within(
+    path: &Path,
+    inventory: Option<&Inventory>,
+    limit: TimeLimit,
+) -> Result<Report, Error> {
     let text = read_text(path)?;
     let name = crate::paths::display(path);
     let root = crate::paths::folder_of(path);
-    Ok(check_text(&name, &text, Some(&root), inventory))
+    Ok(check_text_within(
+        &name,
+        &text,
+        Some(&root),
+        inventory,
+        limit,
+    ))
+}
+
+/// [`check_text`] within `limit`.
+pub fn check_text_within(
+    name: &str,
+    text: &str,
+    root: Option<&Path>,
+    inventory: Option<&Inventory>,
+    limit: TimeLimit,
+) -> Report {
+    let watch = Watch {
+        limit: Some(limit),
+        ..Watch::default()
+    };
+    check_with(name, text, root, inventory, &watch).0
 }
 
 /// Checks runbook `text` named `name`, with imports resolved in `root`.
@@ -110,6 +144,8 @@ pub(crate) struct Watch<'a> {
     pub traced: bool,
     /// The dry run's observer (default: one that discards everything).
     pub observer: Option<&'a MakeObserver<'a>>,
+    /// When the dry runs must stop (default: [`TIME_LIMIT`] from the start of the check).
+    pub limit: Option<TimeLimit>,
 }
 
 /// [`check_text`], also returning the session of the dry run that produced the findings
@@ -143,6 +179,9 @@ pub(crate) fn check_with(
         root,
         inventory,
         call_stack: watch.traced,
+        limit: watch
+            .limit
+            .unwrap_or_else(|| TimeLimit::from_now(TIME_LIMIT)),
     };
     let session = Session::new(&setup, &Variant::default(), watch.observer);
     let engine = &session.engine;
@@ -171,9 +210,12 @@ pub(crate) fn check_with(
         None
     } else {
         let (mut found, mut dry) = session.dry_run(&ast);
-        let runaway = found
-            .iter()
-            .any(|f| matches!(f.code, Code::OperationLimit | Code::ResourceLimit));
+        let runaway = found.iter().any(|f| {
+            matches!(
+                f.code,
+                Code::OperationLimit | Code::ResourceLimit | Code::TimeLimit
+            )
+        });
         if !watch.traced && !runaway && found.iter().any(|f| f.location.is_some()) {
             // Findings at a place: run again with Rhai's call stack kept (deterministic, on
             // the same virtual clock), so each names the chain of calls that led to it. Clean
@@ -217,6 +259,8 @@ pub(crate) struct Setup<'a> {
     pub root: Option<&'a Path>,
     pub inventory: Option<&'a Inventory>,
     pub call_stack: bool,
+    /// When every dry run of this check must stop.
+    pub limit: TimeLimit,
 }
 
 /// How a what-if dry run differs from the plain one.
@@ -271,7 +315,8 @@ impl Session {
             setup.name,
         ));
         let resolver = Resolver::new(setup.root);
-        let engine = engine::build(host.clone(), resolver.clone(), setup.call_stack);
+        let mut engine = engine::build(host.clone(), resolver.clone(), setup.call_stack);
+        engine::watch(&mut engine, host.clone(), Some(setup.limit));
         Session {
             host,
             resolver,

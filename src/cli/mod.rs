@@ -104,6 +104,11 @@ pub enum Command {
         /// unreachable, and report failures the runbook does not handle.
         #[arg(long)]
         what_if: bool,
+        /// How long checking one file may take, its dry runs and what-if scenarios together
+        /// (e.g. 30s; default: `[check] time_limit` of runbook.toml, else 10s). A file that
+        /// takes longer is reported as RB119.
+        #[arg(long, value_name = "DURATION", value_parser = time_limit)]
+        time_limit: Option<std::time::Duration>,
     },
     /// Show the dry run as a plan: operations in time and in parallel lanes, each VM's
     /// state before and after, manual steps, and the estimated recovery time.
@@ -213,12 +218,14 @@ fn dispatch(command: Command, color: bool) -> Result<i32, Error> {
             deny_warnings,
             format,
             what_if,
+            time_limit,
         } => check::check_files(
             &files,
             inventory.as_deref(),
             deny_warnings,
             format,
             what_if,
+            time_limit,
             color,
         ),
         Command::Plan {
@@ -334,6 +341,11 @@ fn dispatch(command: Command, color: bool) -> Result<i32, Error> {
         Command::Explain { code } => explain::explain(code.as_deref()),
         Command::Runs(command) => runs::dispatch(command, color),
     }
+}
+
+/// `--time-limit`: a duration such as `10s` or `500ms`.
+fn time_limit(text: &str) -> Result<std::time::Duration, String> {
+    crate::clock::parse_duration(text)
 }
 
 /// `runbook api`: the markdown reference on stdout, or the definition files in `dir`.

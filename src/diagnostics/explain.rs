@@ -378,6 +378,24 @@ while job.state != "Succeeded" { }
             ),
             fix: demo(PLANNED_FAILOVER),
         },
+        Code::TimeLimit => Explanation {
+            detects: "`runbook check` gives each file a wall-clock budget, its dry run and its \
+                what-if scenarios together: 10 s, or `--time-limit`, or `[check] time_limit` \
+                in runbook.toml. A dry run still going when it runs out stops where it was \
+                running; what-if scenarios not yet run are counted as not run. A loop that \
+                makes each step slower (a string or list that keeps growing) is the usual \
+                cause: it may never reach the operation limit (RB109).",
+            example: demo(
+                r#"let web = vm("web-01");
+let job = failover(web, #{ kind: "planned" });
+let polls = "";
+while job.state != "Succeeded" {
+    polls += 1; // one more mark per poll: each step copies all the marks before it
+}
+"#,
+            ),
+            fix: demo(PLANNED_FAILOVER),
+        },
         Code::ResourceLimit => Explanation {
             detects: "Call depth, expression depth, string, array and map sizes and the number \
                 of modules are limited. Recursion without an end is the usual cause.",

@@ -119,14 +119,7 @@ pub fn build(host: Rc<Host>, resolver: Resolver, call_stack: bool) -> Engine {
     engine.on_print(move |text| h.observer().print(text));
     let h = host.clone();
     engine.on_debug(move |text, _, _| h.observer().print(text));
-    let h = host.clone();
-    engine.on_progress(move |ops| {
-        if ops % 4096 == 0 && h.is_interrupted() {
-            Some("interrupted".into())
-        } else {
-            None
-        }
-    });
+    watch(&mut engine, host.clone(), None);
     if call_stack {
         host.keep_call_stack();
         #[allow(deprecated)] // rhai marks this API volatile, not deprecated; rhai is pinned
@@ -138,4 +131,18 @@ pub fn build(host: Rc<Host>, resolver: Resolver, call_stack: bool) -> Engine {
     engine.set_default_tag(Dynamic::from(host));
     engine.set_module_resolver(resolver);
     engine
+}
+
+/// Stops the script every few thousand operations when the operator interrupted the run,
+/// or once `limit` has passed (with the limit as the termination token).
+pub fn watch(engine: &mut Engine, host: Rc<Host>, limit: Option<limits::TimeLimit>) {
+    engine.on_progress(move |ops| {
+        if ops % 1024 != 0 {
+            return None;
+        }
+        if let Some(limit) = limit.filter(limits::TimeLimit::passed) {
+            return Some(Dynamic::from(limit));
+        }
+        host.is_interrupted().then(|| "interrupted".into())
+    });
 }

@@ -173,7 +173,17 @@ pub fn runtime_finding(
                 // Ours: it has its own place and chain.
                 return found;
             }
-            if matches!(err, EvalAltResult::ErrorTerminated(..)) {
+            if let Some(limit) = value.read_lock::<limits::TimeLimit>() {
+                Finding::new(
+                    Code::TimeLimit,
+                    format!(
+                        "checking the runbook took longer than its time limit of {}",
+                        crate::clock::human(limit.allowed)
+                    ),
+                )
+                .label("still running here")
+                .help("a loop that never ends, or one that grows a string or a list? bound it; a large runbook that is just slow to check can have more time with `check --time-limit 30s` or `[check] time_limit = \"30s\"` in runbook.toml")
+            } else if matches!(err, EvalAltResult::ErrorTerminated(..)) {
                 Finding::new(Code::Interrupted, "the run was interrupted").help("no new operation was issued after the interrupt")
             } else {
                 Finding::new(Code::ScriptError, format!("the runbook threw: {value}"))

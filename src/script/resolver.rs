@@ -128,10 +128,12 @@ impl Resolver {
                 crate::paths::display(&file)
             )
         })?;
-        if !real.starts_with(root) {
+        if crate::files::resolve_inside(&real, root).is_err() {
             return Err(format!("`{path}` resolves outside the runbook's folder (through a link); it cannot be imported"));
         }
-        let text = crate::config::read_text(&real).map_err(|e| e.to_string())?;
+        let text = crate::files::read_inside(&real, root)
+            .and_then(|text| crate::files::fits_positions(&file, &text).map(|()| text))
+            .map_err(|e| e.to_string())?;
         let name = crate::paths::display(&file);
         self.remember(path, &name, &text, false);
         self.0.files.borrow_mut().insert(name.clone(), Some(real));

@@ -10,6 +10,7 @@ mod durable;
 mod explain;
 mod fixtures;
 mod formats;
+mod hostile;
 mod plan;
 mod reports;
 mod runbooks;
