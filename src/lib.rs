@@ -18,6 +18,11 @@
 //! Dependencies point one way: `cli` uses `plan`, `check` and `run`; `plan` uses `check`;
 //! those use `script`, which uses `backend`; everything uses `diagnostics`.
 
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+
+#[macro_use]
+mod output;
+
 pub mod backend;
 pub mod check;
 pub mod cli;

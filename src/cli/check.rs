@@ -75,12 +75,12 @@ pub(super) fn check_files(
             }
             Err(e) => {
                 // A file that cannot be read does not stop the others from being checked.
-                eprint!("{}", e.render(color));
+                err!("{}", e.render(color));
                 code = code.max(e.exit_code());
                 summary.unreadable += 1;
                 let unreadable = unreadable(&path, &e);
                 if matches!(format, Format::Github) {
-                    println!("{}", github::file_error(&unreadable));
+                    outln!("{}", github::file_error(&unreadable));
                 }
                 Err(unreadable)
             }
@@ -90,7 +90,7 @@ pub(super) fn check_files(
         }
     }
     match format {
-        Format::Human | Format::Short | Format::Github => println!("{summary}"),
+        Format::Human | Format::Short | Format::Github => outln!("{summary}"),
         Format::Json => print_document(&json_document(&outcomes, &summary), &summary),
         Format::Sarif => print_document(&sarif_document(&outcomes, &summary), &summary),
     }
@@ -190,25 +190,25 @@ fn print_report(report: &Report, scenarios: Option<&WhatIf>, format: Format, col
     match format {
         Format::Human => {
             for f in &report.findings {
-                println!(
+                outln!(
                     "{}",
                     render(f, &report.sources, RenderOptions { color, width: 100 })
                 );
             }
             if let Some(w) = scenarios {
-                print!("{}", whatif::summary(w));
+                out!("{}", whatif::summary(w));
             }
-            println!("{}", verdict(report));
+            outln!("{}", verdict(report));
         }
         Format::Short => {
             for f in &report.findings {
-                println!("{}", summary_line(f));
+                outln!("{}", summary_line(f));
             }
-            println!("{}", verdict(report));
+            outln!("{}", verdict(report));
         }
         Format::Github => {
             for f in &report.findings {
-                println!("{}", github::command(f, &report.sources, &report.name));
+                outln!("{}", github::command(f, &report.sources, &report.name));
             }
         }
         Format::Json | Format::Sarif => {}
@@ -217,11 +217,11 @@ fn print_report(report: &Report, scenarios: Option<&WhatIf>, format: Format, col
 
 /// A machine-readable document on stdout, and the summary line on stderr.
 fn print_document(document: &serde_json::Value, summary: &Summary) {
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(document).unwrap_or_default()
     );
-    eprintln!("{summary}");
+    errln!("{summary}");
 }
 
 /// `{"files": [...], "summary": {...}}`: for each file its counts, the dry run, every

@@ -188,6 +188,8 @@ pub fn main() -> i32 {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
+        // It would report a closed stderr with `eprintln!`, which panics on it.
+        .log_internal_errors(false)
         .init();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -204,7 +206,7 @@ pub fn main() -> i32 {
     match dispatch(cli.command, color) {
         Ok(code) => code,
         Err(e) => {
-            eprint!("{}", e.render(color));
+            err!("{}", e.render(color));
             e.exit_code()
         }
     }
@@ -258,6 +260,7 @@ fn dispatch(command: Command, color: bool) -> Result<i32, Error> {
                     )));
                 }
             }
+            crate::output::survive_hangup();
             run::run(&RunOptions {
                 path: file,
                 target,
@@ -310,7 +313,7 @@ fn dispatch(command: Command, color: bool) -> Result<i32, Error> {
         }
         Command::Status { target } => {
             let (items, _) = estate_of(&target)?;
-            println!("{}", crate::estate::status_table(&items));
+            outln!("{}", crate::estate::status_table(&items));
             Ok(exit::OK)
         }
         Command::Inventory {
@@ -327,13 +330,13 @@ fn dispatch(command: Command, color: bool) -> Result<i32, Error> {
             match output {
                 Some(path) => {
                     std::fs::write(&path, text).map_err(|e| Error::io(&path, &e))?;
-                    eprintln!(
+                    errln!(
                         "wrote {} ({} items)",
                         crate::paths::display(&path),
                         items.len()
                     );
                 }
-                None => print!("{text}"),
+                None => out!("{text}"),
             }
             Ok(exit::OK)
         }
@@ -351,7 +354,7 @@ fn time_limit(text: &str) -> Result<std::time::Duration, String> {
 /// `runbook api`: the markdown reference on stdout, or the definition files in `dir`.
 fn api(definitions: Option<&std::path::Path>) -> Result<i32, Error> {
     let Some(dir) = definitions else {
-        print!("{}", registry::markdown_table());
+        out!("{}", registry::markdown_table());
         return Ok(exit::OK);
     };
     let written = crate::script::definitions::write(dir)?;
@@ -360,7 +363,7 @@ fn api(definitions: Option<&std::path::Path>) -> Result<i32, Error> {
         .filter_map(|p| p.file_name())
         .map(|n| n.to_string_lossy().into_owned())
         .collect();
-    eprintln!(
+    errln!(
         "wrote {} definition files to {}: {}",
         written.len(),
         crate::paths::display(dir),
@@ -401,7 +404,7 @@ fn serve(
         let clock: Arc<dyn Clock> = Arc::new(RealClock::new(speed));
         let sim = Arc::new(Simulator::new(&inventory, clock, false));
         let server = crate::simulator::Server::with_options(sim, options);
-        eprintln!(
+        errln!(
             "ASR simulator ({}) at {speed}x on http://{local}: use a [targets.NAME] with endpoint = \"http://{local}\" and any subscription, resource_group and vault; clients send the bearer token given with --token. Ctrl-C stops it.",
             inventory.origin
         );
@@ -410,7 +413,7 @@ fn serve(
         })
         .await
         .map_err(|e| Error::Usage(format!("the server stopped: {e}")))?;
-        eprintln!("simulator stopped");
+        errln!("simulator stopped");
         Ok(exit::OK)
     })
 }

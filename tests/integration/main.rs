@@ -11,6 +11,7 @@ mod explain;
 mod fixtures;
 mod formats;
 mod hostile;
+mod pipes;
 mod plan;
 mod reports;
 mod runbooks;
