@@ -8,10 +8,10 @@ use crate::backend::inventory::Inventory;
 use crate::backend::sim::Simulator;
 use crate::clock::{Clock, VirtualClock};
 use crate::config::{read_text, Config};
-use crate::diagnostics::{sort_and_dedup, Code, Finding, Severity, Sources};
+use crate::diagnostics::{sort_and_dedup, Code, Finding, Location, Severity, Sources};
 use crate::error::Error;
 use crate::script::engine;
-use crate::script::errors::parse_finding;
+use crate::script::errors::parse_error;
 use crate::script::exec::Exec;
 use crate::script::host::{Host, Mode};
 use crate::script::limits::TimeLimit;
@@ -161,6 +161,8 @@ pub(crate) fn check_with(
     let mut sources = Sources::default();
     sources.insert(source.clone(), text);
     let mut findings = Vec::new();
+    // Where findings about the whole file point: its start.
+    let start = Some(Location::new(source.clone(), 1, 1, 0));
     let report = |findings, sources| Report {
         name: name.to_string(),
         findings,
@@ -170,6 +172,7 @@ pub(crate) fn check_with(
     if text.trim().is_empty() {
         findings.push(
             Finding::new(Code::EmptyRunbook, format!("{name} is empty"))
+                .at(start.clone())
                 .help("write the plan's steps, e.g. failover(\"web-01\", #{ kind: \"planned\" })"),
         );
         return (report(findings, sources), None);
@@ -190,7 +193,7 @@ pub(crate) fn check_with(
     let mut ast = match engine.compile(text) {
         Ok(ast) => ast,
         Err(e) => {
-            findings.push(parse_finding(&e, &source));
+            findings.push(parse_error(&e, &source, text));
             sources.extend(&resolver.sources());
             return (report(findings, sources), None);
         }
@@ -199,6 +202,7 @@ pub(crate) fn check_with(
     if ast.statements().is_empty() && ast.iter_functions().next().is_none() {
         findings.push(
             Finding::new(Code::EmptyRunbook, format!("{name} has no statements"))
+                .at(start.clone())
                 .help("write the plan's steps, e.g. failover(\"web-01\", #{ kind: \"planned\" })"),
         );
     }
@@ -232,10 +236,14 @@ pub(crate) fn check_with(
             (found, dry) = traced.dry_run(&ast);
             sources.extend(&traced.resolver.sources());
         }
+        if found.iter().any(|f| f.location.is_none()) {
+            place_unplaced(&setup, &ast, &mut found);
+        }
         findings.append(&mut found);
         if inventory.is_none() && dry.names_used {
             findings.push(
                 Finding::new(Code::NamesNotChecked, format!("{name}: no inventory is known, so VM names were not checked"))
+                    .at(start.clone())
                     .help("name one in runbook.toml (`inventory = \"inventory.toml\"`) or pass --inventory FILE"),
             );
         }
@@ -249,6 +257,28 @@ pub(crate) fn check_with(
         ..report(findings, sources)
     };
     (report, ran)
+}
+
+/// Gives findings of errors Rhai left without a position (a data race) the last place the
+/// runbook reached: the dry run again (deterministic), stepping through every expression.
+fn place_unplaced(setup: &Setup, ast: &rhai::AST, found: &mut [Finding]) {
+    let mut stepping = Session::new(
+        &Setup {
+            call_stack: true,
+            ..*setup
+        },
+        &Variant::default(),
+        None,
+    );
+    let place = engine::record_places(&mut stepping.engine);
+    let _ = stepping.dry_run(ast);
+    let Some((source, pos)) = place.borrow().clone() else {
+        return;
+    };
+    let source: Arc<str> = Arc::from(source.as_deref().unwrap_or(setup.name));
+    for f in found.iter_mut().filter(|f| f.location.is_none()) {
+        f.location = crate::script::errors::place(&source, pos, 0);
+    }
 }
 
 /// What a dry run runs: the runbook's name, its folder for imports, the inventory, and

@@ -378,6 +378,27 @@ while job.state != "Succeeded" { }
             ),
             fix: demo(PLANNED_FAILOVER),
         },
+        Code::UnknownProperty => Explanation {
+            detects: "A property read on the map `status(vm)` returns, or on a `Job` or a \
+                `Vm`, that it does not have: statically where the value comes straight from \
+                the primitive (`status(v).stat`, or a variable only ever bound to one), and \
+                at run time for a job. A missing key of a map reads as `()` in Rhai, so a \
+                typo would quietly compare unequal.",
+            example: demo(
+                r#"let s = status(vm("web-01"));
+if s.stat != "protected" {
+    throw `web-01 is ${s.stat}: repair its replication first`;
+}
+"#,
+            ),
+            fix: demo(
+                r#"let s = status(vm("web-01"));
+if s.state != "protected" {
+    throw `web-01 is ${s.state}: repair its replication first`;
+}
+"#,
+            ),
+        },
         Code::TimeLimit => Explanation {
             detects: "`runbook check` gives each file a wall-clock budget, its dry run and its \
                 what-if scenarios together: 10 s, or `--time-limit`, or `[check] time_limit` \

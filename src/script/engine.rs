@@ -133,6 +133,32 @@ pub fn build(host: Rc<Host>, resolver: Resolver, call_stack: bool) -> Engine {
     engine
 }
 
+/// The last place a script reached: its source (`None`: the main script) and position.
+pub type Place = Rc<std::cell::RefCell<Option<(Option<String>, rhai::Position)>>>;
+
+/// Makes the engine step through the script and remember the last place it reached, for
+/// errors Rhai gives no position (a data race). Stepping is slow: only for a second run of a
+/// script whose first run ended with such an error.
+pub fn record_places(engine: &mut Engine) -> Place {
+    let place: Place = Rc::default();
+    let seen = place.clone();
+    #[allow(deprecated)] // rhai marks this API volatile, not deprecated; rhai is pinned
+    engine.register_debugger(
+        |_, dbg| dbg,
+        move |_, _, _, source, pos| {
+            if !pos.is_none() {
+                let mut last = seen.borrow_mut();
+                match last.as_mut() {
+                    Some((s, p)) if s.as_deref() == source => *p = pos,
+                    _ => *last = Some((source.map(str::to_string), pos)),
+                }
+            }
+            Ok(rhai::debugger::DebuggerCommand::StepInto)
+        },
+    );
+    place
+}
+
 /// Stops the script every few thousand operations when the operator interrupted the run,
 /// or once `limit` has passed (with the limit as the termination token).
 pub fn watch(engine: &mut Engine, host: Rc<Host>, limit: Option<limits::TimeLimit>) {

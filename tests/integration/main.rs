@@ -10,6 +10,7 @@ mod durable;
 mod explain;
 mod fixtures;
 mod formats;
+mod fuzz;
 mod hostile;
 mod pipes;
 mod plan;

@@ -1,7 +1,7 @@
 //! A reader that goes away (`runbook check | head -1`, a terminal closed during a run):
 //! no panic, the same exit code, and a run finishes its work with its journal complete.
 
-use crate::common::{root, text};
+use crate::common::root;
 use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -37,7 +37,10 @@ fn run_closed(dir: &Path, args: &[&str], closed: Closed) -> (Option<i32>, String
         }
     }
     let status = child.wait().unwrap();
-    assert!(!other.contains("panicked"), "{args:?} with {closed:?} closed: {other}");
+    assert!(
+        !other.contains("panicked"),
+        "{args:?} with {closed:?} closed: {other}"
+    );
     (status.code(), other)
 }
 
@@ -48,7 +51,10 @@ fn check_and_plan_exit_quietly_with_their_code_when_output_goes_away() {
         for (args, code) in [
             (vec!["check", "runbooks/*.rhai"], 0),
             (vec!["check", "--format", "json", "runbooks/*.rhai"], 0),
-            (vec!["check", "--format", "short", "tests/fixtures/*.rhai"], 1),
+            (
+                vec!["check", "--format", "short", "tests/fixtures/*.rhai"],
+                1,
+            ),
             (vec!["check", "no/such.rhai"], 2),
             (vec!["plan", "runbooks/site-failover.rhai"], 0),
             (vec!["explain"], 0),
@@ -69,7 +75,14 @@ fn a_run_whose_output_goes_away_finishes_its_work_and_its_journal() {
         }
         let (status, _) = run_closed(
             dir.path(),
-            &["run", "planned-failover.rhai", "--speed", "1000000", "--no-progress", "--auto-approve"],
+            &[
+                "run",
+                "planned-failover.rhai",
+                "--speed",
+                "1000000",
+                "--no-progress",
+                "--auto-approve",
+            ],
             closed,
         );
         assert_eq!(status, Some(0), "{closed:?} closed");
