@@ -145,7 +145,16 @@ mod tests {
     fn status_keys_are_the_keys_of_the_status_map() {
         let item = crate::backend::Item {
             name: "web-01".into(),
-            ..Default::default()
+            id: "1".into(),
+            protection_state: "Protected".into(),
+            active_location: crate::backend::Site::Primary,
+            health: "Normal".into(),
+            health_errors: Vec::new(),
+            allowed_operations: Vec::new(),
+            test_failover_state: None,
+            last_test_failover: None,
+            current_job: None,
+            replicating: true,
         };
         let map = crate::script::host::reads::status_map(&item);
         let mut keys: Vec<&str> = map.keys().map(|k| k.as_str()).collect();

@@ -4,7 +4,7 @@
 //! in). Whatever comes out, `check` must not panic, must stop within its time limit, and
 //! every finding must point at a line and column of a source it knows, in every format.
 //!
-//! `RUNBOOK_FUZZ_CASES` sets the number of cases (default 300, about 30 s in a debug
+//! `RUNBOOK_FUZZ_CASES` sets the number of cases (default 1,500, about 15 s in a debug
 //! build) and `RUNBOOK_FUZZ_SEED` the seed (default fixed, so CI is repeatable); a longer
 //! run: `RUNBOOK_FUZZ_CASES=20000 RUNBOOK_FUZZ_SEED=$RANDOM cargo test --release --test
 //! integration fuzz`. A failing input is printed whole: add it to `tests/fuzz/corpus/`.
@@ -268,7 +268,7 @@ fn holds(report: &Report, text: &str) -> Result<(), TestCaseError> {
 fn check_survives_mutated_runbooks() {
     let corpus = corpus();
     let inventory = Inventory::load(Path::new("tests/fixtures/inventory.toml")).unwrap();
-    let cases = env_number("RUNBOOK_FUZZ_CASES", 300) as u32;
+    let cases = env_number("RUNBOOK_FUZZ_CASES", 1500) as u32;
     let seed = env_number("RUNBOOK_FUZZ_SEED", 11);
     let mut bytes = [0u8; 32];
     bytes[..8].copy_from_slice(&seed.to_le_bytes());

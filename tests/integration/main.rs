@@ -12,6 +12,7 @@ mod fixtures;
 mod formats;
 mod fuzz;
 mod hostile;
+mod located;
 mod pipes;
 mod plan;
 mod reports;
