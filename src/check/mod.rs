@@ -95,15 +95,23 @@ pub fn check_file_within(
     inventory: Option<&Inventory>,
     limit: TimeLimit,
 ) -> Result<Report, Error> {
-    let text = read_text(path)?;
-    let name = crate::paths::display(path);
-    let root = crate::paths::folder_of(path);
+    let (name, text, root) = read_runbook(path)?;
     Ok(check_text_within(
         &name,
         &text,
         Some(&root),
         inventory,
         limit,
+    ))
+}
+
+/// A runbook file's name as shown, its text and the folder its imports resolve in.
+pub(crate) fn read_runbook(path: &Path) -> Result<(String, String, std::path::PathBuf), Error> {
+    let text = read_text(path)?;
+    Ok((
+        crate::paths::display(path),
+        text,
+        crate::paths::folder_of(path),
     ))
 }
 

@@ -16,7 +16,6 @@
 use super::{check_with, Report, Session, Setup, Variant, Watch, TIME_LIMIT};
 use crate::backend::inventory::Inventory;
 use crate::backend::{JobState, Operation};
-use crate::config::read_text;
 use crate::diagnostics::{sort_and_dedup, Code, Finding, Location, Severity};
 use crate::error::Error;
 use crate::script::host::CallSite;
@@ -161,9 +160,7 @@ pub fn check_file_within(
     inventory: Option<&Inventory>,
     limit: TimeLimit,
 ) -> Result<(Report, Option<WhatIf>), Error> {
-    let text = read_text(path)?;
-    let name = crate::paths::display(path);
-    let root = crate::paths::folder_of(path);
+    let (name, text, root) = super::read_runbook(path)?;
     Ok(check_text_within(
         &name,
         &text,

@@ -181,6 +181,7 @@ pub enum Command {
 
 /// Parses the arguments, runs the command and returns the exit code.
 pub fn main() -> i32 {
+    crate::output::quiet_print_failures();
     // Logs for troubleshooting go to stderr, off unless RUNBOOK_LOG says (e.g. `debug`).
     let filter = tracing_subscriber::EnvFilter::try_from_env("RUNBOOK_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off"));
