@@ -158,7 +158,9 @@ pub fn fits_positions(path: &Path, text: &str) -> Result<(), Error> {
         column,
         message,
     };
-    for (i, line) in text.split('\n').enumerate() {
+    // A last line break ends the last line; it does not start another.
+    let lines = text.strip_suffix('\n').unwrap_or(text);
+    for (i, line) in lines.split('\n').enumerate() {
         if i >= MAX_LINES {
             return Err(located(
                 i + 1,
@@ -276,9 +278,9 @@ mod tests {
     #[test]
     fn scripts_must_fit_rhais_positions() {
         let path = Path::new("long.rhai");
-        let lines = "\n".repeat(MAX_LINES - 1);
+        let lines = "x\n".repeat(MAX_LINES);
         assert!(fits_positions(path, &lines).is_ok(), "65,535 lines fit");
-        let err = fits_positions(path, &format!("{lines}\n")).unwrap_err();
+        let err = fits_positions(path, &format!("{lines}x")).unwrap_err();
         assert!(
             matches!(&err, Error::Located { line: 65_536, .. }),
             "{err:?}"

@@ -198,6 +198,20 @@ pub(crate) fn check_with(
     let engine = &session.engine;
     let resolver = &session.resolver;
 
+    if !engine::parses_in_time(text, setup.limit) {
+        findings.push(
+            Finding::new(
+                Code::TimeLimit,
+                format!(
+                    "parsing the runbook took longer than its time limit of {}",
+                    crate::clock::human(setup.limit.allowed)
+                ),
+            )
+            .at(start.clone())
+            .help("Rhai parses a runbook in time that grows with the square of its variables: split it into modules, or give it more time with `check --time-limit` or `[check] time_limit`"),
+        );
+        return (report(findings, sources), None);
+    }
     let mut ast = match engine.compile(text) {
         Ok(ast) => ast,
         Err(e) => {
@@ -353,6 +367,7 @@ impl Session {
             setup.name,
         ));
         let resolver = Resolver::new(setup.root);
+        resolver.limit_time(setup.limit);
         let mut engine = engine::build(host.clone(), resolver.clone(), setup.call_stack);
         engine::watch(&mut engine, host.clone(), Some(setup.limit));
         Session {

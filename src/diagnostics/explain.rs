@@ -405,7 +405,10 @@ if s.state != "protected" {
                 in runbook.toml. A dry run still going when it runs out stops where it was \
                 running; what-if scenarios not yet run are counted as not run. A loop that \
                 makes each step slower (a string or list that keeps growing) is the usual \
-                cause: it may never reach the operation limit (RB109).",
+                cause: it may never reach the operation limit (RB109). A runbook so large \
+                that Rhai cannot parse it in time (its parser slows with the square of the \
+                variables declared) is reported at its first line, a module so large at its \
+                import (RB007).",
             example: demo(
                 r#"let web = vm("web-01");
 let job = failover(web, #{ kind: "planned" });

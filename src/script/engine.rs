@@ -133,6 +133,48 @@ pub fn build(host: Rc<Host>, resolver: Resolver, call_stack: bool) -> Engine {
     engine
 }
 
+/// Texts up to this size parse quickly whatever they hold; longer ones are parsed on a
+/// thread of their own first, within the check's time limit.
+const QUICK_PARSE: usize = 64 << 10;
+
+/// Whether `text` parses (or fails to) before `limit` passes. Rhai's parser takes time
+/// quadratic in the variables a script declares (65,535 `let`s take minutes), and it cannot
+/// be interrupted: a long text is parsed on a thread of its own, which is left to finish
+/// alone when the limit passes first.
+pub fn parses_in_time(text: &str, limit: limits::TimeLimit) -> bool {
+    if text.len() <= QUICK_PARSE {
+        return true;
+    }
+    let (done, finished) = std::sync::mpsc::channel();
+    let text = text.to_string();
+    let parser = std::thread::Builder::new()
+        .name("parse".into())
+        .stack_size(8 << 20)
+        .spawn(move || {
+            let mut engine = Engine::new_raw();
+            engine
+                .set_strict_variables(true)
+                .set_optimization_level(OptimizationLevel::None)
+                .set_max_expr_depths(limits::EXPR_DEPTH, limits::FN_EXPR_DEPTH);
+            for symbol in FORBIDDEN {
+                engine.disable_symbol(*symbol);
+            }
+            let _ = engine.compile(&text);
+            let _ = done.send(());
+        });
+    if parser.is_err() {
+        // No thread to be had: parse here, unguarded.
+        return true;
+    }
+    let left = limit
+        .deadline
+        .saturating_duration_since(std::time::Instant::now());
+    !matches!(
+        finished.recv_timeout(left),
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+    )
+}
+
 /// The last place a script reached: its source (`None`: the main script) and position.
 pub type Place = Rc<std::cell::RefCell<Option<(Option<String>, rhai::Position)>>>;
 

@@ -36,6 +36,8 @@ struct Inner {
     cache: RefCell<HashMap<String, SharedModule>>,
     /// Imports being evaluated, outermost first: an import of one of them is a cycle.
     loading: RefCell<Vec<String>>,
+    /// The check's time limit, which a module's parse must keep too.
+    limit: std::cell::Cell<Option<super::limits::TimeLimit>>,
 }
 
 /// Shared by the engine and the static checker.
@@ -52,7 +54,13 @@ impl Resolver {
             names: RefCell::new(HashMap::new()),
             cache: RefCell::new(HashMap::new()),
             loading: RefCell::new(Vec::new()),
+            limit: std::cell::Cell::new(None),
         }))
+    }
+
+    /// Refuses modules that do not parse before `limit` passes.
+    pub fn limit_time(&self, limit: super::limits::TimeLimit) {
+        self.0.limit.set(Some(limit));
     }
 
     /// Every source loaded so far.
@@ -143,6 +151,14 @@ impl Resolver {
     /// Loads and parses an import: `(source name, text, parse result)`.
     pub fn load_ast(&self, engine: &Engine, path: &str) -> Result<Loaded, String> {
         let (name, text) = self.load(path)?;
+        if let Some(limit) = self.0.limit.get() {
+            if !super::engine::parses_in_time(&text, limit) {
+                return Err(format!(
+                    "parsing it took longer than the check's time limit of {}",
+                    crate::clock::human(limit.allowed)
+                ));
+            }
+        }
         let parse = || {
             engine.compile(&*text).map(|mut ast| {
                 ast.set_source(name.as_str());

@@ -102,6 +102,28 @@ fn the_time_limit_stops_a_runaway_check_with_a_finding() {
 }
 
 #[test]
+fn a_runbook_or_module_that_parses_too_slowly_is_stopped_by_the_time_limit() {
+    // Rhai's parser takes time quadratic in the variables declared: seconds for these.
+    let many: String = (0..8_000).map(|i| format!("let v{i} = {i};\n")).collect();
+    let (status, stdout) = check(&many, &[], &["--format", "short", "--time-limit", "100ms"]);
+    assert_eq!(status, Some(1), "{stdout}");
+    assert!(
+        stdout.contains("plan.rhai:1:1: error[RB119]: parsing the runbook took longer"),
+        "{stdout}"
+    );
+    let (status, stdout) = check(
+        "import \"big\" as big;\nnote(\"x\");\n",
+        &[("big.rhai", &many)],
+        &["--format", "short", "--time-limit", "100ms"],
+    );
+    assert_eq!(status, Some(1), "{stdout}");
+    assert!(
+        stdout.contains("plan.rhai:1:8: error[RB007]") && stdout.contains("took longer"),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn property_typos_get_a_suggestion() {
     let runbook = "let v = vm(\"web-01\");\nlet s = status(v);\nif s.stat == \"protected\" { note(\"ok\"); }\n";
     let (status, stdout) = check(runbook, &[], &["--format", "short"]);
