@@ -102,3 +102,72 @@ fn a_run_whose_output_goes_away_finishes_its_work_and_its_journal() {
         );
     }
 }
+
+/// Waits until a run in `dir` waits at its first manual step; returns the run's id.
+fn waiting_at_step_1(dir: &Path) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let runs = dir.join(".runbook/runs");
+        for entry in std::fs::read_dir(&runs).into_iter().flatten().flatten() {
+            let waiting: Option<serde_json::Value> =
+                std::fs::read_to_string(entry.path().join("waiting.json"))
+                    .ok()
+                    .and_then(|t| serde_json::from_str(&t).ok());
+            if waiting.is_some_and(|w| w["step"] == 1) {
+                return entry.file_name().to_string_lossy().into_owned();
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never waited at its step"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_run_whose_terminal_hangs_up_goes_on_and_completes_its_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("plan.rhai"),
+        "manual_step(\"Stop the batch jobs\", #{ timeout: \"10m\" });\nlet j = failover(\"web-01\", #{ kind: \"planned\" });\nwait_job(j);\nwait_job(commit(\"web-01\"));\nwait_job(reverse_replicate(\"web-01\"));\n",
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_runbook"))
+        .args(["run", "plan.rhai", "--speed", "1000000", "--no-progress"])
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let id = waiting_at_step_1(dir.path());
+    // The terminal goes away: its output is closed and the run gets a hang-up.
+    drop(child.stdout.take());
+    drop(child.stderr.take());
+    // SAFETY: signalling a child process this test started.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGHUP) }, 0);
+    let approve = Command::new(env!("CARGO_BIN_EXE_runbook"))
+        .args(["approve", &id, "1"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        approve.status.success(),
+        "{}",
+        String::from_utf8_lossy(&approve.stderr)
+    );
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    let journal = std::fs::read_to_string(
+        dir.path()
+            .join(".runbook/runs")
+            .join(&id)
+            .join("journal.jsonl"),
+    )
+    .unwrap();
+    let last: serde_json::Value = serde_json::from_str(journal.lines().last().unwrap()).unwrap();
+    assert_eq!(last["type"], "end", "{journal}");
+    assert_eq!(last["state"], "succeeded", "{journal}");
+    assert!(journal.contains("\"reverse_replicate\""), "{journal}");
+}
