@@ -121,7 +121,7 @@ impl Snippet {
 }
 
 /// The longest message shown whole, in characters.
-const MESSAGE: usize = 400;
+const MESSAGE: usize = 1_000;
 
 /// `text`, with the middle of a very long one left out: messages quote the input (a TOML
 /// value, a string a runbook threw), which may be megabytes long.
@@ -235,7 +235,7 @@ mod tests {
             "v".repeat(5_000_000)
         );
         let short = shorten(long);
-        assert!(short.len() < 600, "{}", short.len());
+        assert!(short.len() < 1_200, "{}", short.len());
         assert!(
             short.starts_with("unknown variant `vvv") && short.ends_with("expected one of `a`")
         );
