@@ -12,10 +12,16 @@
 //! - [`backend`]: the `Backend` trait and the in-process ASR simulator with its inventory.
 //! - [`diagnostics`]: findings (code, severity, location, help), the explanation of each
 //!   code, and their rendering (human, JSON, SARIF, GitHub workflow commands).
-//! - [`clock`], [`config`], [`error`], [`paths`]: time, `runbook.toml`, errors and paths.
+//! - [`clock`], [`config`], [`error`], [`files`], [`paths`]: time, `runbook.toml`, errors,
+//!   reading the user's files (inside their project, regular, capped) and paths.
 //!
 //! Dependencies point one way: `cli` uses `plan`, `check` and `run`; `plan` uses `check`;
 //! those use `script`, which uses `backend`; everything uses `diagnostics`.
+
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+
+#[macro_use]
+mod output;
 
 pub mod backend;
 pub mod check;
@@ -25,6 +31,7 @@ pub mod config;
 pub mod diagnostics;
 pub mod error;
 pub mod estate;
+pub mod files;
 pub mod journal;
 pub mod paths;
 pub mod plan;

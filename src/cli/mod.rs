@@ -104,6 +104,11 @@ pub enum Command {
         /// unreachable, and report failures the runbook does not handle.
         #[arg(long)]
         what_if: bool,
+        /// How long checking one file may take, its dry runs and what-if scenarios together
+        /// (e.g. 30s; default: `[check] time_limit` of runbook.toml, else 10s). A file that
+        /// takes longer is reported as RB119.
+        #[arg(long, value_name = "DURATION", value_parser = time_limit)]
+        time_limit: Option<std::time::Duration>,
     },
     /// Show the dry run as a plan: operations in time and in parallel lanes, each VM's
     /// state before and after, manual steps, and the estimated recovery time.
@@ -181,6 +186,7 @@ pub enum Command {
 
 /// Parses the arguments, runs the command and returns the exit code.
 pub fn main() -> i32 {
+    crate::output::quiet_print_failures();
     // Logs for troubleshooting go to stderr, off unless RUNBOOK_LOG says (e.g. `debug`).
     let filter = tracing_subscriber::EnvFilter::try_from_env("RUNBOOK_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off"));
@@ -188,6 +194,8 @@ pub fn main() -> i32 {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
+        // It would report a closed stderr with `eprintln!`, which panics on it.
+        .log_internal_errors(false)
         .init();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -204,7 +212,7 @@ pub fn main() -> i32 {
     match dispatch(cli.command, color) {
         Ok(code) => code,
         Err(e) => {
-            eprint!("{}", e.render(color));
+            err!("{}", e.render(color));
             e.exit_code()
         }
     }
@@ -218,12 +226,14 @@ fn dispatch(command: Command, color: bool) -> Result<i32, Error> {
             deny_warnings,
             format,
             what_if,
+            time_limit,
         } => check::check_files(
             &files,
             inventory.as_deref(),
             deny_warnings,
             format,
             what_if,
+            time_limit,
             color,
         ),
         Command::Plan {
@@ -257,6 +267,7 @@ fn dispatch(command: Command, color: bool) -> Result<i32, Error> {
                     )));
                 }
             }
+            crate::output::survive_hangup();
             run::run(&RunOptions {
                 path: file,
                 target,
@@ -310,7 +321,7 @@ fn dispatch(command: Command, color: bool) -> Result<i32, Error> {
         }
         Command::Status { target } => {
             let estate = estate_of(&target)?;
-            println!("{}", crate::estate::status_table(&estate.items));
+            outln!("{}", crate::estate::status_table(&estate.items));
             Ok(exit::OK)
         }
         Command::Inventory {
@@ -322,13 +333,13 @@ fn dispatch(command: Command, color: bool) -> Result<i32, Error> {
             match output {
                 Some(path) => {
                     std::fs::write(&path, text).map_err(|e| Error::io(&path, &e))?;
-                    eprintln!(
+                    errln!(
                         "wrote {} ({} items)",
                         crate::paths::display(&path),
                         estate.items.len()
                     );
                 }
-                None => print!("{text}"),
+                None => out!("{text}"),
             }
             Ok(exit::OK)
         }
@@ -338,10 +349,15 @@ fn dispatch(command: Command, color: bool) -> Result<i32, Error> {
     }
 }
 
+/// `--time-limit`: a duration such as `10s` or `500ms`.
+fn time_limit(text: &str) -> Result<std::time::Duration, String> {
+    crate::clock::parse_duration(text)
+}
+
 /// `runbook api`: the markdown reference on stdout, or the definition files in `dir`.
 fn api(definitions: Option<&std::path::Path>) -> Result<i32, Error> {
     let Some(dir) = definitions else {
-        print!("{}", registry::markdown_table());
+        out!("{}", registry::markdown_table());
         return Ok(exit::OK);
     };
     let written = crate::script::definitions::write(dir)?;
@@ -350,7 +366,7 @@ fn api(definitions: Option<&std::path::Path>) -> Result<i32, Error> {
         .filter_map(|p| p.file_name())
         .map(|n| n.to_string_lossy().into_owned())
         .collect();
-    eprintln!(
+    errln!(
         "wrote {} definition files to {}: {}",
         written.len(),
         crate::paths::display(dir),
@@ -391,7 +407,7 @@ fn serve(
         let clock: Arc<dyn Clock> = Arc::new(RealClock::new(speed));
         let sim = Arc::new(Simulator::new(&inventory, clock, false));
         let server = crate::simulator::Server::with_options(sim, options);
-        eprintln!(
+        errln!(
             "ASR simulator ({}) at {speed}x on http://{local}: use a [targets.NAME] with endpoint = \"http://{local}\" and any subscription, resource_group and vault; clients send the bearer token given with --token. Ctrl-C stops it.",
             inventory.origin
         );
@@ -400,7 +416,7 @@ fn serve(
         })
         .await
         .map_err(|e| Error::Usage(format!("the server stopped: {e}")))?;
-        eprintln!("simulator stopped");
+        errln!("simulator stopped");
         Ok(exit::OK)
     })
 }

@@ -78,23 +78,26 @@ pub fn dispatch(command: RunCommand, color: bool) -> Result<i32, Error> {
             project,
             allow_changed,
             no_progress,
-        } => run::resume(&ResumeOptions {
-            project,
-            run,
-            allow_changed,
-            progress: !no_progress,
-            color,
-        }),
+        } => {
+            crate::output::survive_hangup();
+            run::resume(&ResumeOptions {
+                project,
+                run,
+                allow_changed,
+                progress: !no_progress,
+                color,
+            })
+        }
         RunCommand::Runs { project, format } => {
             let project = runs::discover_project(project.as_deref())?;
             let list = runs::list(&project);
             match format {
-                ListFormat::Json => println!(
+                ListFormat::Json => outln!(
                     "{}",
                     serde_json::to_string_pretty(&list).unwrap_or_default()
                 ),
                 ListFormat::Text if list.is_empty() => {
-                    eprintln!("no runs in {}", crate::paths::display(&project));
+                    errln!("no runs in {}", crate::paths::display(&project));
                 }
                 ListFormat::Text => {
                     let mut table = crate::run::summary::plain_table(vec![
@@ -117,7 +120,7 @@ pub fn dispatch(command: RunCommand, color: bool) -> Result<i32, Error> {
                             r.started.clone(),
                         ]);
                     }
-                    println!("{table}");
+                    outln!("{table}");
                 }
             }
             Ok(exit::OK)
@@ -126,16 +129,18 @@ pub fn dispatch(command: RunCommand, color: bool) -> Result<i32, Error> {
             let project = runs::discover_project(project.as_deref())?;
             let (id, dir) = runs::find(&project, &run)?;
             let loaded = journal::load(&dir.join(journal::FILE)).map_err(Error::Usage)?;
-            print!("{}", report::show(&id, &loaded));
+            out!("{}", report::show(&id, &loaded));
             Ok(exit::OK)
         }
         RunCommand::Approve { run, step, project } => {
             let project = runs::discover_project(project.as_deref())?;
             let (id, dir) = runs::find(&project, &run)?;
             let given = journal::approvals::approve(&dir, &id, &step, &journal::operator())?;
-            eprintln!(
+            errln!(
                 "approved step {} of run {id} as {} at {}",
-                given.step, given.by, given.at
+                given.step,
+                given.by,
+                given.at
             );
             Ok(exit::OK)
         }
@@ -157,9 +162,9 @@ pub fn dispatch(command: RunCommand, color: bool) -> Result<i32, Error> {
             match output {
                 Some(path) => {
                     std::fs::write(&path, text).map_err(|e| Error::io(&path, &e))?;
-                    eprintln!("wrote {}", crate::paths::display(&path));
+                    errln!("wrote {}", crate::paths::display(&path));
                 }
-                None => print!("{text}"),
+                None => out!("{text}"),
             }
             Ok(exit::OK)
         }

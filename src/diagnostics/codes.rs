@@ -140,7 +140,13 @@ codes! {
     FailureLeavesUnsafe = "RB118", "failure-leaves-unsafe", Warning,
         "what-if: when this operation fails, the runbook ends but leaves a VM failed over and not committed, without replication, or in an uncleaned drill",
         "The run looks finished while a VM has no disaster recovery or blocks the next failover.";
-    AvoidableDataLoss = "RB120", "avoidable-data-loss", Warning,
+    TimeLimit = "RB119", "time-limit", Error,
+        "checking the runbook took longer than its time limit (10 s unless configured)",
+        "A runbook that computes that long before its operations stalls the recovery too; and a check that never ends blocks every pull request.";
+    UnknownProperty = "RB120", "unknown-property", Error,
+        "a property a `status()` map, a `Job` or a `Vm` does not have (a typo such as `s.stat`)",
+        "A misspelt key of a status map reads as nothing, so the runbook decides on a wrong premise; a misspelt property of a job stops the run at that line.";
+    AvoidableDataLoss = "RB121", "avoidable-data-loss", Warning,
         "an unplanned failover without `shutdown_source` while the source site is connected",
         "An unplanned failover may lose the changes not replicated yet; while the source site answers, a planned failover (or shutting the source down first) loses nothing.";
 }

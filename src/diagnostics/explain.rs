@@ -384,6 +384,48 @@ while job.state != "Succeeded" { }
             ),
             fix: demo(PLANNED_FAILOVER),
         },
+        Code::UnknownProperty => Explanation {
+            detects: "A property read on the map `status(vm)` returns, or on a `Job` or a \
+                `Vm`, that it does not have: statically where the value comes straight from \
+                the primitive (`status(v).stat`, or a variable only ever bound to one), and \
+                at run time for a job. A missing key of a map reads as `()` in Rhai, so a \
+                typo would quietly compare unequal.",
+            example: demo(
+                r#"let s = status(vm("web-01"));
+if s.stat != "protected" {
+    throw `web-01 is ${s.stat}: repair its replication first`;
+}
+"#,
+            ),
+            fix: demo(
+                r#"let s = status(vm("web-01"));
+if s.state != "protected" {
+    throw `web-01 is ${s.state}: repair its replication first`;
+}
+"#,
+            ),
+        },
+        Code::TimeLimit => Explanation {
+            detects: "`runbook check` gives each file a wall-clock budget, its dry run and its \
+                what-if scenarios together: 10 s, or `--time-limit`, or `[check] time_limit` \
+                in runbook.toml. A dry run still going when it runs out stops where it was \
+                running; what-if scenarios not yet run are counted as not run. A loop that \
+                makes each step slower (a string or list that keeps growing) is the usual \
+                cause: it may never reach the operation limit (RB109). A runbook so large \
+                that Rhai cannot parse it in time (its parser slows with the square of the \
+                variables declared) is reported at its first line, a module so large at its \
+                import (RB007).",
+            example: demo(
+                r#"let web = vm("web-01");
+let job = failover(web, #{ kind: "planned" });
+let polls = "";
+while job.state != "Succeeded" {
+    polls += 1; // one more mark per poll: each step copies all the marks before it
+}
+"#,
+            ),
+            fix: demo(PLANNED_FAILOVER),
+        },
         Code::ResourceLimit => Explanation {
             detects: "Call depth, expression depth, string, array and map sizes and the number \
                 of modules are limited. Recursion without an end is the usual cause.",

@@ -332,7 +332,7 @@ fn run_with(
         None => None,
     };
     if interactive {
-        eprintln!("{}", venue.banner.replace("{name}", &name));
+        errln!("{}", venue.banner.replace("{name}", &name));
     }
     let token = CancellationToken::new();
     if interactive {
@@ -374,14 +374,14 @@ async fn watch_signals(token: CancellationToken, resume: Option<String>) {
     if !next_signal(&mut term).await {
         return;
     }
-    eprintln!(
+    errln!(
         "\ninterrupted: no new operation will be issued; jobs in flight go on in the service and no failover is cancelled. Press Ctrl-C again to exit at once."
     );
     token.cancel();
     if next_signal(&mut term).await {
-        eprintln!("exiting now; nothing was cancelled");
+        errln!("exiting now; nothing was cancelled");
         if let Some(command) = &resume {
-            eprintln!("resume with: {command}");
+            errln!("resume with: {command}");
         }
         std::process::exit(exit::FINDINGS);
     }
@@ -559,7 +559,7 @@ fn execute(
             let journal = open_journal(j, opts, text, &resolver, &venue, clock.now())
                 .map_err(|e| Error::Usage(format!("{e}; nothing was run")))?;
             if j.announce {
-                eprintln!(
+                errln!(
                     "run {} (journal {})",
                     j.run.id,
                     crate::paths::display(&j.run.dir.join(journal::FILE))
@@ -621,12 +621,12 @@ fn report(outcome: &Outcome, opts: &RunOptions, speed: f64) -> i32 {
     };
     if outcome.not_started {
         for f in &outcome.warnings {
-            eprintln!("{}", render(f, &outcome.sources, render_opts));
+            errln!("{}", render(f, &outcome.sources, render_opts));
         }
-        eprintln!("the runbook has errors; nothing was run (see `runbook check`)");
+        errln!("the runbook has errors; nothing was run (see `runbook check`)");
         return exit::FINDINGS;
     }
-    println!("{}", summary::table(outcome));
+    outln!("{}", summary::table(outcome));
     let status = match (&outcome.failure, outcome.interrupted) {
         (_, true) => "INTERRUPTED",
         (Some(_), false) => "FAILED",
@@ -634,13 +634,13 @@ fn report(outcome: &Outcome, opts: &RunOptions, speed: f64) -> i32 {
     };
     let interrupted = outcome.interrupted;
     if outcome.simulated_run {
-        println!(
+        outln!(
             "simulation {status}: {} simulated in {:.1}s at {speed}x",
             human(outcome.simulated),
             outcome.wall.as_secs_f64()
         );
     } else {
-        println!("run {status} after {}", human(outcome.wall));
+        outln!("run {status} after {}", human(outcome.wall));
     }
     let in_flight: Vec<&JobRecord> = outcome
         .jobs
@@ -648,23 +648,26 @@ fn report(outcome: &Outcome, opts: &RunOptions, speed: f64) -> i32 {
         .filter(|j| !j.info.state.is_terminal())
         .collect();
     if !in_flight.is_empty() {
-        println!("still in flight in the service (not cancelled):");
+        outln!("still in flight in the service (not cancelled):");
         for j in in_flight {
-            println!(
+            outln!(
                 "  {} of {} (job {}): {}",
-                j.info.operation, j.info.vm, j.info.id, j.info.state
+                j.info.operation,
+                j.info.vm,
+                j.info.id,
+                j.info.state
             );
         }
     }
     for w in &outcome.warnings {
-        eprintln!("{}", render(w, &outcome.sources, render_opts));
+        errln!("{}", render(w, &outcome.sources, render_opts));
     }
     if let Some(run) = &outcome.run {
         let stopped = interrupted || outcome.failure.is_some();
         if stopped && !outcome.simulated_run {
-            eprintln!("resume with: {}", run.resume_command());
+            errln!("resume with: {}", run.resume_command());
         }
-        eprintln!(
+        errln!(
             "run {}: journal {}; audit record: runbook report {}{}",
             run.id,
             crate::paths::display(&run.dir.join(journal::FILE)),
@@ -674,7 +677,7 @@ fn report(outcome: &Outcome, opts: &RunOptions, speed: f64) -> i32 {
     }
     match &outcome.failure {
         Some(f) => {
-            eprintln!("{}", render(f, &outcome.sources, render_opts));
+            errln!("{}", render(f, &outcome.sources, render_opts));
             exit::FINDINGS
         }
         None if interrupted => exit::FINDINGS,
@@ -728,7 +731,7 @@ pub fn resume(opts: &ResumeOptions) -> Result<i32, Error> {
         )));
     }
     if loaded.torn > 0 {
-        eprintln!(
+        errln!(
             "the journal's last record was torn by the crash ({} bytes); recovered up to record {}",
             loaded.torn,
             loaded.records.last().map_or(0, |r| r.seq)
@@ -762,7 +765,7 @@ pub fn resume(opts: &ResumeOptions) -> Result<i32, Error> {
         take_over: false,
         yes: true,
     };
-    eprintln!(
+    errln!(
         "resuming run {id}: {} recorded calls are answered from the journal, then the run goes on",
         loaded
             .records

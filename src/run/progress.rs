@@ -84,7 +84,7 @@ impl Progress {
             Some(m) => {
                 let _ = m.println(text);
             }
-            None => eprintln!("{text}"),
+            None => errln!("{text}"),
         }
     }
 
@@ -260,7 +260,7 @@ impl Observer for Progress {
         }
         // People answer in real time, whatever the simulator's speed.
         let ask = || {
-            eprint!(
+            err!(
                 "  type 'yes' when done, or 'abort' to stop the run (waiting {}): ",
                 human(timeout)
             );
@@ -281,7 +281,7 @@ impl Observer for Progress {
                     return StepAnswer::Aborted;
                 }
                 if let Some(by) = elsewhere(()) {
-                    eprintln!();
+                    errln!();
                     return StepAnswer::Approved { by };
                 }
                 if started.elapsed() >= timeout {
@@ -310,7 +310,12 @@ impl Observer for Progress {
             }
         };
         match &self.multi {
-            Some(m) => m.suspend(answer),
+            // Not `suspend`: it panics when the terminal is gone. The bars come back on their
+            // next tick.
+            Some(m) => {
+                let _ = m.clear();
+                answer()
+            }
             None => answer(),
         }
     }
