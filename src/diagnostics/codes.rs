@@ -140,6 +140,15 @@ codes! {
     FailureLeavesUnsafe = "RB118", "failure-leaves-unsafe", Warning,
         "what-if: when this operation fails, the runbook ends but leaves a VM failed over and not committed, without replication, or in an uncleaned drill",
         "The run looks finished while a VM has no disaster recovery or blocks the next failover.";
+    NoAnswer = "RB119", "no-answer", Error,
+        "no usable answer from the service: it could not be reached, its answer was lost, or the answer was not followed or believed (a redirect, an undocumented answer)",
+        "Nothing is known of what the service did with the request: the run does not guess, and a resume asks the service again.";
+    ServiceRefused = "RB120", "service-refused", Error,
+        "the service refused a request with an error (its ARM error code, message and request id)",
+        "The service did not do what the runbook asked; its error code says why, and the request id is what Azure support asks for.";
+    CredentialsRejected = "RB121", "credentials-rejected", Error,
+        "the credentials were rejected, or no token could be had for them",
+        "Without a valid token nothing can be read or issued: the run stops until the credentials are fixed.";
 }
 
 #[cfg(test)]

@@ -29,6 +29,34 @@ pub enum FaultKind {
     /// `delay_ms` (default 60 s) and drops it without an answer.
     #[serde(rename = "accept-then-hang")]
     AcceptThenHang,
+    /// 503 with an ARM error body (code `ServiceUnavailable`); the operation is not performed.
+    #[serde(rename = "503")]
+    Unavailable,
+    /// 404 with an ARM error body (code `ResourceNotFound`), as for a job the service does
+    /// not show yet; the operation is not performed.
+    #[serde(rename = "404")]
+    NotFound,
+    /// 302 Found to `to` (the same path and query on that origin); not performed.
+    #[serde(rename = "302")]
+    Found,
+    /// 307 Temporary Redirect to `to` (which a client following it would send the same
+    /// request, body and all); not performed.
+    #[serde(rename = "307")]
+    TemporaryRedirect,
+    /// 200 with an HTML page (a proxy's, a captive portal's); not performed.
+    #[serde(rename = "html")]
+    Html,
+    /// Performs the operation, then answers 200 with `{}` and without the headers that name
+    /// its job (`Location`, `Azure-AsyncOperation`, `x-ms-request-id`).
+    #[serde(rename = "accept-without-job")]
+    AcceptWithoutJob,
+    /// Holds the request for `delay_ms` (default 5 s), then performs it even if the client
+    /// went away meanwhile (as a service does with a request it fully received), and answers.
+    #[serde(rename = "accept-late")]
+    AcceptLate,
+    /// The normal answer without its `Retry-After` header, as the service's job reads are.
+    #[serde(rename = "no-retry-after")]
+    NoRetryAfter,
 }
 
 impl FaultKind {
@@ -41,6 +69,14 @@ impl FaultKind {
             FaultKind::Slow => "slow",
             FaultKind::Malformed => "malformed",
             FaultKind::AcceptThenHang => "accept-then-hang",
+            FaultKind::Unavailable => "503",
+            FaultKind::NotFound => "404",
+            FaultKind::Found => "302",
+            FaultKind::TemporaryRedirect => "307",
+            FaultKind::Html => "html",
+            FaultKind::AcceptWithoutJob => "accept-without-job",
+            FaultKind::AcceptLate => "accept-late",
+            FaultKind::NoRetryAfter => "no-retry-after",
         }
     }
 
@@ -48,10 +84,8 @@ impl FaultKind {
     pub fn default_delay(self) -> Duration {
         match self {
             FaultKind::Drop | FaultKind::AcceptThenHang => Duration::from_secs(60),
-            FaultKind::Slow => Duration::from_secs(5),
-            FaultKind::ServerError | FaultKind::TooManyRequests | FaultKind::Malformed => {
-                Duration::ZERO
-            }
+            FaultKind::Slow | FaultKind::AcceptLate => Duration::from_secs(5),
+            _ => Duration::ZERO,
         }
     }
 }
@@ -75,6 +109,13 @@ pub struct Fault {
     /// (drop, accept-then-hang); see [`FaultKind::default_delay`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay_ms: Option<u64>,
+    /// The `Retry-After` of a 429 or a 503, in seconds (default: 1 for a 429, none for a 503).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_s: Option<u64>,
+    /// Where a 302 or 307 points: an origin (`http://127.0.0.1:9999`), to which the request's
+    /// path and query are added.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
 }
 
 impl Fault {
@@ -84,6 +125,8 @@ impl Fault {
             fault,
             times,
             delay_ms: None,
+            retry_after_s: None,
+            to: None,
         }
     }
 
@@ -110,6 +153,10 @@ impl Fault {
         }
         if self.times == 0 {
             return Err("\"times\" must be at least 1".into());
+        }
+        let redirect = matches!(self.fault, FaultKind::Found | FaultKind::TemporaryRedirect);
+        if redirect && self.to.as_deref().is_none_or(|t| url::Url::parse(t).is_err()) {
+            return Err("a redirect needs \"to\": an origin such as \"http://127.0.0.1:9999\"".into());
         }
         Ok(())
     }
@@ -189,6 +236,14 @@ mod tests {
             ("slow", FaultKind::Slow),
             ("malformed", FaultKind::Malformed),
             ("accept-then-hang", FaultKind::AcceptThenHang),
+            ("503", FaultKind::Unavailable),
+            ("404", FaultKind::NotFound),
+            ("302", FaultKind::Found),
+            ("307", FaultKind::TemporaryRedirect),
+            ("html", FaultKind::Html),
+            ("accept-without-job", FaultKind::AcceptWithoutJob),
+            ("accept-late", FaultKind::AcceptLate),
+            ("no-retry-after", FaultKind::NoRetryAfter),
         ] {
             let body = format!(r#"{{"on":"x","fault":"{name}","times":3,"delay_ms":7}}"#);
             let f: Fault = serde_json::from_str(&body).unwrap();
@@ -202,7 +257,14 @@ mod tests {
             Fault::new("x", FaultKind::Drop, 1).delay(),
             Duration::from_secs(60)
         );
-        assert!(serde_json::from_str::<Fault>(r#"{"on":"x","fault":"503"}"#).is_err());
+        assert!(serde_json::from_str::<Fault>(r#"{"on":"x","fault":"501"}"#).is_err());
+        let redirect: Fault =
+            serde_json::from_str(r#"{"on":"x","fault":"307","to":"http://127.0.0.1:9"}"#).unwrap();
+        assert!(redirect.validate().is_ok());
+        assert!(Fault::new("x", FaultKind::Found, 1).validate().is_err(), "no `to`");
+        let storm: Fault =
+            serde_json::from_str(r#"{"on":"x","fault":"429","retry_after_s":100000}"#).unwrap();
+        assert_eq!(storm.retry_after_s, Some(100_000));
         assert!(serde_json::from_str::<Fault>(r#"{"on":"x","fault":"500","tims":2}"#).is_err());
         let many: FaultRequest =
             serde_json::from_str(r#"[{"on":"a","fault":"drop"},{"on":"b","fault":"slow"}]"#)

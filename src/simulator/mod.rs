@@ -205,8 +205,14 @@ impl Server {
         }
     }
 
-    /// Answers a request of `kind` with `answer`, unless an armed fault fires on it.
-    async fn answer(&self, kind: &str, answer: impl Future<Output = Response>) -> Response {
+    /// Answers a request of `kind` (to `path_and_query`) with `answer`, unless an armed
+    /// fault fires on it.
+    async fn answer(
+        &self,
+        kind: &str,
+        path_and_query: &str,
+        answer: impl Future<Output = Response> + Send + 'static,
+    ) -> Response {
         self.count(kind);
         let fired = lock(&self.faults).take(kind);
         let Some(fault) = fired else {
@@ -230,7 +236,80 @@ impl Server {
                     "TooManyRequests",
                     "The request was throttled by the service. Please retry after 1 second. (fault injected by the simulator)",
                 );
-                insert(r.headers_mut(), "retry-after", "1");
+                let after = fault.retry_after_s.unwrap_or(1).to_string();
+                insert(r.headers_mut(), "retry-after", &after);
+                r
+            }
+            FaultKind::Unavailable => {
+                self.hold(delay).await;
+                let mut r = arm_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "ServiceUnavailable",
+                    "The service is temporarily unavailable. Please retry the request. (fault injected by the simulator)",
+                );
+                if let Some(after) = fault.retry_after_s {
+                    insert(r.headers_mut(), "retry-after", &after.to_string());
+                }
+                r
+            }
+            FaultKind::NotFound => {
+                self.hold(delay).await;
+                arm_error(
+                    StatusCode::NOT_FOUND,
+                    "ResourceNotFound",
+                    "The resource was not found. (fault injected by the simulator)",
+                )
+            }
+            FaultKind::Found | FaultKind::TemporaryRedirect => {
+                self.hold(delay).await;
+                let status = if fault.fault == FaultKind::Found {
+                    StatusCode::FOUND
+                } else {
+                    StatusCode::TEMPORARY_REDIRECT
+                };
+                let to = fault.to.as_deref().unwrap_or_default().trim_end_matches('/');
+                let mut r = status.into_response();
+                insert(r.headers_mut(), "location", &format!("{to}{path_and_query}"));
+                r
+            }
+            FaultKind::Html => {
+                self.hold(delay).await;
+                (
+                    StatusCode::OK,
+                    [("content-type", "text/html; charset=utf-8")],
+                    "<!doctype html><html><body><h1>Sign in to continue</h1></body></html>",
+                )
+                    .into_response()
+            }
+            FaultKind::AcceptWithoutJob => {
+                self.hold(delay).await;
+                let done = answer.await;
+                if !done.status().is_success() {
+                    return done;
+                }
+                (
+                    StatusCode::OK,
+                    [("content-type", "application/json; charset=utf-8")],
+                    "{}",
+                )
+                    .into_response()
+            }
+            FaultKind::AcceptLate => {
+                // Performed whatever the client does meanwhile: a task of its own.
+                let stopping = self.stopping.clone();
+                let late = tokio::spawn(async move {
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = stopping.cancelled() => {}
+                    }
+                    answer.await
+                });
+                late.await.unwrap_or_else(|_| drop_connection())
+            }
+            FaultKind::NoRetryAfter => {
+                self.hold(delay).await;
+                let mut r = answer.await;
+                r.headers_mut().remove("retry-after");
                 r
             }
             FaultKind::Malformed => {

@@ -123,9 +123,13 @@ pub(crate) async fn handle(
     if path == "/_simulator/faults" {
         return faults_endpoint(&server, &method, &body);
     }
+    let path_and_query = uri.path_and_query().map_or(path.clone(), |p| p.to_string());
     if method == Method::POST && is_token_path(&path) {
+        let (s, b) = (server.clone(), body.clone());
         return server
-            .answer("POST token", async { token_endpoint(&server, &body) })
+            .answer("POST token", &path_and_query, async move {
+                token_endpoint(&s, &b)
+            })
             .await;
     }
     let authorization = headers.get("authorization").and_then(|v| v.to_str().ok());
@@ -170,23 +174,17 @@ pub(crate) async fn handle(
             .and_then(|h| h.to_str().ok())
             .unwrap_or("127.0.0.1")
     );
-    let mut r = server
-        .answer(
-            &route.kind(),
-            arm_request(
-                &server,
-                &method,
-                &uri,
-                &vault,
-                route,
-                &body,
-                Caller {
-                    client_request_id: client_request_id(&headers),
-                    origin,
-                },
-            ),
-        )
-        .await;
+    let kind = route.kind();
+    let caller = Caller {
+        client_request_id: client_request_id(&headers),
+        origin,
+    };
+    // Owned, so that a fault can finish it after the client went away.
+    let request = {
+        let server = server.clone();
+        async move { arm_request(&server, &method, &uri, &vault, route, &body, caller).await }
+    };
+    let mut r = server.answer(&kind, &path_and_query, request).await;
     insert(r.headers_mut(), header, &left.to_string());
     r
 }

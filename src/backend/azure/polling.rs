@@ -1,14 +1,38 @@
 //! Following jobs: direct reads, the job-list sweep that answers for every outstanding job
-//! at most once per poll interval, what the poller remembers of each job, and cancelling.
+//! at most once per poll interval, what the poller remembers of each job (and when to read
+//! it next), and cancelling.
 
-use super::requests::{arm_error, retry_after, Failure, Pages};
+use super::requests::{arm_error, retry_after, Failure, Pages, READ_WAIT_CAP};
 use super::{convert, wire, Azure};
-use crate::backend::{BackendError, JobInfo};
+use crate::backend::{BackendError, JobInfo, JobState};
 use crate::clock::Timestamp;
 use reqwest::header::HeaderMap;
 use reqwest::Method;
 use std::collections::HashMap;
 use std::time::Duration;
+
+/// The longest interval between two reads of a job the service gives no `Retry-After` for.
+const POLL_MAX: Duration = Duration::from_secs(30);
+
+/// When to read a job again: after the service's `Retry-After` if it gave one (never sooner
+/// than `poll_min`); else after `poll_min` when the job is new or changed state, and half as
+/// long again after each answer that did not change it, up to [`POLL_MAX`].
+pub(crate) fn next_poll(
+    poll_min: Duration,
+    before: Option<(&JobState, Option<Duration>)>,
+    now: &JobState,
+    retry_after: Option<Duration>,
+) -> Duration {
+    if let Some(after) = retry_after {
+        return after.max(poll_min);
+    }
+    match before {
+        Some((state, Some(interval))) if state == now => {
+            interval.mul_f64(1.5).clamp(poll_min, POLL_MAX.max(poll_min))
+        }
+        _ => poll_min,
+    }
+}
 
 /// What the poller knows of the jobs this run started.
 #[derive(Default)]
@@ -50,10 +74,8 @@ impl Azure {
             let since = Timestamp(since.0.saturating_sub(300_000));
             if let Ok(jobs) = self.jobs_listed_since(since).await {
                 let mut found = None;
-                for mut job in jobs {
-                    // The next sweep is due one poll interval from now.
-                    job.retry_after = Some(self.poll_min);
-                    self.remember(&job).await;
+                for job in jobs {
+                    let job = self.remember(job).await;
                     if job.id == id {
                         found = Some(job);
                     }
@@ -65,8 +87,7 @@ impl Azure {
             }
         }
         let info = self.job_once(id).await?;
-        self.remember(&info).await;
-        Ok(info)
+        Ok(self.remember(info).await)
     }
 
     /// The runbook operations' jobs started since `since`.
@@ -98,8 +119,7 @@ impl Azure {
             return Err(arm_error(status, &headers, &text));
         }
         let info = self.job_once(id).await?;
-        self.remember(&info).await;
-        Ok(info)
+        Ok(self.remember(info).await)
     }
 
     fn job_info(
@@ -114,28 +134,56 @@ impl Azure {
                 job.name, job.properties.scenario_name
             ))
         })?;
-        let after = retry_after(headers).unwrap_or(Duration::from_secs(30));
-        info.retry_after = Some(after.max(self.poll_min));
+        // The service's hint, if any: `remember` turns it into the next poll.
+        info.retry_after = retry_after(headers, READ_WAIT_CAP);
         Ok(info)
     }
 
-    /// Reads one job directly.
+    /// Reads one job directly. A job this run started that the service does not know yet
+    /// (a new job can take a moment to be readable) is "not readable yet", which a wait
+    /// asks again about, until `listing_delay` after it started.
     async fn job_once(&self, id: &str) -> Result<JobInfo, BackendError> {
-        let (job, headers) = self
-            .get::<wire::Job>(&format!("replicationJobs/{id}"))
-            .await?;
+        let found = self.get::<wire::Job>(&format!("replicationJobs/{id}")).await;
         let known = self.polls.lock().await.seen.get(id).map(|(j, _)| j.clone());
+        let (job, headers) = match found {
+            Ok(found) => found,
+            Err(BackendError::Service(e)) if e.code.contains("NotFound") || e.code == "404" => {
+                let young = known.as_ref().is_some_and(|k| {
+                    Timestamp::from_system(std::time::SystemTime::now()).since(k.started)
+                        < self.listing_delay
+                });
+                return Err(if young {
+                    BackendError::Transport(format!(
+                        "job {id} is not readable yet ({}: {})",
+                        e.code, e.message
+                    ))
+                } else {
+                    BackendError::UnknownJob(id.to_string())
+                });
+            }
+            Err(e) => return Err(e),
+        };
         self.job_info(&job, &headers, known.as_ref())
     }
 
-    /// Records a job's latest state for the poller.
-    pub(crate) async fn remember(&self, info: &JobInfo) {
+    /// Records a job's latest state for the poller, with when to read it next (see
+    /// [`next_poll`]; `info.retry_after` is the service's hint, if it gave one).
+    pub(crate) async fn remember(&self, mut info: JobInfo) -> JobInfo {
         let mut polls = self.polls.lock().await;
-        let before = polls.seen.get(&info.id).map(|(j, _)| j.state.clone());
-        if before.as_ref() != Some(&info.state) {
+        let before = polls
+            .seen
+            .get(&info.id)
+            .map(|(j, _)| (j.state.clone(), j.retry_after));
+        if before.as_ref().map(|(s, _)| s) != Some(&info.state) {
             // The item's state changes with its job's: read it again when asked.
             self.items.lock().await.remove(&info.vm);
         }
+        info.retry_after = Some(next_poll(
+            self.poll_min,
+            before.as_ref().map(|(s, i)| (s, *i)),
+            &info.state,
+            info.retry_after,
+        ));
         if info.state.is_terminal() {
             polls.outstanding.remove(&info.id);
         } else {
@@ -144,6 +192,7 @@ impl Azure {
         polls
             .seen
             .insert(info.id.clone(), (info.clone(), std::time::Instant::now()));
+        info
     }
 
     /// The jobs started since `since`, as the service shows them (all pages).
@@ -157,5 +206,38 @@ impl Azure {
             pages.link(page.next_link);
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_retry_after_polls_grow_by_half_from_poll_min_and_reset_on_a_change() {
+        let min = Duration::from_secs(2);
+        let running = JobState::InProgress;
+        let mut interval = next_poll(min, None, &running, None);
+        let mut seen = vec![interval];
+        for _ in 0..10 {
+            interval = next_poll(min, Some((&running, Some(interval))), &running, None);
+            seen.push(interval);
+        }
+        let secs: Vec<f64> = seen.iter().map(Duration::as_secs_f64).collect();
+        assert_eq!(&secs[..5], &[2.0, 3.0, 4.5, 6.75, 10.125]);
+        assert_eq!(*seen.last().unwrap(), POLL_MAX, "capped at 30 s: {secs:?}");
+        // A state change starts again from poll_min.
+        let done = JobState::Succeeded;
+        assert_eq!(next_poll(min, Some((&running, Some(POLL_MAX))), &done, None), min);
+        // The service's Retry-After wins, never below poll_min.
+        let hint = Some(Duration::from_secs(12));
+        assert_eq!(
+            next_poll(min, Some((&running, Some(POLL_MAX))), &running, hint),
+            Duration::from_secs(12)
+        );
+        assert_eq!(
+            next_poll(min, None, &running, Some(Duration::from_millis(10))),
+            min
+        );
     }
 }
