@@ -414,9 +414,14 @@ fn estate_of(
         .build()
         .map_err(|e| Error::Usage(format!("cannot start the runtime: {e}")))?;
     rt.block_on(crate::estate::read(&backend)).map_err(|e| {
-        Error::Service(format!(
+        let message = format!(
             "cannot read target `{name}` at {}: {e}",
             crate::backend::Backend::describe(&backend)
-        ))
+        );
+        // Like credentials that are missing altogether.
+        match e {
+            crate::backend::BackendError::Credentials(_) => Error::Usage(message),
+            _ => Error::Service(message),
+        }
     })
 }

@@ -208,7 +208,7 @@ impl Server {
     /// Answers a request of `kind` (to `path_and_query`) with `answer`, unless an armed
     /// fault fires on it.
     async fn answer(
-        &self,
+        self: &Arc<Self>,
         kind: &str,
         path_and_query: &str,
         answer: impl Future<Output = Response> + Send + 'static,
@@ -295,14 +295,14 @@ impl Server {
                     .into_response()
             }
             FaultKind::AcceptLate => {
-                // Performed whatever the client does meanwhile: a task of its own.
-                let stopping = self.stopping.clone();
+                // Performed whatever the client does meanwhile: a task of its own, which
+                // counts `"accept-late performed"` when it is done.
+                let server = self.clone();
                 let late = tokio::spawn(async move {
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => {}
-                        _ = stopping.cancelled() => {}
-                    }
-                    answer.await
+                    server.hold(delay).await;
+                    let r = answer.await;
+                    server.count("accept-late performed");
+                    r
                 });
                 late.await.unwrap_or_else(|_| drop_connection())
             }

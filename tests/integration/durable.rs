@@ -14,11 +14,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 
-const TOKEN: &str = "durable-test-token";
+pub(crate) const TOKEN: &str = "durable-test-token";
 const VMS: [&str; 2] = ["app-01", "app-02"];
 const OPERATIONS: [&str; 3] = ["planned_failover", "commit", "reverse_replicate"];
 
-const PLAN: &str = r#"// Fail two VMs over, verify and commit them, and protect them again.
+pub(crate) const PLAN: &str = r#"// Fail two VMs over, verify and commit them, and protect them again.
 let names = ["app-01", "app-02"];
 let jobs = [];
 for n in names { jobs.push(failover(n, #{ kind: "planned" })); }
@@ -43,12 +43,17 @@ fn inventory() -> Inventory {
 }
 
 /// A simulator server on loopback, on its own runtime thread: it outlives the runners.
-fn start_server() -> (SocketAddr, Arc<Server>, Arc<Simulator>) {
-    let clock: Arc<dyn Clock> = Arc::new(RealClock::new(20_000.0));
+pub(crate) fn start_server() -> (SocketAddr, Arc<Server>, Arc<Simulator>) {
+    start_server_at(20_000.0)
+}
+
+/// [`start_server`] with the simulation `speed` times faster than real time.
+pub(crate) fn start_server_at(speed: f64) -> (SocketAddr, Arc<Server>, Arc<Simulator>) {
+    let clock: Arc<dyn Clock> = Arc::new(RealClock::new(speed));
     let sim = Arc::new(Simulator::new(&inventory(), clock, false));
     let options = ServerOptions {
         token: TOKEN.into(),
-        speed: 20_000.0,
+        speed,
         ..ServerOptions::default()
     };
     let (addr, server) = crate::common::serve(sim.clone(), options);
@@ -56,7 +61,7 @@ fn start_server() -> (SocketAddr, Arc<Server>, Arc<Simulator>) {
 }
 
 /// A project with target `sim` at `addr` and the plan.
-fn project(addr: SocketAddr) -> tempfile::TempDir {
+pub(crate) fn project(addr: SocketAddr) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("runbook.toml"),
@@ -67,7 +72,7 @@ fn project(addr: SocketAddr) -> tempfile::TempDir {
     dir
 }
 
-fn runbook(dir: &Path, args: &[&str], crash: Option<&str>) -> Output {
+pub(crate) fn runbook(dir: &Path, args: &[&str], crash: Option<&str>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_runbook"));
     cmd.args(args)
         .current_dir(dir)
@@ -80,7 +85,7 @@ fn runbook(dir: &Path, args: &[&str], crash: Option<&str>) -> Output {
     cmd.output().unwrap()
 }
 
-fn text(out: &Output) -> String {
+pub(crate) fn text(out: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -88,12 +93,12 @@ fn text(out: &Output) -> String {
     )
 }
 
-fn killed(out: &Output) -> bool {
+pub(crate) fn killed(out: &Output) -> bool {
     use std::os::unix::process::ExitStatusExt;
     out.status.signal() == Some(9)
 }
 
-fn run_ids(dir: &Path) -> Vec<String> {
+pub(crate) fn run_ids(dir: &Path) -> Vec<String> {
     let mut ids: Vec<String> = std::fs::read_dir(dir.join(".runbook/runs"))
         .map(|rd| {
             rd.filter_map(Result::ok)
@@ -106,7 +111,7 @@ fn run_ids(dir: &Path) -> Vec<String> {
 }
 
 /// Starts the binary in `dir` with `args`, its output captured.
-fn spawn(dir: &Path, args: &[&str]) -> std::process::Child {
+pub(crate) fn spawn(dir: &Path, args: &[&str]) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_runbook"))
         .args(args)
         .current_dir(dir)
@@ -121,7 +126,7 @@ fn spawn(dir: &Path, args: &[&str]) -> std::process::Child {
 
 /// Waits until process `pid` says it waits at manual step `step` of a run in `dir`;
 /// returns the run's id.
-fn waiting_at(dir: &Path, step: u32, pid: u32) -> String {
+pub(crate) fn waiting_at(dir: &Path, step: u32, pid: u32) -> String {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
         for id in run_ids(dir) {
@@ -141,13 +146,13 @@ fn waiting_at(dir: &Path, step: u32, pid: u32) -> String {
     }
 }
 
-fn journal_of(dir: &Path, id: &str) -> PathBuf {
+pub(crate) fn journal_of(dir: &Path, id: &str) -> PathBuf {
     dir.join(".runbook/runs").join(id).join("journal.jsonl")
 }
 
 /// Every operation reached each item exactly once, and each item ended protected on the
 /// recovery site.
-fn assert_once_and_protected(server: &Server, sim: &Simulator, context: &str) {
+pub(crate) fn assert_once_and_protected(server: &Server, sim: &Simulator, context: &str) {
     let stats = server.stats();
     for vm in VMS {
         for op in OPERATIONS {

@@ -3,7 +3,7 @@
 //! adopted; and the job a POST's answer names.
 
 use super::requests::{
-    arm_error_at, request_id, retry_after, Failure, POST_WAIT_CAP, READ_WAIT_CAP,
+    arm_error_at, request_id, retry_after, Failure, POST_WAIT_CAP,
 };
 use super::{convert, wire, Azure};
 use crate::backend::{BackendError, JobInfo, JobState, OperationRequest, ServiceError};
@@ -103,7 +103,9 @@ impl Azure {
                 warnings: Vec::new(),
                 started: now,
                 ended: None,
-                retry_after: retry_after(&headers, READ_WAIT_CAP),
+                // The 202's `Retry-After` is about its operation-results URL; the job is
+                // read at its own pace (see `polling::backoff`), from `poll_min` on.
+                retry_after: None,
                 expected_end: None,
             },
             None if status == StatusCode::OK && completed_at_once(&text, &id) => {

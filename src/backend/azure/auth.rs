@@ -275,12 +275,8 @@ fn refused(
     check: &str,
 ) -> BackendError {
     if status.is_redirection() {
-        return match super::requests::redirected(url, status, headers) {
-            BackendError::Untrusted(m) => {
-                BackendError::Untrusted(format!("{what}: {m}; no credential left this machine"))
-            }
-            other => other,
-        };
+        let who = format!("the token endpoint of {what}");
+        return super::requests::redirected(&who, "no credential", url, status, headers);
     }
     // AAD's error code only: its description may quote the request.
     let code = serde_json::from_str::<serde_json::Value>(text)

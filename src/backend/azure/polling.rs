@@ -4,7 +4,7 @@
 
 use super::requests::{arm_error, retry_after, Failure, Pages, READ_WAIT_CAP};
 use super::{convert, wire, Azure};
-use crate::backend::{BackendError, JobInfo, JobState};
+use crate::backend::{BackendError, JobInfo};
 use crate::clock::Timestamp;
 use reqwest::header::HeaderMap;
 use reqwest::Method;
@@ -14,22 +14,12 @@ use std::time::Duration;
 /// The longest interval between two reads of a job the service gives no `Retry-After` for.
 const POLL_MAX: Duration = Duration::from_secs(30);
 
-/// When to read a job again: after the service's `Retry-After` if it gave one (never sooner
-/// than `poll_min`); else after `poll_min` when the job is new or changed state, and half as
-/// long again after each answer that did not change it, up to [`POLL_MAX`].
-pub(crate) fn next_poll(
-    poll_min: Duration,
-    before: Option<(&JobState, Option<Duration>)>,
-    now: &JobState,
-    retry_after: Option<Duration>,
-) -> Duration {
-    if let Some(after) = retry_after {
-        return after.max(poll_min);
-    }
-    match before {
-        Some((state, Some(interval))) if state == now => {
-            interval.mul_f64(1.5).clamp(poll_min, POLL_MAX.max(poll_min))
-        }
+/// The interval before the next read of a job the service gives no `Retry-After` for:
+/// `poll_min` for a new job or one that changed state, else half as long again as the last
+/// interval, up to [`POLL_MAX`].
+pub(crate) fn backoff(poll_min: Duration, last: Option<Duration>, changed: bool) -> Duration {
+    match last {
+        Some(last) if !changed => last.mul_f64(1.5).clamp(poll_min, POLL_MAX.max(poll_min)),
         _ => poll_min,
     }
 }
@@ -39,6 +29,8 @@ pub(crate) fn next_poll(
 pub(crate) struct Polls {
     /// Jobs not seen ended, with their start.
     outstanding: HashMap<String, Timestamp>,
+    /// Each job's interval between reads when the service says nothing (see [`backoff`]).
+    backoff: HashMap<String, Duration>,
     /// The latest answer for each job and when it came.
     seen: HashMap<String, (JobInfo, std::time::Instant)>,
     last_sweep: Option<std::time::Instant>,
@@ -166,24 +158,19 @@ impl Azure {
         self.job_info(&job, &headers, known.as_ref())
     }
 
-    /// Records a job's latest state for the poller, with when to read it next (see
-    /// [`next_poll`]; `info.retry_after` is the service's hint, if it gave one).
+    /// Records a job's latest state for the poller, with when to read it next:
+    /// `info.retry_after` is the service's `Retry-After` if it gave one (never sooner than
+    /// `poll_min`), else the job's [`backoff`].
     pub(crate) async fn remember(&self, mut info: JobInfo) -> JobInfo {
         let mut polls = self.polls.lock().await;
-        let before = polls
-            .seen
-            .get(&info.id)
-            .map(|(j, _)| (j.state.clone(), j.retry_after));
-        if before.as_ref().map(|(s, _)| s) != Some(&info.state) {
+        let changed = polls.seen.get(&info.id).map(|(j, _)| &j.state) != Some(&info.state);
+        if changed {
             // The item's state changes with its job's: read it again when asked.
             self.items.lock().await.remove(&info.vm);
         }
-        info.retry_after = Some(next_poll(
-            self.poll_min,
-            before.as_ref().map(|(s, i)| (s, *i)),
-            &info.state,
-            info.retry_after,
-        ));
+        let next = backoff(self.poll_min, polls.backoff.get(&info.id).copied(), changed);
+        polls.backoff.insert(info.id.clone(), next);
+        info.retry_after = Some(info.retry_after.map_or(next, |after| after.max(self.poll_min)));
         if info.state.is_terminal() {
             polls.outstanding.remove(&info.id);
         } else {
@@ -216,28 +203,19 @@ mod tests {
     #[test]
     fn without_retry_after_polls_grow_by_half_from_poll_min_and_reset_on_a_change() {
         let min = Duration::from_secs(2);
-        let running = JobState::InProgress;
-        let mut interval = next_poll(min, None, &running, None);
+        let mut interval = backoff(min, None, true);
         let mut seen = vec![interval];
         for _ in 0..10 {
-            interval = next_poll(min, Some((&running, Some(interval))), &running, None);
+            interval = backoff(min, Some(interval), false);
             seen.push(interval);
         }
         let secs: Vec<f64> = seen.iter().map(Duration::as_secs_f64).collect();
         assert_eq!(&secs[..5], &[2.0, 3.0, 4.5, 6.75, 10.125]);
         assert_eq!(*seen.last().unwrap(), POLL_MAX, "capped at 30 s: {secs:?}");
         // A state change starts again from poll_min.
-        let done = JobState::Succeeded;
-        assert_eq!(next_poll(min, Some((&running, Some(POLL_MAX))), &done, None), min);
-        // The service's Retry-After wins, never below poll_min.
-        let hint = Some(Duration::from_secs(12));
-        assert_eq!(
-            next_poll(min, Some((&running, Some(POLL_MAX))), &running, hint),
-            Duration::from_secs(12)
-        );
-        assert_eq!(
-            next_poll(min, None, &running, Some(Duration::from_millis(10))),
-            min
-        );
+        assert_eq!(backoff(min, Some(POLL_MAX), true), min);
+        // A poll_min above 30 s stays the floor.
+        let slow = Duration::from_secs(45);
+        assert_eq!(backoff(slow, Some(slow), false), slow);
     }
 }

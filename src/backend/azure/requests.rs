@@ -356,7 +356,7 @@ pub(crate) fn arm_error_at(
     text: &str,
 ) -> BackendError {
     if status.is_redirection() {
-        return redirected(url, status, headers);
+        return redirected("the service", "the token or the request", url, status, headers);
     }
     let body: Option<wire::ArmError> = serde_json::from_str(text).ok();
     let (code, message) = body.map_or_else(
@@ -382,8 +382,15 @@ pub(crate) fn arm_error_at(
     })
 }
 
-/// A 3xx: where it points (the host only), and that it was not followed.
-pub(crate) fn redirected(url: &str, status: StatusCode, headers: &HeaderMap) -> BackendError {
+/// A 3xx from `who`: where it points (the host only) and that it was not followed, since
+/// following it would carry `carried` there.
+pub(crate) fn redirected(
+    who: &str,
+    carried: &str,
+    url: &str,
+    status: StatusCode,
+    headers: &HeaderMap,
+) -> BackendError {
     let location = headers.get(LOCATION).and_then(|v| v.to_str().ok());
     let host = location
         .and_then(|l| {
@@ -398,7 +405,7 @@ pub(crate) fn redirected(url: &str, status: StatusCode, headers: &HeaderMap) -> 
         });
     let to = host.map_or("with no usable Location".to_string(), |h| format!("to `{h}`"));
     BackendError::Untrusted(format!(
-        "the service answered {status}, a redirect {to}; redirects are never followed (they would carry the token or the request elsewhere), so nothing was sent there. Check the target's endpoint"
+        "{who} answered {status}, a redirect {to}; it was not followed, so {carried} never went there. Check the target's endpoint and authority"
     ))
 }
 

@@ -168,7 +168,7 @@ impl Host {
             .help("check the network and the target's endpoint; the message says whether the operation may have been issued. `runbook resume` asks the service again"),
             BackendError::Untrusted(message) => Finding::new(
                 Code::NoAnswer,
-                format!("the service's answer was not believed: {message}"),
+                format!("an answer was not believed: {message}"),
             )
             .label("answer not believed here")
             .help("check the target's endpoint and what sits between this machine and it; nothing was followed. `runbook resume` asks the service again"),
