@@ -29,7 +29,10 @@ impl Unfinished {
     pub fn describe(&self) -> String {
         match &self.job {
             Some(job) => format!("{} of {} (job {})", self.operation, self.vm, job.id),
-            None => format!("{} of {} (its answer is not known)", self.operation, self.vm),
+            None => format!(
+                "{} of {} (its answer is not known)",
+                self.operation, self.vm
+            ),
         }
     }
 }
@@ -37,10 +40,7 @@ impl Unfinished {
 /// The operations of the run `loaded` that may still be in flight: issued without a recorded
 /// end. Refused ones, cancels and jobs a wait saw end are left out.
 pub fn unfinished(loaded: &Loaded) -> Vec<Unfinished> {
-    let run = loaded
-        .header()
-        .map(|h| h.run.clone())
-        .unwrap_or_default();
+    let run = loaded.header().map(|h| h.run.clone()).unwrap_or_default();
     let mut open: Vec<(u64, Unfinished)> = Vec::new();
     for record in &loaded.records {
         match &record.entry {

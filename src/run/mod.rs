@@ -746,7 +746,11 @@ pub fn resume(opts: &ResumeOptions) -> Result<i32, Error> {
     let backend = config.backend(&target)?;
     let named = config.target(&target)?;
     let identity = named.identity();
-    if header.vault.as_deref().is_some_and(|v| !named.names_vault(v)) {
+    if header
+        .vault
+        .as_deref()
+        .is_some_and(|v| !named.names_vault(v))
+    {
         return Err(Error::Usage(format!(
             "run {id} cannot be resumed: target `{target}` now names another vault ({identity}) than when the run started ({}); resuming would go on against other VMs",
             header.vault.as_deref().unwrap_or_default()

@@ -155,8 +155,15 @@ impl Fault {
             return Err("\"times\" must be at least 1".into());
         }
         let redirect = matches!(self.fault, FaultKind::Found | FaultKind::TemporaryRedirect);
-        if redirect && self.to.as_deref().is_none_or(|t| url::Url::parse(t).is_err()) {
-            return Err("a redirect needs \"to\": an origin such as \"http://127.0.0.1:9999\"".into());
+        if redirect
+            && self
+                .to
+                .as_deref()
+                .is_none_or(|t| url::Url::parse(t).is_err())
+        {
+            return Err(
+                "a redirect needs \"to\": an origin such as \"http://127.0.0.1:9999\"".into(),
+            );
         }
         Ok(())
     }
@@ -261,7 +268,10 @@ mod tests {
         let redirect: Fault =
             serde_json::from_str(r#"{"on":"x","fault":"307","to":"http://127.0.0.1:9"}"#).unwrap();
         assert!(redirect.validate().is_ok());
-        assert!(Fault::new("x", FaultKind::Found, 1).validate().is_err(), "no `to`");
+        assert!(
+            Fault::new("x", FaultKind::Found, 1).validate().is_err(),
+            "no `to`"
+        );
         let storm: Fault =
             serde_json::from_str(r#"{"on":"x","fault":"429","retry_after_s":100000}"#).unwrap();
         assert_eq!(storm.retry_after_s, Some(100_000));

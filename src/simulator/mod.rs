@@ -267,9 +267,17 @@ impl Server {
                 } else {
                     StatusCode::TEMPORARY_REDIRECT
                 };
-                let to = fault.to.as_deref().unwrap_or_default().trim_end_matches('/');
+                let to = fault
+                    .to
+                    .as_deref()
+                    .unwrap_or_default()
+                    .trim_end_matches('/');
                 let mut r = status.into_response();
-                insert(r.headers_mut(), "location", &format!("{to}{path_and_query}"));
+                insert(
+                    r.headers_mut(),
+                    "location",
+                    &format!("{to}{path_and_query}"),
+                );
                 r
             }
             FaultKind::Html => {

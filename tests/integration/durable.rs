@@ -18,6 +18,16 @@ pub(crate) const TOKEN: &str = "durable-test-token";
 const VMS: [&str; 2] = ["app-01", "app-02"];
 const OPERATIONS: [&str; 3] = ["planned_failover", "commit", "reverse_replicate"];
 
+/// A new run of the plan that takes a stale lock over.
+pub(crate) const TAKE_OVER: [&str; 6] = [
+    "run",
+    "plan.rhai",
+    "--target",
+    "sim",
+    "--take-over",
+    "--no-progress",
+];
+
 pub(crate) const PLAN: &str = r#"// Fail two VMs over, verify and commit them, and protect them again.
 let names = ["app-01", "app-02"];
 let jobs = [];
@@ -245,25 +255,14 @@ fn a_runner_killed_anywhere_and_resumed_issues_every_operation_exactly_once() {
     let points: Vec<String> = (2..=records)
         .flat_map(|seq| ["before", "torn", "after"].map(|p| format!("{seq}:{p}")))
         .collect();
-    let failures = std::sync::Mutex::new(Vec::new());
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    std::thread::scope(|s| {
-        for _ in 0..2 {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let Some(point) = points.get(i) else { break };
-                // The last record (the run's end) is past every operation: the crash after
-                // it leaves nothing to resume.
-                if point == &format!("{records}:after") {
-                    continue;
-                }
-                if let Err(e) = crash_then_resume(point) {
-                    failures.lock().unwrap().push(e);
-                }
-            });
+    let failures = crate::common::in_parallel(&points, 2, |point| {
+        // The last record (the run's end) is past every operation: the crash after it
+        // leaves nothing to resume.
+        if point == &format!("{records}:after") {
+            return Ok(());
         }
+        crash_then_resume(point)
     });
-    let failures = failures.into_inner().unwrap();
     assert!(
         failures.is_empty(),
         "{} of {} crash points failed:\n{}",
@@ -351,18 +350,7 @@ fn a_second_run_on_the_same_target_is_refused_and_a_stale_lock_is_detected() {
         text(&third)
     );
     assert!(!server.stats().keys().any(|k| k.starts_with("issued")));
-    let taken = runbook(
-        dir.path(),
-        &[
-            "run",
-            "plan.rhai",
-            "--target",
-            "sim",
-            "--take-over",
-            "--no-progress",
-        ],
-        None,
-    );
+    let taken = runbook(dir.path(), &TAKE_OVER, None);
     assert!(taken.status.success(), "{}", text(&taken));
 }
 

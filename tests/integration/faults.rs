@@ -7,6 +7,7 @@
 //! the output, the journal or the report.
 
 use crate::common::Recorder;
+use crate::durable::{run_ids, text};
 use runbook::backend::inventory::Inventory;
 use runbook::backend::sim::Simulator;
 use runbook::backend::Backend;
@@ -15,19 +16,12 @@ use runbook::simulator::faults::{Fault, FaultKind};
 use runbook::simulator::{Server, ServerOptions};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
 const SECRET: &str = "fault-suite-secret-7d1e";
 const OPERATIONS: [&str; 3] = ["planned_failover", "commit", "reverse_replicate"];
-const PLAN: &str = r#"let web = vm("web-01");
-wait_job(failover(web, #{ kind: "planned" }), #{ timeout: "1h" });
-verify(web, #{ active_location: "recovery", healthy: true });
-wait_job(commit(web), #{ timeout: "1h" });
-wait_job(reverse_replicate(web), #{ timeout: "1h" });
-verify(web, #{ replicating: true });
-"#;
 
 /// A simulator server for one VM that issues tokens for client credentials only.
 pub(crate) fn start(speed: f64) -> (SocketAddr, Arc<Server>, Arc<Simulator>) {
@@ -57,7 +51,7 @@ pub(crate) fn project(addr: SocketAddr, extra: &str) -> tempfile::TempDir {
         format!("[targets.sim]\nsubscription = \"s\"\nresource_group = \"g\"\nvault = \"v\"\nendpoint = \"http://{addr}\"\nauthority = \"http://{addr}\"\npoll_min = \"20ms\"\ntimeout = \"2s\"\nlisting_delay = \"3s\"\n{extra}"),
     )
     .unwrap();
-    std::fs::write(dir.path().join("plan.rhai"), PLAN).unwrap();
+    std::fs::write(dir.path().join("plan.rhai"), crate::azure::ONE_VM).unwrap();
     dir
 }
 
@@ -75,26 +69,6 @@ pub(crate) fn command(dir: &Path, args: &[&str], secret: &str) -> Command {
         .env("AZURE_CLIENT_SECRET", secret)
         .stdin(Stdio::null());
     cmd
-}
-
-pub(crate) fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-pub(crate) fn run_ids(dir: &Path) -> Vec<String> {
-    let mut ids: Vec<String> = std::fs::read_dir(dir.join(".runbook/runs"))
-        .map(|rd| {
-            rd.filter_map(Result::ok)
-                .filter_map(|e| e.file_name().into_string().ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    ids.sort();
-    ids
 }
 
 /// Why `shown` is not clean: the secret, an issued or forged token, a bearer header.
@@ -177,7 +151,13 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "a 200 without job headers to the failover",
-        faults: |_| vec![fault("POST plannedFailover", FaultKind::AcceptWithoutJob, 1)],
+        faults: |_| {
+            vec![fault(
+                "POST plannedFailover",
+                FaultKind::AcceptWithoutJob,
+                1,
+            )]
+        },
         stops: None,
     },
     Case {
@@ -214,6 +194,12 @@ fn run_case(case: &Case) -> Result<(), String> {
     let run = ["run", "plan.rhai", "--target", "sim", "--no-progress"];
     let out = command(dir.path(), &run, SECRET).output().unwrap();
     let mut shown = text(&out);
+    let (connections, received) = recorder.received();
+    if connections > 0 {
+        return Err(format!(
+            "{name}: the redirect was followed: {connections} connection(s) to it brought: {received}"
+        ));
+    }
     match (case.stops, out.status.code()) {
         (None, Some(0)) => {}
         (Some(why), Some(1)) if shown.contains(why) => {
@@ -248,11 +234,8 @@ fn run_case(case: &Case) -> Result<(), String> {
     if (web.active_location.as_str(), web.replicating) != ("recovery", true) {
         return Err(format!("{name}: web-01 ended {web:?}"));
     }
-    let (connections, received) = recorder.received();
-    if connections > 0 {
-        return Err(format!(
-            "{name}: the redirect was followed: {connections} connection(s) to it: {received}"
-        ));
+    if recorder.received().0 > 0 {
+        return Err(format!("{name}: the resume followed the redirect"));
     }
     let id = run_ids(dir.path()).pop().ok_or("no run folder")?;
     for args in [
@@ -262,7 +245,11 @@ fn run_case(case: &Case) -> Result<(), String> {
     ] {
         shown.push_str(&text(&command(dir.path(), &args, SECRET).output().unwrap()));
     }
-    let journal = dir.path().join(".runbook/runs").join(&id).join("journal.jsonl");
+    let journal = dir
+        .path()
+        .join(".runbook/runs")
+        .join(&id)
+        .join("journal.jsonl");
     shown.push_str(&std::fs::read_to_string(journal).unwrap());
     if let Some(what) = leak(&shown) {
         return Err(format!("{name}: `{what}` shows: {shown}"));
@@ -272,20 +259,7 @@ fn run_case(case: &Case) -> Result<(), String> {
 
 #[test]
 fn every_fault_issues_each_operation_once_ends_right_and_leaks_nothing() {
-    let failures = std::sync::Mutex::new(Vec::new());
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    std::thread::scope(|s| {
-        for _ in 0..3 {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let Some(case) = CASES.get(i) else { break };
-                if let Err(e) = run_case(case) {
-                    failures.lock().unwrap().push(e);
-                }
-            });
-        }
-    });
-    let failures = failures.into_inner().unwrap();
+    let failures = crate::common::in_parallel(CASES, 3, run_case);
     assert!(
         failures.is_empty(),
         "{} of {} faults failed:\n{}",
@@ -334,7 +308,10 @@ fn kill_when_shown(dir: &Path, args: &[&str], line: &str) -> String {
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        for l in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+        for l in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
             if tx.send(l).is_err() {
                 break;
             }
@@ -380,7 +357,11 @@ fn a_huge_retry_after_is_capped_shown_on_the_progress_line_and_resumed() {
     let id = run_ids(dir.path()).remove(0);
     server.arm(storm("POST plannedFailover"));
     let resume = ["resume", id.as_str(), "--no-progress"];
-    kill_when_shown(dir.path(), &resume, "throttled by the service: retrying in 1m");
+    kill_when_shown(
+        dir.path(),
+        &resume,
+        "throttled by the service: retrying in 1m",
+    );
     let done = command(dir.path(), &resume, SECRET).output().unwrap();
     assert!(done.status.success(), "{}", text(&done));
     assert_eq!(issued(&server), [1, 1, 1], "{:?}", server.stats());
@@ -388,7 +369,10 @@ fn a_huge_retry_after_is_capped_shown_on_the_progress_line_and_resumed() {
         .build()
         .unwrap();
     let web = rt.block_on(sim.item("web-01")).unwrap();
-    assert_eq!((web.active_location.as_str(), web.replicating), ("recovery", true));
+    assert_eq!(
+        (web.active_location.as_str(), web.replicating),
+        ("recovery", true)
+    );
 }
 
 #[test]
@@ -451,7 +435,11 @@ fn job_reads_without_retry_after_come_after_poll_min_then_half_as_long_again() {
             let ratio = next.as_secs_f64() / last.as_secs_f64();
             assert!((ratio - 1.5).abs() < 0.01, "half as long again: {shown:?}");
         } else {
-            assert_eq!(*next, Duration::from_millis(20), "a change: poll_min: {shown:?}");
+            assert_eq!(
+                *next,
+                Duration::from_millis(20),
+                "a change: poll_min: {shown:?}"
+            );
         }
     }
 }

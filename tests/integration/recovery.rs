@@ -5,7 +5,7 @@
 
 use crate::durable::{
     assert_once_and_protected, journal_of, project, run_ids, runbook, spawn, start_server,
-    start_server_at, text, waiting_at,
+    start_server_at, text, waiting_at, TAKE_OVER,
 };
 use runbook::simulator::faults::{Fault, FaultKind};
 use runbook::simulator::Server;
@@ -46,7 +46,11 @@ fn a_resume_finds_the_job_of_a_request_the_service_took_after_the_runner_died() 
     let id = run_ids(dir.path()).remove(0);
     let journal = std::fs::read_to_string(journal_of(dir.path(), &id)).unwrap();
     assert!(
-        journal.lines().last().unwrap().contains("\"type\":\"intent\""),
+        journal
+            .lines()
+            .last()
+            .unwrap()
+            .contains("\"type\":\"intent\""),
         "the journal ends with the commit's intent: {journal}"
     );
     let resumed = runbook(dir.path(), &["resume", &id, "--no-progress"], None);
@@ -91,18 +95,7 @@ fn take_over_adopts_the_jobs_a_killed_run_left_in_flight_and_says_which() {
         busy.unwrap().current_job.is_some(),
         "the failover still runs"
     );
-    let taken = runbook(
-        dir.path(),
-        &[
-            "run",
-            "plan.rhai",
-            "--target",
-            "sim",
-            "--take-over",
-            "--no-progress",
-        ],
-        None,
-    );
+    let taken = runbook(dir.path(), &TAKE_OVER, None);
     let shown = text(&taken);
     assert!(taken.status.success(), "{shown}");
     assert!(

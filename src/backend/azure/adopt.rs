@@ -2,9 +2,7 @@
 //! (or a resumed run's) is matched to the job it created by its client request id and
 //! adopted; and the job a POST's answer names.
 
-use super::requests::{
-    arm_error_at, request_id, retry_after, Failure, POST_WAIT_CAP,
-};
+use super::requests::{arm_error_at, request_id, retry_after, Failure, POST_WAIT_CAP};
 use super::{convert, wire, Azure};
 use crate::backend::{BackendError, JobInfo, JobState, OperationRequest, ServiceError};
 use crate::clock::Timestamp;
@@ -52,10 +50,7 @@ impl Azure {
         let mut attempt = 0;
         let (status, headers, text) = loop {
             attempt += 1;
-            match self
-                .send_as(Method::POST, &url, body.as_ref(), key)
-                .await
-            {
+            match self.send_as(Method::POST, &url, body.as_ref(), key).await {
                 Ok((StatusCode::TOO_MANY_REQUESTS, headers, text)) => {
                     // Refused, not accepted: sending it again is safe.
                     if attempt >= POST_ATTEMPTS {
@@ -77,8 +72,10 @@ impl Azure {
                 Err(Failure::Other(e)) => return Err(e),
                 Err(Failure::Ambiguous(e)) => {
                     // The service may have created the job: adopt it; never send it again.
-                    return unsure(BackendError::Transport(format!("its answer was lost ({e})")))
-                        .await;
+                    return unsure(BackendError::Transport(format!(
+                        "its answer was lost ({e})"
+                    )))
+                    .await;
                 }
             }
         };

@@ -224,8 +224,8 @@ impl Tokens {
                         "check the identity assigned to this machine (IDENTITY_ENDPOINT, IDENTITY_HEADER)",
                     ));
                 }
-                let answer: TokenAnswer = serde_json::from_str(&text)
-                    .map_err(|_| unreadable("the managed identity"))?;
+                let answer: TokenAnswer =
+                    serde_json::from_str(&text).map_err(|_| unreadable("the managed identity"))?;
                 let expires = expiry(answer.expires_in.as_ref(), answer.expires_on.as_ref());
                 Ok((answer.access_token, expires))
             }
@@ -247,8 +247,8 @@ impl Tokens {
                         "`az account get-access-token` failed; run `az login`".into(),
                     ));
                 }
-                let answer: CliAnswer = serde_json::from_slice(&out.stdout)
-                    .map_err(|_| unreadable("the Azure CLI"))?;
+                let answer: CliAnswer =
+                    serde_json::from_slice(&out.stdout).map_err(|_| unreadable("the Azure CLI"))?;
                 let expires = expiry(None, answer.expires_on_unix.as_ref()).or_else(|| {
                     answer
                         .expires_on

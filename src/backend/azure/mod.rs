@@ -113,7 +113,11 @@ impl Azure {
             return;
         }
         tracing::info!(?wait, "{what}");
-        let to = self.notices.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let to = self
+            .notices
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         if let Some(to) = to {
             to.notice(&format!(
                 "{what}: retrying in {}",

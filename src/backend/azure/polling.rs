@@ -135,7 +135,9 @@ impl Azure {
     /// (a new job can take a moment to be readable) is "not readable yet", which a wait
     /// asks again about, until `listing_delay` after it started.
     async fn job_once(&self, id: &str) -> Result<JobInfo, BackendError> {
-        let found = self.get::<wire::Job>(&format!("replicationJobs/{id}")).await;
+        let found = self
+            .get::<wire::Job>(&format!("replicationJobs/{id}"))
+            .await;
         let known = self.polls.lock().await.seen.get(id).map(|(j, _)| j.clone());
         let (job, headers) = match found {
             Ok(found) => found,
@@ -170,7 +172,10 @@ impl Azure {
         }
         let next = backoff(self.poll_min, polls.backoff.get(&info.id).copied(), changed);
         polls.backoff.insert(info.id.clone(), next);
-        info.retry_after = Some(info.retry_after.map_or(next, |after| after.max(self.poll_min)));
+        info.retry_after = Some(
+            info.retry_after
+                .map_or(next, |after| after.max(self.poll_min)),
+        );
         if info.state.is_terminal() {
             polls.outstanding.remove(&info.id);
         } else {

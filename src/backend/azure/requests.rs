@@ -222,7 +222,8 @@ impl Azure {
                 }
                 Ok((status, headers, text)) if status == StatusCode::TOO_MANY_REQUESTS => {
                     throttles += 1;
-                    let wait = retry_after(&headers, READ_WAIT_CAP).unwrap_or(Duration::from_secs(1));
+                    let wait =
+                        retry_after(&headers, READ_WAIT_CAP).unwrap_or(Duration::from_secs(1));
                     let why = "throttled by the service".to_string();
                     (arm_error(status, &headers, &text), Some(wait), why)
                 }
@@ -356,7 +357,13 @@ pub(crate) fn arm_error_at(
     text: &str,
 ) -> BackendError {
     if status.is_redirection() {
-        return redirected("the service", "the token or the request", url, status, headers);
+        return redirected(
+            "the service",
+            "the token or the request",
+            url,
+            status,
+            headers,
+        );
     }
     let body: Option<wire::ArmError> = serde_json::from_str(text).ok();
     let (code, message) = body.map_or_else(
@@ -403,7 +410,9 @@ pub(crate) fn redirected(
             u.host_str()
                 .map(|h| u.port().map_or(h.to_string(), |p| format!("{h}:{p}")))
         });
-    let to = host.map_or("with no usable Location".to_string(), |h| format!("to `{h}`"));
+    let to = host.map_or("with no usable Location".to_string(), |h| {
+        format!("to `{h}`")
+    });
     BackendError::Untrusted(format!(
         "{who} answered {status}, a redirect {to}; it was not followed, so {carried} never went there. Check the target's endpoint and authority"
     ))

@@ -33,8 +33,10 @@ pub struct TargetConfig {
     /// How long one request may take.
     #[serde(default = "default_timeout")]
     pub timeout: String,
-    /// How long after a request a job it created may take to appear in the job list:
-    /// how long a resume looks for the job of an operation whose answer was lost.
+    /// How long after a request a job it created may take to appear in the job list: a
+    /// resume looks for the job of an operation whose answer was lost until the request's
+    /// `timeout` and then this have passed since it left (and a job this long old that the
+    /// service says it does not know is unknown, not "not readable yet").
     #[serde(default = "default_listing_delay")]
     pub listing_delay: String,
 }
@@ -148,7 +150,10 @@ mod tests {
         let a = TargetConfig::new("SUB-1", "DR-rg", "Vault", "http://127.0.0.1:8080");
         let b = TargetConfig::new("sub-1", "dr-RG", "vault", "http://localhost:8080/");
         assert_eq!(a.identity(), b.identity());
-        assert_eq!(a.identity(), "/subscriptions/sub-1/resourcegroups/dr-rg/vaults/vault");
+        assert_eq!(
+            a.identity(),
+            "/subscriptions/sub-1/resourcegroups/dr-rg/vaults/vault"
+        );
         let other = TargetConfig::new("sub-1", "dr-rg", "vault-2", "http://127.0.0.1:8080");
         assert_ne!(a.identity(), other.identity());
         // A journal written before: the endpoint in front.
