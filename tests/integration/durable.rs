@@ -70,12 +70,14 @@ pub(crate) fn start_server_at(speed: f64) -> (SocketAddr, Arc<Server>, Arc<Simul
     (addr, server, sim)
 }
 
-/// A project with target `sim` at `addr` and the plan.
+/// A project with target `sim` at `addr` and the plan. Requests time out after 4 s: a
+/// resume looks that long (and `listing_delay` more) for the job of a request that may
+/// have left before the crash.
 pub(crate) fn project(addr: SocketAddr) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("runbook.toml"),
-        format!("[targets.sim]\nsubscription = \"s\"\nresource_group = \"g\"\nvault = \"v\"\nendpoint = \"http://{addr}\"\npoll_min = \"10ms\"\nlisting_delay = \"1s\"\n"),
+        format!("[targets.sim]\nsubscription = \"s\"\nresource_group = \"g\"\nvault = \"v\"\nendpoint = \"http://{addr}\"\npoll_min = \"10ms\"\nlisting_delay = \"1s\"\ntimeout = \"4s\"\n"),
     )
     .unwrap();
     std::fs::write(dir.path().join("plan.rhai"), PLAN).unwrap();

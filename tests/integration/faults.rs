@@ -140,6 +140,11 @@ const CASES: &[Case] = &[
         stops: None,
     },
     Case {
+        name: "404s to a job read for longer than a new job takes to be listed",
+        faults: |_| vec![fault("GET job", FaultKind::NotFound, 30)],
+        stops: Some("the service does not know job"),
+    },
+    Case {
         name: "7 unreadable job reads",
         faults: |_| vec![fault("GET job", FaultKind::Malformed, 7)],
         stops: None,
@@ -442,4 +447,52 @@ fn job_reads_without_retry_after_come_after_poll_min_then_half_as_long_again() {
             );
         }
     }
+}
+
+#[test]
+fn refusals_show_the_services_error_code_and_no_job_failure() {
+    let (addr, server, _) = start(3000.0);
+    let dir = project(addr, "");
+    // A commit the service refuses (nothing to commit: 400 OperationNotAllowed), and a
+    // failover it throttles every time it is sent.
+    std::fs::write(
+        dir.path().join("commit.rhai"),
+        "wait_job(commit(\"web-01\"));\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("failover.rhai"),
+        "wait_job(failover(\"web-01\", #{ kind: \"planned\" }));\n",
+    )
+    .unwrap();
+    let run = |file: &str| {
+        let args = ["run", file, "--target", "sim", "--no-progress"];
+        let out = command(dir.path(), &args, SECRET).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        text(&out)
+    };
+    let refused = run("commit.rhai");
+    assert!(
+        refused.contains("error[RB120]")
+            && refused.contains("the service refused the request with OperationNotAllowed"),
+        "{refused}"
+    );
+    assert!(
+        !refused.contains("in state OperationNotAllowed") && !refused.contains("RB111"),
+        "the code is not a state, and no job failed: {refused}"
+    );
+    server.arm(fault("POST plannedFailover", FaultKind::TooManyRequests, 5));
+    let throttled = run("failover.rhai");
+    assert!(
+        throttled.contains("error[RB120]")
+            && throttled.contains("throttled 5 times and not issued")
+            && !throttled.contains("RB111"),
+        "{throttled}"
+    );
+    assert_eq!(
+        server.stats().get("issued web-01 planned_failover"),
+        None,
+        "a throttled POST never reached the item: {:?}",
+        server.stats()
+    );
 }

@@ -2,7 +2,7 @@
 //! at most once per poll interval, what the poller remembers of each job (and when to read
 //! it next), and cancelling.
 
-use super::requests::{arm_error, retry_after, Failure, Pages, READ_WAIT_CAP};
+use super::requests::{arm_error_at, retry_after, Failure, Pages, READ_WAIT_CAP};
 use super::{convert, wire, Azure};
 use crate::backend::{BackendError, JobInfo};
 use crate::clock::Timestamp;
@@ -108,7 +108,7 @@ impl Azure {
                     Failure::Ambiguous(e) | Failure::Other(e) => e,
                 })?;
         if !status.is_success() {
-            return Err(arm_error(status, &headers, &text));
+            return Err(arm_error_at(&url, status, &headers, &text));
         }
         let info = self.job_once(id).await?;
         Ok(self.remember(info).await)

@@ -471,6 +471,70 @@ mod tests {
     }
 
     #[test]
+    fn answers_that_are_not_successes_say_what_they_are() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-ms-request-id", "req-7".parse().unwrap());
+        let body =
+            r#"{"error": {"code": "OperationNotAllowed", "message": "No failover to commit."}}"#;
+        let BackendError::Service(refused) = arm_error(StatusCode::BAD_REQUEST, &headers, body)
+        else {
+            panic!("a 400 is the service's refusal")
+        };
+        assert_eq!(refused.code, "OperationNotAllowed");
+        assert_eq!(refused.message, "No failover to commit. (request id req-7)");
+        assert!(matches!(
+            arm_error(StatusCode::UNAUTHORIZED, &headers, body),
+            BackendError::Credentials(m) if m.contains("401") && m.contains("req-7")
+        ));
+        for status in [
+            StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::TOO_MANY_REQUESTS,
+        ] {
+            let e = arm_error(status, &headers, "<html>busy</html>");
+            assert!(e.is_transient() && !e.is_answer(), "{status}: {e:?}");
+        }
+        headers.insert(
+            LOCATION,
+            "https://evil.example:8443/steal?x=1".parse().unwrap(),
+        );
+        let e = arm_error_at(
+            "https://management.azure.com/x",
+            StatusCode::TEMPORARY_REDIRECT,
+            &headers,
+            "",
+        );
+        let BackendError::Untrusted(m) = &e else {
+            panic!("{e:?}")
+        };
+        assert!(
+            m.contains("307 Temporary Redirect") && m.contains("`evil.example:8443`"),
+            "{m}"
+        );
+        assert!(!m.contains("steal"), "only the host: {m}");
+        assert!(!e.is_transient() && !e.is_answer());
+        // A relative Location points at the request's own host.
+        headers.insert(LOCATION, "/elsewhere".parse().unwrap());
+        let e = arm_error_at("http://127.0.0.1:9/x", StatusCode::FOUND, &headers, "");
+        assert!(e.to_string().contains("`127.0.0.1:9`"), "{e}");
+    }
+
+    #[test]
+    fn retry_after_is_capped() {
+        let mut headers = HeaderMap::new();
+        headers.insert(RETRY_AFTER, "100000".parse().unwrap());
+        assert_eq!(retry_after(&headers, POST_WAIT_CAP), Some(POST_WAIT_CAP));
+        assert_eq!(
+            retry_after(&headers, READ_WAIT_CAP),
+            Some(Duration::from_secs(300))
+        );
+        headers.insert(RETRY_AFTER, "7".parse().unwrap());
+        assert_eq!(
+            retry_after(&headers, POST_WAIT_CAP),
+            Some(Duration::from_secs(7))
+        );
+    }
+
+    #[test]
     fn links_to_other_hosts_do_not_get_the_token() {
         let local = Azure::new(
             &TargetConfig::new("s", "g", "v", "http://127.0.0.1:9"),
