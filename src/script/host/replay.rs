@@ -177,8 +177,11 @@ impl Host {
                         // A lost (or unbelieved) answer with nothing after it: the run
                         // stopped there, so the service is asked what became of it.
                         if answer.as_ref().is_err_and(|e| !e.is_answer()) && !j.replaying() {
+                            // Refused credentials: the request was not taken (no token,
+                            // or a 401), so there is no job to look for.
+                            let taken = !matches!(answer, Err(BackendError::Credentials(_)));
                             return self
-                                .settle(ctx, j, seq, at, name, request)
+                                .settle(ctx, j, (seq, at), name, request, taken)
                                 .map(|a| (a, false));
                         }
                         Ok((answer, true))
@@ -187,7 +190,7 @@ impl Host {
                         Err(self.diverged(ctx, &format!("the answer to {op} of `{name}`"), other))
                     }
                     None => self
-                        .settle(ctx, j, seq, at, name, request)
+                        .settle(ctx, j, (seq, at), name, request, true)
                         .map(|a| (a, false)),
                 };
             }
@@ -328,17 +331,19 @@ impl Host {
         }
     }
 
-    /// An intent whose answer never reached the journal (the runner crashed): finds the
-    /// job it created; if the service has none and the VM still allows the operation, the
-    /// request never arrived and is sent now (with the same key); otherwise stops.
+    /// An intent whose answer never reached the journal (the runner crashed), or was lost
+    /// on the way: finds the job it created (unless `may_be_taken` is false: the service
+    /// refused the request's credentials); if the service has none and the VM still allows
+    /// the operation, the request never arrived and is sent now (with the same key);
+    /// otherwise stops.
     fn settle(
         &self,
         ctx: &NativeCallContext,
         j: &Journal,
-        seq: u64,
-        at: Timestamp,
+        (seq, at): (u64, Timestamp),
         name: &str,
         request: OperationRequest,
+        may_be_taken: bool,
     ) -> Result<Result<JobInfo, BackendError>, Raise> {
         let op = request.operation;
         let cannot = |why: String| {
@@ -351,10 +356,13 @@ impl Host {
                 .help("nothing was sent again. Check the vault's job list for the operation; resume again once the service answers"),
             )
         };
-        let found = self
-            .exec
-            .block_on(self.backend.find_started(name, &request, at))
-            .map_err(|e| cannot(e.to_string()))?;
+        let found = if may_be_taken {
+            self.exec
+                .block_on(self.backend.find_started(name, &request, at))
+                .map_err(|e| cannot(e.to_string()))?
+        } else {
+            None
+        };
         if let Some(job) = found {
             self.observer.note(&format!(
                 "{op} of `{name}`: found job {} started before the interruption; following it",
