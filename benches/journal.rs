@@ -142,7 +142,14 @@ fn resume_figure() {
         };
         // Record 1 is the header; the reads are records 2 to 10,001.
         let crashed = run(
-            &["run", "plan.rhai", "--target", "sim", "--no-progress"],
+            &[
+                "run",
+                "plan.rhai",
+                "--target",
+                "sim",
+                "--yes",
+                "--no-progress",
+            ],
             Some(format!("{}:after", reads + 1)),
         );
         assert!(!crashed.success(), "the run was to be killed");

@@ -31,6 +31,10 @@ pub enum Error {
     /// The service could not be read.
     #[error("{0}")]
     Service(String),
+    /// A run that did not start: its dry run has errors, or the operator said no. Nothing
+    /// was issued.
+    #[error("{0}")]
+    NotStarted(String),
     /// A bug: the run failed without a finding to show.
     #[error("{0}")]
     Internal(String),
@@ -39,7 +43,7 @@ pub enum Error {
 impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Internal(_) | Error::Service(_) => exit::FINDINGS,
+            Error::Internal(_) | Error::Service(_) | Error::NotStarted(_) => exit::FINDINGS,
             _ => exit::USAGE,
         }
     }

@@ -44,54 +44,90 @@ fn quoted(text: &str) -> String {
     toml::Value::String(text.to_string()).to_string()
 }
 
-/// An inventory file describing `items` and `providers` as they are at `now`.
-pub fn inventory_toml(
-    origin: &str,
-    now: Timestamp,
-    items: &[Item],
-    providers: &[Provider],
-) -> String {
-    let mut out = format!(
-        "# Exported by `runbook inventory export` from {origin} at {}.\n# Durations are the simulator's defaults; adjust them to what your jobs take.\nstart = {}\n",
-        now.rfc3339(),
-        quoted(&now.rfc3339())
-    );
-    for site in [Site::Primary, Site::Recovery] {
-        if let Some(p) = providers.iter().find(|p| p.site == site) {
-            out.push_str(&format!(
-                "\n[sites.{}]\nname = {}\nconnected = {}\n",
-                site.as_str(),
-                quoted(&p.name),
-                p.connected
-            ));
-        }
-    }
-    for item in items {
-        out.push_str(&format!("\n[[items]]\nname = {}\n", quoted(&item.name)));
-        if item.active_location == Site::Recovery {
-            out.push_str("active_location = \"recovery\"\n");
-        }
-        let state = item.steady_state();
-        if state != "protected" {
-            out.push_str(&format!("state = \"{state}\"\n"));
-        }
-        let health = item.health.to_ascii_lowercase();
-        if health != "normal" && matches!(health.as_str(), "warning" | "critical") {
-            out.push_str(&format!("health = \"{health}\"\n"));
-        }
-        if let Some(t) = item.last_test_failover {
-            out.push_str(&format!("last_test_failover = {}\n", quoted(&t.rfc3339())));
-        }
-    }
-    out
+/// What a target holds: its items (by name), its sites' servers and its recovery plans.
+#[derive(Debug, Clone)]
+pub struct Estate {
+    pub items: Vec<Item>,
+    pub providers: Vec<Provider>,
+    /// Each plan's name and its groups' members, in boot order, by name.
+    pub plans: Vec<(String, Vec<Vec<String>>)>,
 }
 
-/// Reads the items and providers of a backend.
-pub async fn read(backend: &dyn Backend) -> Result<(Vec<Item>, Vec<Provider>), BackendError> {
+/// Reads the items, providers and recovery plans of a backend.
+pub async fn read(backend: &dyn Backend) -> Result<Estate, BackendError> {
     let mut items = backend.list_items().await?;
     items.sort_by(|a, b| a.name.cmp(&b.name));
     let providers = backend.providers().await?;
-    Ok((items, providers))
+    let mut plans = backend.plans().await?;
+    plans.sort();
+    Ok(Estate {
+        items,
+        providers,
+        plans,
+    })
+}
+
+/// The error for a target whose estate could not be read, `message` saying which and why:
+/// rejected credentials are a usage error (exit code 2), like missing ones; anything else
+/// is the service's (exit code 1).
+pub fn unreadable(e: &BackendError, message: String) -> crate::error::Error {
+    match e {
+        BackendError::Credentials(_) => crate::error::Error::Usage(message),
+        _ => crate::error::Error::Service(message),
+    }
+}
+
+impl Estate {
+    /// An inventory file describing the estate as it is at `now`.
+    pub fn inventory_toml(&self, origin: &str, now: Timestamp) -> String {
+        let mut out = format!(
+            "# Exported by `runbook inventory export` from {origin} at {}.\n# Durations are the simulator's defaults; adjust them to what your jobs take.\nstart = {}\n",
+            now.rfc3339(),
+            quoted(&now.rfc3339())
+        );
+        for site in [Site::Primary, Site::Recovery] {
+            if let Some(p) = self.providers.iter().find(|p| p.site == site) {
+                out.push_str(&format!(
+                    "\n[sites.{}]\nname = {}\nconnected = {}\n",
+                    site.as_str(),
+                    quoted(&p.name),
+                    p.connected
+                ));
+            }
+        }
+        for (name, groups) in &self.plans {
+            let groups: Vec<String> = groups
+                .iter()
+                .map(|g| {
+                    let members: Vec<String> = g.iter().map(|m| quoted(m)).collect();
+                    format!("[{}]", members.join(", "))
+                })
+                .collect();
+            out.push_str(&format!(
+                "\n[plans.{}]\ngroups = [{}]\n",
+                quoted(name),
+                groups.join(", ")
+            ));
+        }
+        for item in &self.items {
+            out.push_str(&format!("\n[[items]]\nname = {}\n", quoted(&item.name)));
+            if item.active_location == Site::Recovery {
+                out.push_str("active_location = \"recovery\"\n");
+            }
+            let state = item.steady_state();
+            if state != "protected" {
+                out.push_str(&format!("state = \"{state}\"\n"));
+            }
+            let health = item.health.to_ascii_lowercase();
+            if health != "normal" && matches!(health.as_str(), "warning" | "critical") {
+                out.push_str(&format!("health = \"{health}\"\n"));
+            }
+            if let Some(t) = item.last_test_failover {
+                out.push_str(&format!("last_test_failover = {}\n", quoted(&t.rfc3339())));
+            }
+        }
+        out
+    }
 }
 
 #[cfg(test)]
@@ -112,11 +148,13 @@ mod tests {
         .unwrap();
         let inv = Inventory::parse(&text, "example").unwrap();
         let sim = Simulator::new(&inv, Arc::new(VirtualClock::new(inv.start)), false);
-        let (items, providers) = block_on(read(&sim)).unwrap();
-        let exported = inventory_toml("the test", inv.start, &items, &providers);
+        let estate = block_on(read(&sim)).unwrap();
+        let (items, providers) = (&estate.items, &estate.providers);
+        let exported = estate.inventory_toml("the test", inv.start);
         let again = Inventory::parse(&exported, "exported").unwrap();
         let sim2 = Simulator::new(&again, Arc::new(VirtualClock::new(again.start)), false);
-        let (items2, providers2) = block_on(read(&sim2)).unwrap();
+        let estate2 = block_on(read(&sim2)).unwrap();
+        let (items2, providers2) = (&estate2.items, &estate2.providers);
         let view = |items: &[Item]| -> Vec<String> {
             items
                 .iter()
@@ -132,8 +170,10 @@ mod tests {
                 })
                 .collect()
         };
-        assert_eq!(view(&items2), view(&items));
+        assert_eq!(view(items2), view(items));
         assert_eq!(providers2, providers);
-        assert!(status_table(&items).contains("fs-01"));
+        assert!(!estate.plans.is_empty(), "the example has recovery plans");
+        assert_eq!(estate2.plans, estate.plans);
+        assert!(status_table(items).contains("fs-01"));
     }
 }

@@ -27,9 +27,27 @@ struct File {
     #[serde(default)]
     durations: BTreeMap<Spanned<String>, Spanned<String>>,
     #[serde(default)]
-    plans: BTreeMap<String, Vec<String>>,
+    plans: BTreeMap<String, PlanSpec>,
     #[serde(default)]
     items: Vec<ItemSpec>,
+}
+
+/// A recovery plan in the inventory: a list of items (one group), or its groups in boot
+/// order.
+#[derive(Debug, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "a list of item names (one group), or a table with `groups = [[\"a\"], [\"b\", \"c\"]]` (groups in boot order)"
+)]
+enum PlanSpec {
+    Members(Vec<String>),
+    Groups(GroupsSpec),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GroupsSpec {
+    groups: Vec<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -46,20 +64,26 @@ struct SitesSpec {
 struct SiteSpec {
     name: Option<String>,
     #[serde(default = "yes")]
-    connected: bool,
+    connected: Spanned<bool>,
+    /// The title of the manual step at which a disconnected site comes back.
+    reconnects_at: Option<Spanned<String>>,
+    /// How long after the start a disconnected site comes back.
+    reconnects_after: Option<Spanned<String>>,
 }
 
 impl Default for SiteSpec {
     fn default() -> Self {
         SiteSpec {
             name: None,
-            connected: true,
+            connected: Spanned::new(0..0, true),
+            reconnects_at: None,
+            reconnects_after: None,
         }
     }
 }
 
-fn yes() -> bool {
-    true
+fn yes() -> Spanned<bool> {
+    Spanned::new(0..0, true)
 }
 
 #[derive(Debug, Deserialize)]
@@ -160,11 +184,43 @@ pub struct ItemSeed {
     pub fail_message: Option<String>,
 }
 
+/// A recovery plan: its groups of items, booted (failed over, committed...) one group after
+/// the other, the members of a group together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanSeed {
+    pub groups: Vec<Vec<String>>,
+}
+
+impl PlanSeed {
+    /// Every member, in boot order.
+    pub fn members(&self) -> impl Iterator<Item = &String> {
+        self.groups.iter().flatten()
+    }
+}
+
+/// ASR's limits on a recovery plan.
+const PLAN_GROUPS: usize = 7;
+const PLAN_ITEMS: usize = 100;
+
 /// A site's VMM server.
 #[derive(Debug, Clone)]
 pub struct SiteSeed {
     pub name: String,
     pub connected: bool,
+    /// When a disconnected site comes back, if it does.
+    pub reconnects: Option<Reconnect>,
+}
+
+/// When a disconnected site comes back during a simulation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reconnect {
+    /// When the operator confirms the manual step with this title.
+    AtStep(String),
+    /// This long after the simulation's start.
+    After(Duration),
+    /// At the first manual step confirmed after a failover started (what-if's outage: an
+    /// operator says when the site is back).
+    AtStepAfterFailover,
 }
 
 /// A parsed, validated inventory.
@@ -175,7 +231,10 @@ pub struct Inventory {
     pub start: Timestamp,
     pub primary: SiteSeed,
     pub recovery: SiteSeed,
-    pub plans: BTreeMap<String, Vec<String>>,
+    pub plans: BTreeMap<String, PlanSeed>,
+    /// How long operations take on items that do not say (`[durations]` over the built-in
+    /// figures).
+    pub durations: Durations,
     /// Shared, so every simulator of the same inventory reuses it.
     pub items: Arc<[ItemSeed]>,
     /// Item name to its position in `items`.
@@ -186,6 +245,25 @@ impl Inventory {
     /// Whether an item of that name exists.
     pub fn has(&self, name: &str) -> bool {
         self.index.contains_key(name)
+    }
+
+    /// This estate with the job durations of `other`: its items' own where it has the
+    /// item, else its defaults. (A live estate says nothing of how long jobs take.)
+    pub fn with_durations_of(mut self, other: &Inventory) -> Inventory {
+        let items: Vec<ItemSeed> = self
+            .items
+            .iter()
+            .map(|seed| ItemSeed {
+                durations: other
+                    .index
+                    .get(&seed.name)
+                    .map_or(other.durations, |&i| other.items[i].durations),
+                ..seed.clone()
+            })
+            .collect();
+        self.items = Arc::from(items);
+        self.durations = other.durations;
+        self
     }
 }
 
@@ -209,12 +287,15 @@ impl Inventory {
             primary: SiteSeed {
                 name: "primary-vmm".into(),
                 connected: true,
+                reconnects: None,
             },
             recovery: SiteSeed {
                 name: "recovery-vmm".into(),
                 connected: true,
+                reconnects: None,
             },
             plans: BTreeMap::new(),
+            durations: Durations::default(),
             items: Arc::from(Vec::new()),
             index: Arc::default(),
         }
@@ -237,14 +318,43 @@ impl Inventory {
             inv.start = Timestamp::parse_rfc3339(start.get_ref())
                 .map_err(|m| bad(m, Some(start.span())))?;
         }
-        if let Some(name) = file.sites.primary.name {
-            inv.primary.name = name;
+        for (spec, seed) in [
+            (file.sites.primary, &mut inv.primary),
+            (file.sites.recovery, &mut inv.recovery),
+        ] {
+            if let Some(name) = spec.name {
+                seed.name = name;
+            }
+            seed.connected = *spec.connected.get_ref();
+            seed.reconnects = match (spec.reconnects_at, spec.reconnects_after) {
+                (Some(_), Some(after)) => {
+                    return Err(bad(
+                        "a site reconnects at a manual step or after a time, not both".into(),
+                        Some(after.span()),
+                    ))
+                }
+                (Some(step), None) => {
+                    Some((Reconnect::AtStep(step.get_ref().clone()), step.span()))
+                }
+                (None, Some(after)) => {
+                    let d =
+                        parse_duration(after.get_ref()).map_err(|m| bad(m, Some(after.span())))?;
+                    Some((Reconnect::After(d), after.span()))
+                }
+                (None, None) => None,
+            }
+            .map(|(r, span)| {
+                if seed.connected {
+                    Err(bad(
+                        "only a site with `connected = false` can reconnect".into(),
+                        Some(span),
+                    ))
+                } else {
+                    Ok(r)
+                }
+            })
+            .transpose()?;
         }
-        inv.primary.connected = file.sites.primary.connected;
-        if let Some(name) = file.sites.recovery.name {
-            inv.recovery.name = name;
-        }
-        inv.recovery.connected = file.sites.recovery.connected;
         let defaults =
             durations(Durations::default(), &file.durations).map_err(|(m, s)| bad(m, Some(s)))?;
         let mut names = BTreeSet::new();
@@ -295,16 +405,14 @@ impl Inventory {
                 fail_message: spec.fail_message,
             });
         }
-        for (plan, members) in &file.plans {
-            if let Some(missing) = members.iter().find(|m| !names.contains(*m)) {
-                let at = text.find(&format!("\"{missing}\""));
-                return Err(bad(
-                    format!("recovery plan `{plan}` names `{missing}`, which is not an item"),
-                    at.map(|a| a..a + missing.len() + 2),
-                ));
-            }
+        for (plan, spec) in file.plans {
+            let seed = plan_seed(&plan, spec, &names, text).map_err(|(message, at)| {
+                let at = at.or_else(|| text.find(&plan).map(|a| a..a + plan.len()));
+                bad(message, at)
+            })?;
+            inv.plans.insert(plan, seed);
         }
-        inv.plans = file.plans;
+        inv.durations = defaults;
         inv.index = Arc::new(
             items
                 .iter()
@@ -315,6 +423,66 @@ impl Inventory {
         inv.items = Arc::from(items);
         Ok(inv)
     }
+}
+
+/// A plan's groups, checked: members that are items, each once, within ASR's limits. An
+/// error carries where its member is quoted in `text`, if it is about one.
+fn plan_seed(
+    plan: &str,
+    spec: PlanSpec,
+    items: &BTreeSet<String>,
+    text: &str,
+) -> Result<PlanSeed, (String, Option<std::ops::Range<usize>>)> {
+    let quoted = |member: &str| {
+        text.find(&format!("\"{member}\""))
+            .map(|a| a..a + member.len() + 2)
+    };
+    let groups = match spec {
+        PlanSpec::Members(members) => vec![members],
+        PlanSpec::Groups(g) => g.groups,
+    };
+    if groups.is_empty() || groups.iter().any(Vec::is_empty) {
+        return Err((
+            format!(
+                "recovery plan `{plan}` has an empty group; every group needs at least one item"
+            ),
+            None,
+        ));
+    }
+    if groups.len() > PLAN_GROUPS {
+        return Err((
+            format!(
+                "recovery plan `{plan}` has {} groups; ASR allows at most {PLAN_GROUPS}",
+                groups.len()
+            ),
+            None,
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    for member in groups.iter().flatten() {
+        if !items.contains(member) {
+            return Err((
+                format!("recovery plan `{plan}` names `{member}`, which is not an item"),
+                quoted(member),
+            ));
+        }
+        if !seen.insert(member.as_str()) {
+            return Err((
+                format!("recovery plan `{plan}` lists `{member}` twice; an item is in one group of a plan"),
+                quoted(member),
+            ));
+        }
+    }
+    if seen.len() > PLAN_ITEMS {
+        return Err((
+            format!(
+                "recovery plan `{plan}` has {} items; ASR allows at most {PLAN_ITEMS}",
+                seen.len()
+            ),
+            None,
+        ));
+    }
+    Ok(PlanSeed { groups })
 }
 
 fn op_names() -> String {
@@ -358,7 +526,7 @@ mod tests {
         assert!(inv
             .plans
             .values()
-            .flatten()
+            .flat_map(PlanSeed::members)
             .all(|m| inv.items.iter().any(|i| &i.name == m)));
     }
 
@@ -393,5 +561,37 @@ mod tests {
         let d = inv.items[0].durations;
         assert_eq!(d.get(Operation::Commit), Duration::from_secs(60));
         assert_eq!(d.get(Operation::PlannedFailover), Duration::from_secs(1200));
+    }
+
+    #[test]
+    fn plans_are_a_list_of_items_or_groups_in_boot_order() {
+        let items = "[[items]]\nname = \"a\"\n[[items]]\nname = \"b\"\n[[items]]\nname = \"c\"\n";
+        let text = format!("[plans]\nflat = [\"a\", \"b\"]\n[plans.tiers]\ngroups = [[\"c\"], [\"a\", \"b\"]]\n{items}");
+        let inv = Inventory::parse(&text, "x").unwrap();
+        assert_eq!(inv.plans["flat"].groups, vec![vec!["a", "b"]]);
+        assert_eq!(inv.plans["tiers"].groups, vec![vec!["c"], vec!["a", "b"]]);
+        assert_eq!(
+            inv.plans["tiers"].members().collect::<Vec<_>>(),
+            ["c", "a", "b"]
+        );
+        for (plans, wanted, at) in [
+            ("[plans]\np = [\"a\", \"zz\"]\n", "names `zz`, which is not an item", "\"zz\""),
+            ("[plans.p]\ngroups = [[\"a\"], [\"b\", \"a\"]]\n", "lists `a` twice", "\"a\""),
+            ("[plans.p]\ngroups = [[\"a\"], []]\n", "has an empty group", "p"),
+            ("[plans]\np = []\n", "has an empty group", "p"),
+            ("[plans.p]\ngroups = [[\"a\"], [\"b\"], [\"c\"], [\"a\"], [\"a\"], [\"a\"], [\"a\"], [\"a\"]]\n", "8 groups; ASR allows at most 7", "p"),
+            ("[plans.p]\ngroup = [[\"a\"]]\n", "a list of item names (one group), or a table with `groups", "group"),
+            ("[plans]\np = \"a\"\n", "a list of item names", "\"a\""),
+        ] {
+            let text = format!("{plans}{items}");
+            let err = Inventory::parse(&text, "inv.toml").unwrap_err();
+            let Error::Config { message, span, .. } = err else {
+                panic!("wrong error")
+            };
+            assert!(message.contains(wanted), "{plans}: {message}");
+            let span = span.expect("a location");
+            let shown = &text[span.offset()..span.offset() + span.len()];
+            assert!(shown.contains(at), "{plans}: points at {shown:?}");
+        }
     }
 }

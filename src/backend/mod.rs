@@ -167,25 +167,6 @@ impl fmt::Display for Operation {
     }
 }
 
-/// Which recovery point an unplanned failover uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub enum RecoveryPoint {
-    Latest,
-    LatestProcessed,
-    LatestAppConsistent,
-}
-
-impl RecoveryPoint {
-    pub fn parse(text: &str) -> Option<RecoveryPoint> {
-        match text {
-            "latest" => Some(RecoveryPoint::Latest),
-            "latest_processed" => Some(RecoveryPoint::LatestProcessed),
-            "latest_app_consistent" => Some(RecoveryPoint::LatestAppConsistent),
-            _ => None,
-        }
-    }
-}
-
 /// What to start, with its parameters.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct OperationRequest {
@@ -194,7 +175,6 @@ pub struct OperationRequest {
     pub direction: Option<Direction>,
     /// Unplanned failover only: try to shut the source down and sync first (`sourceSiteOperations: Required`).
     pub shutdown_source: bool,
-    pub recovery_point: Option<RecoveryPoint>,
     /// Test failover: the isolated network.
     pub network: Option<String>,
     /// Test failover cleanup: the operator's notes.
@@ -211,7 +191,6 @@ impl OperationRequest {
             operation,
             direction: None,
             shutdown_source: false,
-            recovery_point: None,
             network: None,
             comments: None,
             key: None,
@@ -357,6 +336,10 @@ pub struct JobInfo {
     pub retry_after: Option<Duration>,
     /// When the simulator will end the job; real services do not say.
     pub expected_end: Option<Timestamp>,
+    /// Why no operation was issued: the VM was already where the call would take it (a
+    /// re-run converges), so the call returned this job, succeeded at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
 }
 
 impl JobInfo {
@@ -448,6 +431,8 @@ pub trait Backend: Send + Sync {
     async fn item(&self, name: &str) -> Result<Item, BackendError>;
     /// Members of a server-side recovery plan.
     async fn plan_members(&self, plan: &str) -> Result<Vec<String>, BackendError>;
+    /// Every server-side recovery plan: its name and its groups' members, in boot order.
+    async fn plans(&self) -> Result<Vec<(String, Vec<Vec<String>>)>, BackendError>;
     async fn start(&self, vm: &str, request: &OperationRequest) -> Result<JobInfo, BackendError>;
     async fn job(&self, id: &str) -> Result<JobInfo, BackendError>;
     /// The job that a start of `request` (recognised by its `key`) created, if the service
@@ -466,4 +451,9 @@ pub trait Backend: Send + Sync {
     /// Where to tell of the waits the backend makes on its own (see [`Notices`]); a backend
     /// that never waits on its own ignores it.
     fn notify(&self, _to: std::sync::Arc<dyn Notices>) {}
+    /// The operator confirmed the manual step titled `step`. A simulator brings back the
+    /// sites that reconnect at that step; a service knows nothing of manual steps.
+    fn operator_confirmed(&self, step: &str) {
+        let _ = step;
+    }
 }

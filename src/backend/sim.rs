@@ -2,14 +2,24 @@
 //! an inventory, on any [`Clock`]. State changes happen lazily: every call first settles the
 //! jobs that ended by the clock's `now`, in the order they ended.
 
-use super::inventory::{Durations, Health, InitialState, Inventory, ItemSeed};
+mod job_actions;
+mod plan_jobs;
+#[cfg(test)]
+mod plan_tests;
+mod plans;
+
+pub use plans::{PlanAction, PlanJobView, PlanRequest, PlanView, TaskView};
+
+use super::inventory::{
+    Durations, Health, InitialState, Inventory, ItemSeed, PlanSeed, Reconnect, SiteSeed,
+};
 use super::{
     Backend, BackendError, Direction, Item, JobInfo, JobState, Operation, OperationRequest,
     Provider, ServiceError, Site,
 };
 use crate::clock::{Clock, Timestamp};
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -50,6 +60,9 @@ struct SimJob {
     outcome: Option<ServiceError>,
 }
 
+/// How many received requests the simulator remembers.
+const RECEIVED: usize = 100_000;
+
 #[derive(Debug)]
 struct State {
     /// Items the simulation has touched; the others are still as their seed says.
@@ -60,9 +73,18 @@ struct State {
     pending: BinaryHeap<Reverse<(u64, u64, String)>>,
     seq: u64,
     defaults: Durations,
-    plans: BTreeMap<String, Vec<String>>,
-    primary: (String, bool),
-    recovery: (String, bool),
+    plans: BTreeMap<String, PlanSeed>,
+    /// Recovery plans' jobs, apart from the items' (see [`plans`]).
+    plan_jobs: plan_jobs::PlanJobs,
+    /// The sites' servers, primary first.
+    sites: [SiteSeed; 2],
+    /// When the simulation started (a site may reconnect some time after).
+    start: Timestamp,
+    /// Whether a failover has started (a what-if outage ends at the next manual step).
+    failed_over: bool,
+    /// The operation requests the simulator received, in order, with their VM (the last
+    /// `RECEIVED` of them: a long-running server forgets the oldest).
+    received: VecDeque<(String, OperationRequest)>,
     /// What-if: the job numbered so (1-based, in the order jobs were created) fails.
     failing_job: Option<u64>,
 }
@@ -79,6 +101,7 @@ impl Simulator {
     /// A simulator of `inventory`. With `open_world`, unknown names become healthy protected
     /// items on first use (for `check` without an inventory).
     pub fn new(inventory: &Inventory, clock: Arc<dyn Clock>, open_world: bool) -> Self {
+        let start = clock.now();
         Simulator {
             clock,
             state: Mutex::new(State {
@@ -88,13 +111,13 @@ impl Simulator {
                 jobs: HashMap::new(),
                 pending: BinaryHeap::new(),
                 seq: 0,
-                defaults: Durations::default(),
+                defaults: inventory.durations,
                 plans: inventory.plans.clone(),
-                primary: (inventory.primary.name.clone(), inventory.primary.connected),
-                recovery: (
-                    inventory.recovery.name.clone(),
-                    inventory.recovery.connected,
-                ),
+                plan_jobs: plan_jobs::PlanJobs::default(),
+                sites: [inventory.primary.clone(), inventory.recovery.clone()],
+                start,
+                failed_over: false,
+                received: VecDeque::new(),
                 failing_job: None,
             }),
             open_world,
@@ -108,6 +131,23 @@ impl Simulator {
     /// every run of the same runbook up to that operation.
     pub fn fail_job(&self, ordinal: u64) {
         self.lock().failing_job = Some(ordinal);
+    }
+
+    /// The operation requests received so far (the last 100,000), in order, with their
+    /// VM: what reached the service (over HTTP, as the server read it).
+    pub fn received(&self) -> Vec<(String, OperationRequest)> {
+        self.lock().received.iter().cloned().collect()
+    }
+
+    /// Changes an item's replication health, as the service may at any moment (for tests
+    /// of what a run does when the estate changes under it).
+    pub fn set_health(&self, name: &str, health: Health) -> Result<(), BackendError> {
+        let mut st = self.lock();
+        st.ensure(name, self.open_world)?;
+        if let Some(item) = st.items.get_mut(name) {
+            item.health = health;
+        }
+        Ok(())
     }
 
     /// The simulation's time now.
@@ -272,6 +312,88 @@ impl SimItem {
     }
 }
 
+impl SimItem {
+    /// What a job of `request` that succeeded at `end` does to the item.
+    fn apply(&mut self, request: &OperationRequest, end: Timestamp) {
+        match request.operation {
+            Operation::PlannedFailover | Operation::UnplannedFailover => {
+                let dir = request
+                    .direction
+                    .unwrap_or(Direction::away_from(self.active));
+                self.active = dir.source().other();
+                self.protection = Protection::CommitPending {
+                    planned: request.operation == Operation::PlannedFailover,
+                };
+            }
+            Operation::Commit => {
+                if let Protection::CommitPending { planned } = self.protection {
+                    self.protection = Protection::Committed { planned };
+                }
+            }
+            Operation::ReverseReplicate => {
+                self.protection = Protection::Protected;
+                self.health = Health::Normal;
+            }
+            Operation::TestFailover => {
+                self.drill = true;
+                self.last_test_failover = Some(end);
+            }
+            Operation::TestFailoverCleanup => self.drill = false,
+        }
+    }
+
+    /// What cancelling a running job of `op` does to the item.
+    fn cancelled(&mut self, op: Operation) {
+        self.busy = None;
+        if op.is_failover() {
+            // Replication was stopped before the failover began.
+            self.protection = Protection::Unprotected;
+            self.health = Health::Critical;
+        }
+    }
+
+    /// Why `request` cannot start on the item now, if it cannot (a running job aside: ASR
+    /// accepts that request and fails its job with 532).
+    fn check(&self, request: &OperationRequest) -> Result<(), BackendError> {
+        let op = request.operation;
+        let vm = &self.name;
+        if !self.allowed().contains(&op.allowed_name()) {
+            return Err(BackendError::NotAllowed {
+                item: vm.to_string(),
+                operation: op,
+                state: self.protection_state().to_string(),
+                allowed: self.view().allowed_operations,
+                reason: self.refusal(op),
+            });
+        }
+        if let Some(dir) = request.direction {
+            let expected = Direction::away_from(self.active);
+            if dir != expected {
+                return Err(BackendError::NotAllowed {
+                    item: vm.to_string(),
+                    operation: op,
+                    state: self.protection_state().to_string(),
+                    allowed: self.view().allowed_operations,
+                    reason: format!(
+                        "`{vm}` is active on the {} site, so the direction must be {}, not {}",
+                        self.active.as_str(),
+                        expected.as_str(),
+                        dir.as_str()
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How a job will go: its length, and its error if it fails.
+struct Run {
+    length: Duration,
+    outcome: Option<ServiceError>,
+    warnings: Vec<String>,
+}
+
 fn item_id(index: usize) -> String {
     format!("{:08x}-5a5a-4b4b-8c8c-{:012x}", 0x1000 + index, index)
 }
@@ -312,9 +434,20 @@ impl State {
     }
 
     fn settle(&mut self, now: Timestamp) {
-        while let Some(Reverse((end, _, _))) = self.pending.peek() {
-            if *end > now.0 {
-                break;
+        self.reconnect(now, None);
+        loop {
+            let end = match self.pending.peek() {
+                Some(Reverse((end, _, _))) if *end <= now.0 => *end,
+                // Plan jobs that advance before the next item job ends (or by now).
+                _ => {
+                    if self.advance_plans_once(now.0) {
+                        continue;
+                    }
+                    break;
+                }
+            };
+            if self.advance_plans_once(end.saturating_sub(1)) {
+                continue;
             }
             let Some(Reverse((_, _, id))) = self.pending.pop() else {
                 break;
@@ -353,33 +486,8 @@ impl State {
         if item.busy.as_deref() == Some(id) {
             item.busy = None;
         }
-        if !succeeded {
-            return;
-        }
-        match request.operation {
-            Operation::PlannedFailover | Operation::UnplannedFailover => {
-                let dir = request
-                    .direction
-                    .unwrap_or(Direction::away_from(item.active));
-                item.active = dir.source().other();
-                item.protection = Protection::CommitPending {
-                    planned: request.operation == Operation::PlannedFailover,
-                };
-            }
-            Operation::Commit => {
-                if let Protection::CommitPending { planned } = item.protection {
-                    item.protection = Protection::Committed { planned };
-                }
-            }
-            Operation::ReverseReplicate => {
-                item.protection = Protection::Protected;
-                item.health = Health::Normal;
-            }
-            Operation::TestFailover => {
-                item.drill = true;
-                item.last_test_failover = Some(end);
-            }
-            Operation::TestFailoverCleanup => item.drill = false,
+        if succeeded {
+            item.apply(&request, end);
         }
     }
 
@@ -398,17 +506,116 @@ impl State {
         Some(info)
     }
 
-    fn site_connected(&self, site: Site) -> bool {
+    fn site(&self, site: Site) -> &SiteSeed {
         match site {
-            Site::Primary => self.primary.1,
-            Site::Recovery => self.recovery.1,
+            Site::Primary => &self.sites[0],
+            Site::Recovery => &self.sites[1],
         }
     }
 
+    fn site_connected(&self, site: Site) -> bool {
+        self.site(site).connected
+    }
+
     fn site_name(&self, site: Site) -> &str {
-        match site {
-            Site::Primary => &self.primary.0,
-            Site::Recovery => &self.recovery.0,
+        &self.site(site).name
+    }
+
+    /// Brings back the disconnected sites whose moment `now` or the confirmed manual step
+    /// `step` is.
+    fn reconnect(&mut self, now: Timestamp, step: Option<&str>) {
+        let (start, failed_over) = (self.start, self.failed_over);
+        for site in &mut self.sites {
+            let back = match (&site.reconnects, step) {
+                (Some(Reconnect::After(d)), _) => now >= start.plus(*d),
+                (Some(Reconnect::AtStep(title)), Some(step)) => title == step,
+                (Some(Reconnect::AtStepAfterFailover), Some(_)) => failed_over,
+                _ => false,
+            };
+            if back {
+                site.connected = true;
+                site.reconnects = None;
+            }
+        }
+    }
+
+    /// How a job of `request` on `vm` will go, from the item's injected faults, the what-if
+    /// fault of job `what_if` and the sites' connections.
+    fn run_of(&self, vm: &str, request: &OperationRequest, what_if: Option<u64>) -> Run {
+        let op = request.operation;
+        let Some(item) = self.items.get(vm) else {
+            return Run {
+                length: Duration::ZERO,
+                outcome: None,
+                warnings: Vec::new(),
+            };
+        };
+        let mut length = item.durations.get(op);
+        let mut warnings = Vec::new();
+        let source = item.active;
+        let mut outcome = item
+            .fail
+            .contains(&op)
+            .then(|| injected(op, vm, item.fail_message.as_deref()));
+        if let (None, Some(ordinal)) = (&outcome, what_if) {
+            outcome = Some(what_if_fault(op, vm, ordinal));
+        }
+        match op {
+            Operation::PlannedFailover if !self.site_connected(source) => {
+                outcome = Some(ServiceError {
+                    code: "SourceSiteUnreachable".into(),
+                    message: format!(
+                        "The planned failover of '{vm}' could not shut down the source VM: the {} site's server '{}' is not connected.",
+                        source.as_str(),
+                        self.site_name(source)
+                    ),
+                    possible_causes: "The source site is down or its VMM server lost its connection to Site Recovery.".into(),
+                    recommended_action: "In an outage, use an unplanned failover (optionally with shutdown_source: true).".into(),
+                });
+                length = Duration::from_secs(90);
+            }
+            Operation::UnplannedFailover if request.shutdown_source => {
+                if self.site_connected(source) {
+                    length += SHUTDOWN;
+                } else {
+                    warnings.push(format!(
+                        "the source VM could not be shut down (the {} site's server '{}' is not connected); failed over without the changes not yet replicated",
+                        source.as_str(),
+                        self.site_name(source)
+                    ));
+                }
+            }
+            _ => {}
+        }
+        // Every operation needs the servers of the sites it touches (the source of an
+        // unplanned failover excepted: that is what an outage is).
+        let target = source.other();
+        let needs: &[Site] = match op {
+            Operation::PlannedFailover | Operation::UnplannedFailover => &[target],
+            Operation::Commit => &[source],
+            Operation::ReverseReplicate => &[source, target],
+            Operation::TestFailover | Operation::TestFailoverCleanup => &[target],
+        };
+        if outcome.is_none() {
+            if let Some(down) = needs.iter().find(|s| !self.site_connected(**s)) {
+                outcome = Some(ServiceError {
+                    code: "SiteUnreachable".into(),
+                    message: format!(
+                        "The {} of '{vm}' needs the {} site, whose server '{}' is not connected to Site Recovery.",
+                        op.scenario(),
+                        down.as_str(),
+                        self.site_name(*down)
+                    ),
+                    possible_causes: "The site is down, or its VMM server lost its connection to Site Recovery.".into(),
+                    recommended_action: "Restore the site's connection (the Site Recovery Provider on its VMM server), then run the operation again.".into(),
+                });
+                length = Duration::from_secs(90);
+            }
+        }
+        Run {
+            length,
+            outcome,
+            warnings,
         }
     }
 
@@ -439,6 +646,7 @@ impl State {
                     ended: None,
                     retry_after: None,
                     expected_end: Some(ends),
+                    skipped: None,
                 },
                 request: request.clone(),
                 starts,
@@ -529,17 +737,29 @@ impl Backend for Simulator {
         let st = self.lock();
         st.plans
             .get(plan)
-            .cloned()
+            .map(|p| p.members().cloned().collect())
             .ok_or_else(|| BackendError::UnknownPlan {
                 name: plan.to_string(),
                 candidates: st.plans.keys().cloned().collect(),
             })
     }
 
+    async fn plans(&self) -> Result<Vec<(String, Vec<Vec<String>>)>, BackendError> {
+        let st = self.lock();
+        Ok(st
+            .plans
+            .iter()
+            .map(|(name, seed)| (name.clone(), seed.groups.clone()))
+            .collect())
+    }
+
     async fn start(&self, vm: &str, request: &OperationRequest) -> Result<JobInfo, BackendError> {
         let (mut st, now) = self.settled();
+        if st.received.len() == RECEIVED {
+            st.received.pop_front();
+        }
+        st.received.push_back((vm.to_string(), request.clone()));
         st.ensure(vm, self.open_world)?;
-        let op = request.operation;
         let Some(item) = st.items.get(vm) else {
             return Err(BackendError::UnknownJob(vm.to_string()));
         };
@@ -550,94 +770,16 @@ impl Backend for Simulator {
             st.settle(now);
             return st.view(&id, now).ok_or(BackendError::UnknownJob(id));
         }
-        if !item.allowed().contains(&op.allowed_name()) {
-            return Err(BackendError::NotAllowed {
-                item: vm.to_string(),
-                operation: op,
-                state: item.protection_state().to_string(),
-                allowed: item.view().allowed_operations,
-                reason: item.refusal(op),
-            });
-        }
-        if let Some(dir) = request.direction {
-            let expected = Direction::away_from(item.active);
-            if dir != expected {
-                return Err(BackendError::NotAllowed {
-                    item: vm.to_string(),
-                    operation: op,
-                    state: item.protection_state().to_string(),
-                    allowed: item.view().allowed_operations,
-                    reason: format!(
-                        "`{vm}` is active on the {} site, so the direction must be {}, not {}",
-                        item.active.as_str(),
-                        expected.as_str(),
-                        dir.as_str()
-                    ),
-                });
-            }
-        }
-        let mut length = item.durations.get(op);
-        let mut warnings = Vec::new();
-        let source = item.active;
-        let mut outcome = item
-            .fail
-            .contains(&op)
-            .then(|| injected(op, vm, item.fail_message.as_deref()));
-        let _ = item;
-        if outcome.is_none() && st.failing_job == Some(st.seq + 1) {
-            outcome = Some(what_if_fault(op, vm, st.seq + 1));
-        }
-        match op {
-            Operation::PlannedFailover if !st.site_connected(source) => {
-                outcome = Some(ServiceError {
-                    code: "SourceSiteUnreachable".into(),
-                    message: format!(
-                        "The planned failover of '{vm}' could not shut down the source VM: the {} site's server '{}' is not connected.",
-                        source.as_str(),
-                        st.site_name(source)
-                    ),
-                    possible_causes: "The source site is down or its VMM server lost its connection to Site Recovery.".into(),
-                    recommended_action: "In an outage, use an unplanned failover (optionally with shutdown_source: true).".into(),
-                });
-                length = Duration::from_secs(90);
-            }
-            Operation::UnplannedFailover if request.shutdown_source => {
-                if st.site_connected(source) {
-                    length += SHUTDOWN;
-                } else {
-                    warnings.push(format!(
-                        "the source VM could not be shut down (the {} site's server '{}' is not connected); failed over without the changes not yet replicated",
-                        source.as_str(),
-                        st.site_name(source)
-                    ));
-                }
-            }
-            _ => {}
-        }
-        // Every operation needs the servers of the sites it touches (the source of an
-        // unplanned failover excepted: that is what an outage is).
-        let target = source.other();
-        let needs: &[Site] = match op {
-            Operation::PlannedFailover | Operation::UnplannedFailover => &[target],
-            Operation::Commit => &[source],
-            Operation::ReverseReplicate => &[source, target],
-            Operation::TestFailover | Operation::TestFailoverCleanup => &[target],
-        };
-        if outcome.is_none() {
-            if let Some(down) = needs.iter().find(|s| !st.site_connected(**s)) {
-                outcome = Some(ServiceError {
-                    code: "SiteUnreachable".into(),
-                    message: format!(
-                        "The {} of '{vm}' needs the {} site, whose server '{}' is not connected to Site Recovery.",
-                        op.scenario(),
-                        down.as_str(),
-                        st.site_name(*down)
-                    ),
-                    possible_causes: "The site is down, or its VMM server lost its connection to Site Recovery.".into(),
-                    recommended_action: "Restore the site's connection (the Site Recovery Provider on its VMM server), then run the operation again.".into(),
-                });
-                length = Duration::from_secs(90);
-            }
+        item.check(request)?;
+        let ordinal = st.seq + 1;
+        let what_if = st.failing_job == Some(ordinal);
+        let Run {
+            length,
+            outcome,
+            warnings,
+        } = st.run_of(vm, request, what_if.then_some(ordinal));
+        if request.operation.is_failover() {
+            st.failed_over = true;
         }
         let id = st.new_job(vm, request, now, length, outcome, warnings);
         if let Some(it) = st.items.get_mut(vm) {
@@ -700,31 +842,27 @@ impl Backend for Simulator {
         let op = job.info.operation;
         let vm = job.info.vm.clone();
         if let Some(item) = st.items.get_mut(&vm) {
-            item.busy = None;
-            if op.is_failover() {
-                // Replication was stopped before the failover began.
-                item.protection = Protection::Unprotected;
-                item.health = Health::Critical;
-            }
+            item.cancelled(op);
         }
         st.view(id, now)
             .ok_or_else(|| BackendError::UnknownJob(id.to_string()))
     }
 
+    fn operator_confirmed(&self, step: &str) {
+        let now = self.clock.now();
+        self.lock().reconnect(now, Some(step));
+    }
+
     async fn providers(&self) -> Result<Vec<Provider>, BackendError> {
-        let st = self.lock();
-        Ok(vec![
-            Provider {
-                name: st.primary.0.clone(),
-                site: Site::Primary,
-                connected: st.primary.1,
-            },
-            Provider {
-                name: st.recovery.0.clone(),
-                site: Site::Recovery,
-                connected: st.recovery.1,
-            },
-        ])
+        let (st, _) = self.settled();
+        Ok([Site::Primary, Site::Recovery]
+            .into_iter()
+            .map(|site| Provider {
+                name: st.site_name(site).to_string(),
+                site,
+                connected: st.site_connected(site),
+            })
+            .collect())
     }
 }
 

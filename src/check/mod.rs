@@ -4,7 +4,7 @@
 pub mod walk;
 pub mod whatif;
 
-use crate::backend::inventory::Inventory;
+use crate::backend::inventory::{Inventory, Reconnect};
 use crate::backend::sim::Simulator;
 use crate::clock::{Clock, VirtualClock};
 use crate::config::{read_text, Config};
@@ -27,13 +27,20 @@ pub struct DryRun {
     /// Simulated time from the first to the last moment of the run.
     #[serde(serialize_with = "secs")]
     pub simulated: Duration,
-    /// Jobs the runbook started.
+    /// Jobs the runbook started (skipped calls included).
     pub jobs: usize,
+    /// Calls that issued nothing: the VM was already where they take it.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub skipped: usize,
     /// Whether the runbook ran to its end.
     pub completed: bool,
     /// Whether the runbook named any VM.
     #[serde(skip)]
     pub names_used: bool,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -246,7 +253,13 @@ impl Session {
         let empty = Inventory::empty();
         let mut inv = std::borrow::Cow::Borrowed(setup.inventory.unwrap_or(&empty));
         if variant.primary_unreachable {
-            inv.to_mut().primary.connected = false;
+            // An outage: the primary site is away until an operator says it is back (the
+            // first manual step after a failover), unless the inventory says when.
+            let primary = &mut inv.to_mut().primary;
+            if primary.connected || primary.reconnects.is_none() {
+                primary.reconnects = Some(Reconnect::AtStepAfterFailover);
+            }
+            primary.connected = false;
         }
         let clock = Arc::new(VirtualClock::new(inv.start));
         let sim = Arc::new(Simulator::new(
@@ -296,6 +309,7 @@ impl Session {
         let dry = DryRun {
             simulated: self.host.elapsed(),
             jobs: self.host.job_count(),
+            skipped: self.host.skipped_count(),
             completed,
             names_used: self.host.names_used(),
         };

@@ -405,7 +405,10 @@ impl<'a> Walker<'a> {
                 Err(problem) => {
                     let f = Finding::new(problem.code(), problem.message(prim))
                         .at(self.at(scope, key.pos, key.name.chars().count()))
-                        .label("unknown option")
+                        .label(match problem {
+                            crate::script::options::Problem::Refused(_) => "not supported here",
+                            _ => "unknown option",
+                        })
                         .help(problem.help(prim));
                     self.push(f);
                     continue;

@@ -221,9 +221,14 @@ fn verdict(report: &Report) -> String {
     };
     match &report.dry_run {
         Some(d) if d.completed => format!(
-            "{head} (dry run: {} simulated, {})",
+            "{head} (dry run: {} simulated, {}{})",
             human(d.simulated),
-            plural(d.jobs, "job")
+            plural(d.jobs, "job"),
+            if d.skipped > 0 {
+                format!(", {} skipped: already done", d.skipped)
+            } else {
+                String::new()
+            }
         ),
         Some(_) => format!("{head} (dry run stopped at the error)"),
         None if errors > 0 => format!("{head} (dry run skipped: fix the errors first)"),

@@ -130,9 +130,14 @@ pub enum Command {
         /// How much faster than real time the simulator runs.
         #[arg(long, value_name = "FACTOR")]
         speed: Option<f64>,
-        /// Confirm manual steps automatically (simulator only).
+        /// Confirm manual steps automatically (the embedded simulator only; refused with
+        /// --target).
         #[arg(long)]
         auto_approve: bool,
+        /// With --target: start without asking once the plan against the live state is
+        /// shown (for unattended runs; manual steps still wait for an operator).
+        #[arg(long, short = 'y')]
+        yes: bool,
         /// Plain progress lines instead of spinners.
         #[arg(long)]
         no_progress: bool,
@@ -243,6 +248,7 @@ fn dispatch(command: Command, color: bool) -> Result<i32, Error> {
             no_progress,
             target,
             take_over,
+            yes,
         } => {
             if let Some(s) = speed {
                 if !(0.01..=10_000_000.0).contains(&s) {
@@ -261,6 +267,7 @@ fn dispatch(command: Command, color: bool) -> Result<i32, Error> {
                 color,
                 journal: true,
                 take_over,
+                yes,
             })
         }
         Command::Simulator {
@@ -302,28 +309,23 @@ fn dispatch(command: Command, color: bool) -> Result<i32, Error> {
             serve(&addr, inventory.as_deref(), options)
         }
         Command::Status { target } => {
-            let (items, _) = estate_of(&target)?;
-            println!("{}", crate::estate::status_table(&items));
+            let estate = estate_of(&target)?;
+            println!("{}", crate::estate::status_table(&estate.items));
             Ok(exit::OK)
         }
         Command::Inventory {
             command: InventoryCommand::Export { target, output },
         } => {
-            let (items, providers) = estate_of(&target)?;
+            let estate = estate_of(&target)?;
             let now = crate::clock::Timestamp::from_system(std::time::SystemTime::now());
-            let text = crate::estate::inventory_toml(
-                &format!("target `{target}`"),
-                now,
-                &items,
-                &providers,
-            );
+            let text = estate.inventory_toml(&format!("target `{target}`"), now);
             match output {
                 Some(path) => {
                     std::fs::write(&path, text).map_err(|e| Error::io(&path, &e))?;
                     eprintln!(
                         "wrote {} ({} items)",
                         crate::paths::display(&path),
-                        items.len()
+                        estate.items.len()
                     );
                 }
                 None => print!("{text}"),
@@ -403,10 +405,8 @@ fn serve(
     })
 }
 
-/// The items and providers of target `name` (from runbook.toml in this folder or above).
-fn estate_of(
-    name: &str,
-) -> Result<(Vec<crate::backend::Item>, Vec<crate::backend::Provider>), Error> {
+/// The estate of target `name` (from runbook.toml in this folder or above).
+fn estate_of(name: &str) -> Result<crate::estate::Estate, Error> {
     let config = crate::config::Config::discover(std::path::Path::new("."))?;
     let backend = config.backend(name)?;
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -418,10 +418,6 @@ fn estate_of(
             "cannot read target `{name}` at {}: {e}",
             crate::backend::Backend::describe(&backend)
         );
-        // Like credentials that are missing altogether.
-        match e {
-            crate::backend::BackendError::Credentials(_) => Error::Usage(message),
-            _ => Error::Service(message),
-        }
+        crate::estate::unreadable(&e, message)
     })
 }

@@ -96,14 +96,14 @@ codes! {
         "cancelling a failover job",
         "Replication is stopped before a failover starts; a cancelled failover leaves the VM without replication.";
     WaitTooShort = "RB104", "wait-too-short", Error,
-        "a wait whose timeout is shorter than the job takes",
-        "The wait throws while the job goes on, and the plan continues or stops on a wrong premise.";
+        "a wait whose timeout is shorter than the job takes (an error), or shorter than 1.5 times its expected duration (a warning)",
+        "The wait throws while the job goes on, and the plan continues or stops on a wrong premise; expected durations are estimates, so a wait needs a margin.";
     JobNotWaited = "RB105", "job-not-waited", Warning,
         "a job that is never waited for",
         "Its failure would go unnoticed, and the next operation on the item would find it busy.";
-    LeftUnprotected = "RB106", "left-unprotected", Error,
-        "an item left without replication at the end of the runbook",
-        "A VM that does not replicate has no disaster recovery: the next outage loses it.";
+    LeftUnprotected = "RB106", "left-unprotected", Warning,
+        "an item left without replication at the end of the runbook, or failed over and never committed",
+        "A VM that does not replicate has no disaster recovery: the next outage loses it. Re-replicating is optional in an outage (the other site may be away for days), so this is a warning; --deny-warnings makes it fail CI.";
     DrillNotCleanedUp = "RB107", "drill-not-cleaned-up", Error,
         "a test failover (drill) without its cleanup",
         "Until cleanup the item allows no other operation, including a real failover.";
@@ -140,13 +140,16 @@ codes! {
     FailureLeavesUnsafe = "RB118", "failure-leaves-unsafe", Warning,
         "what-if: when this operation fails, the runbook ends but leaves a VM failed over and not committed, without replication, or in an uncleaned drill",
         "The run looks finished while a VM has no disaster recovery or blocks the next failover.";
-    NoAnswer = "RB119", "no-answer", Error,
+    AvoidableDataLoss = "RB120", "avoidable-data-loss", Warning,
+        "an unplanned failover without `shutdown_source` while the source site is connected",
+        "An unplanned failover may lose the changes not replicated yet; while the source site answers, a planned failover (or shutting the source down first) loses nothing.";
+    NoAnswer = "RB121", "no-answer", Error,
         "no usable answer from the service: it could not be reached, its answer was lost, or the answer was not followed or believed (a redirect, an undocumented answer)",
         "Nothing is known of what the service did with the request: the run does not guess, and a resume asks the service again.";
-    ServiceRefused = "RB120", "service-refused", Error,
+    ServiceRefused = "RB122", "service-refused", Error,
         "the service refused a request with an error (its ARM error code, message and request id)",
         "The service did not do what the runbook asked; its error code says why, and the request id is what Azure support asks for.";
-    CredentialsRejected = "RB121", "credentials-rejected", Error,
+    CredentialsRejected = "RB123", "credentials-rejected", Error,
         "the credentials were rejected, or no token could be had for them",
         "Without a valid token nothing can be read or issued: the run stops until the credentials are fixed.";
 }

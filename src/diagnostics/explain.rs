@@ -291,7 +291,9 @@ if status(web).health != "Normal" {
         },
         Code::WaitTooShort => Explanation {
             detects: "The dry run knows how long each job takes (the inventory's durations) \
-                and reports a `wait_job` or `wait_all` whose timeout ends before the job does.",
+                and reports a `wait_job` or `wait_all` whose timeout ends before the job does \
+                (an error), or that leaves less than half the job's expected duration to \
+                spare (a warning: the durations are estimates).",
             example: demo(
                 r#"let sql = vm("sql-01");
 wait_job(failover(sql, #{ kind: "planned" }), #{ timeout: "5m" });
@@ -326,9 +328,12 @@ wait_job(cleanup_test_failover(web), #{ timeout: "1h" });
             ),
         },
         Code::LeftUnprotected => Explanation {
-            detects: "At the end of the dry run, every VM the runbook touched must replicate \
+            detects: "At the end of the dry run, every VM the runbook touched should replicate \
                 again. A failover or failback committed without the reverse replication that \
-                follows it is reported at the VM's last operation.",
+                follows it, or a failover never committed (its VM runs on the other site \
+                without replication, and its recovery points are kept until a commit), is \
+                reported at the VM's last operation. It is a warning: during an outage the \
+                other site can be away for days, and re-replicating waits for it.",
             example: demo(
                 r#"let web = vm("web-01");
 wait_job(failover(web, #{ kind: "planned" }), #{ timeout: "1h" });
@@ -355,8 +360,9 @@ drill::run(["web-02"], "drill-net", "1h");
             ),
         },
         Code::CommitWithoutVerify => Explanation {
-            detects: "A commit of a VM is expected to follow a `verify` of that VM on the site \
-                it failed over to, after the failover ended.",
+            detects: "A commit of a VM is expected to follow a `verify` of that VM's \
+                `active_location` on the site it failed over to, after the failover ended; a \
+                verify of its health alone does not count.",
             example: demo(
                 r#"let web = vm("web-01");
 wait_job(failover(web, #{ kind: "planned" }), #{ timeout: "1h" });
@@ -422,7 +428,7 @@ try {
     wait_job(failover(app, #{ kind: "planned" }), #{ timeout: "1h" });
 } catch (err) {
     note(`planned failover of app-01 failed, failing over unplanned: ${err}`);
-    wait_job(failover(app, #{ kind: "unplanned" }), #{ timeout: "1h" });
+    wait_job(failover(app, #{ kind: "unplanned", shutdown_source: true }), #{ timeout: "1h" });
 }
 verify(app, #{ active_location: "recovery", healthy: true });
 wait_job(commit(app), #{ timeout: "10m" });
@@ -508,7 +514,7 @@ note(`drill ${last}`);
                 service's request id. Nothing was done for that call.",
             example: run(
                 "runbook run runbooks/planned-failover.rhai --target prod\n\
-                 # error[RB120]: the service refused the request with AuthorizationFailed: ...\n",
+                 # error[RB122]: the service refused the request with AuthorizationFailed: ...\n",
             ),
             fix: run(
                 "runbook status --target prod\n\
@@ -577,6 +583,28 @@ wait_job(cleanup_test_failover(web), #{ timeout: "1h" });
 
 // Cleans up whatever failed (a failed cleanup is tried once more), then reports the failure.
 drill::run(["web-01"], "drill-net", "1h");
+"#,
+            ),
+        },
+        Code::AvoidableDataLoss => Explanation {
+            detects: "An unplanned failover without `shutdown_source: true`, while the dry \
+                run's source site is connected. An unplanned failover is for an outage: it may \
+                lose the changes not yet replicated. While the source answers, a planned \
+                failover shuts it down and loses nothing.",
+            example: demo(
+                r#"let web = vm("web-01");
+wait_job(failover(web, #{ kind: "unplanned" }), #{ timeout: "1h" });
+verify(web, #{ active_location: "recovery", healthy: true });
+wait_job(commit(web), #{ timeout: "10m" });
+wait_job(reverse_replicate(web), #{ timeout: "1h" });
+"#,
+            ),
+            fix: demo(
+                r#"let web = vm("web-01");
+wait_job(failover(web, #{ kind: "unplanned", shutdown_source: true }), #{ timeout: "1h" });
+verify(web, #{ active_location: "recovery", healthy: true });
+wait_job(commit(web), #{ timeout: "10m" });
+wait_job(reverse_replicate(web), #{ timeout: "1h" });
 "#,
             ),
         },

@@ -126,6 +126,7 @@ mod tests {
             ended: None,
             retry_after: None,
             expected_end: None,
+            skipped: None,
         }
     }
 

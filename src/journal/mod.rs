@@ -12,7 +12,7 @@ pub mod inherit;
 pub mod lock;
 pub mod runs;
 
-use crate::backend::{BackendError, Item, JobInfo, OperationRequest, Site};
+use crate::backend::{BackendError, Item, JobInfo, Operation, OperationRequest, Site};
 use crate::clock::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::cell::{Cell, RefCell};
@@ -103,6 +103,16 @@ pub enum Entry {
     Note {
         text: String,
     },
+    /// A call that issued no operation: the VM was already where it would take it.
+    Skipped {
+        vm: String,
+        operation: Operation,
+        /// The id of the job the call returned (succeeded at once).
+        job: String,
+        reason: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        line: Option<String>,
+    },
     /// The run stopped: how, and the VMs' states at that moment.
     End {
         state: RunState,
@@ -138,6 +148,7 @@ impl Entry {
             Entry::Step { title, .. } => format!("manual step `{title}`"),
             Entry::Verified { vm, .. } => format!("a verification of `{vm}`"),
             Entry::Note { .. } => "a note".into(),
+            Entry::Skipped { vm, operation, .. } => format!("{operation} of `{vm}`, skipped"),
             Entry::End { .. } => "the run's end".into(),
         }
     }
@@ -247,14 +258,41 @@ pub fn sha256(text: &[u8]) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// `user@host` of whoever runs this process.
+/// Who runs this process, from the OS account rather than the environment: the login name
+/// the system has for the real user id, the host, and the uid, e.g. `alice@dr-jump (uid
+/// 1001)`. `$USER` is only a fallback for a uid the system has no name for.
 pub fn operator() -> String {
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .or_else(|_| std::env::var("USERNAME"))
-        // SAFETY: getuid(2) cannot fail and touches no memory.
-        .unwrap_or_else(|_| format!("uid {}", unsafe { libc::getuid() }));
-    format!("{user}@{}", hostname())
+    // SAFETY: getuid(2) cannot fail and touches no memory.
+    let uid = unsafe { libc::getuid() };
+    let user = login_name(uid)
+        .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
+        .unwrap_or_else(|| "unknown".into());
+    format!("{user}@{} (uid {uid})", hostname())
+}
+
+/// The login name of `uid` in the system's user database.
+fn login_name(uid: libc::uid_t) -> Option<String> {
+    let mut buf = vec![0u8; 16 * 1024];
+    // SAFETY: an all-zero passwd is a valid value for getpwuid_r to fill in.
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer refers to memory that lives through the call, and `buf.len()`
+    // is the size of `buf`; the strings it fills in point into `buf`.
+    let rc = unsafe {
+        libc::getpwuid_r(
+            uid,
+            &mut pwd,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            &mut found,
+        )
+    };
+    if rc != 0 || found.is_null() || pwd.pw_name.is_null() {
+        return None;
+    }
+    // SAFETY: pw_name is a NUL-terminated string inside `buf`, which is still alive.
+    let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
+    Some(name.to_string_lossy().into_owned()).filter(|n| !n.is_empty())
 }
 
 /// Whether process `pid` on `host` still runs. A process on another host cannot be seen
@@ -271,13 +309,22 @@ pub fn process_alive(pid: u32, host: &str) -> bool {
     rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
+/// This machine's name, as the kernel has it.
 pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".into())
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its whole length; gethostname writes at most that.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    let name = if rc == 0 {
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        String::from_utf8_lossy(&buf[..end]).trim().to_string()
+    } else {
+        String::new()
+    };
+    if name.is_empty() {
+        "localhost".into()
+    } else {
+        name
+    }
 }
 
 /// A journal read back: its records and what was dropped at its end.
@@ -504,6 +551,15 @@ impl Journal {
     /// True while earlier attempts' answers remain to be replayed.
     pub fn replaying(&self) -> bool {
         self.replay.borrow().iter().any(|r| r.entry.is_answer())
+    }
+
+    /// The next recorded answer, left in place.
+    pub fn peek_answer(&self) -> Option<Record> {
+        self.replay
+            .borrow()
+            .iter()
+            .find(|r| r.entry.is_answer())
+            .cloned()
     }
 
     /// The next recorded answer, skipping descriptive records.

@@ -46,7 +46,8 @@ pub struct Step {
     /// Offsets from T+0.
     pub start: Duration,
     pub end: Duration,
-    /// The job's final state (`Succeeded` in a plan of a clean runbook).
+    /// The job's final state (`Succeeded` in a plan of a clean runbook), or `Skipped` when
+    /// the VM was already where the call would take it and nothing is issued.
     pub result: String,
     /// The VM's state when the operation started and when it ended.
     pub before: Option<VmState>,
@@ -286,7 +287,11 @@ fn steps(
                 lane: 0,
                 start: info.started.since(t0),
                 end: end.since(t0),
-                result: info.state.to_string(),
+                result: if info.skipped.is_some() {
+                    "Skipped".to_string()
+                } else {
+                    info.state.to_string()
+                },
                 before: log.before.get(&info.id).copied(),
                 after: None,
                 location,

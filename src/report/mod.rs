@@ -61,6 +61,9 @@ pub struct Operation {
     pub warnings: Vec<String>,
     /// Found with the service after a crash rather than from its answer.
     pub settled: bool,
+    /// Why nothing was issued: the VM was already where the call would take it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
 }
 
 impl Operation {
@@ -181,8 +184,30 @@ impl Audit {
                         errors: Vec::new(),
                         warnings: Vec::new(),
                         settled: false,
+                        skipped: None,
                     });
                 }
+                Entry::Skipped {
+                    vm,
+                    operation,
+                    job,
+                    reason,
+                    line,
+                } => audit.operations.push(Operation {
+                    vm: vm.clone(),
+                    operation: operation.as_str().replace('_', " "),
+                    line: line.clone(),
+                    job: Some(job.clone()),
+                    start: offset(at),
+                    end: Some(offset(at)),
+                    job_seconds: Some(0),
+                    state: "skipped".into(),
+                    lane: 0,
+                    errors: Vec::new(),
+                    warnings: Vec::new(),
+                    settled: false,
+                    skipped: Some(reason.clone()),
+                }),
                 Entry::Issued {
                     intent,
                     answer,
@@ -712,6 +737,12 @@ pub fn show(id: &str, loaded: &Loaded) -> String {
                 format!("verified {vm} on the {} site: {what}", site.as_str())
             }
             Entry::Note { text } => format!("note: {text}"),
+            Entry::Skipped {
+                vm,
+                operation,
+                reason,
+                ..
+            } => format!("SKIPPED {operation} of {vm}: {reason}; nothing was issued"),
             Entry::End { state, failure, .. } => format!(
                 "end: {}{}",
                 state.as_str(),

@@ -2,6 +2,7 @@
 //! target it runs on the embedded simulator, on a real clock sped up by a factor, and says
 //! so. Ctrl-C stops issuing new operations and never cancels a failover in progress.
 
+mod preview;
 mod progress;
 pub mod summary;
 
@@ -47,6 +48,8 @@ pub struct RunOptions {
     pub journal: bool,
     /// Take over a stale lock of the target.
     pub take_over: bool,
+    /// Start a live run without asking after its plan (unattended runs).
+    pub yes: bool,
 }
 
 impl RunOptions {
@@ -62,6 +65,7 @@ impl RunOptions {
             color: false,
             journal: false,
             take_over: false,
+            yes: true,
         }
     }
 }
@@ -113,16 +117,29 @@ pub fn run(opts: &RunOptions) -> Result<i32, Error> {
     Ok(report(&outcome, opts, speed))
 }
 
-/// Runs a runbook on the embedded simulator and returns what it did (and the speed used).
-/// `interactive` installs the Ctrl-C handler and prints the simulation banner.
+/// Runs a runbook on the embedded simulator, or against its target after planning against
+/// the target's live state, and returns what it did (and the speed used). `interactive`
+/// installs the Ctrl-C handler and prints the simulation banner.
 pub fn simulate(opts: &RunOptions, interactive: bool) -> Result<(Outcome, f64), Error> {
     let folder = crate::paths::folder_of(&opts.path);
     let config = Config::discover(&folder)?;
-    let venue = match &opts.target {
+    let rt = runtime()?;
+    let (venue, text) = match &opts.target {
         Some(target) => {
-            let backend = config.backend(target)?;
+            if opts.auto_approve {
+                return Err(Error::Usage(
+                    "--auto-approve is for the embedded simulator only: a live run's manual steps are confirmed at the terminal or with `runbook approve RUN STEP`. Nothing was read or issued".into(),
+                ));
+            }
+            preview::can_ask(opts)?;
+            let backend = Arc::new(config.backend(target)?);
+            // Its long waits (throttling, retries) show while the live state is read.
+            backend.notify(Arc::new(progress::Plain));
             let identity = config.target(target)?.identity();
-            Venue::service(Arc::new(backend), format!("target `{target}`")).locked(identity)
+            let text = read_text(&opts.path)?;
+            preview::confirm(opts, &config, target, backend.as_ref(), &text, &rt)?;
+            let venue = Venue::service(backend, format!("target `{target}`")).locked(identity);
+            (venue, text)
         }
         None => {
             let inventory = match (&opts.inventory, &config.inventory) {
@@ -139,10 +156,26 @@ pub fn simulate(opts: &RunOptions, interactive: bool) -> Result<(Outcome, f64), 
                     "--speed must be between 0.01 and 10000000, not {speed}"
                 )));
             }
-            Venue::simulator(inventory, speed)
+            (Venue::simulator(inventory, speed), read_text(&opts.path)?)
         }
     };
-    start(opts, &config, venue, interactive)
+    start(opts, &config, venue, interactive, Start { rt, text })
+}
+
+/// The runtime a run's backend and signals live on.
+fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Usage(format!("cannot start the runtime: {e}")))
+}
+
+/// What a run starts with: the runtime its backend was used on so far, and the runbook's
+/// text as it was checked (and, for a live run, planned).
+struct Start {
+    rt: tokio::runtime::Runtime,
+    text: String,
 }
 
 /// Where a run goes: the embedded simulator, or a service through a backend.
@@ -223,7 +256,11 @@ pub fn run_on(opts: &RunOptions, venue: Venue, interactive: bool) -> Result<(Out
     } else {
         Config::default()
     };
-    start(opts, &config, venue, interactive)
+    let begin = Start {
+        rt: runtime()?,
+        text: read_text(&opts.path)?,
+    };
+    start(opts, &config, venue, interactive, begin)
 }
 
 /// Starts a new run at `venue`, with its journal in the project `config` belongs to.
@@ -232,6 +269,7 @@ fn start(
     config: &Config,
     venue: Venue,
     interactive: bool,
+    begin: Start,
 ) -> Result<(Outcome, f64), Error> {
     let journaling = if opts.journal {
         let project = journal::runs::project_of(config.path.as_deref(), &opts.path);
@@ -245,7 +283,7 @@ fn start(
     } else {
         None
     };
-    run_with(opts, venue, interactive, journaling)
+    run_with(opts, venue, interactive, journaling, begin)
 }
 
 /// A run's journal: a new one, or one to resume.
@@ -269,11 +307,12 @@ fn run_with(
     venue: Venue,
     interactive: bool,
     mut journaling: Option<Journaling>,
+    begin: Start,
 ) -> Result<(Outcome, f64), Error> {
     if let Some(j) = journaling.as_mut() {
         j.announce = interactive;
     }
-    let text = read_text(&opts.path)?;
+    let Start { rt, text } = begin;
     let name = crate::paths::display(&opts.path);
     let folder = crate::paths::folder_of(&opts.path);
     let speed = venue.speed;
@@ -307,11 +346,6 @@ fn run_with(
     if interactive {
         eprintln!("{}", venue.banner.replace("{name}", &name));
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Usage(format!("cannot start the runtime: {e}")))?;
     let token = CancellationToken::new();
     if interactive {
         let resume = journaling
@@ -468,10 +502,13 @@ fn execute(
     let wall = Instant::now();
     let clock = venue.clock.clone();
     let sim = venue.backend.clone();
+    // Manual steps are confirmed automatically on the embedded simulator only: a live
+    // run's approvals come from an operator.
+    let auto_approve = opts.auto_approve && venue.inventory.is_some();
     let progress = Rc::new(Progress::new(
         clock.clone(),
         opts.progress,
-        opts.auto_approve,
+        auto_approve,
         token.clone(),
     ));
     // The backend's own long waits (throttling, retries) show on the progress line.
@@ -772,6 +809,7 @@ pub fn resume(opts: &ResumeOptions) -> Result<i32, Error> {
         color: opts.color,
         journal: true,
         take_over: false,
+        yes: true,
     };
     eprintln!(
         "resuming run {id}: {} recorded calls are answered from the journal, then the run goes on",
@@ -787,7 +825,11 @@ pub fn resume(opts: &ResumeOptions) -> Result<i32, Error> {
         announce: false,
         inherited: Vec::new(),
     };
-    let (outcome, speed) = run_with(&run_opts, venue, true, Some(journaling))?;
+    let begin = Start {
+        rt: runtime()?,
+        text: read_text(&run_opts.path)?,
+    };
+    let (outcome, speed) = run_with(&run_opts, venue, true, Some(journaling), begin)?;
     Ok(report(&outcome, &run_opts, speed))
 }
 

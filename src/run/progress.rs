@@ -46,6 +46,16 @@ impl Notices for Lines {
     }
 }
 
+/// Where the backend tells of its long waits before a run's progress exists (while the
+/// live state is read for the plan): plain lines on stderr.
+pub(super) struct Plain;
+
+impl Notices for Plain {
+    fn notice(&self, text: &str) {
+        eprintln!("{text}");
+    }
+}
+
 /// How progress is shown.
 pub struct Progress {
     multi: Option<MultiProgress>,

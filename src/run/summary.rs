@@ -44,11 +44,16 @@ pub fn table(outcome: &Outcome) -> String {
             (i + 1).to_string(),
             rec.info.operation.to_string(),
             rec.info.vm.clone(),
-            rec.info.state.to_string(),
-            rec.info
-                .duration()
-                .map(human)
-                .unwrap_or_else(|| "running".into()),
+            if rec.info.skipped.is_some() {
+                "skipped".to_string()
+            } else {
+                rec.info.state.to_string()
+            },
+            match (&rec.info.skipped, rec.info.duration()) {
+                (Some(_), _) => "-".to_string(),
+                (None, Some(d)) => human(d),
+                (None, None) => "running".into(),
+            },
             rec.site.runbook_location().to_string(),
         ]);
     }

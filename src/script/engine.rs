@@ -76,6 +76,7 @@ fn add_raw(
 fn api_module() -> SharedModule {
     let mut module = Module::new();
     types::register_into(&mut module);
+    super::callbacks::register_into(&mut module);
     for prim in PRIMITIVES {
         for arity in prim.arities() {
             add_raw(&mut module, prim.name, arity, move |ctx, args| {

@@ -2,6 +2,7 @@
 //! source of truth), their implementation ([`host::Host`]), option parsing, the sandboxed
 //! module resolver and the embedded stdlib.
 
+pub mod callbacks;
 pub mod definitions;
 pub mod engine;
 pub mod errors;

@@ -1,7 +1,7 @@
 //! Strict parsing of option maps against the registry. The same checks serve the static
 //! checker (on literal maps in the source) and the primitives at run time.
 
-use super::registry::{OptKind, OptSpec, Primitive};
+use super::registry::{OptKind, OptSpec, Primitive, Refused};
 use crate::clock::parse_duration;
 use crate::diagnostics::{did_you_mean, Code};
 use rhai::Dynamic;
@@ -95,6 +95,8 @@ pub enum Problem {
         key: &'static str,
         when: (&'static str, &'static str),
     },
+    /// An option the service cannot take here: refused rather than dropped.
+    Refused(&'static Refused),
 }
 
 impl Problem {
@@ -109,6 +111,7 @@ impl Problem {
     pub fn key(&self) -> &str {
         match self {
             Problem::UnknownKey { key, .. } => key,
+            Problem::Refused(r) => r.key,
             Problem::Missing { key }
             | Problem::BadValue { key, .. }
             | Problem::NotApplicable { key, .. } => key,
@@ -118,6 +121,10 @@ impl Problem {
     pub fn message(&self, prim: &Primitive) -> String {
         match self {
             Problem::UnknownKey { key, .. } => format!("`{}` has no option `{key}`", prim.name),
+            Problem::Refused(r) => format!(
+                "option `{}` of `{}` is not supported: {}",
+                r.key, prim.name, r.reason
+            ),
             Problem::Missing { key } => format!("`{}` needs the option `{key}`", prim.name),
             Problem::BadValue { key, found, .. } => {
                 format!("option `{key}` of `{}` cannot be {found}", prim.name)
@@ -156,6 +163,7 @@ impl Problem {
                 )
             }
             Problem::BadValue { expected, .. } => format!("use {expected}"),
+            Problem::Refused(r) => r.instead.to_string(),
             Problem::NotApplicable { key, when } => {
                 format!("remove `{key}`, or set `{}: \"{}\"`", when.0, when.1)
                     + if *key == "shutdown_source" {
@@ -170,6 +178,9 @@ impl Problem {
 
 /// Checks one key.
 pub fn check_key(prim: &'static Primitive, key: &str) -> Result<&'static OptSpec, Problem> {
+    if let Some(refused) = prim.refused.iter().find(|r| r.key == key) {
+        return Err(Problem::Refused(refused));
+    }
     prim.option(key).ok_or_else(|| Problem::UnknownKey {
         key: key.to_string(),
         suggestion: did_you_mean(key, prim.options.iter().map(|o| o.key)),
@@ -201,6 +212,19 @@ pub fn check_value(spec: &'static OptSpec, value: &Literal) -> Result<(), Proble
         }
         (OptKind::Bool, Literal::Bool(_)) | (OptKind::Text, Literal::Str(_)) => Ok(()),
         (OptKind::Duration, Literal::Str(s)) => parse_duration(s).map(|_| ()).map_err(|_| bad()),
+        (OptKind::EnumList(values), Literal::Array(items)) => {
+            match items
+                .iter()
+                .find(|i| !matches!(i, Literal::Str(s) if values.contains(&s.as_str())))
+            {
+                None => Ok(()),
+                Some(item) => Err(Problem::BadValue {
+                    key: spec.key,
+                    found: format!("an array holding {}", item.describe()),
+                    expected: spec.kind.describe(),
+                }),
+            }
+        }
         (OptKind::VmList, Literal::Array(items)) => {
             if items
                 .iter()

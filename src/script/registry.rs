@@ -51,6 +51,8 @@ pub enum OptKind {
     Text,
     /// An array of `Vm` handles or names.
     VmList,
+    /// An array of these strings.
+    EnumList(&'static [&'static str]),
 }
 
 impl OptKind {
@@ -68,6 +70,14 @@ impl OptKind {
             OptKind::Duration => "a duration such as \"90s\", \"30m\" or \"2h\"".into(),
             OptKind::Text => "a string".into(),
             OptKind::VmList => "an array of Vms or VM names".into(),
+            OptKind::EnumList(values) => format!(
+                "an array of {}",
+                values
+                    .iter()
+                    .map(|v| format!("\"{v}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         }
     }
 }
@@ -81,6 +91,24 @@ pub struct OptSpec {
     pub only_with: Option<(&'static str, &'static str)>,
     pub doc: &'static str,
 }
+
+/// An option the service cannot take in this scenario: refused by name, with the reason,
+/// instead of being accepted and dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused {
+    pub key: &'static str,
+    pub reason: &'static str,
+    /// What to do instead.
+    pub instead: &'static str,
+}
+
+/// The recovery point a failover or drill would use: not part of the service's inputs for
+/// Hyper-V between two VMM sites.
+const NO_RECOVERY_POINT: Refused = Refused {
+    key: "recovery_point",
+    reason: "the service's failover inputs for Hyper-V between two VMM sites carry no recovery point, so it would be dropped",
+    instead: "remove it: a planned failover loses no data, and an unplanned one (or a drill) uses the latest recovery point the recovery site has",
+};
 
 /// What a primitive does to the estate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +150,8 @@ pub struct Primitive {
     pub name: &'static str,
     pub params: &'static [Param],
     pub options: &'static [OptSpec],
+    /// Options refused by name, with the reason.
+    pub refused: &'static [Refused],
     pub effect: Effect,
     pub returns: &'static str,
     pub doc: &'static str,
@@ -201,7 +231,6 @@ const fn o(key: &'static str, kind: OptKind, doc: &'static str) -> OptSpec {
 
 const KIND: &[&str] = &["planned", "unplanned"];
 const DIRECTION: &[&str] = &["primary_to_recovery", "recovery_to_primary"];
-const RECOVERY_POINT: &[&str] = &["latest", "latest_processed", "latest_app_consistent"];
 const SITE: &[&str] = &["primary", "recovery"];
 
 /// Every primitive of the script API, in the order the documentation lists them.
@@ -210,6 +239,7 @@ pub static PRIMITIVES: &[Primitive] = &[
         name: "vm",
         params: &[p("name", ParamKind::Vm)],
         options: &[],
+        refused: &[],
         effect: Effect::Read,
         returns: "Vm",
         doc: "The protected item with that name (a Vm is returned as it is); an unknown name is an error that suggests the closest one.",
@@ -222,6 +252,7 @@ pub static PRIMITIVES: &[Primitive] = &[
             o("name", OptKind::Text, "a name glob, e.g. \"web-*\""),
             o("plan", OptKind::Text, "the name of a server-side recovery plan"),
         ],
+        refused: &[],
         effect: Effect::Read,
         returns: "array of Vm",
         doc: "The items whose names match a glob, or the members of a recovery plan (both: items in the plan that match).",
@@ -231,6 +262,7 @@ pub static PRIMITIVES: &[Primitive] = &[
         name: "status",
         params: &[p("vm", ParamKind::Vm)],
         options: &[],
+        refused: &[],
         effect: Effect::Read,
         returns: "map",
         doc: "The item's state now: `state`, `protection_state`, `active_location` (\"primary\"/\"recovery\"), `health`, `replicating`, `allowed` (operations), `test_failover_state`, `last_test_failover`.",
@@ -247,7 +279,7 @@ pub static PRIMITIVES: &[Primitive] = &[
                 only_with: None,
                 doc: "planned (no data loss; shuts the source down) or unplanned (an outage; may lose changes not yet replicated)",
             },
-            o("direction", OptKind::Enum(DIRECTION), "default: away from the site the VM is active on"),
+            o("direction", OptKind::Enum(DIRECTION), "default: primary_to_recovery; a VM already active on the site it asks for gets no operation (the call returns a job that succeeded at once, marked skipped), so a re-run never fails back"),
             OptSpec {
                 key: "shutdown_source",
                 kind: OptKind::Bool,
@@ -255,14 +287,8 @@ pub static PRIMITIVES: &[Primitive] = &[
                 only_with: Some(("kind", "unplanned")),
                 doc: "try to shut the source VM down and sync first; the failover goes on if that fails",
             },
-            OptSpec {
-                key: "recovery_point",
-                kind: OptKind::Enum(RECOVERY_POINT),
-                required: false,
-                only_with: Some(("kind", "unplanned")),
-                doc: "which recovery point to fail over to",
-            },
         ],
+        refused: &[NO_RECOVERY_POINT],
         effect: Effect::Mutate,
         returns: "Job",
         doc: "Starts a failover of the VM and returns its job at once.",
@@ -273,8 +299,8 @@ pub static PRIMITIVES: &[Primitive] = &[
         params: &[p("vm", ParamKind::Vm), opt("opts")],
         options: &[
             o("network", OptKind::Text, "the isolated network the drill VM joins"),
-            o("recovery_point", OptKind::Enum(RECOVERY_POINT), "which recovery point to use"),
         ],
+        refused: &[NO_RECOVERY_POINT],
         effect: Effect::Mutate,
         returns: "Job",
         doc: "Starts a DR drill: a test failover into an isolated network. Production keeps running and replicating.",
@@ -284,6 +310,7 @@ pub static PRIMITIVES: &[Primitive] = &[
         name: "cleanup_test_failover",
         params: &[p("vm", ParamKind::Vm), opt("opts")],
         options: &[o("notes", OptKind::Text, "the drill's observations, kept with the job")],
+        refused: &[],
         effect: Effect::Mutate,
         returns: "Job",
         doc: "Ends a drill: deletes the test VM. Until then the item allows no other operation.",
@@ -293,6 +320,7 @@ pub static PRIMITIVES: &[Primitive] = &[
         name: "commit",
         params: &[p("vm", ParamKind::Vm)],
         options: &[],
+        refused: &[],
         effect: Effect::Destructive,
         returns: "Job",
         doc: "Commits a failover. Deletes every other recovery point: verify the VM on the target site first.",
@@ -302,6 +330,7 @@ pub static PRIMITIVES: &[Primitive] = &[
         name: "reverse_replicate",
         params: &[p("vm", ParamKind::Vm)],
         options: &[],
+        refused: &[],
         effect: Effect::Mutate,
         returns: "Job",
         doc: "Reprotects the VM: replicates from the site it is active on back to the other one.",
@@ -311,6 +340,7 @@ pub static PRIMITIVES: &[Primitive] = &[
         name: "cancel",
         params: &[p("job", ParamKind::Job)],
         options: &[],
+        refused: &[],
         effect: Effect::Mutate,
         returns: "Job",
         doc: "Cancels a job. Refuses failover jobs: a cancelled failover leaves the VM without replication.",
@@ -320,6 +350,7 @@ pub static PRIMITIVES: &[Primitive] = &[
         name: "wait_job",
         params: &[p("job", ParamKind::Job), opt("opts")],
         options: &[o("timeout", OptKind::Duration, "how long to wait (default 4h)")],
+        refused: &[],
         effect: Effect::Control,
         returns: "Job",
         doc: "Blocks until the job ends; throws (catchable) if it failed, was cancelled or timed out, with the service's error details.",
@@ -329,6 +360,7 @@ pub static PRIMITIVES: &[Primitive] = &[
         name: "wait_all",
         params: &[p("jobs", ParamKind::Jobs), opt("opts")],
         options: &[o("timeout", OptKind::Duration, "how long to wait for all (default 4h)")],
+        refused: &[],
         effect: Effect::Control,
         returns: "array of Job",
         doc: "Waits for every job; after all ended, throws if any failed, listing each.",
@@ -342,6 +374,7 @@ pub static PRIMITIVES: &[Primitive] = &[
             o("healthy", OptKind::Bool, "replication health must be Normal"),
             o("replicating", OptKind::Bool, "the VM must (or must not) be replicating"),
         ],
+        refused: &[],
         effect: Effect::Read,
         returns: "()",
         doc: "Throws a verification failure showing expected and actual values.",
@@ -359,10 +392,12 @@ pub static PRIMITIVES: &[Primitive] = &[
                 doc: "the VMs the plan touches",
             },
             o("max_drill_age", OptKind::Duration, "the oldest acceptable successful drill (default 30d)"),
+            o("sites", OptKind::EnumList(SITE), "the sites whose servers must be connected (default both; during an outage, [\"recovery\"])"),
         ],
+        refused: &[],
         effect: Effect::Read,
         returns: "map",
-        doc: "Checks the prerequisites: both sites' servers connected, replication healthy, a recent successful drill. Returns `ok` and `problems`.",
+        doc: "Checks the prerequisites: both sites' servers connected, replication healthy, no drill or other operation running, a recent successful drill. Returns `ok` and `problems`.",
         handler: checks::preflight,
     },
     Primitive {
@@ -372,6 +407,7 @@ pub static PRIMITIVES: &[Primitive] = &[
             o("instructions", OptKind::Text, "what the operator must do"),
             o("timeout", OptKind::Duration, "how long to wait for the confirmation (default 1h)"),
         ],
+        refused: &[],
         effect: Effect::Control,
         returns: "()",
         doc: "Pauses for an operator's confirmation, recorded with who and when.",
@@ -381,6 +417,7 @@ pub static PRIMITIVES: &[Primitive] = &[
         name: "note",
         params: &[p("text", ParamKind::Text)],
         options: &[],
+        refused: &[],
         effect: Effect::Control,
         returns: "()",
         doc: "An operator-visible line in the run's output.",
@@ -461,6 +498,12 @@ pub static PROPERTIES: &[Property] = &[
         returns: "?",
         doc: "How long the job took, such as `8m 30s`, or `()` while it runs.",
     },
+    Property {
+        owner: "Job",
+        name: "skipped",
+        returns: "?",
+        doc: "Why no operation was issued, when the VM was already where the call would take it (the job succeeded at once); `()` for an operation the service ran.",
+    },
 ];
 
 /// Looks a primitive up by name.
@@ -491,6 +534,9 @@ pub fn markdown_table() -> String {
             doc.push_str(" Options: ");
             doc.push_str(&opts.join("; "));
             doc.push('.');
+        }
+        for r in prim.refused {
+            doc.push_str(&format!(" Refused: `{}` ({}).", r.key, r.reason));
         }
         out.push_str(&format!(
             "| `{}` | {} | {} | {} |\n",

@@ -106,6 +106,9 @@ pub fn register_into(module: &mut Module) {
     job_getter(module, "duration", |j| {
         j.duration().map_or(Dynamic::UNIT, |d| human(d).into())
     });
+    job_getter(module, "skipped", |j| {
+        j.skipped.clone().map_or(Dynamic::UNIT, Dynamic::from)
+    });
     global_fn(module, "to_string", |j: &mut JobHandle| Ok(j.describe()));
     global_fn(module, "to_debug", |j: &mut JobHandle| Ok(j.describe()));
 }

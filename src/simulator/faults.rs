@@ -36,6 +36,10 @@ pub enum FaultKind {
     /// not show yet; the operation is not performed.
     #[serde(rename = "404")]
     NotFound,
+    /// 409 with an ARM error body (code `Conflict`): the service refuses the request, as it
+    /// may for reasons the simulation does not model; not performed.
+    #[serde(rename = "409")]
+    Conflict,
     /// 302 Found to `to` (the same path and query on that origin); not performed.
     #[serde(rename = "302")]
     Found,
@@ -71,6 +75,7 @@ impl FaultKind {
             FaultKind::AcceptThenHang => "accept-then-hang",
             FaultKind::Unavailable => "503",
             FaultKind::NotFound => "404",
+            FaultKind::Conflict => "409",
             FaultKind::Found => "302",
             FaultKind::TemporaryRedirect => "307",
             FaultKind::Html => "html",
@@ -245,6 +250,7 @@ mod tests {
             ("accept-then-hang", FaultKind::AcceptThenHang),
             ("503", FaultKind::Unavailable),
             ("404", FaultKind::NotFound),
+            ("409", FaultKind::Conflict),
             ("302", FaultKind::Found),
             ("307", FaultKind::TemporaryRedirect),
             ("html", FaultKind::Html),

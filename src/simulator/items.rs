@@ -1,10 +1,10 @@
 //! Protected items: their ARM paths and wire form, the paged list, one item, and the
 //! actions (failovers, commit...) that start a job on one.
 
-use super::paging::PAGE;
+use super::paging::page;
 use super::responses::{accepted, arm_error, backend_error, json};
 use super::routing::Caller;
-use super::{lock, Server};
+use super::Server;
 use crate::backend::azure::{convert, wire};
 use crate::backend::{Backend, Item, Site};
 use axum::http::{StatusCode, Uri};
@@ -32,7 +32,23 @@ pub(crate) async fn item_wire(server: &Server, vault: &str, item: &Item) -> wire
         Some(id) => server.sim.job(id).await.ok(),
         None => None,
     };
-    convert::item_to_wire(item, &item_path(vault, item), current.as_ref())
+    let mut wire = convert::item_to_wire(item, &item_path(vault, item), current.as_ref());
+    if let Some(id) = &item.current_job {
+        // A recovery plan's job holds its members.
+        let plan_job = current.is_none().then(|| server.sim.plan_job(id)).flatten();
+        if let Some(job) = plan_job {
+            wire.properties.current_scenario = Some(wire::CurrentScenario {
+                scenario_name: job.action.scenario().into(),
+                job_id: String::new(),
+                start_time: Some(job.started.rfc3339()),
+            });
+        }
+        // The job's ARM id, as the service gives it.
+        if let Some(scenario) = &mut wire.properties.current_scenario {
+            scenario.job_id = format!("{vault}/replicationJobs/{id}");
+        }
+    }
+    wire
 }
 
 pub(crate) async fn find_item(server: &Server, arm_name: &str) -> Result<Item, Response> {
@@ -54,29 +70,40 @@ pub(crate) async fn list_items(server: &Server, vault: &str, uri: &Uri, origin: 
         Ok(items) => items,
         Err(e) => return backend_error(e),
     };
-    let skip: usize = uri
-        .query()
-        .unwrap_or_default()
-        .split('&')
-        .find_map(|q| q.strip_prefix("$skiptoken="))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
+    let (items, next_link) = page(&items, server.page_size, uri, origin);
     let mut value = Vec::new();
-    for item in items.iter().skip(skip).take(PAGE) {
+    for item in items {
         value.push(item_wire(server, vault, item).await);
     }
-    let next_link = (skip + PAGE < items.len()).then(|| {
-        format!(
-            "{origin}{vault}/replicationProtectedItems?api-version={}&$skiptoken={}",
-            crate::backend::azure::DEFAULT_API_VERSION,
-            skip + PAGE
-        )
-    });
     json(&wire::Page { value, next_link })
 }
 
+/// An action's body: `{}` when empty, else JSON whose `providerSpecificDetails` is an object
+/// (`list: true`: a list, as recovery plans take); else why not, for a 400.
+pub(crate) fn action_input(body: &[u8], list: bool) -> Result<wire::ActionInput, String> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(wire::ActionInput::default());
+    }
+    let input: wire::ActionInput = serde_json::from_slice(body)
+        .map_err(|e| format!("The request content is not valid JSON: {e}"))?;
+    match &input.properties.provider_specific_details {
+        Some(details) if details.is_array() != list => Err(if list {
+            "providerSpecificDetails of a recovery plan action is a list of provider inputs, e.g. [{\"instanceType\": \"HyperVReplicaAzure\"}]"
+        } else {
+            "providerSpecificDetails of a protected item action is one object, e.g. {\"instanceType\": \"ProviderSpecificFailoverInput\"}"
+        }
+        .to_string()),
+        _ => Ok(input),
+    }
+}
+
+/// A 400 for a request body that is not what the action takes.
+pub(crate) fn invalid_content(message: String) -> Response {
+    arm_error(StatusCode::BAD_REQUEST, "InvalidRequestContent", message)
+}
+
 /// Starts the job an action (`plannedFailover`, `commit`...) asks for on an item: 202 with
-/// the headers a client finds it by.
+/// the headers a client follows it by.
 pub(crate) async fn action(
     server: &Server,
     vault: &str,
@@ -84,30 +111,13 @@ pub(crate) async fn action(
     name: &str,
     action: &str,
     body: &[u8],
-    caller: Caller,
+    caller: &Caller,
 ) -> Response {
-    let Caller {
-        client_request_id,
-        origin,
-    } = caller;
-    let origin = origin.as_str();
-    let input: wire::ActionInput = if body.is_empty() {
-        wire::ActionInput::default()
-    } else {
-        match serde_json::from_slice(body) {
-            Ok(b) => b,
-            Err(e) => {
-                return arm_error(
-                    StatusCode::BAD_REQUEST,
-                    "InvalidRequestContent",
-                    format!("The request content is not valid JSON: {e}"),
-                )
-            }
-        }
-    };
-    let request = match convert::request_of(&action.to_ascii_lowercase(), &input) {
+    let request = match action_input(body, false)
+        .and_then(|input| convert::request_of(&action.to_ascii_lowercase(), &input))
+    {
         Ok(r) => r,
-        Err(m) => return arm_error(StatusCode::BAD_REQUEST, "InvalidRequestContent", m),
+        Err(m) => return invalid_content(m),
     };
     let item = match find_item(server, name).await {
         Ok(item) => item,
@@ -121,11 +131,8 @@ pub(crate) async fn action(
     ));
     match server.sim.start(&item.name, &request).await {
         Ok(job) => {
-            if let Some(id) = client_request_id {
-                // The service echoes the client's request id in the job's activityId.
-                lock(&server.activities).insert(job.id.clone(), id);
-            }
-            accepted(server, origin, vault, path, &job.id)
+            server.created(&job.id, caller);
+            accepted(server, caller, vault, path, &job.id)
         }
         Err(e) => backend_error(e),
     }

@@ -1,7 +1,13 @@
 //! `runbook simulator serve`: the in-process simulator behind an HTTP server that speaks the
 //! ASR REST API (the same paths, api-version, 202 with `Location`/`Azure-AsyncOperation`/
 //! `Retry-After`/`x-ms-request-id`, job resources, ARM error bodies, bearer-token checks), so
-//! the `azure` backend is tested over real HTTP and teams can rehearse against it.
+//! the `azure` backend is tested over real HTTP and teams can rehearse against it with any
+//! ARM client (Microsoft's Python SDK passes: see tests/conformance/).
+//!
+//! Long-running operations are served as ARM clients follow them (see `operations.rs`):
+//! `replicationOperationStatus/{op}` and the action's `operationresults/{op}`, with the
+//! request's api-version in every link. Recovery plans are listed, read and acted on (one
+//! job per plan action, run group by group: see `backend::sim`).
 //!
 //! Beyond the ASR paths it has:
 //! - a client-credentials token endpoint, `POST /{tenant}/oauth2/v2.0/token` (see [`auth`]);
@@ -19,7 +25,9 @@ mod control;
 pub mod faults;
 mod items;
 mod jobs;
+mod operations;
 mod paging;
+mod plans;
 mod responses;
 mod routing;
 pub mod throttle;
@@ -61,6 +69,9 @@ pub struct ServerOptions {
     pub client_secret: Option<String>,
     /// How long an issued token is valid (real time; default one hour).
     pub token_lifetime: Duration,
+    /// Entries per page of every list (the service's: 100); smaller pages make clients
+    /// follow `nextLink`.
+    pub page_size: usize,
 }
 
 impl Default for ServerOptions {
@@ -76,6 +87,7 @@ impl Default for ServerOptions {
             client_id: None,
             client_secret: None,
             token_lifetime: Duration::from_secs(3600),
+            page_size: paging::PAGE,
         }
     }
 }
@@ -98,6 +110,7 @@ impl std::fmt::Debug for ServerOptions {
                 &self.client_secret.as_deref().map(redacted),
             )
             .field("token_lifetime", &self.token_lifetime)
+            .field("page_size", &self.page_size)
             .finish()
     }
 }
@@ -113,6 +126,9 @@ pub struct Server {
     stats: Mutex<BTreeMap<String, u64>>,
     /// The client request id of the POST that created each job.
     activities: Mutex<std::collections::HashMap<String, String>>,
+    /// Operations on jobs (cancel, restart, resume), each with an id of its own.
+    operations: Mutex<operations::JobOperations>,
+    page_size: usize,
     /// Cancelled when [`serve`]'s shutdown completes: held connections let go.
     stopping: CancellationToken,
 }
@@ -162,6 +178,8 @@ impl Server {
             faults: Mutex::new(faults),
             stats: Mutex::new(BTreeMap::new()),
             activities: Mutex::new(std::collections::HashMap::new()),
+            operations: Mutex::new(operations::JobOperations::default()),
+            page_size: options.page_size.max(1),
             stopping: CancellationToken::new(),
         })
     }
@@ -192,9 +210,10 @@ impl Server {
         lock(&self.faults).armed()
     }
 
-    /// `Retry-After` in seconds: the service's 30 s, sped up like the simulation.
+    /// `Retry-After` in seconds: the service's 30 s, sped up like the simulation, and never
+    /// below 1 (clients take 0 for "no header" and wait their own default, often 30 s).
     fn retry_after(&self) -> String {
-        ((30.0 / self.speed).round() as u64).to_string()
+        ((30.0 / self.speed).round() as u64).max(1).to_string()
     }
 
     /// Waits `delay`, or less if the server is stopping.
@@ -258,6 +277,14 @@ impl Server {
                     StatusCode::NOT_FOUND,
                     "ResourceNotFound",
                     "The resource was not found. (fault injected by the simulator)",
+                )
+            }
+            FaultKind::Conflict => {
+                self.hold(delay).await;
+                arm_error(
+                    StatusCode::CONFLICT,
+                    "Conflict",
+                    "The request conflicts with the state of the protected item. (fault injected by the simulator)",
                 )
             }
             FaultKind::Found | FaultKind::TemporaryRedirect => {

@@ -1,6 +1,7 @@
 //! The answers every handler shares: ARM error bodies, JSON, the 202 a client finds its job
 //! by, headers, and the dropped connection of a fault.
 
+use super::routing::Caller;
 use super::Server;
 use crate::backend::azure::wire;
 use crate::backend::BackendError;
@@ -64,33 +65,33 @@ pub(crate) fn insert(headers: &mut HeaderMap, name: &'static str, value: &str) {
     }
 }
 
-/// 202 Accepted, empty body, with the headers a client finds its job by.
+/// 202 Accepted, empty body, with the headers a client follows operation `op` by: its
+/// status (`Azure-AsyncOperation`), its result (`Location`, under the action's path), both
+/// with the caller's api-version, when to ask again, and the operation's id as the request's.
 pub(crate) fn accepted(
     server: &Server,
-    origin: &str,
+    caller: &Caller,
     vault: &str,
     action_path: &str,
-    job: &str,
+    op: &str,
 ) -> Response {
     let mut r = StatusCode::ACCEPTED.into_response();
-    let version = crate::backend::azure::DEFAULT_API_VERSION;
+    let (origin, version) = (&caller.origin, caller.api_version());
     let h = r.headers_mut();
     insert(
         h,
         "location",
-        &format!("{origin}{action_path}/operationresults/{job}?api-version={version}"),
+        &format!("{origin}{action_path}/operationresults/{op}?api-version={version}"),
     );
     insert(
         h,
         "azure-asyncoperation",
-        &format!("{origin}{vault}/replicationOperationStatus/{job}?api-version={version}"),
+        &format!("{origin}{vault}/replicationOperationStatus/{op}?api-version={version}"),
     );
     insert(h, "retry-after", &server.retry_after());
-    // The service names the job by its full path here.
-    insert(
-        h,
-        "x-ms-request-id",
-        &format!("{vault}/replicationJobs/{job}"),
-    );
+    // A GUID, as ARM's are: the operation's (and so its job's) name, which clients that
+    // read the job from this header (the service sends the job's path) find as its last
+    // segment.
+    insert(h, "x-ms-request-id", op);
     r
 }

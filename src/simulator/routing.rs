@@ -2,10 +2,12 @@
 //! the ARM vault paths, parsed into a [`Route`] and dispatched to its handler.
 
 use super::control::{faults_endpoint, token_endpoint};
-use super::items::{find_item, item_id_of, item_wire, list_items};
+use super::items::{find_item, item_wire, list_items};
 use super::jobs::list_jobs;
+use super::operations::{self, Resource};
+use super::paging::{page, query_param};
 use super::responses::{arm_error, backend_error, insert, json};
-use super::{auth, items, jobs, Server};
+use super::{auth, items, jobs, plans, Server};
 use crate::backend::azure::wire;
 use crate::backend::Backend;
 use axum::body::Bytes;
@@ -18,13 +20,39 @@ use std::time::Instant;
 /// A request on an ASR vault path, by what it asks for.
 pub(crate) enum Route {
     Items,
-    Item { name: String },
-    Action { name: String, action: String },
+    Item {
+        name: String,
+    },
+    Action {
+        name: String,
+        action: String,
+    },
     Jobs,
-    Job { id: String },
-    Cancel { id: String },
+    Job {
+        id: String,
+    },
+    /// `cancel`, `restart` or `resume`.
+    JobAction {
+        id: String,
+        action: &'static str,
+    },
     Providers,
-    Plan { name: String },
+    Plans,
+    Plan {
+        name: String,
+    },
+    PlanAction {
+        name: String,
+        action: String,
+    },
+    OperationStatus {
+        id: String,
+    },
+    /// The final GET of an action's operation, under the resource the action was on.
+    OperationResult {
+        of: Resource,
+        id: String,
+    },
     NotVault,
     Unknown,
 }
@@ -53,24 +81,58 @@ impl Route {
         let lower: Vec<String> = rest.iter().map(|s| s.to_ascii_lowercase()).collect();
         let lower: Vec<&str> = lower.iter().map(String::as_str).collect();
         let at = |i: usize| rest[i].to_string();
+        let item = [
+            "replicationfabrics",
+            "replicationprotectioncontainers",
+            "replicationprotecteditems",
+        ];
+        let is_item = lower.len() >= 6 && (0..3).all(|i| lower[2 * i] == item[i]);
         let route = match (method, lower.as_slice()) {
             (&Method::GET, ["replicationprotecteditems"]) => Route::Items,
-            (
-                &Method::GET,
-                ["replicationfabrics", _, "replicationprotectioncontainers", _, "replicationprotecteditems", _],
-            ) => Route::Item { name: at(5) },
-            (
-                &Method::POST,
-                ["replicationfabrics", _, "replicationprotectioncontainers", _, "replicationprotecteditems", _, _],
-            ) => Route::Action {
+            (&Method::GET, [_, _, _, _, _, _]) if is_item => Route::Item { name: at(5) },
+            (&Method::POST, [_, _, _, _, _, _, _]) if is_item => Route::Action {
                 name: at(5),
                 action: at(6),
             },
+            (&Method::GET, [_, _, _, _, _, _, _, "operationresults", _]) if is_item => {
+                Route::OperationResult {
+                    of: Resource::Item(at(5)),
+                    id: at(8),
+                }
+            }
             (&Method::GET, ["replicationjobs"]) => Route::Jobs,
             (&Method::GET, ["replicationjobs", _]) => Route::Job { id: at(1) },
-            (&Method::POST, ["replicationjobs", _, "cancel"]) => Route::Cancel { id: at(1) },
+            (&Method::POST, ["replicationjobs", _, action]) => {
+                match ["cancel", "restart", "resume"]
+                    .into_iter()
+                    .find(|a| a == action)
+                {
+                    Some(action) => Route::JobAction { id: at(1), action },
+                    None => Route::Unknown,
+                }
+            }
+            (&Method::GET, ["replicationjobs", _, _, "operationresults", _]) => {
+                Route::OperationResult {
+                    of: Resource::Job(at(1)),
+                    id: at(4),
+                }
+            }
             (&Method::GET, ["replicationrecoveryservicesproviders"]) => Route::Providers,
+            (&Method::GET, ["replicationrecoveryplans"]) => Route::Plans,
             (&Method::GET, ["replicationrecoveryplans", _]) => Route::Plan { name: at(1) },
+            (&Method::POST, ["replicationrecoveryplans", _, _]) => Route::PlanAction {
+                name: at(1),
+                action: at(2),
+            },
+            (&Method::GET, ["replicationrecoveryplans", _, _, "operationresults", _]) => {
+                Route::OperationResult {
+                    of: Resource::Plan(at(1)),
+                    id: at(4),
+                }
+            }
+            (&Method::GET, ["replicationoperationstatus", _]) => {
+                Route::OperationStatus { id: at(1) }
+            }
             _ => Route::Unknown,
         };
         (vault, route)
@@ -84,9 +146,13 @@ impl Route {
             Route::Action { action, .. } => format!("POST {action}"),
             Route::Jobs => "GET jobs".into(),
             Route::Job { .. } => "GET job".into(),
-            Route::Cancel { .. } => "POST cancel".into(),
+            Route::JobAction { action, .. } => format!("POST {action}"),
             Route::Providers => "GET providers".into(),
+            Route::Plans => "GET plans".into(),
             Route::Plan { .. } => "GET plan".into(),
+            Route::PlanAction { action, .. } => format!("POST plan {action}"),
+            Route::OperationStatus { .. } => "GET operationStatus".into(),
+            Route::OperationResult { .. } => "GET operationResult".into(),
             Route::NotVault | Route::Unknown => "404".into(),
         }
     }
@@ -109,6 +175,25 @@ pub(crate) async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let mut r = answer(&server, method, uri, headers, body).await;
+    // Every answer carries a request id, a GUID as ARM's are (a 202's names its operation).
+    if !r.headers().contains_key("x-ms-request-id") {
+        insert(
+            r.headers_mut(),
+            "x-ms-request-id",
+            &uuid::Uuid::new_v4().to_string(),
+        );
+    }
+    r
+}
+
+async fn answer(
+    server: &Arc<Server>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let path = uri.path().to_string();
     if path == "/_simulator/stats" {
         return json(&server.stats());
@@ -121,7 +206,7 @@ pub(crate) async fn handle(
         );
     }
     if path == "/_simulator/faults" {
-        return faults_endpoint(&server, &method, &body);
+        return faults_endpoint(server, &method, &body);
     }
     let path_and_query = uri.path_and_query().map_or(path.clone(), |p| p.to_string());
     if method == Method::POST && is_token_path(&path) {
@@ -148,19 +233,14 @@ pub(crate) async fn handle(
             return arm_error(StatusCode::UNAUTHORIZED, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing or its bearer token is not valid.");
         }
     }
-    if !uri
-        .query()
-        .unwrap_or_default()
-        .split('&')
-        .any(|q| q.starts_with("api-version=") && q.len() > 12)
-    {
+    let Some(api_version) = query_param(&uri, "api-version").filter(|v| !v.is_empty()) else {
         server.count("400 api-version");
         return arm_error(
             StatusCode::BAD_REQUEST,
             "MissingApiVersionParameter",
             "The api-version query parameter (?api-version=) is required for all requests.",
         );
-    }
+    };
     let (header, left) = match server.throttle(&method) {
         Ok(taken) => taken,
         Err(r) => return *r,
@@ -178,11 +258,12 @@ pub(crate) async fn handle(
     let caller = Caller {
         client_request_id: client_request_id(&headers),
         origin,
+        api_version,
     };
     // Owned, so that a fault can finish it after the client went away.
     let request = {
         let server = server.clone();
-        async move { arm_request(&server, &method, &uri, &vault, route, &body, caller).await }
+        async move { arm_request(&server, &method, &uri, &vault, route, &body, &caller).await }
     };
     let mut r = server.answer(&kind, &path_and_query, request).await;
     insert(r.headers_mut(), header, &left.to_string());
@@ -201,10 +282,22 @@ pub(crate) fn client_request_id(headers: &HeaderMap) -> Option<String> {
         })
 }
 
-/// Who asked: the client's request id and the origin links in answers point to.
+/// Who asked: the client's request id, the origin links in answers point to, and the
+/// api-version the request used (ARM's links echo it).
 pub(crate) struct Caller {
     pub(crate) client_request_id: Option<String>,
     pub(crate) origin: String,
+    pub(crate) api_version: String,
+}
+
+impl Caller {
+    /// The api-version, as it goes into a link's query.
+    pub(crate) fn api_version(&self) -> String {
+        self.api_version
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.'))
+            .collect()
+    }
 }
 
 /// The answer to an authorized ARM request.
@@ -215,7 +308,7 @@ pub(crate) async fn arm_request(
     vault: &str,
     route: Route,
     body: &[u8],
-    caller: Caller,
+    caller: &Caller,
 ) -> Response {
     let origin = caller.origin.as_str();
     let path = uri.path();
@@ -240,46 +333,50 @@ pub(crate) async fn arm_request(
         }
         Route::Jobs => list_jobs(server, vault, uri, origin).await,
         Route::Job { id } => jobs::get(server, vault, &id).await,
-        Route::Cancel { id } => jobs::cancel(server, origin, vault, path, &id).await,
-        Route::Providers => match server.sim.providers().await {
-            Ok(providers) => json(&wire::Page {
-                value: providers
-                    .iter()
-                    .map(|p| wire::Provider {
-                        id: format!("{vault}/replicationFabrics/{0}/replicationRecoveryServicesProviders/{0}-vmm", p.site.as_str()),
-                        name: format!("{}-vmm", p.site.as_str()),
-                        properties: wire::ProviderProperties {
-                            friendly_name: p.name.clone(),
-                            connection_status: if p.connected { "Connected" } else { "NotConnected" }.into(),
-                            fabric_friendly_name: p.site.as_str().into(),
-                        },
-                    })
-                    .collect(),
-                next_link: None,
-            }),
-            Err(e) => backend_error(e),
-        },
-        Route::Plan { name } => match server.sim.plan_members(&name).await {
-            Ok(members) => {
-                let mut ids = Vec::new();
-                for m in &members {
-                    ids.push(wire::PlanMember {
-                        id: item_id_of(server, vault, m).await,
-                    });
-                }
-                json(&wire::RecoveryPlan {
-                    id: format!("{vault}/replicationRecoveryPlans/{name}"),
-                    name: name.clone(),
-                    properties: wire::RecoveryPlanProperties {
-                        friendly_name: name,
-                        groups: vec![wire::RecoveryPlanGroup {
-                            group_type: "Boot".into(),
-                            replication_protected_items: ids,
-                        }],
-                    },
-                })
-            }
-            Err(e) => backend_error(e),
-        },
+        Route::JobAction { id, action } => {
+            jobs::action(server, caller, vault, path, &id, action).await
+        }
+        Route::Providers => providers(server, vault, uri, origin).await,
+        Route::Plans => plans::list(server, vault, uri, origin).await,
+        Route::Plan { name } => plans::get(server, vault, &name).await,
+        Route::PlanAction { name, action } => {
+            plans::action(server, vault, path, &name, &action, body, caller).await
+        }
+        Route::OperationStatus { id } => operations::status(server, vault, &id).await,
+        Route::OperationResult { of, id } => {
+            operations::result(server, vault, uri, of, &id, caller).await
+        }
     }
+}
+
+/// The recovery services providers: each site's VMM server and its connection.
+async fn providers(server: &Server, vault: &str, uri: &Uri, origin: &str) -> Response {
+    let providers = match server.sim.providers().await {
+        Ok(providers) => providers,
+        Err(e) => return backend_error(e),
+    };
+    let (providers, next_link) = page(&providers, server.page_size, uri, origin);
+    json(&wire::Page {
+        value: providers
+            .iter()
+            .map(|p| wire::Provider {
+                id: format!(
+                    "{vault}/replicationFabrics/{0}/replicationRecoveryServicesProviders/{0}-vmm",
+                    p.site.as_str()
+                ),
+                name: format!("{}-vmm", p.site.as_str()),
+                properties: wire::ProviderProperties {
+                    friendly_name: p.name.clone(),
+                    connection_status: if p.connected {
+                        "Connected"
+                    } else {
+                        "NotConnected"
+                    }
+                    .into(),
+                    fabric_friendly_name: p.site.as_str().into(),
+                },
+            })
+            .collect(),
+        next_link,
+    })
 }

@@ -33,7 +33,8 @@ fn start_server_with(inventory: &Inventory, options: ServerOptions) -> (SocketAd
     crate::common::serve(sim, options)
 }
 
-fn target(addr: SocketAddr) -> TargetConfig {
+/// A target on the test server (any subscription, group and vault; quick polls).
+pub(crate) fn target(addr: SocketAddr) -> TargetConfig {
     TargetConfig {
         poll_min: "20ms".into(),
         ..TargetConfig::new(
@@ -216,7 +217,7 @@ fn the_server_answers_like_the_service() {
         assert_eq!(headers["retry-after"], "30");
         let job = runbook::backend::azure::job_name(&headers).unwrap();
         assert!(location.starts_with("http://"), "absolute, as the service's: {location}");
-        assert!(headers["x-ms-request-id"].to_str().unwrap().ends_with(&format!("/replicationJobs/{job}")));
+        assert_eq!(headers["x-ms-request-id"].to_str().unwrap(), job, "the operation's GUID");
 
         // Right after the 202 the job has not started and has no tasks.
         let r = get(format!("{vault}/replicationJobs/{job}?api-version=2024-04-01"), Some(TOKEN)).await.unwrap();
@@ -411,10 +412,17 @@ fn write_target(dir: &std::path::Path, addr: SocketAddr, authority: bool) {
 /// (`None` removes a variable); returns the exit code and all it printed.
 fn run_target(dir: &std::path::Path, env: &[(&str, Option<&str>)]) -> (Option<i32>, String) {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_runbook"));
-    cmd.args(["run", "plan.rhai", "--target", "sim", "--no-progress"])
-        .current_dir(dir)
-        .env("RUNBOOK_LOG", "trace")
-        .stdin(std::process::Stdio::null());
+    cmd.args([
+        "run",
+        "plan.rhai",
+        "--target",
+        "sim",
+        "--yes",
+        "--no-progress",
+    ])
+    .current_dir(dir)
+    .env("RUNBOOK_LOG", "trace")
+    .stdin(std::process::Stdio::null());
     for (name, value) in env {
         match value {
             Some(v) => cmd.env(name, v),

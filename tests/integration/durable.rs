@@ -19,11 +19,12 @@ const VMS: [&str; 2] = ["app-01", "app-02"];
 const OPERATIONS: [&str; 3] = ["planned_failover", "commit", "reverse_replicate"];
 
 /// A new run of the plan that takes a stale lock over.
-pub(crate) const TAKE_OVER: [&str; 6] = [
+pub(crate) const TAKE_OVER: [&str; 7] = [
     "run",
     "plan.rhai",
     "--target",
     "sim",
+    "--yes",
     "--take-over",
     "--no-progress",
 ];
@@ -196,7 +197,14 @@ fn records_of_a_clean_run() -> usize {
     let dir = project(addr);
     let out = runbook(
         dir.path(),
-        &["run", "plan.rhai", "--target", "sim", "--no-progress"],
+        &[
+            "run",
+            "plan.rhai",
+            "--target",
+            "sim",
+            "--yes",
+            "--no-progress",
+        ],
         None,
     );
     assert!(out.status.success(), "{}", text(&out));
@@ -215,7 +223,14 @@ fn crash_then_resume(point: &str) -> Result<(), String> {
     let dir = project(addr);
     let out = runbook(
         dir.path(),
-        &["run", "plan.rhai", "--target", "sim", "--no-progress"],
+        &[
+            "run",
+            "plan.rhai",
+            "--target",
+            "sim",
+            "--yes",
+            "--no-progress",
+        ],
         Some(point),
     );
     if !killed(&out) {
@@ -278,7 +293,14 @@ fn a_runner_killed_anywhere_and_resumed_issues_every_operation_exactly_once() {
 fn two_crashes_in_a_row_still_issue_everything_once() {
     let (addr, server, sim) = start_server();
     let dir = project(addr);
-    let args = ["run", "plan.rhai", "--target", "sim", "--no-progress"];
+    let args = [
+        "run",
+        "plan.rhai",
+        "--target",
+        "sim",
+        "--yes",
+        "--no-progress",
+    ];
     assert!(killed(&runbook(dir.path(), &args, Some("6:torn"))));
     let id = run_ids(dir.path()).remove(0);
     let again = runbook(
@@ -301,7 +323,7 @@ fn a_crash_before_the_header_leaves_nothing_to_resume_and_nothing_issued() {
     let dir = project(addr);
     let out = runbook(
         dir.path(),
-        &["run", "plan.rhai", "--target", "sim"],
+        &["run", "plan.rhai", "--target", "sim", "--yes"],
         Some("1:torn"),
     );
     assert!(killed(&out));
@@ -327,11 +349,22 @@ fn a_second_run_on_the_same_target_is_refused_and_a_stale_lock_is_detected() {
     .unwrap();
     let mut first = spawn(
         dir.path(),
-        &["run", "wait.rhai", "--target", "sim", "--no-progress"],
+        &[
+            "run",
+            "wait.rhai",
+            "--target",
+            "sim",
+            "--yes",
+            "--no-progress",
+        ],
     );
     // Wait until the first run holds the lock and waits at its manual step.
     let id = waiting_at(dir.path(), 1, first.id());
-    let second = runbook(dir.path(), &["run", "plan.rhai", "--target", "sim"], None);
+    let second = runbook(
+        dir.path(),
+        &["run", "plan.rhai", "--target", "sim", "--yes"],
+        None,
+    );
     assert_eq!(second.status.code(), Some(2), "{}", text(&second));
     let message = text(&second);
     assert!(
@@ -344,7 +377,11 @@ fn a_second_run_on_the_same_target_is_refused_and_a_stale_lock_is_detected() {
     );
     first.kill().unwrap();
     first.wait().unwrap();
-    let third = runbook(dir.path(), &["run", "plan.rhai", "--target", "sim"], None);
+    let third = runbook(
+        dir.path(),
+        &["run", "plan.rhai", "--target", "sim", "--yes"],
+        None,
+    );
     assert_eq!(third.status.code(), Some(2), "{}", text(&third));
     assert!(
         text(&third).contains(&format!("stale lock: run {id}")),
@@ -367,7 +404,14 @@ fn approval_from_another_terminal_is_recorded_and_not_asked_again_on_resume() {
     .unwrap();
     let mut first = spawn(
         dir.path(),
-        &["run", "step.rhai", "--target", "sim", "--no-progress"],
+        &[
+            "run",
+            "step.rhai",
+            "--target",
+            "sim",
+            "--yes",
+            "--no-progress",
+        ],
     );
     let id = waiting_at(dir.path(), 1, first.id());
     let wrong = runbook(dir.path(), &["approve", &id, "2"], None);
@@ -411,7 +455,7 @@ fn a_changed_runbook_refuses_to_resume_unless_told() {
     let dir = project(addr);
     assert!(killed(&runbook(
         dir.path(),
-        &["run", "plan.rhai", "--target", "sim"],
+        &["run", "plan.rhai", "--target", "sim", "--yes"],
         Some("12:after")
     )));
     let id = run_ids(dir.path()).remove(0);
@@ -443,7 +487,7 @@ fn a_journal_that_cannot_be_written_stops_the_run_before_any_further_operation()
     // Writing record 2 (the first read) fails as on a full disk.
     let out = runbook(
         dir.path(),
-        &["run", "plan.rhai", "--target", "sim"],
+        &["run", "plan.rhai", "--target", "sim", "--yes"],
         Some("2:full"),
     );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
@@ -458,7 +502,7 @@ fn a_journal_that_cannot_be_written_stops_the_run_before_any_further_operation()
     std::fs::write(blocked.path().join(".runbook"), "not a folder").unwrap();
     let out = runbook(
         blocked.path(),
-        &["run", "plan.rhai", "--target", "sim"],
+        &["run", "plan.rhai", "--target", "sim", "--yes"],
         None,
     );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
@@ -528,7 +572,14 @@ fn sigterm_stops_new_operations_and_prints_the_resume_command() {
     .unwrap();
     let child = spawn(
         dir.path(),
-        &["run", "step.rhai", "--target", "sim", "--no-progress"],
+        &[
+            "run",
+            "step.rhai",
+            "--target",
+            "sim",
+            "--yes",
+            "--no-progress",
+        ],
     );
     let id = waiting_at(dir.path(), 1, child.id());
     // SAFETY: kill(2) on the child's pid.
@@ -562,7 +613,7 @@ fn a_resume_refuses_another_vault_and_other_parameters() {
     // Killed right after the first failover's answer was recorded.
     assert!(killed(&runbook(
         dir.path(),
-        &["run", "plan.rhai", "--target", "sim"],
+        &["run", "plan.rhai", "--target", "sim", "--yes"],
         Some("4:after")
     )));
     let id = run_ids(dir.path()).remove(0);

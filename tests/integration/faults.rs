@@ -21,6 +21,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 const SECRET: &str = "fault-suite-secret-7d1e";
+/// A live run of the plan, unattended.
+const RUN: [&str; 6] = [
+    "run",
+    "plan.rhai",
+    "--target",
+    "sim",
+    "--yes",
+    "--no-progress",
+];
 const OPERATIONS: [&str; 3] = ["planned_failover", "commit", "reverse_replicate"];
 
 /// A simulator server for one VM that issues tokens for client credentials only.
@@ -196,8 +205,7 @@ fn run_case(case: &Case) -> Result<(), String> {
         server.arm(f);
     }
     let dir = project(addr, "");
-    let run = ["run", "plan.rhai", "--target", "sim", "--no-progress"];
-    let out = command(dir.path(), &run, SECRET).output().unwrap();
+    let out = command(dir.path(), &RUN, SECRET).output().unwrap();
     let mut shown = text(&out);
     let (connections, received) = recorder.received();
     if connections > 0 {
@@ -208,11 +216,20 @@ fn run_case(case: &Case) -> Result<(), String> {
     match (case.stops, out.status.code()) {
         (None, Some(0)) => {}
         (Some(why), Some(1)) if shown.contains(why) => {
-            // The fault is gone: a resume finishes the run without issuing anything twice.
+            // The fault is gone: a resume finishes the run without issuing anything twice
+            // (a run again, when it stopped before it started: reading the live state for
+            // its plan).
             server.clear_faults();
-            let id = run_ids(dir.path()).pop().ok_or("no run folder")?;
-            let resume = ["resume", id.as_str(), "--no-progress"];
-            let again = command(dir.path(), &resume, SECRET).output().unwrap();
+            let again = match run_ids(dir.path()).pop() {
+                Some(id) => command(
+                    dir.path(),
+                    &["resume", id.as_str(), "--no-progress"],
+                    SECRET,
+                ),
+                None => command(dir.path(), &RUN, SECRET),
+            }
+            .output()
+            .unwrap();
             shown.push_str(&text(&again));
             if !again.status.success() {
                 return Err(format!("{name}: the resume failed: {}", text(&again)));
@@ -279,10 +296,7 @@ fn a_wrong_client_secret_is_rejected_credentials_and_exits_2() {
     const WRONG: &str = "not-the-secret-3e9a";
     let (addr, server, _) = start(3000.0);
     let dir = project(addr, "");
-    for args in [
-        &["run", "plan.rhai", "--target", "sim", "--no-progress"][..],
-        &["status", "--target", "sim"][..],
-    ] {
+    for args in [&RUN[..], &["status", "--target", "sim"][..]] {
         let out = command(dir.path(), args, WRONG).output().unwrap();
         let shown = text(&out);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {shown}");
@@ -354,19 +368,20 @@ fn a_huge_retry_after_is_capped_shown_on_the_progress_line_and_resumed() {
     };
     let dir = project(addr, "");
     // A read waits at most five minutes, a POST one: each wait is shown, and the operator
-    // (here, the test) may stop the run and resume it.
+    // (here, the test) may stop the run and resume it. The first read is the live state's,
+    // for the run's plan: then nothing has started yet.
     server.arm(storm("GET items"));
-    let run = ["run", "plan.rhai", "--target", "sim", "--no-progress"];
-    let shown = kill_when_shown(dir.path(), &run, "throttled by the service: retrying in 5m");
+    let shown = kill_when_shown(dir.path(), &RUN, "throttled by the service: retrying in 5m");
     assert_eq!(leak(&shown), None, "{shown}");
-    let id = run_ids(dir.path()).remove(0);
+    assert!(run_ids(dir.path()).is_empty(), "nothing ran");
     server.arm(storm("POST plannedFailover"));
-    let resume = ["resume", id.as_str(), "--no-progress"];
-    kill_when_shown(
-        dir.path(),
-        &resume,
-        "throttled by the service: retrying in 1m",
+    let shown = kill_when_shown(dir.path(), &RUN, "throttled by the service: retrying in 1m");
+    assert!(
+        shown.contains("[+00:00:"),
+        "on the run's progress line: {shown}"
     );
+    let id = run_ids(dir.path()).remove(0);
+    let resume = ["resume", id.as_str(), "--no-progress"];
     let done = command(dir.path(), &resume, SECRET).output().unwrap();
     assert!(done.status.success(), "{}", text(&done));
     assert_eq!(issued(&server), [1, 1, 1], "{:?}", server.stats());
@@ -453,38 +468,34 @@ fn job_reads_without_retry_after_come_after_poll_min_then_half_as_long_again() {
 fn refusals_show_the_services_error_code_and_no_job_failure() {
     let (addr, server, _) = start(3000.0);
     let dir = project(addr, "");
-    // A commit the service refuses (nothing to commit: 400 OperationNotAllowed), and a
-    // failover it throttles every time it is sent.
+    // A failover the service refuses (409, for a reason the simulation does not model),
+    // then one it throttles every time it is sent.
     std::fs::write(
-        dir.path().join("commit.rhai"),
-        "wait_job(commit(\"web-01\"));\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("failover.rhai"),
+        dir.path().join("plan.rhai"),
         "wait_job(failover(\"web-01\", #{ kind: \"planned\" }));\n",
     )
     .unwrap();
-    let run = |file: &str| {
-        let args = ["run", file, "--target", "sim", "--no-progress"];
-        let out = command(dir.path(), &args, SECRET).output().unwrap();
+    let run = || {
+        let out = command(dir.path(), &RUN, SECRET).output().unwrap();
         assert_eq!(out.status.code(), Some(1), "{}", text(&out));
         text(&out)
     };
-    let refused = run("commit.rhai");
+    server.arm(fault("POST plannedFailover", FaultKind::Conflict, 1));
+    let refused = run();
     assert!(
-        refused.contains("error[RB120]")
-            && refused.contains("the service refused the request with OperationNotAllowed"),
+        refused.contains("error[RB122]")
+            && refused.contains("the service refused the request with Conflict")
+            && refused.contains("(request id "),
         "{refused}"
     );
     assert!(
-        !refused.contains("in state OperationNotAllowed") && !refused.contains("RB111"),
+        !refused.contains("in state Conflict") && !refused.contains("RB111"),
         "the code is not a state, and no job failed: {refused}"
     );
     server.arm(fault("POST plannedFailover", FaultKind::TooManyRequests, 5));
-    let throttled = run("failover.rhai");
+    let throttled = run();
     assert!(
-        throttled.contains("error[RB120]")
+        throttled.contains("error[RB122]")
             && throttled.contains("throttled 5 times and not issued")
             && !throttled.contains("RB111"),
         "{throttled}"
@@ -492,7 +503,7 @@ fn refusals_show_the_services_error_code_and_no_job_failure() {
     assert_eq!(
         server.stats().get("issued web-01 planned_failover"),
         None,
-        "a throttled POST never reached the item: {:?}",
+        "neither POST reached the item: {:?}",
         server.stats()
     );
 }

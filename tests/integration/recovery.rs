@@ -36,7 +36,14 @@ fn a_resume_finds_the_job_of_a_request_the_service_took_after_the_runner_died() 
     let dir = project(addr);
     let mut first = spawn(
         dir.path(),
-        &["run", "plan.rhai", "--target", "sim", "--no-progress"],
+        &[
+            "run",
+            "plan.rhai",
+            "--target",
+            "sim",
+            "--yes",
+            "--no-progress",
+        ],
     );
     until("the commit reached the service", || {
         count(&server, "fault accept-late") == 1
@@ -73,7 +80,14 @@ fn take_over_adopts_the_jobs_a_killed_run_left_in_flight_and_says_which() {
     let dir = project(addr);
     let mut first = spawn(
         dir.path(),
-        &["run", "plan.rhai", "--target", "sim", "--no-progress"],
+        &[
+            "run",
+            "plan.rhai",
+            "--target",
+            "sim",
+            "--yes",
+            "--no-progress",
+        ],
     );
     until("both failovers were issued", || {
         run_ids(dir.path()).first().is_some_and(|id| {
@@ -130,12 +144,26 @@ fn the_lock_holds_the_vault_whatever_the_spelling_of_its_endpoint() {
     .unwrap();
     let mut first = spawn(
         dir.path(),
-        &["run", "wait.rhai", "--target", "sim", "--no-progress"],
+        &[
+            "run",
+            "wait.rhai",
+            "--target",
+            "sim",
+            "--yes",
+            "--no-progress",
+        ],
     );
     let id = waiting_at(dir.path(), 1, first.id());
     let second = runbook(
         dir.path(),
-        &["run", "plan.rhai", "--target", "same", "--no-progress"],
+        &[
+            "run",
+            "plan.rhai",
+            "--target",
+            "same",
+            "--yes",
+            "--no-progress",
+        ],
         None,
     );
     first.kill().unwrap();

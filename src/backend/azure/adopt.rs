@@ -104,6 +104,7 @@ impl Azure {
                 // read at its own pace (see `polling::backoff`), from `poll_min` on.
                 retry_after: None,
                 expected_end: None,
+                skipped: None,
             },
             None if status == StatusCode::OK && completed_at_once(&text, &id) => {
                 // The documented 200: the protected item, the action done; no job to follow.
@@ -118,6 +119,7 @@ impl Azure {
                     ended: Some(now),
                     retry_after: None,
                     expected_end: None,
+                    skipped: None,
                 }
             }
             None => {
@@ -188,6 +190,7 @@ impl Azure {
             ended: None,
             retry_after: None,
             expected_end: None,
+            skipped: None,
         };
         let info = convert::job_from_wire(job, Some(&known)).ok_or_else(|| {
             BackendError::Transport(format!("the service's job for `{vm}` is unreadable"))

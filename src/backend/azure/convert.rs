@@ -4,8 +4,7 @@
 use super::parse_time;
 use super::wire;
 use crate::backend::{
-    Direction, Item, JobInfo, JobState, Operation, OperationRequest, RecoveryPoint, ServiceError,
-    Site,
+    Direction, Item, JobInfo, JobState, Operation, OperationRequest, ServiceError, Site,
 };
 
 /// The service's protected item as the backend's [`Item`].
@@ -132,6 +131,7 @@ pub fn job_from_wire(job: &wire::Job, known: Option<&JobInfo>) -> Option<JobInfo
         ended: p.end_time.as_deref().and_then(parse_time),
         retry_after: None,
         expected_end: None,
+        skipped: None,
     })
 }
 
@@ -142,13 +142,7 @@ pub fn job_to_wire(
     item_id: &str,
     activity_id: Option<&str>,
 ) -> wire::Job {
-    let (description, actions) = match job.state {
-        JobState::NotStarted => ("NotStarted", vec!["Cancel".to_string()]),
-        JobState::InProgress => ("InProgress", vec!["Cancel".to_string()]),
-        JobState::Succeeded => ("Completed", Vec::new()),
-        JobState::Failed => ("Failed", vec!["Restart".to_string()]),
-        _ => ("Cancelled", Vec::new()),
-    };
+    let (description, actions) = state_to_wire(&job.state);
     let tasks = if job.state == JobState::NotStarted {
         Vec::new()
     } else {
@@ -170,19 +164,7 @@ pub fn job_to_wire(
             state: job.state.as_str().into(),
             state_description: description.into(),
             tasks,
-            errors: job
-                .errors
-                .iter()
-                .map(|e| wire::JobError {
-                    service_error_details: Some(wire::ServiceErrorDetails {
-                        code: e.code.clone(),
-                        message: e.message.clone(),
-                        possible_causes: e.possible_causes.clone(),
-                        recommended_action: e.recommended_action.clone(),
-                    }),
-                    provider_error_details: None,
-                })
-                .collect(),
+            errors: errors_to_wire(&job.errors),
             start_time: Some(job.started.rfc3339()),
             end_time: job.ended.map(|t| t.rfc3339()),
             allowed_actions: actions,
@@ -190,6 +172,33 @@ pub fn job_to_wire(
             target_object_name: job.vm.clone(),
         },
     }
+}
+
+/// A job state's `stateDescription` and the `allowedActions` it offers.
+pub fn state_to_wire(state: &JobState) -> (&'static str, Vec<String>) {
+    match state {
+        JobState::NotStarted => ("NotStarted", vec!["Cancel".to_string()]),
+        JobState::InProgress => ("InProgress", vec!["Cancel".to_string()]),
+        JobState::Succeeded => ("Completed", Vec::new()),
+        JobState::Failed => ("Failed", vec!["Restart".to_string()]),
+        _ => ("Cancelled", Vec::new()),
+    }
+}
+
+/// A job's errors as the service shows them.
+pub fn errors_to_wire(errors: &[ServiceError]) -> Vec<wire::JobError> {
+    errors
+        .iter()
+        .map(|e| wire::JobError {
+            service_error_details: Some(wire::ServiceErrorDetails {
+                code: e.code.clone(),
+                message: e.message.clone(),
+                possible_causes: e.possible_causes.clone(),
+                recommended_action: e.recommended_action.clone(),
+            }),
+            provider_error_details: None,
+        })
+        .collect()
 }
 
 /// The POST action and body for an operation.
@@ -286,7 +295,6 @@ pub fn request_of(action: &str, body: &wire::ActionInput) -> Result<OperationReq
         operation,
         direction,
         shutdown_source: p.source_site_operations.as_deref() == Some("Required"),
-        recovery_point: None::<RecoveryPoint>,
         network: p.network_id.clone(),
         comments: p.comments.clone(),
         key: None,

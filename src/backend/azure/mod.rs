@@ -154,6 +154,10 @@ impl Backend for Azure {
         self.members_of(plan).await
     }
 
+    async fn plans(&self) -> Result<Vec<(String, Vec<Vec<String>>)>, BackendError> {
+        self.read_plans().await
+    }
+
     async fn find_started(
         &self,
         vm: &str,

@@ -58,17 +58,42 @@ impl Azure {
                 }
                 other => other,
             })?;
-        let names = self.names().await?;
-        let by_id: HashMap<String, String> = names
+        Ok(members(&found, &self.names_by_id().await?))
+    }
+
+    /// Item names by their ids (lower-cased, as ARM compares them).
+    async fn names_by_id(&self) -> Result<HashMap<String, String>, BackendError> {
+        Ok(self
+            .names()
+            .await?
             .into_iter()
             .map(|(n, id)| (id.to_lowercase(), n))
-            .collect();
-        Ok(found
-            .properties
-            .groups
-            .iter()
-            .flat_map(|g| g.replication_protected_items.iter())
-            .filter_map(|m| by_id.get(&m.id.to_lowercase()).cloned())
+            .collect())
+    }
+
+    /// Every recovery plan of the vault (paged): its name and its groups' members' names, in
+    /// boot order (the groups without protected items, such as Shutdown, left out).
+    pub(crate) async fn read_plans(&self) -> Result<Vec<(String, Vec<Vec<String>>)>, BackendError> {
+        let mut plans = Vec::new();
+        let mut pages = Pages::new("replicationRecoveryPlans");
+        while let Some(path) = pages.next()? {
+            let (page, _) = self.get::<wire::Page<wire::RecoveryPlan>>(&path).await?;
+            plans.extend(page.value);
+            pages.link(page.next_link);
+        }
+        let by_id = self.names_by_id().await?;
+        Ok(plans
+            .into_iter()
+            .map(|plan| {
+                let groups = plan
+                    .properties
+                    .groups
+                    .iter()
+                    .map(|g| names_of(&g.replication_protected_items, &by_id))
+                    .filter(|g| !g.is_empty())
+                    .collect();
+                (plan.name, groups)
+            })
             .collect())
     }
 
@@ -153,4 +178,21 @@ impl Azure {
             }
         }
     }
+}
+
+/// The names of a plan's members, in its groups' order.
+fn members(plan: &wire::RecoveryPlan, by_id: &HashMap<String, String>) -> Vec<String> {
+    plan.properties
+        .groups
+        .iter()
+        .flat_map(|g| names_of(&g.replication_protected_items, by_id))
+        .collect()
+}
+
+/// The names of `items` (a plan group's), as far as the vault knows them.
+fn names_of(items: &[wire::PlanMember], by_id: &HashMap<String, String>) -> Vec<String> {
+    items
+        .iter()
+        .filter_map(|m| by_id.get(&m.id.to_lowercase()).cloned())
+        .collect()
 }

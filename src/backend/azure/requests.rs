@@ -448,6 +448,7 @@ mod tests {
             ended: None,
             retry_after: None,
             expected_end: None,
+            skipped: None,
         };
         let info = convert::job_from_wire(&job, Some(&known)).unwrap();
         assert_eq!((info.vm.as_str(), info.started), ("web-01", Timestamp(5)));

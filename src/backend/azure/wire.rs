@@ -134,6 +134,8 @@ pub struct ProviderProperties {
 pub struct RecoveryPlan {
     pub id: String,
     pub name: String,
+    #[serde(rename = "type", default)]
+    pub kind: String,
     pub properties: RecoveryPlanProperties,
 }
 
@@ -141,20 +143,44 @@ pub struct RecoveryPlan {
 #[serde(rename_all = "camelCase", default)]
 pub struct RecoveryPlanProperties {
     pub friendly_name: String,
+    pub primary_fabric_id: String,
+    pub primary_fabric_friendly_name: String,
+    pub recovery_fabric_id: String,
+    pub recovery_fabric_friendly_name: String,
+    pub failover_deployment_model: String,
+    pub replication_providers: Vec<String>,
+    pub allowed_operations: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_planned_failover_time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_unplanned_failover_time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_test_failover_time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_scenario: Option<CurrentScenario>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_scenario_status: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_scenario_status_description: Option<String>,
     pub groups: Vec<RecoveryPlanGroup>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct RecoveryPlanGroup {
+    /// `Shutdown`, `Failover` or `Boot` (one `Boot` group per step of the boot order).
     pub group_type: String,
     pub replication_protected_items: Vec<PlanMember>,
+    pub start_group_actions: Vec<Value>,
+    pub end_group_actions: Vec<Value>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(rename_all = "camelCase", default)]
 pub struct PlanMember {
     pub id: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub virtual_machine_id: String,
 }
 
 /// The body of every POST action that takes one.

@@ -100,27 +100,36 @@ impl Host {
                     .severity(severity(Code::DrillNotCleanedUp)),
                 );
             } else if !item.replicating {
-                let next = if item.protection_state.contains("Committed") {
-                    format!("reverse_replicate({name:?}) and wait for it, once both sites are reachable")
-                } else if item.allows(Operation::Commit) {
-                    format!("verify, commit({name:?}), then reverse_replicate({name:?})")
+                let site_name = item.active_location.as_str();
+                let (message, help) = if item.allows(Operation::Commit) {
+                    (
+                        format!(
+                            "`{name}` was failed over but never committed ({}, active on the {site_name} site)",
+                            item.protection_state
+                        ),
+                        format!(
+                            "until a commit it runs without replication and cannot be reverse replicated: verify it on the {site_name} site, commit({name:?}) (which deletes the other recovery points), then reverse_replicate({name:?}) once both sites are reachable"
+                        ),
+                    )
                 } else {
-                    "re-enable replication for it".to_string()
+                    let next = if item.protection_state.contains("Committed") {
+                        format!("reverse_replicate({name:?}) and wait for it, once both sites are reachable")
+                    } else {
+                        "re-enable replication for it".to_string()
+                    };
+                    (
+                        format!(
+                            "`{name}` is left without replication ({}, active on the {site_name} site)",
+                            item.protection_state
+                        ),
+                        format!("a VM that does not replicate has no disaster recovery: {next}"),
+                    )
                 };
                 self.warn(
                     self.at(
-                        Finding::new(
-                            Code::LeftUnprotected,
-                            format!(
-                                "`{name}` is left without replication ({}, active on the {} site)",
-                                item.protection_state,
-                                item.active_location.as_str()
-                            ),
-                        )
-                        .label("the last operation on this VM")
-                        .help(format!(
-                            "a VM that does not replicate has no disaster recovery: {next}"
-                        )),
+                        Finding::new(Code::LeftUnprotected, message)
+                            .label("the last operation on this VM")
+                            .help(help),
                         &site,
                     )
                     .severity(severity(Code::LeftUnprotected)),

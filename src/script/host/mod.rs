@@ -25,7 +25,7 @@ use super::exec::Exec;
 use super::observer::Observer;
 use super::registry::{Effect, Primitive};
 use super::types::JobHandle;
-use crate::backend::{Backend, Item, JobInfo, Site};
+use crate::backend::{Backend, Item, JobInfo};
 use crate::clock::{Clock, Timestamp};
 use crate::diagnostics::{Code, Finding, Frame, Location};
 use crate::journal::inherit::Unfinished;
@@ -82,7 +82,9 @@ struct State {
     last_op: BTreeMap<String, CallSite>,
     drills: BTreeMap<String, CallSite>,
     failover_started: BTreeMap<String, Timestamp>,
-    verified: BTreeMap<String, (Site, Timestamp)>,
+    /// VMs whose last failover in this run was skipped (already on the site it asked for).
+    failover_skipped: HashSet<String>,
+    verified: BTreeMap<String, checks::Verified>,
     findings: Vec<Finding>,
     raised: Raised,
     approvals: Vec<Approval>,
@@ -136,6 +138,8 @@ pub struct Host {
     /// Operations of the run this one took over from that it did not see end: adopted when
     /// the runbook reaches the same operation (see `replay`).
     inherited: RefCell<Vec<Unfinished>>,
+    /// Whether the last read was answered from the journal (a resume's replay).
+    replayed_read: Cell<bool>,
 }
 
 impl Host {
@@ -164,6 +168,7 @@ impl Host {
             journal: None,
             steps: Cell::new(0),
             inherited: RefCell::new(Vec::new()),
+            replayed_read: Cell::new(false),
         }
     }
 
@@ -211,6 +216,12 @@ impl Host {
     /// How many jobs the run started.
     pub fn job_count(&self) -> usize {
         self.state.borrow().jobs.len()
+    }
+
+    /// How many calls issued nothing because the VM was already where they take it.
+    pub fn skipped_count(&self) -> usize {
+        let st = self.state.borrow();
+        st.jobs.iter().filter(|r| r.info.skipped.is_some()).count()
     }
 
     pub fn approvals(&self) -> Vec<Approval> {

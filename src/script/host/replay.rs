@@ -81,17 +81,22 @@ impl Host {
             }) if c == call && k == key => match answer {
                 Answer::Err(e) if !e.is_answer() && !j.replaying() => {}
                 Answer::Ok(v) => {
+                    self.replayed_read.set(true);
                     return Ok(serde_json::from_value(v).map_err(|e| {
                         BackendError::Transport(format!("the journal's answer is unreadable: {e}"))
-                    }))
+                    }));
                 }
-                Answer::Err(e) => return Ok(Err(e)),
+                Answer::Err(e) => {
+                    self.replayed_read.set(true);
+                    return Ok(Err(e));
+                }
             },
             Some(other) => {
                 return Err(self.diverged(ctx, &format!("a read of {call} `{key}`"), other))
             }
             None => {}
         }
+        self.replayed_read.set(false);
         let result = live();
         let answer = match &result {
             Ok(v) => serde_json::to_value(v).map(Answer::Ok).ok(),

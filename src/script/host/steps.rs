@@ -58,6 +58,7 @@ pub(in crate::script) fn manual_step(h: &Host, call: &Call) -> Result<Dynamic, R
                     by,
                     at,
                 });
+                h.backend.operator_confirmed(title);
                 return Ok(Dynamic::UNIT);
             }
             StepOutcome::TimedOut => {
@@ -88,6 +89,7 @@ pub(in crate::script) fn manual_step(h: &Host, call: &Call) -> Result<Dynamic, R
         StepAnswer::Approved { by } => {
             let at = h.clock.now();
             h.record_step(number, title, StepOutcome::Approved { by: by.clone() });
+            h.backend.operator_confirmed(title);
             h.state.borrow_mut().approvals.push(Approval {
                 title: title.to_string(),
                 by,

@@ -10,7 +10,7 @@
 use super::{Call, Host, Mode, Raise};
 use crate::backend::{BackendError, JobInfo, JobState};
 use crate::clock::{human, Timestamp};
-use crate::diagnostics::{Code, Finding};
+use crate::diagnostics::{Code, Finding, Severity};
 use crate::journal::{Entry, Record, Waited};
 use rhai::{Dynamic, NativeCallContext};
 use std::time::Duration;
@@ -24,6 +24,8 @@ const RETRY_FIRST: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(60);
 /// Pauses at least this long are shown on the progress line.
 const NOTICE_AFTER: Duration = Duration::from_secs(3);
+/// How many times a job's expected duration a dry run's wait should allow.
+const MARGIN: f64 = 1.5;
 
 /// `wait_job(job, [opts])`.
 pub(in crate::script) fn wait_job(h: &Host, call: &Call) -> Result<Dynamic, Raise> {
@@ -139,7 +141,50 @@ impl Host {
             self.update(info);
             self.observer.job_updated(info);
         }
+        if self.mode == Mode::Check && explicit {
+            self.warn_tight(ctx, &done, timeout);
+        }
         self.conclude(ctx, done)
+    }
+
+    /// A dry run's wait that was long enough, but by less than half the longest job's
+    /// expected duration: the durations are estimates, so a slower job would time out.
+    fn warn_tight(&self, ctx: &NativeCallContext, done: &[JobInfo], timeout: Duration) {
+        let Some((job, takes)) = done
+            .iter()
+            .filter(|j| j.skipped.is_none())
+            .filter_map(|j| j.duration().map(|d| (j, d)))
+            .max_by_key(|(_, d)| *d)
+        else {
+            return;
+        };
+        if timeout.as_secs_f64() >= takes.as_secs_f64() * MARGIN {
+            return;
+        }
+        let site = self.site(ctx);
+        let enough = Duration::from_secs((takes.as_secs_f64() * 2.0).ceil() as u64);
+        self.warn(
+            self.at(
+                Finding::new(
+                    Code::WaitTooShort,
+                    format!(
+                        "the wait allows {} for the {} of `{}`, which takes {} in the simulation: less than {MARGIN} times, so a slower job would time out",
+                        human(timeout),
+                        job.operation,
+                        job.vm,
+                        human(takes)
+                    ),
+                )
+                .label(format!("only {} of margin", human(timeout.saturating_sub(takes))))
+                .help(format!(
+                    "expected durations are estimates: allow at least {MARGIN} times the job's {}, e.g. #{{ timeout: \"{}\" }}",
+                    human(takes),
+                    human(enough).replace(' ', "")
+                )),
+                &site,
+            )
+            .severity(Severity::Warning),
+        );
     }
 
     /// Follows jobs until they end or `timeout` passes; with when each was seen ending.
@@ -163,6 +208,12 @@ impl Host {
             let mut unreadable: Option<BackendError> = None;
             for (i, id) in ids.iter().enumerate() {
                 if done[i].is_some() {
+                    continue;
+                }
+                // A skipped call's job is the run's own: it ended when it was made.
+                if let Some(rec) = self.record_of(id).filter(|r| r.info.skipped.is_some()) {
+                    seen[i] = self.clock.now();
+                    done[i] = Some(rec.info);
                     continue;
                 }
                 let info = match self.exec.block_on(self.backend.job(id)) {

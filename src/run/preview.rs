@@ -1,0 +1,148 @@
+//! What a live run does before its first operation: it reads the vault's live state (as
+//! `inventory export` does, recovery plans included), dry-runs the runbook against it on the
+//! virtual clock, and refuses to start when that dry run has errors, exactly as `check`
+//! would. Otherwise it shows the plan (operations per VM, skipped ones, the estimated
+//! recovery time) and asks the operator to go ahead; `--yes` answers for an unattended run.
+//! A live run is never less safe than the dry run `check` approved.
+
+use super::RunOptions;
+use crate::backend::inventory::Inventory;
+use crate::backend::Backend;
+use crate::clock::{human, Timestamp};
+use crate::config::Config;
+use crate::diagnostics::{render, RenderOptions, Severity};
+use crate::error::Error;
+use crate::plan::{Basis, Outcome, Plan};
+use std::collections::BTreeMap;
+use std::io::{BufRead, IsTerminal, Write};
+
+/// Refuses before anything is read when nobody can answer the question and `--yes` was not
+/// given.
+pub(super) fn can_ask(opts: &RunOptions) -> Result<(), Error> {
+    if opts.yes || std::io::stdin().is_terminal() {
+        return Ok(());
+    }
+    Err(Error::Usage(
+        "a live run shows its plan and asks for confirmation on a terminal before its first operation; pass --yes to run unattended. Nothing was read or issued".into(),
+    ))
+}
+
+/// Plans `text` against the live state of `target` and asks to go ahead. `Ok` means the run
+/// may start; every refusal says that nothing was issued.
+pub(super) fn confirm(
+    opts: &RunOptions,
+    config: &Config,
+    target: &str,
+    backend: &dyn Backend,
+    text: &str,
+    rt: &tokio::runtime::Runtime,
+) -> Result<(), Error> {
+    let estate = rt.block_on(crate::estate::read(backend)).map_err(|e| {
+        let message =
+            format!("cannot read target `{target}` to plan the run: {e}; nothing was issued");
+        crate::estate::unreadable(&e, message)
+    })?;
+    let origin = format!("the live state of target `{target}`");
+    let now = Timestamp::from_system(std::time::SystemTime::now());
+    let live = Inventory::parse(&estate.inventory_toml(&origin, now), &origin)?;
+    let (inventory, durations) = match &config.inventory {
+        Some(path) => {
+            let file = Inventory::load(path).map_err(|e| match &config.path {
+                Some(by) => e.named_by(by),
+                None => e,
+            })?;
+            let shown = crate::paths::display(path);
+            (
+                live.with_durations_of(&file),
+                format!("durations from {shown}"),
+            )
+        }
+        None => (
+            live,
+            "built-in default durations (name an inventory in runbook.toml for your own)"
+                .to_string(),
+        ),
+    };
+    let name = crate::paths::display(&opts.path);
+    let root = crate::paths::folder_of(&opts.path);
+    let render_opts = RenderOptions {
+        color: opts.color,
+        width: 100,
+    };
+    let plan = match crate::plan::plan_text(&name, text, Some(&root), Some(&inventory)) {
+        Outcome::Rejected(report) => {
+            for f in &report.findings {
+                eprintln!("{}", render(f, &report.sources, render_opts));
+            }
+            return Err(Error::NotStarted(format!(
+                "the dry run against {origin} ({durations}) has {} error(s), as `runbook check` would report; nothing was issued",
+                report.count(Severity::Error)
+            )));
+        }
+        Outcome::Planned(plan) => plan,
+    };
+    for f in &plan.findings {
+        eprintln!("{}", render(f, &plan.sources, render_opts));
+    }
+    eprintln!("{}", summary(&plan, &origin, &durations));
+    if opts.yes {
+        eprintln!("starting: --yes was given");
+        return Ok(());
+    }
+    eprint!("Start the live run against target `{target}`? Its operations are real. Type 'yes' to start: ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    if answer.trim().eq_ignore_ascii_case("yes") || answer.trim().eq_ignore_ascii_case("y") {
+        Ok(())
+    } else {
+        Err(Error::NotStarted(
+            "the run was not started; nothing was issued".into(),
+        ))
+    }
+}
+
+/// The plan in a few lines: each VM's operations in order, and the estimated recovery time.
+fn summary(plan: &Plan, origin: &str, durations: &str) -> String {
+    let mut by_vm: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    let mut skipped = 0;
+    for step in &plan.operations {
+        let op = if step.result == "Skipped" {
+            skipped += 1;
+            format!("{} (skipped: already done)", step.operation)
+        } else {
+            step.operation.to_string()
+        };
+        by_vm.entry(step.vm.as_str()).or_default().push(op);
+    }
+    let width = by_vm.keys().map(|v| v.chars().count()).max().unwrap_or(0);
+    let mut out = format!("PLAN against {origin} ({durations}):\n");
+    for (vm, ops) in &by_vm {
+        out.push_str(&format!("  {vm:width$}  {}\n", ops.join(", ")));
+    }
+    for step in &plan.manual_steps {
+        out.push_str(&format!("  manual step: {}\n", step.text));
+    }
+    let issued = plan.operations.len() - skipped;
+    out.push_str(&format!(
+        "  {issued} operation(s) to issue on {} VM(s){}",
+        by_vm.len(),
+        if skipped > 0 {
+            format!(", {skipped} skipped (the VMs are already where the runbook takes them)")
+        } else {
+            String::new()
+        }
+    ));
+    match plan.recovery.basis {
+        Basis::NoOperations => {}
+        Basis::Verified => out.push_str(&format!(
+            "; estimated recovery time {}",
+            human(plan.recovery.time())
+        )),
+        Basis::LastJobEnd => out.push_str(&format!(
+            "; estimated recovery time {} (until the last job ends: some VMs are never verified)",
+            human(plan.recovery.time())
+        )),
+    }
+    out
+}
