@@ -1,10 +1,16 @@
 //! Faults armed on the simulator server, for tests: the next N requests of a kind (as counted
 //! in the stats, e.g. `"GET job"` or `"POST plannedFailover"`) get a fault instead of, or on
 //! top of, their normal answer. Armed at start ([`super::ServerOptions::faults`]) or over HTTP
-//! (`POST /_simulator/faults`).
+//! (`POST /_simulator/faults`); and what the server answers when one fires.
 
+use super::responses::{arm_error, drop_connection, insert};
+use super::Server;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What a fault does to the request it fires on.
@@ -229,6 +235,149 @@ impl Faults {
     /// The faults still armed, with the firings they have left.
     pub fn armed(&self) -> Vec<Fault> {
         self.armed.iter().cloned().collect()
+    }
+}
+
+impl Server {
+    /// The answer to a request a fault fired on: instead of `answer`, or around it.
+    pub(super) async fn faulted(
+        self: &Arc<Self>,
+        fault: Fault,
+        path_and_query: &str,
+        answer: impl Future<Output = Response> + Send + 'static,
+    ) -> Response {
+        let delay = fault.delay();
+        match fault.fault {
+            FaultKind::ServerError => {
+                self.hold(delay).await;
+                arm_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "InternalServerError",
+                    "The server encountered an internal error. Please retry the request. (fault injected by the simulator)",
+                )
+            }
+            FaultKind::TooManyRequests => {
+                self.hold(delay).await;
+                let mut r = arm_error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "TooManyRequests",
+                    "The request was throttled by the service. Please retry after 1 second. (fault injected by the simulator)",
+                );
+                let after = fault.retry_after_s.unwrap_or(1).to_string();
+                insert(r.headers_mut(), "retry-after", &after);
+                r
+            }
+            FaultKind::Unavailable => {
+                self.hold(delay).await;
+                let mut r = arm_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "ServiceUnavailable",
+                    "The service is temporarily unavailable. Please retry the request. (fault injected by the simulator)",
+                );
+                if let Some(after) = fault.retry_after_s {
+                    insert(r.headers_mut(), "retry-after", &after.to_string());
+                }
+                r
+            }
+            FaultKind::NotFound => {
+                self.hold(delay).await;
+                arm_error(
+                    StatusCode::NOT_FOUND,
+                    "ResourceNotFound",
+                    "The resource was not found. (fault injected by the simulator)",
+                )
+            }
+            FaultKind::Conflict => {
+                self.hold(delay).await;
+                arm_error(
+                    StatusCode::CONFLICT,
+                    "Conflict",
+                    "The request conflicts with the state of the protected item. (fault injected by the simulator)",
+                )
+            }
+            FaultKind::Found | FaultKind::TemporaryRedirect => {
+                self.hold(delay).await;
+                let status = if fault.fault == FaultKind::Found {
+                    StatusCode::FOUND
+                } else {
+                    StatusCode::TEMPORARY_REDIRECT
+                };
+                let to = fault
+                    .to
+                    .as_deref()
+                    .unwrap_or_default()
+                    .trim_end_matches('/');
+                let mut r = status.into_response();
+                insert(
+                    r.headers_mut(),
+                    "location",
+                    &format!("{to}{path_and_query}"),
+                );
+                r
+            }
+            FaultKind::Html => {
+                self.hold(delay).await;
+                (
+                    StatusCode::OK,
+                    [("content-type", "text/html; charset=utf-8")],
+                    "<!doctype html><html><body><h1>Sign in to continue</h1></body></html>",
+                )
+                    .into_response()
+            }
+            FaultKind::AcceptWithoutJob => {
+                self.hold(delay).await;
+                let done = answer.await;
+                if !done.status().is_success() {
+                    return done;
+                }
+                (
+                    StatusCode::OK,
+                    [("content-type", "application/json; charset=utf-8")],
+                    "{}",
+                )
+                    .into_response()
+            }
+            FaultKind::AcceptLate => {
+                // Performed whatever the client does meanwhile: a task of its own, which
+                // counts `"accept-late performed"` when it is done.
+                let server = self.clone();
+                let late = tokio::spawn(async move {
+                    server.hold(delay).await;
+                    let r = answer.await;
+                    server.count("accept-late performed");
+                    r
+                });
+                late.await.unwrap_or_else(|_| drop_connection())
+            }
+            FaultKind::NoRetryAfter => {
+                self.hold(delay).await;
+                let mut r = answer.await;
+                r.headers_mut().remove("retry-after");
+                r
+            }
+            FaultKind::Malformed => {
+                self.hold(delay).await;
+                (
+                    StatusCode::OK,
+                    [("content-type", "application/json; charset=utf-8")],
+                    r#"{"value": ["#,
+                )
+                    .into_response()
+            }
+            FaultKind::Slow => {
+                self.hold(delay).await;
+                answer.await
+            }
+            FaultKind::Drop => {
+                self.hold(delay).await;
+                drop_connection()
+            }
+            FaultKind::AcceptThenHang => {
+                drop(answer.await);
+                self.hold(delay).await;
+                drop_connection()
+            }
+        }
     }
 }
 

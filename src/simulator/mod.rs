@@ -34,10 +34,10 @@ pub mod throttle;
 
 use crate::backend::sim::Simulator;
 use axum::http::{Method, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Router;
 pub use faults::{Fault, FaultKind};
-use responses::{arm_error, drop_connection, insert};
+use responses::{arm_error, insert};
 use routing::handle;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -238,138 +238,7 @@ impl Server {
             return answer.await;
         };
         self.count(&format!("fault {}", fault.fault.name()));
-        let delay = fault.delay();
-        match fault.fault {
-            FaultKind::ServerError => {
-                self.hold(delay).await;
-                arm_error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "InternalServerError",
-                    "The server encountered an internal error. Please retry the request. (fault injected by the simulator)",
-                )
-            }
-            FaultKind::TooManyRequests => {
-                self.hold(delay).await;
-                let mut r = arm_error(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "TooManyRequests",
-                    "The request was throttled by the service. Please retry after 1 second. (fault injected by the simulator)",
-                );
-                let after = fault.retry_after_s.unwrap_or(1).to_string();
-                insert(r.headers_mut(), "retry-after", &after);
-                r
-            }
-            FaultKind::Unavailable => {
-                self.hold(delay).await;
-                let mut r = arm_error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "ServiceUnavailable",
-                    "The service is temporarily unavailable. Please retry the request. (fault injected by the simulator)",
-                );
-                if let Some(after) = fault.retry_after_s {
-                    insert(r.headers_mut(), "retry-after", &after.to_string());
-                }
-                r
-            }
-            FaultKind::NotFound => {
-                self.hold(delay).await;
-                arm_error(
-                    StatusCode::NOT_FOUND,
-                    "ResourceNotFound",
-                    "The resource was not found. (fault injected by the simulator)",
-                )
-            }
-            FaultKind::Conflict => {
-                self.hold(delay).await;
-                arm_error(
-                    StatusCode::CONFLICT,
-                    "Conflict",
-                    "The request conflicts with the state of the protected item. (fault injected by the simulator)",
-                )
-            }
-            FaultKind::Found | FaultKind::TemporaryRedirect => {
-                self.hold(delay).await;
-                let status = if fault.fault == FaultKind::Found {
-                    StatusCode::FOUND
-                } else {
-                    StatusCode::TEMPORARY_REDIRECT
-                };
-                let to = fault
-                    .to
-                    .as_deref()
-                    .unwrap_or_default()
-                    .trim_end_matches('/');
-                let mut r = status.into_response();
-                insert(
-                    r.headers_mut(),
-                    "location",
-                    &format!("{to}{path_and_query}"),
-                );
-                r
-            }
-            FaultKind::Html => {
-                self.hold(delay).await;
-                (
-                    StatusCode::OK,
-                    [("content-type", "text/html; charset=utf-8")],
-                    "<!doctype html><html><body><h1>Sign in to continue</h1></body></html>",
-                )
-                    .into_response()
-            }
-            FaultKind::AcceptWithoutJob => {
-                self.hold(delay).await;
-                let done = answer.await;
-                if !done.status().is_success() {
-                    return done;
-                }
-                (
-                    StatusCode::OK,
-                    [("content-type", "application/json; charset=utf-8")],
-                    "{}",
-                )
-                    .into_response()
-            }
-            FaultKind::AcceptLate => {
-                // Performed whatever the client does meanwhile: a task of its own, which
-                // counts `"accept-late performed"` when it is done.
-                let server = self.clone();
-                let late = tokio::spawn(async move {
-                    server.hold(delay).await;
-                    let r = answer.await;
-                    server.count("accept-late performed");
-                    r
-                });
-                late.await.unwrap_or_else(|_| drop_connection())
-            }
-            FaultKind::NoRetryAfter => {
-                self.hold(delay).await;
-                let mut r = answer.await;
-                r.headers_mut().remove("retry-after");
-                r
-            }
-            FaultKind::Malformed => {
-                self.hold(delay).await;
-                (
-                    StatusCode::OK,
-                    [("content-type", "application/json; charset=utf-8")],
-                    r#"{"value": ["#,
-                )
-                    .into_response()
-            }
-            FaultKind::Slow => {
-                self.hold(delay).await;
-                answer.await
-            }
-            FaultKind::Drop => {
-                self.hold(delay).await;
-                drop_connection()
-            }
-            FaultKind::AcceptThenHang => {
-                drop(answer.await);
-                self.hold(delay).await;
-                drop_connection()
-            }
-        }
+        self.faulted(fault, path_and_query, answer).await
     }
 
     /// Takes a token from the bucket of `method`: `Ok((header, tokens left))`, or the 429
