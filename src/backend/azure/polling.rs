@@ -31,6 +31,8 @@ pub(crate) struct Polls {
     outstanding: HashMap<String, Timestamp>,
     /// Each job's interval between reads when the service says nothing (see [`backoff`]).
     backoff: HashMap<String, Duration>,
+    /// When this client first heard of each job (its 202, a sweep), on its own clock.
+    first_heard: HashMap<String, std::time::Instant>,
     /// The latest answer for each job and when it came.
     seen: HashMap<String, (JobInfo, std::time::Instant)>,
     last_sweep: Option<std::time::Instant>,
@@ -133,7 +135,7 @@ impl Azure {
 
     /// Reads one job directly. A job this run started that the service does not know yet
     /// (a new job can take a moment to be readable) is "not readable yet", which a wait
-    /// asks again about, until `listing_delay` after it started.
+    /// asks again about, until `listing_delay` after this client first heard of it.
     async fn job_once(&self, id: &str) -> Result<JobInfo, BackendError> {
         let found = self
             .get::<wire::Job>(&format!("replicationJobs/{id}"))
@@ -142,10 +144,13 @@ impl Azure {
         let (job, headers) = match found {
             Ok(found) => found,
             Err(BackendError::Service(e)) if e.code.contains("NotFound") || e.code == "404" => {
-                let young = known.as_ref().is_some_and(|k| {
-                    Timestamp::from_system(std::time::SystemTime::now()).since(k.started)
-                        < self.listing_delay
-                });
+                let young = self
+                    .polls
+                    .lock()
+                    .await
+                    .first_heard
+                    .get(id)
+                    .is_some_and(|at| at.elapsed() < self.listing_delay);
                 return Err(if young {
                     BackendError::Transport(format!(
                         "job {id} is not readable yet ({}: {})",
@@ -172,6 +177,10 @@ impl Azure {
         }
         let next = backoff(self.poll_min, polls.backoff.get(&info.id).copied(), changed);
         polls.backoff.insert(info.id.clone(), next);
+        polls
+            .first_heard
+            .entry(info.id.clone())
+            .or_insert_with(std::time::Instant::now);
         info.retry_after = Some(
             info.retry_after
                 .map_or(next, |after| after.max(self.poll_min)),
