@@ -18,6 +18,16 @@ pub(crate) const TOKEN: &str = "durable-test-token";
 const VMS: [&str; 2] = ["app-01", "app-02"];
 const OPERATIONS: [&str; 3] = ["planned_failover", "commit", "reverse_replicate"];
 
+/// A live run of the plan, unattended.
+pub(crate) const RUN_PLAN: [&str; 6] = [
+    "run",
+    "plan.rhai",
+    "--target",
+    "sim",
+    "--yes",
+    "--no-progress",
+];
+
 /// A new run of the plan that takes a stale lock over.
 pub(crate) const TAKE_OVER: [&str; 7] = [
     "run",
@@ -195,18 +205,7 @@ pub(crate) fn assert_once_and_protected(server: &Server, sim: &Simulator, contex
 fn records_of_a_clean_run() -> usize {
     let (addr, server, sim) = start_server();
     let dir = project(addr);
-    let out = runbook(
-        dir.path(),
-        &[
-            "run",
-            "plan.rhai",
-            "--target",
-            "sim",
-            "--yes",
-            "--no-progress",
-        ],
-        None,
-    );
+    let out = runbook(dir.path(), &RUN_PLAN, None);
     assert!(out.status.success(), "{}", text(&out));
     assert_once_and_protected(&server, &sim, "clean run");
     let ids = run_ids(dir.path());
@@ -221,18 +220,7 @@ fn records_of_a_clean_run() -> usize {
 fn crash_then_resume(point: &str) -> Result<(), String> {
     let (addr, server, sim) = start_server();
     let dir = project(addr);
-    let out = runbook(
-        dir.path(),
-        &[
-            "run",
-            "plan.rhai",
-            "--target",
-            "sim",
-            "--yes",
-            "--no-progress",
-        ],
-        Some(point),
-    );
+    let out = runbook(dir.path(), &RUN_PLAN, Some(point));
     if !killed(&out) {
         return Err(format!(
             "{point}: the runner was not killed: {}",
@@ -375,19 +363,27 @@ fn a_second_run_on_the_same_target_is_refused_and_a_stale_lock_is_detected() {
         message.contains(&format!("process {}", first.id())),
         "{message}"
     );
+    // The same vault through `localhost` and in other letter cases is the same lock.
+    let toml = std::fs::read_to_string(dir.path().join("runbook.toml")).unwrap();
+    let same = format!(
+        "\n[targets.same]\nsubscription = \"S\"\nresource_group = \"G\"\nvault = \"V\"\nendpoint = \"http://localhost:{}/\"\n",
+        addr.port()
+    );
+    std::fs::write(dir.path().join("runbook.toml"), format!("{toml}{same}")).unwrap();
+    // Refused (exit code 2) with `why`.
+    let refused = |target: &str, why: &str| {
+        let out = runbook(
+            dir.path(),
+            &["run", "plan.rhai", "--target", target, "--yes"],
+            None,
+        );
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        assert!(text(&out).contains(why), "{}", text(&out));
+    };
+    refused("same", &format!("locked by run {id}"));
     first.kill().unwrap();
     first.wait().unwrap();
-    let third = runbook(
-        dir.path(),
-        &["run", "plan.rhai", "--target", "sim", "--yes"],
-        None,
-    );
-    assert_eq!(third.status.code(), Some(2), "{}", text(&third));
-    assert!(
-        text(&third).contains(&format!("stale lock: run {id}")),
-        "{}",
-        text(&third)
-    );
+    refused("sim", &format!("stale lock: run {id}"));
     assert!(!server.stats().keys().any(|k| k.starts_with("issued")));
     let taken = runbook(dir.path(), &TAKE_OVER, None);
     assert!(taken.status.success(), "{}", text(&taken));

@@ -7,7 +7,7 @@
 //! the output, the journal or the report.
 
 use crate::common::Recorder;
-use crate::durable::{run_ids, text};
+use crate::durable::{run_ids, text, RUN_PLAN};
 use runbook::backend::inventory::Inventory;
 use runbook::backend::sim::Simulator;
 use runbook::backend::Backend;
@@ -21,15 +21,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 const SECRET: &str = "fault-suite-secret-7d1e";
-/// A live run of the plan, unattended.
-const RUN: [&str; 6] = [
-    "run",
-    "plan.rhai",
-    "--target",
-    "sim",
-    "--yes",
-    "--no-progress",
-];
 const OPERATIONS: [&str; 3] = ["planned_failover", "commit", "reverse_replicate"];
 
 /// A simulator server for one VM that issues tokens for client credentials only.
@@ -205,7 +196,7 @@ fn run_case(case: &Case) -> Result<(), String> {
         server.arm(f);
     }
     let dir = project(addr, "");
-    let out = command(dir.path(), &RUN, SECRET).output().unwrap();
+    let out = command(dir.path(), &RUN_PLAN, SECRET).output().unwrap();
     let mut shown = text(&out);
     let (connections, received) = recorder.received();
     if connections > 0 {
@@ -226,7 +217,7 @@ fn run_case(case: &Case) -> Result<(), String> {
                     &["resume", id.as_str(), "--no-progress"],
                     SECRET,
                 ),
-                None => command(dir.path(), &RUN, SECRET),
+                None => command(dir.path(), &RUN_PLAN, SECRET),
             }
             .output()
             .unwrap();
@@ -296,7 +287,7 @@ fn a_wrong_client_secret_is_rejected_credentials_and_exits_2() {
     const WRONG: &str = "not-the-secret-3e9a";
     let (addr, server, _) = start(3000.0);
     let dir = project(addr, "");
-    for args in [&RUN[..], &["status", "--target", "sim"][..]] {
+    for args in [&RUN_PLAN[..], &["status", "--target", "sim"][..]] {
         let out = command(dir.path(), args, WRONG).output().unwrap();
         let shown = text(&out);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {shown}");
@@ -371,11 +362,19 @@ fn a_huge_retry_after_is_capped_shown_on_the_progress_line_and_resumed() {
     // (here, the test) may stop the run and resume it. The first read is the live state's,
     // for the run's plan: then nothing has started yet.
     server.arm(storm("GET items"));
-    let shown = kill_when_shown(dir.path(), &RUN, "throttled by the service: retrying in 5m");
+    let shown = kill_when_shown(
+        dir.path(),
+        &RUN_PLAN,
+        "throttled by the service: retrying in 5m",
+    );
     assert_eq!(leak(&shown), None, "{shown}");
     assert!(run_ids(dir.path()).is_empty(), "nothing ran");
     server.arm(storm("POST plannedFailover"));
-    let shown = kill_when_shown(dir.path(), &RUN, "throttled by the service: retrying in 1m");
+    let shown = kill_when_shown(
+        dir.path(),
+        &RUN_PLAN,
+        "throttled by the service: retrying in 1m",
+    );
     assert!(
         shown.contains("[+00:00:"),
         "on the run's progress line: {shown}"
@@ -476,7 +475,7 @@ fn refusals_show_the_services_error_code_and_no_job_failure() {
     )
     .unwrap();
     let run = || {
-        let out = command(dir.path(), &RUN, SECRET).output().unwrap();
+        let out = command(dir.path(), &RUN_PLAN, SECRET).output().unwrap();
         assert_eq!(out.status.code(), Some(1), "{}", text(&out));
         text(&out)
     };

@@ -1,11 +1,11 @@
 //! Runs that stop while the service goes on, at the process level: a resume that finds the
 //! job of a request the service took after the runner died, a take-over that adopts the
-//! jobs a killed run left in flight, and the lock that holds a vault whatever its endpoint's
-//! spelling. Each counts, on the simulator server, that no operation reached an item twice.
+//! jobs a killed run left in flight. Each counts, on the simulator server, that no operation
+//! reached an item twice.
 
 use crate::durable::{
     assert_once_and_protected, journal_of, project, run_ids, runbook, spawn, start_server,
-    start_server_at, text, waiting_at, TAKE_OVER,
+    start_server_at, text, RUN_PLAN, TAKE_OVER,
 };
 use runbook::simulator::faults::{Fault, FaultKind};
 use runbook::simulator::Server;
@@ -34,17 +34,7 @@ fn a_resume_finds_the_job_of_a_request_the_service_took_after_the_runner_died() 
         ..Fault::new("POST failoverCommit", FaultKind::AcceptLate, 1)
     });
     let dir = project(addr);
-    let mut first = spawn(
-        dir.path(),
-        &[
-            "run",
-            "plan.rhai",
-            "--target",
-            "sim",
-            "--yes",
-            "--no-progress",
-        ],
-    );
+    let mut first = spawn(dir.path(), &RUN_PLAN);
     until("the commit reached the service", || {
         count(&server, "fault accept-late") == 1
     });
@@ -78,17 +68,7 @@ fn take_over_adopts_the_jobs_a_killed_run_left_in_flight_and_says_which() {
     // A failover takes seconds here: the runner is killed while both run.
     let (addr, server, sim) = start_server_at(200.0);
     let dir = project(addr);
-    let mut first = spawn(
-        dir.path(),
-        &[
-            "run",
-            "plan.rhai",
-            "--target",
-            "sim",
-            "--yes",
-            "--no-progress",
-        ],
-    );
+    let mut first = spawn(dir.path(), &RUN_PLAN);
     until("both failovers were issued", || {
         run_ids(dir.path()).first().is_some_and(|id| {
             std::fs::read_to_string(journal_of(dir.path(), id))
@@ -124,59 +104,4 @@ fn take_over_adopts_the_jobs_a_killed_run_left_in_flight_and_says_which() {
         "one line per job: {shown}"
     );
     assert_once_and_protected(&server, &sim, "take-over");
-}
-
-#[test]
-fn the_lock_holds_the_vault_whatever_the_spelling_of_its_endpoint() {
-    let (addr, server, _) = start_server();
-    let dir = project(addr);
-    // The same vault through `localhost` and in other letter cases.
-    let toml = std::fs::read_to_string(dir.path().join("runbook.toml")).unwrap();
-    let same = format!(
-        "\n[targets.same]\nsubscription = \"S\"\nresource_group = \"G\"\nvault = \"V\"\nendpoint = \"http://localhost:{}/\"\n",
-        addr.port()
-    );
-    std::fs::write(dir.path().join("runbook.toml"), format!("{toml}{same}")).unwrap();
-    std::fs::write(
-        dir.path().join("wait.rhai"),
-        "manual_step(\"Call the application owner\", #{ timeout: \"10m\" });\n",
-    )
-    .unwrap();
-    let mut first = spawn(
-        dir.path(),
-        &[
-            "run",
-            "wait.rhai",
-            "--target",
-            "sim",
-            "--yes",
-            "--no-progress",
-        ],
-    );
-    let id = waiting_at(dir.path(), 1, first.id());
-    let second = runbook(
-        dir.path(),
-        &[
-            "run",
-            "plan.rhai",
-            "--target",
-            "same",
-            "--yes",
-            "--no-progress",
-        ],
-        None,
-    );
-    first.kill().unwrap();
-    first.wait().unwrap();
-    assert_eq!(second.status.code(), Some(2), "{}", text(&second));
-    assert!(
-        text(&second).contains(&format!("locked by run {id}")),
-        "{}",
-        text(&second)
-    );
-    assert!(
-        !server.stats().keys().any(|k| k.starts_with("issued")),
-        "{:?}",
-        server.stats()
-    );
 }
