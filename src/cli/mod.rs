@@ -430,9 +430,10 @@ fn estate_of(name: &str) -> Result<crate::estate::Estate, Error> {
         .build()
         .map_err(|e| Error::Usage(format!("cannot start the runtime: {e}")))?;
     rt.block_on(crate::estate::read(&backend)).map_err(|e| {
-        Error::Service(format!(
+        let message = format!(
             "cannot read target `{name}` at {}: {e}",
             crate::backend::Backend::describe(&backend)
-        ))
+        );
+        crate::estate::unreadable(&e, message)
     })
 }

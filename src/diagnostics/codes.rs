@@ -146,7 +146,16 @@ codes! {
     UnknownProperty = "RB120", "unknown-property", Error,
         "a property a `status()` map, a `Job` or a `Vm` does not have (a typo such as `s.stat`)",
         "A misspelt key of a status map reads as nothing, so the runbook decides on a wrong premise; a misspelt property of a job stops the run at that line.";
-    AvoidableDataLoss = "RB121", "avoidable-data-loss", Warning,
+    NoAnswer = "RB121", "no-answer", Error,
+        "no usable answer from the service: it could not be reached, its answer was lost, or the answer was not followed or believed (a redirect, an undocumented answer)",
+        "Nothing is known of what the service did with the request: the run does not guess, and a resume asks the service again.";
+    ServiceRefused = "RB122", "service-refused", Error,
+        "the service refused a request with an error (its ARM error code, message and request id)",
+        "The service did not do what the runbook asked; its error code says why, and the request id is what Azure support asks for.";
+    CredentialsRejected = "RB123", "credentials-rejected", Error,
+        "the credentials were rejected, or no token could be had for them",
+        "Without a valid token nothing can be read or issued: the run stops until the credentials are fixed.";
+    AvoidableDataLoss = "RB124", "avoidable-data-loss", Warning,
         "an unplanned failover without `shutdown_source` while the source site is connected",
         "An unplanned failover may lose the changes not replicated yet; while the source site answers, a planned failover (or shutting the source down first) loses nothing.";
 }

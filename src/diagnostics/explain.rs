@@ -531,6 +531,54 @@ note(`drill ${last}`);
                  runbook run runbooks/planned-failover.rhai --auto-approve   # a rehearsal on the simulator\n",
             ),
         },
+        Code::NoAnswer => Explanation {
+            detects: "During `runbook run` against a target: the service could not be reached, \
+                its answer was lost (a timeout, a dropped connection, 5xx answers that did not \
+                stop), or the answer was one the client does not follow or believe: a \
+                redirect (never followed, as it would carry the token or the request \
+                elsewhere), a link to another host, a success that names no job. Reads are \
+                retried first, and a wait keeps asking within its timeout. An operation \
+                whose answer was lost is looked for by its request id, never sent again; the \
+                message says whether it may have been issued.",
+            example: run(
+                "runbook run runbooks/site-failover.rhai --target prod\n\
+                 # the endpoint answers 307 to another host, or stops answering\n",
+            ),
+            fix: run(
+                "runbook status --target prod          # does the target answer now?\n\
+                 runbook resume RUN                    # asks the service what became of each request\n",
+            ),
+        },
+        Code::ServiceRefused => Explanation {
+            detects: "During `runbook run` against a target: the service refused a request \
+                with an ARM error (400, 403, 404, 409...). The finding shows the error's code \
+                (e.g. `OperationNotAllowed`, `AuthorizationFailed`), its message and the \
+                service's request id. Nothing was done for that call.",
+            example: run(
+                "runbook run runbooks/planned-failover.rhai --target prod\n\
+                 # error[RB122]: the service refused the request with AuthorizationFailed: ...\n",
+            ),
+            fix: run(
+                "runbook status --target prod\n\
+                 # see the item's state and allowed operations; fix what the code names, then resume\n",
+            ),
+        },
+        Code::CredentialsRejected => Explanation {
+            detects: "During `runbook run` (or `status`) against a target: the token endpoint \
+                refused the client credentials (e.g. `invalid_client` for a wrong \
+                AZURE_CLIENT_SECRET), the managed identity or the Azure CLI gave no token, or \
+                the service answered 401 to the token. The run stops (exit code 2, like \
+                missing credentials): nothing can be read or issued without a token. \
+                Neither the secret nor any token is ever shown.",
+            example: run(
+                "AZURE_CLIENT_SECRET=expired-secret runbook run runbooks/planned-failover.rhai --target prod\n",
+            ),
+            fix: run(
+                "export AZURE_CLIENT_SECRET=...        # a valid secret for AZURE_CLIENT_ID\n\
+                 runbook status --target prod          # the credentials work\n\
+                 runbook resume RUN\n",
+            ),
+        },
         Code::JobWarning => Explanation {
             detects: "A job that succeeded with warnings. The usual one: an unplanned failover \
                 asked to shut the source VM down first (`shutdown_source: true`) could not \

@@ -8,6 +8,7 @@
 //! torn last line (a crash while writing) is dropped when the journal is read.
 
 pub mod approvals;
+pub mod inherit;
 pub mod lock;
 pub mod runs;
 

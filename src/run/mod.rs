@@ -133,6 +133,8 @@ pub fn simulate(opts: &RunOptions, interactive: bool) -> Result<(Outcome, f64), 
             }
             preview::can_ask(opts)?;
             let backend = Arc::new(config.backend(target)?);
+            // Its long waits (throttling, retries) show while the live state is read.
+            backend.notify(Arc::new(progress::Plain));
             let identity = config.target(target)?.identity();
             let text = read_text(&opts.path)?;
             preview::confirm(opts, &config, target, backend.as_ref(), &text, &rt)?;
@@ -276,6 +278,7 @@ fn start(
             run: RunRef { id, dir, project },
             resume: None,
             announce: false,
+            inherited: Vec::new(),
         })
     } else {
         None
@@ -289,6 +292,9 @@ struct Journaling {
     resume: Option<Resume>,
     /// Say which run this is once its journal is open (an interactive run).
     announce: bool,
+    /// What the run whose stale lock this one took over left unfinished: adopted, not
+    /// issued again.
+    inherited: Vec<journal::inherit::Unfinished>,
 }
 
 struct Resume {
@@ -331,6 +337,12 @@ fn run_with(
         )?),
         None => None,
     };
+    if let (Some(stale), Some(j)) = (
+        _lock.as_ref().and_then(journal::lock::Lock::took_over),
+        journaling.as_mut(),
+    ) {
+        j.inherited = inherited_from(&j.run.project, &stale.run);
+    }
     if interactive {
         errln!("{}", venue.banner.replace("{name}", &name));
     }
@@ -361,6 +373,27 @@ fn run_with(
         })??;
     rt.shutdown_timeout(Duration::from_millis(100));
     Ok((outcome, speed))
+}
+
+/// What run `id` (whose stale lock was taken over) left in flight, said to the operator: its
+/// jobs are adopted when the runbook reaches them, not issued again.
+fn inherited_from(project: &Path, id: &str) -> Vec<journal::inherit::Unfinished> {
+    let loaded = journal::runs::find(project, id)
+        .ok()
+        .and_then(|(_, dir)| journal::load(&dir.join(journal::FILE)).ok());
+    let Some(loaded) = loaded else {
+        errln!("took over the lock of run {id}, whose journal cannot be read: jobs it left in flight cannot be adopted; check the vault's job list");
+        return Vec::new();
+    };
+    let open = journal::inherit::unfinished(&loaded);
+    if !open.is_empty() {
+        let shown: Vec<String> = open.iter().map(|u| u.describe()).collect();
+        errln!(
+            "took over the lock of run {id}: what it issued and did not see end is adopted when the runbook reaches it, not issued again: {}",
+            shown.join(", ")
+        );
+    }
+    open
 }
 
 /// The first Ctrl-C or SIGTERM stops new operations; a second one exits at once. Neither
@@ -478,6 +511,8 @@ fn execute(
         auto_approve,
         token.clone(),
     ));
+    // The backend's own long waits (throttling, retries) show on the progress line.
+    sim.notify(progress.notices());
     let host = Host::new(
         sim,
         clock.clone(),
@@ -568,6 +603,10 @@ fn execute(
             Some(journal)
         }
         None => None,
+    };
+    let host = match &journaling {
+        Some(j) => host.with_inherited(j.inherited.clone()),
+        None => host,
     };
     let host = Rc::new(match &journal {
         Some(j) => host.with_journal(j.clone()),
@@ -678,7 +717,12 @@ fn report(outcome: &Outcome, opts: &RunOptions, speed: f64) -> i32 {
     match &outcome.failure {
         Some(f) => {
             errln!("{}", render(f, &outcome.sources, render_opts));
-            exit::FINDINGS
+            // Like credentials that are missing altogether.
+            if f.code == crate::diagnostics::Code::CredentialsRejected {
+                exit::USAGE
+            } else {
+                exit::FINDINGS
+            }
         }
         None if interrupted => exit::FINDINGS,
         None => exit::OK,
@@ -740,8 +784,13 @@ pub fn resume(opts: &ResumeOptions) -> Result<i32, Error> {
     let folder = crate::paths::folder_of(&header.runbook);
     let config = Config::discover(&folder)?;
     let backend = config.backend(&target)?;
-    let identity = config.target(&target)?.identity();
-    if header.vault.as_deref().is_some_and(|v| v != identity) {
+    let named = config.target(&target)?;
+    let identity = named.identity();
+    if header
+        .vault
+        .as_deref()
+        .is_some_and(|v| !named.names_vault(v))
+    {
         return Err(Error::Usage(format!(
             "run {id} cannot be resumed: target `{target}` now names another vault ({identity}) than when the run started ({}); resuming would go on against other VMs",
             header.vault.as_deref().unwrap_or_default()
@@ -777,6 +826,7 @@ pub fn resume(opts: &ResumeOptions) -> Result<i32, Error> {
         run: RunRef { id, dir, project },
         resume: Some(Resume { loaded, changed }),
         announce: false,
+        inherited: Vec::new(),
     };
     let begin = Start {
         rt: runtime()?,

@@ -38,9 +38,9 @@ pub(super) fn confirm(
     rt: &tokio::runtime::Runtime,
 ) -> Result<(), Error> {
     let estate = rt.block_on(crate::estate::read(backend)).map_err(|e| {
-        Error::Service(format!(
-            "cannot read target `{target}` to plan the run: {e}; nothing was issued"
-        ))
+        let message =
+            format!("cannot read target `{target}` to plan the run: {e}; nothing was issued");
+        crate::estate::unreadable(&e, message)
     })?;
     let origin = format!("the live state of target `{target}`");
     let now = Timestamp::from_system(std::time::SystemTime::now());

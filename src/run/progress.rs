@@ -1,7 +1,7 @@
 //! Live progress of a run on stderr: a spinner per job on a terminal, plain lines otherwise;
 //! notes, verifications, warnings, and manual-step prompts.
 
-use crate::backend::{JobInfo, JobState};
+use crate::backend::{JobInfo, JobState, Notices};
 use crate::clock::{human, Clock, Timestamp};
 use crate::diagnostics::{summary_line, Finding};
 use crate::script::observer::{Observer, StepAnswer, StepRequest};
@@ -14,13 +14,55 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// Lines above the spinners (or on stderr), stamped with the run's time: what the script's
+/// thread and the backend (its [`Notices`], from the runtime's threads) both print.
+struct Lines {
+    multi: Option<MultiProgress>,
+    clock: Arc<dyn Clock>,
+    start: Timestamp,
+}
+
+impl Lines {
+    fn line(&self, text: &str) {
+        let t = self.clock.now().since(self.start).as_secs();
+        let text = format!(
+            "[+{:02}:{:02}:{:02}] {text}",
+            t / 3600,
+            (t % 3600) / 60,
+            t % 60
+        );
+        match &self.multi {
+            Some(m) => {
+                let _ = m.println(text);
+            }
+            None => errln!("{text}"),
+        }
+    }
+}
+
+impl Notices for Lines {
+    fn notice(&self, text: &str) {
+        self.line(text);
+    }
+}
+
+/// Where the backend tells of its long waits before a run's progress exists (while the
+/// live state is read for the plan): plain lines on stderr.
+pub(super) struct Plain;
+
+impl Notices for Plain {
+    fn notice(&self, text: &str) {
+        errln!("{text}");
+    }
+}
+
 /// How progress is shown.
 pub struct Progress {
     multi: Option<MultiProgress>,
+    out: Arc<Lines>,
     bars: RefCell<HashMap<String, ProgressBar>>,
     last_state: RefCell<HashMap<String, String>>,
     clock: Arc<dyn Clock>,
-    start: Timestamp,
     auto_approve: bool,
     /// Lines the operator types, read by one thread for the whole run.
     lines: RefCell<Option<Receiver<String>>>,
@@ -40,11 +82,15 @@ impl Progress {
         let multi = (bars && std::io::stderr().is_terminal())
             .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
         Progress {
+            out: Arc::new(Lines {
+                multi: multi.clone(),
+                clock: clock.clone(),
+                start,
+            }),
             multi,
             bars: RefCell::new(HashMap::new()),
             last_state: RefCell::new(HashMap::new()),
             clock,
-            start,
             auto_approve,
             lines: RefCell::new(None),
             interrupt,
@@ -73,19 +119,13 @@ impl Progress {
         }
     }
 
-    fn stamp(&self) -> String {
-        let t = self.clock.now().since(self.start).as_secs();
-        format!("[+{:02}:{:02}:{:02}]", t / 3600, (t % 3600) / 60, t % 60)
+    fn line(&self, text: &str) {
+        self.out.line(text);
     }
 
-    fn line(&self, text: &str) {
-        let text = format!("{} {text}", self.stamp());
-        match &self.multi {
-            Some(m) => {
-                let _ = m.println(text);
-            }
-            None => errln!("{text}"),
-        }
+    /// Where the backend tells of the waits it makes on its own: the same progress lines.
+    pub fn notices(&self) -> Arc<dyn Notices> {
+        self.out.clone()
     }
 
     fn describe(job: &JobInfo) -> String {
@@ -197,6 +237,10 @@ impl Observer for Progress {
 
     fn warning(&self, finding: &Finding) {
         self.line(&summary_line(finding));
+    }
+
+    fn notice(&self, text: &str) {
+        self.line(text);
     }
 
     fn manual_step(

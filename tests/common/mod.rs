@@ -111,3 +111,86 @@ pub fn serve(sim: Arc<Simulator>, options: ServerOptions) -> (SocketAddr, Arc<Se
     });
     (rx.recv().unwrap(), server)
 }
+
+/// A loopback server that records every byte it receives and answers each request with a
+/// forged success (a token and a "Succeeded" job in one JSON): where a fault redirects to, to
+/// prove that nothing (no secret, no token, no request) ever arrives there.
+pub struct Recorder {
+    pub addr: SocketAddr,
+    received: Arc<std::sync::Mutex<Vec<u8>>>,
+    connections: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Recorder {
+    pub fn start() -> Recorder {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let received = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (seen, count) = (received.clone(), connections.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let _ = stream.set_read_timeout(Some(std::time::Duration::from_millis(300)));
+                let mut buf = [0u8; 8192];
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    seen.lock().unwrap().extend_from_slice(&buf[..n]);
+                    if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+                        break;
+                    }
+                }
+                let body = r#"{"access_token":"forged-token-0451","token_type":"Bearer","expires_in":3600,"id":"forged","name":"forged","properties":{"state":"Succeeded","scenarioName":"PlannedFailover","activityId":"forged"}}"#;
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        Recorder {
+            addr,
+            received,
+            connections,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`, for a fault's `to`.
+    pub fn origin(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Everything received so far, and how many connections brought it.
+    pub fn received(&self) -> (usize, String) {
+        (
+            self.connections.load(std::sync::atomic::Ordering::SeqCst),
+            String::from_utf8_lossy(&self.received.lock().unwrap()).into_owned(),
+        )
+    }
+}
+
+/// Runs `check` on every item on `threads` threads at once; returns the errors, in no order.
+pub fn in_parallel<T: Sync>(
+    items: &[T],
+    threads: usize,
+    check: impl Fn(&T) -> Result<(), String> + Sync,
+) -> Vec<String> {
+    let failures = std::sync::Mutex::new(Vec::new());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let Some(item) = items.get(i) else { break };
+                if let Err(e) = check(item) {
+                    failures.lock().unwrap().push(e);
+                }
+            });
+        }
+    });
+    failures.into_inner().unwrap()
+}

@@ -13,7 +13,13 @@ use std::time::Duration;
 
 /// Codes only a real run can produce (an operator's interrupt, a refusal to go on without
 /// an operator); they are tested in `bad_input`.
-const RUN_ONLY: &[Code] = &[Code::Interrupted, Code::Refused];
+const RUN_ONLY: &[Code] = &[
+    Code::Interrupted,
+    Code::Refused,
+    Code::NoAnswer,
+    Code::ServiceRefused,
+    Code::CredentialsRejected,
+];
 
 fn fixtures() -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("tests/fixtures"))
