@@ -32,3 +32,4 @@ pub mod report;
 pub mod run;
 pub mod script;
 pub mod simulator;
+pub mod verbosity;

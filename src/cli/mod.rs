@@ -3,14 +3,15 @@
 mod check;
 mod explain;
 mod plan;
+mod shell;
 
 use crate::error::{exit, Error};
 use crate::run::{self, RunOptions};
 use crate::script::registry;
+use crate::verbosity::inform;
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod runs;
-use std::io::IsTerminal;
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -20,6 +21,16 @@ use std::path::PathBuf;
     about = "Check and run disaster-recovery runbooks written in Rhai"
 )]
 pub struct Cli {
+    /// Say less on stderr: no progress of jobs while a run goes on, and no informational
+    /// lines (`wrote FILE`, check's summary beside a json or sarif document). Errors,
+    /// findings, manual steps, a run's summary and every result still print.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Log more on stderr: -v every operation issued or skipped and every retry (debug),
+    /// -vv also every request and job poll (trace), -vvv every library's trace too.
+    /// RUNBOOK_LOG or RUST_LOG, when set, choose instead (e.g. RUNBOOK_LOG=debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -43,6 +54,7 @@ pub enum Format {
 pub enum InventoryCommand {
     /// Write an inventory file from the target's live state (for `check`).
     Export {
+        /// The target of runbook.toml (`[targets.NAME]`) whose vault to read.
         #[arg(long, value_name = "NAME")]
         target: String,
         /// Where to write it (default: standard output).
@@ -118,16 +130,19 @@ pub enum Command {
         /// The inventory whose durations and states to plan with (overrides runbook.toml).
         #[arg(long, value_name = "FILE")]
         inventory: Option<PathBuf>,
+        /// How to print the plan.
         #[arg(long, value_enum, default_value = "text")]
         format: plan::PlanFormat,
     },
     /// Run a runbook (on the embedded simulator when no target is given).
     Run {
+        /// The runbook to run (a `.rhai` file).
         file: PathBuf,
         /// The simulator's inventory (overrides runbook.toml; default: the demo inventory).
         #[arg(long, value_name = "FILE")]
         inventory: Option<PathBuf>,
-        /// How much faster than real time the simulator runs.
+        /// How much faster than real time the simulator runs (default: 150, or `[simulator]
+        /// speed` in runbook.toml). The simulated times are the same at every speed.
         #[arg(long, value_name = "FACTOR")]
         speed: Option<f64>,
         /// Confirm manual steps automatically (the embedded simulator only; refused with
@@ -155,6 +170,7 @@ pub enum Command {
     },
     /// A table of a target's protected items.
     Status {
+        /// The target of runbook.toml (`[targets.NAME]`) whose vault to read.
         #[arg(long, value_name = "NAME")]
         target: String,
     },
@@ -177,18 +193,25 @@ pub enum Command {
     },
     #[command(flatten)]
     Runs(runs::RunCommand),
+    /// Print a shell completion script, e.g. `runbook completions bash >
+    /// ~/.local/share/bash-completion/completions/runbook`.
+    Completions {
+        /// The shell to complete in.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page runbook(1) (roff), e.g. `runbook man | man -l -`; with --dir,
+    /// write a page for every command.
+    Man {
+        /// Write runbook.1 and a page per command (runbook-check.1, ...) into this folder
+        /// (created if missing) instead of printing runbook(1).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// Parses the arguments, runs the command and returns the exit code.
 pub fn main() -> i32 {
-    // Logs for troubleshooting go to stderr, off unless RUNBOOK_LOG says (e.g. `debug`).
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RUNBOOK_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -200,8 +223,11 @@ pub fn main() -> i32 {
             };
         }
     };
-    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    match dispatch(cli.command, color) {
+    let color = shell::stderr_color();
+    crate::verbosity::set_quiet(cli.quiet);
+    // Logs for troubleshooting go to stderr, off unless -v, RUNBOOK_LOG or RUST_LOG say.
+    let started = shell::init_logging(cli.verbose).and_then(|()| dispatch(cli.command, color));
+    match started {
         Ok(code) => code,
         Err(e) => {
             eprint!("{}", e.render(color));
@@ -322,7 +348,7 @@ fn dispatch(command: Command, color: bool) -> Result<i32, Error> {
             match output {
                 Some(path) => {
                     std::fs::write(&path, text).map_err(|e| Error::io(&path, &e))?;
-                    eprintln!(
+                    inform!(
                         "wrote {} ({} items)",
                         crate::paths::display(&path),
                         estate.items.len()
@@ -335,6 +361,8 @@ fn dispatch(command: Command, color: bool) -> Result<i32, Error> {
         Command::Api { definitions } => api(definitions.as_deref()),
         Command::Explain { code } => explain::explain(code.as_deref()),
         Command::Runs(command) => runs::dispatch(command, color),
+        Command::Completions { shell } => shell::completions(shell),
+        Command::Man { dir } => shell::man(dir.as_deref()),
     }
 }
 
@@ -350,7 +378,7 @@ fn api(definitions: Option<&std::path::Path>) -> Result<i32, Error> {
         .filter_map(|p| p.file_name())
         .map(|n| n.to_string_lossy().into_owned())
         .collect();
-    eprintln!(
+    inform!(
         "wrote {} definition files to {}: {}",
         written.len(),
         crate::paths::display(dir),
@@ -400,7 +428,7 @@ fn serve(
         })
         .await
         .map_err(|e| Error::Usage(format!("the server stopped: {e}")))?;
-        eprintln!("simulator stopped");
+        inform!("simulator stopped");
         Ok(exit::OK)
     })
 }

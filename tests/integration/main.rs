@@ -17,5 +17,6 @@ mod options;
 mod plan;
 mod reports;
 mod rules;
+mod shell;
 mod runbooks;
 mod whatif;
