@@ -109,7 +109,7 @@ pub fn dispatch(command: RunCommand, color: bool) -> Result<i32, Error> {
                     serde_json::to_string_pretty(&list).unwrap_or_default()
                 ),
                 ListFormat::Text if list.is_empty() => {
-                    eprintln!("no runs in {}", crate::paths::display(&project));
+                    eprintln!("{}", runs::none_found(&project));
                 }
                 ListFormat::Text => {
                     let mut table = crate::run::summary::plain_table(vec![

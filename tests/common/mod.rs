@@ -14,8 +14,31 @@ pub fn root() -> PathBuf {
 }
 
 /// Runs the `runbook` binary with `args` in the package root, with no standard input.
+/// Not for `run` or `resume`: a run keeps its journal in its project, which would be the
+/// repository's `runbooks/`; run a copy instead ([`examples`] and [`cli_in`]).
 pub fn cli(args: &[&str]) -> Output {
+    assert!(
+        !matches!(args.first(), Some(&"run" | &"resume")) || args.contains(&"--help"),
+        "`runbook {}` from the package root would write a journal into the repository: run a copy of the runbook in a temporary folder (common::examples and cli_in)",
+        args.join(" ")
+    );
     cli_in(&root(), args)
+}
+
+/// A temporary copy of the example runbooks: `runbooks/` (the runbooks, their inventories
+/// and runbook.toml, without any `.runbook/` of runs) inside the returned folder, so a run
+/// of one keeps its journal there.
+pub fn examples() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let copy = dir.path().join("runbooks");
+    std::fs::create_dir(&copy).unwrap();
+    for entry in std::fs::read_dir(root().join("runbooks")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, copy.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    dir
 }
 
 pub fn cli_in(dir: &Path, args: &[&str]) -> Output {

@@ -368,6 +368,11 @@ fn a_second_run_on_the_same_target_is_refused_and_a_stale_lock_is_detected() {
         message.contains(&format!("process {}", first.id())),
         "{message}"
     );
+    assert_eq!(
+        run_ids(dir.path()),
+        [id.clone()],
+        "a run refused by the lock leaves no run folder"
+    );
     first.kill().unwrap();
     first.wait().unwrap();
     let third = runbook(
@@ -381,6 +386,7 @@ fn a_second_run_on_the_same_target_is_refused_and_a_stale_lock_is_detected() {
         "{}",
         text(&third)
     );
+    assert_eq!(run_ids(dir.path()), [id.clone()]);
     assert!(!server.stats().keys().any(|k| k.starts_with("issued")));
     let taken = runbook(
         dir.path(),

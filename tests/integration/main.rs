@@ -19,4 +19,5 @@ mod reports;
 mod rules;
 mod shell;
 mod runbooks;
+mod runs;
 mod whatif;
