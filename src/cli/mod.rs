@@ -420,8 +420,9 @@ fn serve(
         let sim = Arc::new(Simulator::new(&inventory, clock, false));
         let server = crate::simulator::Server::with_options(sim, options);
         eprintln!(
-            "ASR simulator ({}) at {speed}x on http://{local}: use a [targets.NAME] with endpoint = \"http://{local}\" and any subscription, resource_group and vault; clients send the bearer token given with --token. Ctrl-C stops it.",
-            inventory.origin
+            "ASR simulator ({}) at {speed}x on http://{local}: {}",
+            inventory.origin,
+            endpoint_advice(local)
         );
         crate::simulator::serve(listener, server, async {
             let _ = tokio::signal::ctrl_c().await;
@@ -431,6 +432,23 @@ fn serve(
         inform!("simulator stopped");
         Ok(exit::OK)
     })
+}
+
+/// What a client of a simulator listening on `local` puts in its target. The client takes
+/// plain http on loopback only, so an address of every interface (0.0.0.0, ::) is reached
+/// as 127.0.0.1 (or ::1) on this machine.
+fn endpoint_advice(local: std::net::SocketAddr) -> String {
+    let tail = "with any subscription, resource_group and vault; clients send the bearer token given with --token. Ctrl-C stops it.";
+    if !local.ip().is_unspecified() {
+        return format!("use a [targets.NAME] with endpoint = \"http://{local}\" {tail}");
+    }
+    let loopback = match local {
+        std::net::SocketAddr::V4(a) => format!("127.0.0.1:{}", a.port()),
+        std::net::SocketAddr::V6(a) => format!("[::1]:{}", a.port()),
+    };
+    format!(
+        "it listens on every interface, but runbook's client takes plain http only on loopback: on this machine use a [targets.NAME] with endpoint = \"http://{loopback}\" (not {local}) {tail} From another machine the client needs https in front of it (a TLS proxy)."
+    )
 }
 
 /// The estate of target `name` (from runbook.toml in this folder or above).

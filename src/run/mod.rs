@@ -322,8 +322,8 @@ fn run_with(
     let name = crate::paths::display(&opts.path);
     let folder = crate::paths::folder_of(&opts.path);
     let speed = venue.speed;
-    let locked = match &venue.identity {
-        Some(identity) => Some(journal::lock::Lock::acquire(
+    let locked = venue.identity.as_ref().map(|identity| {
+        journal::lock::Lock::acquire(
             &journaling.as_ref().map_or_else(
                 || journal::runs::project_of(None, &opts.path),
                 |j| j.run.project.clone(),
@@ -340,9 +340,8 @@ fn run_with(
                 target: opts.target.clone().unwrap_or_default(),
             },
             opts.take_over,
-        )),
-        None => None,
-    };
+        )
+    });
     let _lock = match locked.transpose() {
         Ok(lock) => lock,
         Err(e) => {

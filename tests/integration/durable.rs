@@ -370,7 +370,7 @@ fn a_second_run_on_the_same_target_is_refused_and_a_stale_lock_is_detected() {
     );
     assert_eq!(
         run_ids(dir.path()),
-        [id.clone()],
+        std::slice::from_ref(&id),
         "a run refused by the lock leaves no run folder"
     );
     first.kill().unwrap();
@@ -386,7 +386,7 @@ fn a_second_run_on_the_same_target_is_refused_and_a_stale_lock_is_detected() {
         "{}",
         text(&third)
     );
-    assert_eq!(run_ids(dir.path()), [id.clone()]);
+    assert_eq!(run_ids(dir.path()), std::slice::from_ref(&id));
     assert!(!server.stats().keys().any(|k| k.starts_with("issued")));
     let taken = runbook(
         dir.path(),

@@ -141,3 +141,75 @@ fn a_run_that_never_starts_leaves_no_run_folder() {
         );
     }
 }
+
+/// The closing summary speaks the script's words (the service's state beside them), names
+/// the column of runbook lines for what it is, and a manual step's two clocks; the journal
+/// keeps both too.
+#[test]
+fn the_summary_and_the_journal_name_both_clocks_of_a_manual_step() {
+    let examples = examples();
+    let out = cli_in(
+        examples.path(),
+        &[
+            "run",
+            "runbooks/site-failover.rhai",
+            "--auto-approve",
+            "--speed",
+            "1000000",
+            "--no-progress",
+        ],
+    );
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("runbook line") && !stdout.contains("started at"), "{stdout}");
+    assert!(stdout.contains("service state") && stdout.contains(" protected "), "{stdout}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("manual step `Announce the failover`"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        line.contains("at 2026-11-26T02:00:00Z (simulated clock), ")
+            && line.contains(" (wall clock), after ")
+            && line.ends_with(" of real time"),
+        "{line}"
+    );
+    let project = examples.path().join("runbooks");
+    let id = journal::runs::ids(&project).remove(0);
+    let loaded = journal::load(&journal::runs::runs_dir(&project).join(&id).join(journal::FILE))
+        .unwrap();
+    let step = loaded
+        .records
+        .iter()
+        .find(|r| matches!(r.entry, journal::Entry::Step { .. }))
+        .unwrap();
+    assert_eq!(step.at.rfc3339(), "2026-11-26T02:00:00Z", "the run's clock");
+    let journal::Entry::Step {
+        answered_wall,
+        waited_real_seconds,
+        timeout_real_seconds,
+        ..
+    } = &step.entry
+    else {
+        unreachable!()
+    };
+    let wall = Timestamp::parse_rfc3339(answered_wall.as_deref().unwrap()).unwrap();
+    assert!(wall.since(Timestamp::from_system(SystemTime::now())) < Duration::from_secs(5));
+    assert!(Timestamp::from_system(SystemTime::now()).since(wall) < Duration::from_secs(600));
+    assert_eq!(*waited_real_seconds, Some(0));
+    assert_eq!(*timeout_real_seconds, Some(1800));
+}
+
+/// A journal written before steps recorded their wall clock still reads, and reports.
+#[test]
+fn a_step_record_without_the_wall_clock_still_reads() {
+    let line = r#"{"seq":3,"at":1795658400000,"type":"step","number":1,"title":"Go","outcome":{"approved":{"by":"alice"}}}"#;
+    let record: journal::Record = serde_json::from_str(line).unwrap();
+    assert!(matches!(
+        record.entry,
+        journal::Entry::Step {
+            answered_wall: None,
+            waited_real_seconds: None,
+            ..
+        }
+    ));
+}

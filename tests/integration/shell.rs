@@ -187,3 +187,27 @@ fn quiet_silences_the_progress_of_a_run_but_not_its_result() {
         text(&quiet.stdout)
     );
 }
+
+/// A server on every interface says which endpoint the client takes (loopback), not the
+/// 0.0.0.0 one it would refuse.
+#[test]
+fn a_simulator_on_every_interface_says_to_use_loopback() {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_runbook"))
+        .args(["simulator", "serve", "--addr", "0.0.0.0:0"])
+        .current_dir(root())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(first.contains("on http://0.0.0.0:"), "{first}");
+    assert!(first.contains("endpoint = \"http://127.0.0.1:"), "{first}");
+    assert!(!first.contains("endpoint = \"http://0.0.0.0"), "{first}");
+}
