@@ -413,7 +413,9 @@ fn serve(
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| Error::Usage(format!("cannot listen on {addr}: {e}")))?;
-        let local = listener.local_addr().map_err(|e| Error::Usage(e.to_string()))?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| Error::Usage(e.to_string()))?;
         // A served simulator keeps the time of day, as the service does: clients compare
         // its timestamps with their own clock.
         let clock: Arc<dyn Clock> = Arc::new(RealClock::new(speed));

@@ -70,7 +70,9 @@ pub fn html(a: &Audit) -> String {
 }
 
 /// The steps between the time axis's ticks, in seconds: the first that makes at most ten.
-const TICKS: [u64; 12] = [60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 21600, 43200, 86400];
+const TICKS: [u64; 12] = [
+    60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 21600, 43200, 86400,
+];
 
 /// The time axis's step for a run of `total` seconds.
 fn tick_step(total: u64) -> u64 {

@@ -572,8 +572,8 @@ fn execute(
     };
     let journal = match &journaling {
         Some(j) => {
-            let journal = open_journal(j, opts, text, &resolver, &venue, clock.now())
-                .map_err(|e| {
+            let journal =
+                open_journal(j, opts, text, &resolver, &venue, clock.now()).map_err(|e| {
                     discard_new(journaling.as_ref());
                     Error::Usage(format!("{e}; nothing was run"))
                 })?;

@@ -317,13 +317,16 @@ fn check_goes_on_after_a_file_it_cannot_read() {
 #[test]
 fn out_of_range_numbers_are_refused_not_panicked_on() {
     let examples = examples();
-    let out = cli_in(examples.path(), &[
-        "run",
-        "runbooks/planned-failover.rhai",
-        "--speed",
-        "1e300",
-        "--no-progress",
-    ]);
+    let out = cli_in(
+        examples.path(),
+        &[
+            "run",
+            "runbooks/planned-failover.rhai",
+            "--speed",
+            "1e300",
+            "--no-progress",
+        ],
+    );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr).contains("--speed must be between"),

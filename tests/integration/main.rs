@@ -18,7 +18,7 @@ mod options;
 mod plan;
 mod reports;
 mod rules;
-mod shell;
 mod runbooks;
 mod runs;
+mod shell;
 mod whatif;

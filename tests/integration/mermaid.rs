@@ -106,7 +106,11 @@ fn mermaid_reads_the_plans_chart_with_every_bar_where_the_plan_puts_it() {
         assert_eq!(task.3, at(op["end_seconds"].as_u64().unwrap()), "{name}");
     }
     let milestones: Vec<_> = read.iter().filter(|t| t.4).collect();
-    assert_eq!(milestones.len(), 2, "the manual step and the recovery: {read:?}");
+    assert_eq!(
+        milestones.len(),
+        2,
+        "the manual step and the recovery: {read:?}"
+    );
     assert_eq!(read.len(), ops.len() + 2);
 }
 
@@ -125,9 +129,18 @@ fn mermaid_reads_the_reports_chart_with_every_bar_where_the_report_puts_it() {
         assert_eq!(task.3, at(o.end.unwrap().max(o.start + 1)), "{name}");
     }
     // Bars differ: the chart is not one bar spanning everything.
-    let first = read.iter().find(|t| t.0 == "planned_failover sql-01").unwrap();
-    let last = read.iter().find(|t| t.0 == "reverse_replicate web-03").unwrap();
+    let first = read
+        .iter()
+        .find(|t| t.0 == "planned_failover sql-01")
+        .unwrap();
+    let last = read
+        .iter()
+        .find(|t| t.0 == "reverse_replicate web-03")
+        .unwrap();
     assert!(first.3 <= last.2, "{first:?} ends before {last:?} starts");
-    let step = read.iter().find(|t| t.4).expect("the manual step's milestone");
+    let step = read
+        .iter()
+        .find(|t| t.4)
+        .expect("the manual step's milestone");
     assert_eq!(step.0, "Announce the failover");
 }

@@ -113,7 +113,12 @@ fn the_json_report_is_versioned_with_places_and_states_in_the_scripts_words() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| (s["state"].as_str().unwrap(), s["service_state"].as_str().unwrap()))
+        .map(|s| {
+            (
+                s["state"].as_str().unwrap(),
+                s["service_state"].as_str().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         states,
@@ -152,6 +157,9 @@ fn the_html_chart_has_a_time_axis_and_every_label_in_full() {
         .collect();
     assert_eq!(ticks.first(), Some(&"T+0:00:00"), "{ticks:?}");
     assert!(ticks.len() >= 4 && ticks.len() <= 11, "{ticks:?}");
-    assert!(ticks.contains(&"T+0:10:00") && ticks.contains(&"T+0:40:00"), "{ticks:?}");
+    assert!(
+        ticks.contains(&"T+0:10:00") && ticks.contains(&"T+0:40:00"),
+        "{ticks:?}"
+    );
     assert!(!html.contains("overflow:hidden"), "no label is clipped");
 }

@@ -125,16 +125,19 @@ fn failback_ends_on_the_primary_site_replicating_toward_the_recovery_site() {
 fn an_injected_failover_fault_fails_the_run_at_the_waiting_line() {
     let examples = examples();
     let faults = root().join("tests/fixtures/faults.toml");
-    let out = cli_in(examples.path(), &[
-        "run",
-        "runbooks/planned-failover.rhai",
-        "--inventory",
-        faults.to_str().unwrap(),
-        "--speed",
-        "1000000",
-        "--auto-approve",
-        "--no-progress",
-    ]);
+    let out = cli_in(
+        examples.path(),
+        &[
+            "run",
+            "runbooks/planned-failover.rhai",
+            "--inventory",
+            faults.to_str().unwrap(),
+            "--speed",
+            "1000000",
+            "--auto-approve",
+            "--no-progress",
+        ],
+    );
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     let source = std::fs::read_to_string(root().join("runbooks/planned-failover.rhai")).unwrap();
@@ -166,14 +169,17 @@ fn the_readme_main_command_runs_the_site_failover() {
         "the README's main command changed: update this test with it"
     );
     let examples = examples();
-    let out = cli_in(examples.path(), &[
-        "run",
-        "runbooks/site-failover.rhai",
-        "--auto-approve",
-        "--speed",
-        "1000000",
-        "--no-progress",
-    ]);
+    let out = cli_in(
+        examples.path(),
+        &[
+            "run",
+            "runbooks/site-failover.rhai",
+            "--auto-approve",
+            "--speed",
+            "1000000",
+            "--no-progress",
+        ],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(stdout.contains("simulation SUCCEEDED"), "{stdout}");
@@ -282,7 +288,9 @@ fn a_failed_failover_in_the_site_failover_is_reported_and_the_rest_left_safe() {
     let failure = outcome.failure.clone().expect("the run fails");
     assert_eq!(failure.code, runbook::diagnostics::Code::JobFailed);
     assert!(
-        failure.message.contains("planned_failover of `app-01` failed"),
+        failure
+            .message
+            .contains("planned_failover of `app-01` failed"),
         "{}",
         failure.message
     );
@@ -307,13 +315,23 @@ fn a_failed_failover_in_the_site_failover_is_reported_and_the_rest_left_safe() {
         .filter(|j| j.info.skipped.is_none())
         .map(|j| format!("{} {} {}", j.info.operation, j.info.vm, j.info.state))
         .collect();
-    assert!(ops.contains(&"commit app-02 Succeeded".to_string()), "{ops:?}");
-    assert!(!ops.iter().any(|o| o.contains("web-0")), "the web tier never starts: {ops:?}");
+    assert!(
+        ops.contains(&"commit app-02 Succeeded".to_string()),
+        "{ops:?}"
+    );
+    assert!(
+        !ops.iter().any(|o| o.contains("web-0")),
+        "the web tier never starts: {ops:?}"
+    );
     let state = |name: &str| {
         let i = outcome.items.iter().find(|i| i.name == name).unwrap();
         (i.active_location, i.replicating)
     };
     assert_eq!(state("sql-01"), (Site::Recovery, true));
     assert_eq!(state("app-02"), (Site::Recovery, true));
-    assert_eq!(state("app-01"), (Site::Primary, true), "app-01 stays and replicates");
+    assert_eq!(
+        state("app-01"),
+        (Site::Primary, true),
+        "app-01 stays and replicates"
+    );
 }

@@ -12,7 +12,11 @@ use std::time::{Duration, SystemTime};
 
 /// What a run's simulated timeline is: how long it took, each job's duration, and each
 /// operation's start and end in the report.
-type Timeline = (Duration, Vec<(String, Option<Duration>)>, Vec<(u64, Option<u64>)>);
+type Timeline = (
+    Duration,
+    Vec<(String, Option<Duration>)>,
+    Vec<(u64, Option<u64>)>,
+);
 
 fn timeline(path: &Path, speed: f64) -> Timeline {
     let opts = RunOptions {
@@ -25,7 +29,12 @@ fn timeline(path: &Path, speed: f64) -> Timeline {
     let jobs = outcome
         .jobs
         .iter()
-        .map(|j| (format!("{} {}", j.info.operation, j.info.vm), j.info.duration()))
+        .map(|j| {
+            (
+                format!("{} {}", j.info.operation, j.info.vm),
+                j.info.duration(),
+            )
+        })
         .collect();
     let run = outcome.run.expect("a journal");
     let loaded = journal::load(&run.dir.join(journal::FILE)).unwrap();
@@ -54,11 +63,8 @@ fn the_simulated_timeline_is_the_same_at_150x_and_a_million_x() {
         runbook::plan::Outcome::Planned(plan) => plan,
         runbook::plan::Outcome::Rejected(r) => panic!("{:?}", r.findings),
     };
-    let planned: Vec<Option<Duration>> = plan
-        .operations
-        .iter()
-        .map(|s| Some(s.duration()))
-        .collect();
+    let planned: Vec<Option<Duration>> =
+        plan.operations.iter().map(|s| Some(s.duration())).collect();
     let ran: Vec<Option<Duration>> = slow.1.iter().map(|(_, d)| *d).collect();
     assert_eq!(ran, planned);
     let last_end = plan.operations.iter().map(|s| s.end).max().unwrap();
@@ -114,7 +120,10 @@ fn runs_outside_a_project_say_where_runs_are_kept() {
     let out = cli_in(examples.path(), &["runs"]);
     assert!(out.status.success());
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("no runs in . (looked in .runbook/runs)"), "{stderr}");
+    assert!(
+        stderr.contains("no runs in . (looked in .runbook/runs)"),
+        "{stderr}"
+    );
     assert!(
         stderr.contains("the folder of the runbook.toml that applies to it"),
         "{stderr}"
@@ -136,8 +145,10 @@ fn a_run_that_never_starts_leaves_no_run_folder() {
         assert!(
             !project.join(".runbook").exists(),
             "{runbook}: {:?}",
-            std::fs::read_dir(project.join(".runbook/runs"))
-                .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect::<Vec<_>>())
+            std::fs::read_dir(project.join(".runbook/runs")).map(|d| d
+                .filter_map(Result::ok)
+                .map(|e| e.file_name())
+                .collect::<Vec<_>>())
         );
     }
 }
@@ -161,8 +172,14 @@ fn the_summary_and_the_journal_name_both_clocks_of_a_manual_step() {
     );
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
-    assert!(stdout.contains("runbook line") && !stdout.contains("started at"), "{stdout}");
-    assert!(stdout.contains("service state") && stdout.contains(" protected "), "{stdout}");
+    assert!(
+        stdout.contains("runbook line") && !stdout.contains("started at"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("service state") && stdout.contains(" protected "),
+        "{stdout}"
+    );
     let line = stdout
         .lines()
         .find(|l| l.starts_with("manual step `Announce the failover`"))
@@ -175,8 +192,12 @@ fn the_summary_and_the_journal_name_both_clocks_of_a_manual_step() {
     );
     let project = examples.path().join("runbooks");
     let id = journal::runs::ids(&project).remove(0);
-    let loaded = journal::load(&journal::runs::runs_dir(&project).join(&id).join(journal::FILE))
-        .unwrap();
+    let loaded = journal::load(
+        &journal::runs::runs_dir(&project)
+            .join(&id)
+            .join(journal::FILE),
+    )
+    .unwrap();
     let step = loaded
         .records
         .iter()

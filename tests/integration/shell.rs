@@ -61,7 +61,10 @@ fn the_manual_page_names_every_command_and_a_page_is_written_for_each() {
     let out = cli(&["man"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let page = text(&out.stdout);
-    assert!(page.starts_with(".ie") || page.contains(".TH runbook 1"), "{page}");
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH runbook 1"),
+        "{page}"
+    );
     for path in command_paths().into_iter().skip(1) {
         let name = path.join(" ");
         assert!(page.contains(&name), "runbook(1) names `{name}`:\n{page}");
@@ -134,13 +137,13 @@ fn logs_follow_runbook_log_then_rust_log_then_verbose() {
 #[test]
 fn log_colour_follows_no_color() {
     let check = ["check", "runbooks/planned-failover.rhai"];
-    let forced = with_env(
-        &check,
-        &[("RUNBOOK_LOG", "debug"), ("CLICOLOR_FORCE", "1")],
-    );
+    let forced = with_env(&check, &[("RUNBOOK_LOG", "debug"), ("CLICOLOR_FORCE", "1")]);
     let stderr = text(&forced.stderr);
     assert!(stderr.contains("issuing"), "{stderr}");
-    assert!(stderr.contains("\u{1b}["), "CLICOLOR_FORCE colours: {stderr}");
+    assert!(
+        stderr.contains("\u{1b}["),
+        "CLICOLOR_FORCE colours: {stderr}"
+    );
     let plain = with_env(
         &check,
         &[
@@ -210,4 +213,20 @@ fn a_simulator_on_every_interface_says_to_use_loopback() {
     assert!(first.contains("on http://0.0.0.0:"), "{first}");
     assert!(first.contains("endpoint = \"http://127.0.0.1:"), "{first}");
     assert!(!first.contains("endpoint = \"http://0.0.0.0"), "{first}");
+}
+
+#[test]
+fn the_readme_says_how_to_install_and_names_the_shell_commands() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    for said in [
+        "cargo install --locked --path .",
+        "runbook completions bash",
+        "runbook man",
+        "RUST_LOG",
+        "NO_COLOR",
+        "-q/--quiet",
+        "-v/--verbose",
+    ] {
+        assert!(readme.contains(said), "the README says {said}");
+    }
 }

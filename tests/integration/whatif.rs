@@ -60,7 +60,14 @@ fn a_runbook_without_failure_handling_is_reported_at_each_failing_operation() {
     }
     // Warnings: the check passes unless warnings are denied.
     what_if(
-        &["--inventory", EXAMPLES, "--deny-warnings", "--format", "short", path],
+        &[
+            "--inventory",
+            EXAMPLES,
+            "--deny-warnings",
+            "--format",
+            "short",
+            path,
+        ],
         1,
     );
     let v = json(&["--inventory", EXAMPLES, path]);
