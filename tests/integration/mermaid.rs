@@ -2,31 +2,15 @@
 //! Mermaid's own parser under node (tests/mermaid/gantt.mjs, set up with Mermaid by
 //! `.ci/deps mermaid`), every bar starts and ends where the tables say.
 
-use crate::common::{cli, root, text};
+use crate::common::{cli, text};
 use runbook::clock::Timestamp;
 use serde_json::Value;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-/// The parsing script, set up by `.ci/deps mermaid` (under its lock).
+/// The parsing script, set up by `.ci/deps mermaid`.
 fn script() -> String {
-    let out = Command::new("bash")
-        .arg(root().join(".ci/deps"))
-        .arg("mermaid")
-        .stdin(Stdio::null())
-        .output()
-        .expect("bash runs .ci/deps");
-    assert!(
-        out.status.success(),
-        ".ci/deps mermaid failed (it needs node and npm, and the npm registry):\n{}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-        .lines()
-        .last()
-        .expect(".ci/deps prints the script")
-        .to_string()
+    crate::common::deps("mermaid")
 }
 
 /// The tasks Mermaid reads in `chart`: `(name, section, start, end, milestone)`.

@@ -1,7 +1,7 @@
 //! Every example runbook checks clean and runs to success on the simulator, leaving its VMs
 //! in the states the recovery procedure promises.
 
-use crate::common::{cli_in, examples, root, text};
+use crate::common::{cli_in, examples, root, run_example, text};
 use runbook::backend::Site;
 use runbook::check::{check_file, inventory_for};
 use runbook::run::{simulate, RunOptions};
@@ -169,17 +169,7 @@ fn the_readme_main_command_runs_the_site_failover() {
         "the README's main command changed: update this test with it"
     );
     let examples = examples();
-    let out = cli_in(
-        examples.path(),
-        &[
-            "run",
-            "runbooks/site-failover.rhai",
-            "--auto-approve",
-            "--speed",
-            "1000000",
-            "--no-progress",
-        ],
-    );
+    let out = run_example(examples.path(), "site-failover.rhai");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(stdout.contains("simulation SUCCEEDED"), "{stdout}");

@@ -2,7 +2,7 @@
 //! speed, run ids from the wall clock, where runs are kept, and no folder for a run that
 //! never started.
 
-use crate::common::{cli_in, examples, text};
+use crate::common::{cli_in, examples, run_example, text};
 use runbook::clock::Timestamp;
 use runbook::journal;
 use runbook::report::Audit;
@@ -159,17 +159,7 @@ fn a_run_that_never_starts_leaves_no_run_folder() {
 #[test]
 fn the_summary_and_the_journal_name_both_clocks_of_a_manual_step() {
     let examples = examples();
-    let out = cli_in(
-        examples.path(),
-        &[
-            "run",
-            "runbooks/site-failover.rhai",
-            "--auto-approve",
-            "--speed",
-            "1000000",
-            "--no-progress",
-        ],
-    );
+    let out = run_example(examples.path(), "site-failover.rhai");
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
     assert!(
