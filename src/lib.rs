@@ -39,3 +39,4 @@ pub mod report;
 pub mod run;
 pub mod script;
 pub mod simulator;
+pub mod verbosity;

@@ -221,7 +221,7 @@ fn print_document(document: &serde_json::Value, summary: &Summary) {
         "{}",
         serde_json::to_string_pretty(document).unwrap_or_default()
     );
-    errln!("{summary}");
+    crate::verbosity::inform!("{summary}");
 }
 
 /// `{"files": [...], "summary": {...}}`: for each file its counts, the dry run, every

@@ -611,8 +611,10 @@ wait_job(commit(app), #{ timeout: "10m" });
                 job failing, and once with the primary site unreachable. A scenario is not \
                 handled when an error a primitive raised (the failed wait, a refused \
                 operation, a failed verification) reaches the top of the runbook uncaught. \
-                The finding points at the operation that failed; scenarios that fail the same \
-                way at the same line make one finding.",
+                A runbook's own `throw` counts as handled, also when it rethrows a caught \
+                error after leaving its VMs safe, as the stdlib's functions do (so no finding \
+                points inside the stdlib). The finding points at the operation that failed; \
+                scenarios that fail the same way at the same line make one finding.",
             example: demo(
                 r#"let web = vm("web-01");
 wait_job(test_failover(web, #{ network: "drill-net" }), #{ timeout: "1h" });

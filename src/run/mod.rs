@@ -1,5 +1,5 @@
 //! `runbook run`: executes a runbook with live progress, then prints a summary. Without a
-//! target it runs on the embedded simulator, on a real clock sped up by a factor, and says
+//! target it runs on the embedded simulator, on a clock paced by a speed factor, and says
 //! so. Ctrl-C stops issuing new operations and never cancels a failover in progress.
 
 mod preview;
@@ -10,7 +10,7 @@ use crate::backend::inventory::Inventory;
 use crate::backend::sim::Simulator;
 use crate::backend::{Backend, Item};
 use crate::check::walk::Walker;
-use crate::clock::{human, Clock, RealClock};
+use crate::clock::{human, Clock, PacedClock, RealClock};
 use crate::config::{read_text, Config};
 use crate::diagnostics::{render, sort_and_dedup, Finding, RenderOptions, Severity, Sources};
 use crate::error::{exit, Error};
@@ -191,9 +191,10 @@ pub struct Venue {
 }
 
 impl Venue {
-    /// The embedded simulator of `inventory`, `speed` times faster than real time.
+    /// The embedded simulator of `inventory`, `speed` times faster than real time: its
+    /// clock moves only by the run's waits, so the simulated times are the same at any speed.
     pub fn simulator(inventory: Inventory, speed: f64) -> Venue {
-        let clock: Arc<dyn Clock> = Arc::new(RealClock::starting_at(inventory.start, speed));
+        let clock: Arc<dyn Clock> = Arc::new(PacedClock::new(inventory.start, speed));
         let sim = Arc::new(Simulator::new(&inventory, clock.clone(), false));
         Venue {
             banner: format!(
@@ -273,7 +274,10 @@ fn start(
 ) -> Result<(Outcome, f64), Error> {
     let journaling = if opts.journal {
         let project = journal::runs::project_of(config.path.as_deref(), &opts.path);
-        let (id, dir) = journal::runs::create_run(&project, venue.clock.now())?;
+        // The id says when the run happened on the wall clock, so `runbook runs` sorts runs
+        // in the order they were made; a simulated run's own times stay in its journal.
+        let now = crate::clock::Timestamp::from_system(std::time::SystemTime::now());
+        let (id, dir) = journal::runs::create_run(&project, now)?;
         Some(Journaling {
             run: RunRef { id, dir, project },
             resume: None,
@@ -284,6 +288,14 @@ fn start(
         None
     };
     run_with(opts, venue, interactive, journaling, begin)
+}
+
+/// Removes the folder of a new run that did not start (refused by the lock, the runbook
+/// has errors, its journal could not be opened), so no empty run is left behind.
+fn discard_new(journaling: Option<&Journaling>) {
+    if let Some(j) = journaling.filter(|j| j.resume.is_none()) {
+        journal::runs::discard(&j.run.project, &j.run.dir);
+    }
 }
 
 /// A run's journal: a new one, or one to resume.
@@ -316,8 +328,8 @@ fn run_with(
     let name = crate::paths::display(&opts.path);
     let folder = crate::paths::folder_of(&opts.path);
     let speed = venue.speed;
-    let _lock = match &venue.identity {
-        Some(identity) => Some(journal::lock::Lock::acquire(
+    let locked = venue.identity.as_ref().map(|identity| {
+        journal::lock::Lock::acquire(
             &journaling.as_ref().map_or_else(
                 || journal::runs::project_of(None, &opts.path),
                 |j| j.run.project.clone(),
@@ -334,8 +346,14 @@ fn run_with(
                 target: opts.target.clone().unwrap_or_default(),
             },
             opts.take_over,
-        )?),
-        None => None,
+        )
+    });
+    let _lock = match locked.transpose() {
+        Ok(lock) => lock,
+        Err(e) => {
+            discard_new(journaling.as_ref());
+            return Err(e);
+        }
     };
     if let (Some(stale), Some(j)) = (
         _lock.as_ref().and_then(journal::lock::Lock::took_over),
@@ -580,19 +598,20 @@ fn execute(
     };
     let Some(ast) = ast else {
         outcome.not_started = true;
-        if let Some(j) = &journaling {
-            if j.resume.is_none() {
-                // Nothing ran: no run to keep.
-                let _ = std::fs::remove_dir(&j.run.dir);
-                outcome.run = None;
-            }
+        if journaling.as_ref().is_some_and(|j| j.resume.is_none()) {
+            // Nothing ran: no run to keep.
+            discard_new(journaling.as_ref());
+            outcome.run = None;
         }
         return Ok(outcome);
     };
     let journal = match &journaling {
         Some(j) => {
-            let journal = open_journal(j, opts, text, &resolver, &venue, clock.now())
-                .map_err(|e| Error::Usage(format!("{e}; nothing was run")))?;
+            let journal =
+                open_journal(j, opts, text, &resolver, &venue, clock.now()).map_err(|e| {
+                    discard_new(journaling.as_ref());
+                    Error::Usage(format!("{e}; nothing was run"))
+                })?;
             if j.announce {
                 errln!(
                     "run {} (journal {})",

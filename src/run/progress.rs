@@ -62,12 +62,18 @@ pub struct Progress {
     out: Arc<Lines>,
     bars: RefCell<HashMap<String, ProgressBar>>,
     last_state: RefCell<HashMap<String, String>>,
+    /// When the run first saw each job, on its own clock: a service's clock may run ahead
+    /// of it (the simulator server, sped up), so the job's own start time says nothing of
+    /// how long the run has waited.
+    first_seen: RefCell<HashMap<String, Timestamp>>,
     clock: Arc<dyn Clock>,
     auto_approve: bool,
     /// Lines the operator types, read by one thread for the whole run.
     lines: RefCell<Option<Receiver<String>>>,
     /// Cancelled by Ctrl-C: a manual step stops waiting.
     interrupt: CancellationToken,
+    /// `-q`: no lines or spinners for jobs.
+    quiet: bool,
 }
 
 impl Progress {
@@ -79,7 +85,8 @@ impl Progress {
         interrupt: CancellationToken,
     ) -> Self {
         let start = clock.now();
-        let multi = (bars && std::io::stderr().is_terminal())
+        let quiet = crate::verbosity::quiet();
+        let multi = (bars && !quiet && std::io::stderr().is_terminal())
             .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
         Progress {
             out: Arc::new(Lines {
@@ -90,10 +97,12 @@ impl Progress {
             multi,
             bars: RefCell::new(HashMap::new()),
             last_state: RefCell::new(HashMap::new()),
+            first_seen: RefCell::new(HashMap::new()),
             clock,
             auto_approve,
             lines: RefCell::new(None),
             interrupt,
+            quiet,
         }
     }
 
@@ -126,6 +135,26 @@ impl Progress {
     /// Where the backend tells of the waits it makes on its own: the same progress lines.
     pub fn notices(&self) -> Arc<dyn Notices> {
         self.out.clone()
+    }
+
+    /// A running job's spinner text: what it is, its state, how long the run has waited.
+    fn running(&self, job: &JobInfo) -> String {
+        let waited = self.clock.now().since(self.seen_since(job));
+        format!(
+            "{} {} ({} so far)",
+            Progress::describe(job),
+            job.state,
+            human(waited)
+        )
+    }
+
+    /// When the run first saw `job` (now, the first time it is asked).
+    fn seen_since(&self, job: &JobInfo) -> Timestamp {
+        *self
+            .first_seen
+            .borrow_mut()
+            .entry(job.id.clone())
+            .or_insert_with(|| self.clock.now())
     }
 
     fn describe(job: &JobInfo) -> String {
@@ -169,6 +198,10 @@ impl Observer for Progress {
     }
 
     fn job_started(&self, job: &JobInfo) {
+        self.seen_since(job);
+        if self.quiet {
+            return;
+        }
         self.line(&format!(
             "started {} (job {})",
             Progress::describe(job),
@@ -190,20 +223,19 @@ impl Observer for Progress {
     }
 
     fn job_updated(&self, job: &JobInfo) {
-        let running = self.clock.now().since(job.started);
+        let running = self.running(job);
         if let Some(bar) = self.bars.borrow().get(&job.id) {
-            bar.set_message(format!(
-                "{} {} ({} so far)",
-                Progress::describe(job),
-                job.state,
-                human(running)
-            ));
+            bar.set_message(running);
         }
         let previous = self
             .last_state
             .borrow_mut()
             .insert(job.id.clone(), job.state.to_string());
         if previous.as_deref() == Some(job.state.as_str()) {
+            return;
+        }
+        // Quiet runs still say when a job failed.
+        if self.quiet && !(job.state.is_terminal() && job.state != JobState::Succeeded) {
             return;
         }
         if job.state.is_terminal() {
@@ -362,5 +394,40 @@ impl Observer for Progress {
             }
             None => answer(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::Operation;
+    use crate::clock::VirtualClock;
+
+    /// The simulator server's clock runs ahead of the run's (it is sped up): how long a job
+    /// has run is counted from when the run first saw it, not from the service's start time.
+    #[test]
+    fn a_spinner_counts_from_when_the_run_first_saw_the_job() {
+        let clock = Arc::new(VirtualClock::new(Timestamp(1_000_000)));
+        let progress = Progress::new(clock.clone(), false, true, CancellationToken::new());
+        let job = JobInfo {
+            id: "job-1".into(),
+            operation: Operation::PlannedFailover,
+            vm: "sql-01".into(),
+            state: JobState::InProgress,
+            errors: Vec::new(),
+            warnings: Vec::new(),
+            // Ten hours ahead of the run's clock.
+            started: Timestamp(1_000_000 + 36_000_000),
+            ended: None,
+            retry_after: None,
+            expected_end: None,
+            skipped: None,
+        };
+        progress.job_started(&job);
+        clock.advance(Duration::from_secs(90));
+        assert_eq!(
+            progress.running(&job),
+            "planned_failover of sql-01 InProgress (1m 30s so far)"
+        );
     }
 }

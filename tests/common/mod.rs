@@ -14,8 +14,70 @@ pub fn root() -> PathBuf {
 }
 
 /// Runs the `runbook` binary with `args` in the package root, with no standard input.
+/// Not for `run` or `resume`: a run keeps its journal in its project, which would be the
+/// repository's `runbooks/`; run a copy instead ([`examples`] and [`cli_in`]).
 pub fn cli(args: &[&str]) -> Output {
+    assert!(
+        !matches!(args.first(), Some(&"run" | &"resume")) || args.contains(&"--help"),
+        "`runbook {}` from the package root would write a journal into the repository: run a copy of the runbook in a temporary folder (common::examples and cli_in)",
+        args.join(" ")
+    );
     cli_in(&root(), args)
+}
+
+/// What `.ci/deps TOOL` prints last: the tool, set up once in its cache (under its lock,
+/// so tests and CI running it at once do not race).
+pub fn deps(tool: &str) -> String {
+    let out = Command::new("bash")
+        .arg(root().join(".ci/deps"))
+        .arg(tool)
+        .stdin(Stdio::null())
+        .output()
+        .expect("bash runs .ci/deps");
+    assert!(
+        out.status.success(),
+        ".ci/deps {tool} failed (python needs python3 with venv and PyPI; mermaid needs node, npm and the npm registry):\n{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+        .lines()
+        .last()
+        .unwrap_or_else(|| panic!(".ci/deps {tool} prints where the tool is"))
+        .to_string()
+}
+
+/// Runs the example `runbooks/NAME` of a copy made by [`examples`] on the embedded
+/// simulator, a millionfold sped up, its manual steps confirmed, with plain progress.
+pub fn run_example(examples: &Path, name: &str) -> Output {
+    let runbook = format!("runbooks/{name}");
+    cli_in(
+        examples,
+        &[
+            "run",
+            &runbook,
+            "--auto-approve",
+            "--speed",
+            "1000000",
+            "--no-progress",
+        ],
+    )
+}
+
+/// A temporary copy of the example runbooks: `runbooks/` (the runbooks, their inventories
+/// and runbook.toml, without any `.runbook/` of runs) inside the returned folder, so a run
+/// of one keeps its journal there.
+pub fn examples() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let copy = dir.path().join("runbooks");
+    std::fs::create_dir(&copy).unwrap();
+    for entry in std::fs::read_dir(root().join("runbooks")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, copy.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    dir
 }
 
 pub fn cli_in(dir: &Path, args: &[&str]) -> Output {

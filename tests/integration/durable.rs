@@ -363,6 +363,11 @@ fn a_second_run_on_the_same_target_is_refused_and_a_stale_lock_is_detected() {
         message.contains(&format!("process {}", first.id())),
         "{message}"
     );
+    assert_eq!(
+        run_ids(dir.path()),
+        std::slice::from_ref(&id),
+        "a run refused by the lock leaves no run folder"
+    );
     // The same vault through `localhost` and in other letter cases is the same lock.
     let toml = std::fs::read_to_string(dir.path().join("runbook.toml")).unwrap();
     let same = format!(
@@ -384,6 +389,7 @@ fn a_second_run_on_the_same_target_is_refused_and_a_stale_lock_is_detected() {
     first.kill().unwrap();
     first.wait().unwrap();
     refused("sim", &format!("stale lock: run {id}"));
+    assert_eq!(run_ids(dir.path()), std::slice::from_ref(&id));
     assert!(!server.stats().keys().any(|k| k.starts_with("issued")));
     let taken = runbook(dir.path(), &TAKE_OVER, None);
     assert!(taken.status.success(), "{}", text(&taken));

@@ -72,7 +72,12 @@ pub struct JobRecord {
 pub struct Approval {
     pub title: String,
     pub by: String,
+    /// On the run's clock (simulated time on the embedded simulator).
     pub at: Timestamp,
+    /// On the wall clock, RFC 3339 (none in a journal written before it was recorded).
+    pub wall: Option<String>,
+    /// How long the step waited for the approval, in real time.
+    pub waited: Option<std::time::Duration>,
 }
 
 #[derive(Default)]
