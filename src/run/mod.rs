@@ -131,6 +131,8 @@ pub fn simulate(opts: &RunOptions, interactive: bool) -> Result<(Outcome, f64), 
                     "--auto-approve is for the embedded simulator only: a live run's manual steps are confirmed at the terminal or with `runbook approve RUN STEP`. Nothing was read or issued".into(),
                 ));
             }
+            // A target that does not exist is the first thing to say.
+            config.target(target)?;
             preview::can_ask(opts)?;
             let backend = Arc::new(config.backend(target)?);
             // Its long waits (throttling, retries) show while the live state is read.
