@@ -235,13 +235,18 @@ fn without_a_terminal_or_yes_and_with_auto_approve_nothing_is_read_or_issued() {
             ],
             "--auto-approve is for the embedded simulator only",
         ),
+        // A target that does not exist is said first, not the missing terminal.
+        (
+            vec!["run", "plan.rhai", "--target", "nope"],
+            "no target `nope`",
+        ),
     ] {
         let out = runbook(dir.path(), &args);
         let shown = text(&out);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {shown}");
         assert!(shown.contains(says), "{args:?}: {shown}");
         assert!(
-            shown.contains("Nothing was read or issued"),
+            shown.contains("Nothing was read or issued") || shown.contains("no target"),
             "{args:?}: {shown}"
         );
         assert_eq!(server.stats().values().sum::<u64>(), 0, "{args:?}");
