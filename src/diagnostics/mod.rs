@@ -12,7 +12,10 @@ pub mod sarif;
 mod summary;
 
 pub use codes::Code;
-pub use position::{char_span_to_bytes, line_col_of, offset_of, token_chars_at, Region};
+pub use position::{
+    char_span_to_bytes, line_col_of, offset_of, offset_of_utf16, token_chars_at, utf16_position,
+    Region,
+};
 pub use render::{render, render_all, summary_line, RenderOptions};
 pub use summary::Summary;
 
