@@ -95,6 +95,11 @@ pub struct Finding {
     /// Innermost call first: each frame is where the function containing the previous
     /// location was called from.
     pub chain: Vec<Frame>,
+    /// The text that replaces the located text to fix the finding: the name a "did you
+    /// mean" help suggests, as it is written there (a string literal with its quotes). Editors
+    /// offer it as a quick fix.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replacement: Option<String>,
 }
 
 impl Finding {
@@ -109,6 +114,7 @@ impl Finding {
             help: None,
             notes: Vec::new(),
             chain: Vec::new(),
+            replacement: None,
         }
     }
 
@@ -144,6 +150,12 @@ impl Finding {
 
     pub fn chain(mut self, chain: Vec<Frame>) -> Self {
         self.chain = chain;
+        self
+    }
+
+    /// Says that `text` in place of the located text fixes the finding.
+    pub fn replace_with(mut self, text: impl Into<String>) -> Self {
+        self.replacement = Some(text.into());
         self
     }
 
@@ -238,6 +250,11 @@ pub fn sort_and_dedup(findings: &mut Vec<Finding>) {
             .then(a.message.cmp(&b.message))
     });
     findings.dedup();
+}
+
+/// `text` as a Rhai string literal, for a replacement of one.
+pub fn string_literal(text: &str) -> String {
+    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
 /// Suggests the closest candidate to `name`, for "did you mean" help.
