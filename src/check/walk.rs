@@ -233,7 +233,9 @@ impl<'a> Walker<'a> {
                     .at(self.at(scope, pos, 0))
                     .label("unknown function");
                     if let Some(s) = did_you_mean(name, functions.keys().map(String::as_str)) {
-                        f = f.help(format!("did you mean `{alias}::{s}`?")).replace_with(s);
+                        f = f
+                            .help(format!("did you mean `{alias}::{s}`?"))
+                            .replace_with(s);
                     } else {
                         let mut known: Vec<&str> = functions.keys().map(String::as_str).collect();
                         known.sort_unstable();

@@ -65,7 +65,10 @@ impl Cache {
 
     /// The `file:` URL of a code's explanation (markdown).
     pub(crate) fn explanation(&self, code: Code) -> Option<Url> {
-        let path = self.dir.as_ref()?.join(format!("explain/{}.md", code.as_str()));
+        let path = self
+            .dir
+            .as_ref()?
+            .join(format!("explain/{}.md", code.as_str()));
         Url::from_file_path(path).ok()
     }
 }
@@ -76,11 +79,12 @@ fn files() -> Vec<(String, String)> {
         .iter()
         .map(|(name, text)| (format!("stdlib/{name}.rhai"), text.to_string()))
         .collect();
-    out.extend(
-        Code::ALL
-            .iter()
-            .map(|&code| (format!("explain/{}.md", code.as_str()), explain::markdown(code))),
-    );
+    out.extend(Code::ALL.iter().map(|&code| {
+        (
+            format!("explain/{}.md", code.as_str()),
+            explain::markdown(code),
+        )
+    }));
     out
 }
 
@@ -113,12 +117,18 @@ mod tests {
         let base = tempfile::tempdir().unwrap();
         let cache = Cache::create_in(base.path());
         let failover = cache.stdlib_file("stdlib/failover.rhai").unwrap();
-        assert_eq!(cache.stdlib_file("runbook/failover"), Some(failover.clone()));
+        assert_eq!(
+            cache.stdlib_file("runbook/failover"),
+            Some(failover.clone())
+        );
         assert_eq!(
             std::fs::read_to_string(&failover).unwrap(),
             stdlib::get("failover").unwrap()
         );
-        assert!(std::fs::metadata(&failover).unwrap().permissions().readonly());
+        assert!(std::fs::metadata(&failover)
+            .unwrap()
+            .permissions()
+            .readonly());
         assert_eq!(cache.stdlib_file("stdlib/nothing.rhai"), None);
         assert_eq!(cache.stdlib_file("lib/steps.rhai"), None);
         let url = cache.explanation(Code::UnknownVm).unwrap();

@@ -117,7 +117,10 @@ fn module(project: &Project, alias: &str) -> Vec<CompletionItem> {
         .map(|f| CompletionItem {
             kind: Some(CompletionItemKind::FUNCTION),
             documentation: Some(markdown(f.doc.clone())),
-            ..CompletionItem::new_simple(f.name.clone(), format!("{}({})", f.name, f.params.join(", ")))
+            ..CompletionItem::new_simple(
+                f.name.clone(),
+                format!("{}({})", f.name, f.params.join(", ")),
+            )
         })
         .collect()
 }

@@ -9,8 +9,8 @@ use crate::check::Report;
 use crate::diagnostics::{line_col_of, utf16_position, Finding, Location, Severity, Sources};
 use crate::error::Error;
 use lsp_types::{
-    CodeDescription, Diagnostic, DiagnosticRelatedInformation, DiagnosticSeverity,
-    NumberOrString, Position, Range, Url,
+    CodeDescription, Diagnostic, DiagnosticRelatedInformation, DiagnosticSeverity, NumberOrString,
+    Position, Range, Url,
 };
 use std::collections::HashMap;
 
@@ -169,7 +169,10 @@ pub(crate) fn unchecked(error: &Error, docs: &Documents) -> Diagnostic {
             related = Some(vec![DiagnosticRelatedInformation {
                 location: lsp_types::Location::new(
                     uri,
-                    Range::new(Position::new(line, character), Position::new(line, character)),
+                    Range::new(
+                        Position::new(line, character),
+                        Position::new(line, character),
+                    ),
                 ),
                 message: "the problem is here".into(),
             }]);
@@ -197,7 +200,8 @@ mod tests {
     ) -> (ByDocument, Cache, tempfile::TempDir) {
         let base = tempfile::tempdir().unwrap();
         let cache = Cache::create_in(base.path());
-        let inventory = inventory.map(|i| crate::backend::inventory::Inventory::parse(i, "inventory.toml").unwrap());
+        let inventory = inventory
+            .map(|i| crate::backend::inventory::Inventory::parse(i, "inventory.toml").unwrap());
         let report = check_text(name, text, None, inventory.as_ref());
         let docs = Documents::default();
         let uri = Url::from_file_path(std::path::absolute(name).unwrap()).unwrap();
@@ -224,9 +228,19 @@ mod tests {
         let d = &diagnostics[0];
         assert_eq!(d.code, Some(NumberOrString::String("RB002".into())));
         assert_eq!(d.severity, Some(DiagnosticSeverity::ERROR));
-        assert_eq!(d.range, Range::new(Position::new(0, 13), Position::new(0, 21)));
-        assert!(d.message.contains("help: did you mean `failover`?"), "{}", d.message);
-        assert_eq!(d.data, Some(serde_json::json!({ "replacement": "failover" })));
+        assert_eq!(
+            d.range,
+            Range::new(Position::new(0, 13), Position::new(0, 21))
+        );
+        assert!(
+            d.message.contains("help: did you mean `failover`?"),
+            "{}",
+            d.message
+        );
+        assert_eq!(
+            d.data,
+            Some(serde_json::json!({ "replacement": "failover" }))
+        );
         let href = &d.code_description.as_ref().unwrap().href;
         assert_eq!(
             Some(href.clone()),
@@ -240,17 +254,29 @@ mod tests {
         let text = "import \"runbook/failover\" as failover;\n\nfailover::group([vm(\"db-01\")], #{ kind: \"planned\" }, \"5m\");\n";
         let inventory = "[[items]]\nname = \"db-01\"\ndurations = { planned_failover = \"12m\" }\n";
         let (by, cache, _base) = check("lsp-stdlib.rhai", text, Some(inventory));
-        let stdlib = Url::from_file_path(cache.stdlib_file("stdlib/failover.rhai").unwrap()).unwrap();
-        assert!(!by.contains_key(&stdlib), "nothing is published in the stdlib: {by:?}");
+        let stdlib =
+            Url::from_file_path(cache.stdlib_file("stdlib/failover.rhai").unwrap()).unwrap();
+        assert!(
+            !by.contains_key(&stdlib),
+            "nothing is published in the stdlib: {by:?}"
+        );
         let d = by
             .values()
             .flatten()
             .find(|d| d.code == Some(NumberOrString::String("RB104".into())))
             .expect("RB104");
-        assert_eq!(d.range.start, Position::new(2, 10), "at `group` in the runbook");
+        assert_eq!(
+            d.range.start,
+            Position::new(2, 10),
+            "at `group` in the runbook"
+        );
         let related = d.related_information.as_ref().unwrap();
         let inside = related.iter().find(|r| r.location.uri == stdlib).unwrap();
-        assert!(inside.message.contains("stdlib/failover.rhai"), "{}", inside.message);
+        assert!(
+            inside.message.contains("stdlib/failover.rhai"),
+            "{}",
+            inside.message
+        );
         assert_eq!(d.data, None, "no quick fix at a call it was anchored at");
     }
 }

@@ -25,7 +25,9 @@ pub(crate) struct Documents(Arc<Mutex<HashMap<Url, Document>>>);
 impl Documents {
     pub(crate) fn lock(&self) -> MutexGuard<'_, HashMap<Url, Document>> {
         // A panic elsewhere never leaves the map half-changed: each change is one insert.
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub(crate) fn get(&self, uri: &Url) -> Option<Document> {
@@ -105,7 +107,8 @@ fn apply(text: &str, change: &TextDocumentContentChangeEvent) -> String {
     let Some(range) = change.range else {
         return change.text.clone();
     };
-    let at = |p: lsp_types::Position| offset_of_utf16(text, p.line, p.character).unwrap_or(text.len());
+    let at =
+        |p: lsp_types::Position| offset_of_utf16(text, p.line, p.character).unwrap_or(text.len());
     let start = at(range.start);
     let end = at(range.end).max(start);
     format!("{}{}{}", &text[..start], change.text, &text[end..])

@@ -84,7 +84,9 @@ pub(crate) fn option(prim: &Primitive, spec: &OptSpec) -> String {
 
 /// The primitive a call is of, when it is one.
 pub(crate) fn primitive_of(call: &syntax::Callee) -> Option<&'static Primitive> {
-    call.namespace.is_none().then(|| registry::find(&call.name))?
+    call.namespace
+        .is_none()
+        .then(|| registry::find(&call.name))?
 }
 
 /// The option `key` of the option map that is argument `index` of `call`.

@@ -26,8 +26,8 @@ use lsp_types::request::{
     CodeActionRequest, Completion, GotoDefinition, HoverRequest, Request as _,
 };
 use lsp_types::{
-    CodeActionKind, CodeActionOptions, CodeActionProviderCapability, CompletionOptions,
-    OneOf, ServerCapabilities, TextDocumentPositionParams, TextDocumentSyncCapability,
+    CodeActionKind, CodeActionOptions, CodeActionProviderCapability, CompletionOptions, OneOf,
+    ServerCapabilities, TextDocumentPositionParams, TextDocumentSyncCapability,
     TextDocumentSyncKind, Url,
 };
 use project::Project;
@@ -138,16 +138,14 @@ impl Server<'_> {
                 })
             }
             DidChangeTextDocument::METHOD => {
-                parse::<lsp_types::DidChangeTextDocumentParams>(notification.params).and_then(
-                    |p| {
-                        let d = p.text_document;
-                        docs.change(&d.uri, d.version, &p.content_changes)
-                            .then_some(Job::Touched {
-                                uri: d.uri,
-                                now: false,
-                            })
-                    },
-                )
+                parse::<lsp_types::DidChangeTextDocumentParams>(notification.params).and_then(|p| {
+                    let d = p.text_document;
+                    docs.change(&d.uri, d.version, &p.content_changes)
+                        .then_some(Job::Touched {
+                            uri: d.uri,
+                            now: false,
+                        })
+                })
             }
             // runbook.toml or the inventory may have changed beside it.
             DidSaveTextDocument::METHOD => {
@@ -183,8 +181,8 @@ impl Server<'_> {
             GotoDefinition::METHOD => self.at(request.params, |p, uri, offset| {
                 serde_json::to_value(navigate::definition(p, uri, offset)).ok()
             }),
-            CodeActionRequest::METHOD => parse::<lsp_types::CodeActionParams>(request.params)
-                .map(|p| {
+            CodeActionRequest::METHOD => {
+                parse::<lsp_types::CodeActionParams>(request.params).map(|p| {
                     let uri = p.text_document.uri;
                     let actions = self.shared.docs.get(&uri).map_or_else(Vec::new, |doc| {
                         navigate::code_actions(
@@ -196,7 +194,8 @@ impl Server<'_> {
                         )
                     });
                     serde_json::to_value(actions).unwrap_or_default()
-                }),
+                })
+            }
             method => {
                 return Response::new_err(
                     id,

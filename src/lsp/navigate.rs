@@ -8,8 +8,7 @@ use super::syntax::{self, Kind};
 use super::worker::Published;
 use crate::diagnostics::offset_of_utf16;
 use lsp_types::{
-    CodeAction, CodeActionKind, CodeActionOrCommand, Location, Range, TextEdit, Url,
-    WorkspaceEdit,
+    CodeAction, CodeActionKind, CodeActionOrCommand, Location, Range, TextEdit, Url, WorkspaceEdit,
 };
 use std::collections::HashMap;
 
@@ -109,6 +108,53 @@ mod tests {
         assert!(!same_shape("\"kidn", "kind"), "a key written as a string");
         assert!(!same_shape("failvoer(", "failover"));
         assert!(!same_shape("", "x"));
+    }
+
+    /// Each kind of "did you mean" finding carries the replacement its help names, and
+    /// writing it in place of the finding's text makes the finding go.
+    #[test]
+    fn every_did_you_mean_replacement_fixes_its_finding() {
+        use crate::backend::inventory::Inventory;
+        use crate::check::check_text;
+        use crate::diagnostics::offset_of;
+        let inventory = Inventory::parse(
+            "[plans]\nweb-tier = [\"web-01\"]\n[[items]]\nname = \"web-01\"\n",
+            "inventory.toml",
+        )
+        .unwrap();
+        let cases = [
+            ("import \"runbook/failover\" as failover;\nfailover::gruop([vm(\"web-01\")], #{ kind: \"planned\" }, \"1h\");\nfailover::protect([vm(\"web-01\")], \"2h\");", "group"),
+            ("wait_job(failvoer(vm(\"web-01\"), #{ kind: \"planned\" }));", "failover"),
+            ("wait_job(failover(vm(\"web-01\"), #{ kind: \"unplanned\", shutdwn_source: true }));", "shutdown_source"),
+            ("wait_job(failover(vm(\"web-01\"), #{ kind: \"planed\" }));", "\"planned\""),
+            ("note(vm(\"web-1\").name);", "\"web-01\""),
+            ("let w = vms(#{ plan: \"web-teir\" });", "\"web-tier\""),
+        ];
+        for (text, expected) in cases {
+            let report = check_text("fix.rhai", text, None, Some(&inventory));
+            let finding = report
+                .findings
+                .iter()
+                .find(|f| f.replacement.is_some())
+                .unwrap_or_else(|| panic!("a replacement in {:#?}", report.findings));
+            assert_eq!(finding.replacement.as_deref(), Some(expected), "{text}");
+            let at = finding.location.as_ref().unwrap();
+            let region = report.sources.region(at);
+            let start = offset_of(text, region.line, region.column).unwrap();
+            let end = offset_of(text, region.end_line, region.end_column).unwrap();
+            assert!(
+                same_shape(&text[start..end], expected),
+                "{}",
+                &text[start..end]
+            );
+            let fixed = format!("{}{expected}{}", &text[..start], &text[end..]);
+            let again = check_text("fix.rhai", &fixed, None, Some(&inventory));
+            assert!(
+                again.findings.iter().all(|f| f.code != finding.code),
+                "{fixed}: {:#?}",
+                again.findings
+            );
+        }
     }
 
     #[test]

@@ -165,7 +165,10 @@ enum Frame {
     Paren(Option<Callee>, usize),
     Bracket,
     /// An option map: the key being written, or whose value is being written.
-    Map { key: Option<String>, at_key: bool },
+    Map {
+        key: Option<String>,
+        at_key: bool,
+    },
     Brace,
 }
 
@@ -173,9 +176,15 @@ enum Frame {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Place {
     /// The `index`-th argument of a call (a method call's receiver is argument 0).
-    Argument { call: Callee, index: usize },
+    Argument {
+        call: Callee,
+        index: usize,
+    },
     /// A key of the option map that is the `index`-th argument of a call.
-    OptionKey { call: Callee, index: usize },
+    OptionKey {
+        call: Callee,
+        index: usize,
+    },
     /// The value of `key` in such a map, or (`in_array`) an element of that value.
     OptionValue {
         call: Callee,
@@ -206,7 +215,9 @@ pub(crate) fn place(tokens: &[Token], at: usize) -> Place {
             Kind::LBrace => stack.push(Frame::Brace),
             Kind::RParen => pop_to(&mut stack, |f| matches!(f, Frame::Paren(..))),
             Kind::RBracket => pop_to(&mut stack, |f| matches!(f, Frame::Bracket)),
-            Kind::RBrace => pop_to(&mut stack, |f| matches!(f, Frame::Map { .. } | Frame::Brace)),
+            Kind::RBrace => pop_to(&mut stack, |f| {
+                matches!(f, Frame::Map { .. } | Frame::Brace)
+            }),
             Kind::Comma => match stack.last_mut() {
                 Some(Frame::Paren(_, index)) => *index += 1,
                 Some(Frame::Map { key, at_key }) => {
@@ -369,7 +380,9 @@ pub(crate) fn in_comment(text: &str, tokens: &[Token], offset: usize) -> bool {
         .rsplit('\n')
         .next()
         .is_some_and(|line| line.contains("//"));
-    let block = gap.rfind("/*").is_some_and(|open| !gap[open..].contains("*/"));
+    let block = gap
+        .rfind("/*")
+        .is_some_and(|open| !gap[open..].contains("*/"));
     line_comment || block
 }
 
@@ -388,7 +401,10 @@ mod tests {
         let s = &all[2];
         assert_eq!(s.kind, Kind::Str("é😀".into()));
         assert_eq!(&text[s.start..s.end], "\"é😀\"");
-        let vm = all.iter().find(|t| t.kind == Kind::Ident("vm".into())).unwrap();
+        let vm = all
+            .iter()
+            .find(|t| t.kind == Kind::Ident("vm".into()))
+            .unwrap();
         assert_eq!(&text[vm.start..vm.end], "vm");
     }
 

@@ -40,7 +40,9 @@ impl Published {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Url, (Option<i32>, Vec<Diagnostic>)>> {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -82,7 +84,11 @@ pub(crate) fn run(jobs: &Receiver<Job>, shared: &Shared) {
             if let Some(doc) = shared.docs.get(&uri) {
                 let found = check(&uri, &doc, shared);
                 // The editor moved on while this ran: a newer check is pending.
-                if shared.docs.get(&uri).is_some_and(|d| d.version == doc.version) {
+                if shared
+                    .docs
+                    .get(&uri)
+                    .is_some_and(|d| d.version == doc.version)
+                {
                     state.found.insert(uri.clone(), found);
                     state.publish(&uri, shared);
                 }
@@ -105,7 +111,8 @@ impl State {
         let later = now + DEBOUNCE;
         let uri = match job {
             Job::Touched { uri, now: at_once } => {
-                self.pending.insert(uri.clone(), if at_once { now } else { later });
+                self.pending
+                    .insert(uri.clone(), if at_once { now } else { later });
                 uri
             }
             Job::Closed(uri) => {

@@ -305,6 +305,9 @@ mod tests {
             assert!(text("runbook/failover").unwrap().contains("fn group"));
         });
         assert_eq!(&*text("m").unwrap(), "fn saved() {}");
-        assert!(text("new").unwrap_err().contains("not found"), "gone with the overlay");
+        assert!(
+            text("new").unwrap_err().contains("not found"),
+            "gone with the overlay"
+        );
     }
 }

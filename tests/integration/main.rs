@@ -13,6 +13,7 @@ mod fixtures;
 mod formats;
 mod live;
 mod lro;
+mod lsp;
 mod options;
 mod plan;
 mod reports;
