@@ -19,11 +19,11 @@ use crate::error::{exit, Error};
 use documents::Documents;
 use lsp_server::{Connection, ErrorCode, Message, Notification, Request, Response};
 use lsp_types::notification::{
-    DidChangeTextDocument, DidCloseTextDocument, DidOpenTextDocument, DidSaveTextDocument,
-    Notification as _,
+    DidChangeTextDocument, DidChangeWatchedFiles, DidCloseTextDocument, DidOpenTextDocument,
+    DidSaveTextDocument, Notification as _,
 };
 use lsp_types::request::{
-    CodeActionRequest, Completion, GotoDefinition, HoverRequest, Request as _,
+    CodeActionRequest, Completion, GotoDefinition, HoverRequest, RegisterCapability, Request as _,
 };
 use lsp_types::{
     CodeActionKind, CodeActionOptions, CodeActionProviderCapability, CompletionOptions, OneOf,
@@ -63,11 +63,39 @@ fn capabilities() -> ServerCapabilities {
     }
 }
 
+/// Asks the editor, when it can, to say when `.rhai` and `.toml` files change on disk: a
+/// module saved elsewhere, runbook.toml or an inventory edited.
+fn watch_files(connection: &Connection, params: &serde_json::Value) {
+    let pointer = "/capabilities/workspace/didChangeWatchedFiles/dynamicRegistration";
+    if params.pointer(pointer) != Some(&serde_json::Value::Bool(true)) {
+        return;
+    }
+    let options = lsp_types::DidChangeWatchedFilesRegistrationOptions {
+        watchers: vec![lsp_types::FileSystemWatcher {
+            glob_pattern: lsp_types::GlobPattern::String("**/*.{rhai,toml}".into()),
+            kind: None,
+        }],
+    };
+    let registration = lsp_types::Registration {
+        id: "runbook-files".into(),
+        method: DidChangeWatchedFiles::METHOD.into(),
+        register_options: serde_json::to_value(options).ok(),
+    };
+    let request = Request::new(
+        lsp_server::RequestId::from("runbook-watch-files".to_string()),
+        RegisterCapability::METHOD.into(),
+        lsp_types::RegistrationParams {
+            registrations: vec![registration],
+        },
+    );
+    let _ = connection.sender.send(request.into());
+}
+
 /// The protocol's initialization, then messages until `shutdown` and `exit`. The connection
 /// is dropped at the end, so its writer thread ends.
 fn run(connection: Connection) -> Result<(), Error> {
     let protocol = |e: lsp_server::ProtocolError| Error::Usage(format!("language server: {e}"));
-    let (id, _params) = connection.initialize_start().map_err(protocol)?;
+    let (id, params) = connection.initialize_start().map_err(protocol)?;
     connection
         .initialize_finish(
             id,
@@ -77,6 +105,7 @@ fn run(connection: Connection) -> Result<(), Error> {
             }),
         )
         .map_err(protocol)?;
+    watch_files(&connection, &params);
     let shared = Arc::new(Shared {
         docs: Documents::default(),
         published: Published::default(),
@@ -156,6 +185,7 @@ impl Server<'_> {
                     }
                 })
             }
+            DidChangeWatchedFiles::METHOD => Some(Job::Everything),
             DidCloseTextDocument::METHOD => {
                 parse::<lsp_types::DidCloseTextDocumentParams>(notification.params).map(|p| {
                     docs.close(&p.text_document.uri);

@@ -27,19 +27,26 @@ pub(crate) enum Job {
     Touched { uri: Url, now: bool },
     /// A document was closed: what its checks found goes, the others are checked again.
     Closed(Url),
+    /// Files changed on disk (a module, runbook.toml, an inventory): every open document is
+    /// checked again.
+    Everything,
 }
 
 /// The diagnostics last published, by document, with the version they are of: what the
 /// editor shows, and what quick fixes are made from.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Published(Arc<Mutex<HashMap<Url, (Option<i32>, Vec<Diagnostic>)>>>);
+pub(crate) struct Published(Arc<Mutex<HashMap<Url, Versioned>>>);
+
+/// Diagnostics and the version of the document they were found in (none for a document
+/// that is not open).
+pub(crate) type Versioned = (Option<i32>, Vec<Diagnostic>);
 
 impl Published {
-    pub(crate) fn get(&self, uri: &Url) -> Option<(Option<i32>, Vec<Diagnostic>)> {
+    pub(crate) fn get(&self, uri: &Url) -> Option<Versioned> {
         self.lock().get(uri).cloned()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Url, (Option<i32>, Vec<Diagnostic>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Url, Versioned>> {
         self.0
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -114,6 +121,12 @@ impl State {
                 self.pending
                     .insert(uri.clone(), if at_once { now } else { later });
                 uri
+            }
+            Job::Everything => {
+                for uri in shared.docs.uris() {
+                    self.pending.entry(uri).or_insert(later);
+                }
+                return;
             }
             Job::Closed(uri) => {
                 self.pending.remove(&uri);

@@ -25,8 +25,13 @@ struct Client {
 }
 
 impl Client {
-    /// Starts the server in `dir` and initializes it.
+    /// Starts the server in `dir` and initializes it, as a client with no capabilities.
     fn start(dir: &Path) -> Client {
+        Client::start_with(dir, json!({}))
+    }
+
+    /// Starts the server in `dir` and initializes it, as a client with `capabilities`.
+    fn start_with(dir: &Path, capabilities: Value) -> Client {
         let cache = tempfile::tempdir().unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_runbook"))
             .arg("lsp")
@@ -60,7 +65,7 @@ impl Client {
         let root = url(dir);
         let init = client.request(
             "initialize",
-            json!({ "processId": null, "rootUri": root, "capabilities": {} }),
+            json!({ "processId": null, "rootUri": root, "capabilities": capabilities }),
         );
         let capabilities = &init["capabilities"];
         assert_eq!(capabilities["hoverProvider"], json!(true), "{init}");
@@ -506,12 +511,23 @@ fn findings_inside_a_module_carry_the_chain_of_calls_and_stale_checks_are_droppe
 }
 
 #[test]
-fn a_broken_inventory_is_one_error_that_says_why() {
-    let (_dir, root) = project(&[("plan.rhai", "note(\"x\");\n")]);
+fn inventories_changed_on_disk_are_read_again() {
+    let plan = "note(vm(\"sql-01\").name);\n";
+    let (_dir, root) = project(&[("plan.rhai", plan)]);
+    let good = std::fs::read_to_string(root.join("inventory.toml")).unwrap();
     std::fs::write(root.join("inventory.toml"), "[[items]]\nnom = \"x\"\n").unwrap();
     let uri = url(&root.join("plan.rhai"));
-    let mut client = Client::start(&root);
-    client.open(&uri, "note(\"x\");\n");
+    let watching =
+        json!({ "workspace": { "didChangeWatchedFiles": { "dynamicRegistration": true } } });
+    let mut client = Client::start_with(&root, watching);
+    let register = client.wait(|m| m["method"] == "client/registerCapability");
+    let id = register["id"].clone();
+    let watcher = &register["params"]["registrations"][0];
+    assert_eq!(watcher["method"], json!("workspace/didChangeWatchedFiles"));
+    client.send(&json!({ "jsonrpc": "2.0", "id": id, "result": null }));
+    client.open(&uri, plan);
+
+    // A broken inventory: one error that says where and why, as `check` exits 2 for it.
     let diagnostics = client.diagnostics(&uri, 1);
     assert_eq!(diagnostics.len(), 1, "{diagnostics:#?}");
     let message = diagnostics[0]["message"].as_str().unwrap();
@@ -520,5 +536,25 @@ fn a_broken_inventory_is_one_error_that_says_why() {
         "{message}"
     );
     assert!(message.contains("inventory.toml"), "{message}");
+
+    // Mended on disk: the runbook is clean; then the VM leaves the inventory.
+    let changed = |client: &mut Client| {
+        let file = url(&root.join("inventory.toml"));
+        client.notify(
+            "workspace/didChangeWatchedFiles",
+            json!({ "changes": [{ "uri": file, "type": 2 }] }),
+        );
+    };
+    std::fs::write(root.join("inventory.toml"), &good).unwrap();
+    changed(&mut client);
+    client.diagnostics_where(&uri, |d| d.is_empty());
+    std::fs::write(
+        root.join("inventory.toml"),
+        good.replace("sql-01", "sql-02"),
+    )
+    .unwrap();
+    changed(&mut client);
+    let diagnostics = client.diagnostics_where(&uri, |d| !d.is_empty());
+    assert_eq!(codes(&diagnostics), ["RB006"], "{diagnostics:#?}");
     client.stop();
 }
