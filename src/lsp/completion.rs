@@ -6,6 +6,7 @@
 use super::hover::{self, named, Named};
 use super::project::Project;
 use super::syntax::{self, Kind, Place};
+use crate::diagnostics::string_literal;
 use crate::script::definitions::module_functions;
 use crate::script::registry::{OptKind, OptSpec, PRIMITIVES, PROPERTIES};
 use lsp_types::{
@@ -127,16 +128,11 @@ fn module(project: &Project, alias: &str) -> Vec<CompletionItem> {
 
 /// The literal values an option takes, as they are written.
 fn values(spec: &OptSpec) -> Vec<String> {
+    let quoted =
+        |values: &[&str]| -> Vec<String> { values.iter().map(|v| string_literal(v)).collect() };
     match spec.kind {
-        OptKind::Enum(values) => values.iter().map(|v| format!("\"{v}\"")).collect(),
-        OptKind::EnumList(values) => vec![format!(
-            "[{}]",
-            values
-                .iter()
-                .map(|v| format!("\"{v}\""))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )],
+        OptKind::Enum(values) => quoted(values),
+        OptKind::EnumList(values) => vec![format!("[{}]", quoted(values).join(", "))],
         OptKind::Bool => vec!["true".into(), "false".into()],
         OptKind::Duration => ["\"30m\"", "\"1h\"", "\"4h\""].map(String::from).to_vec(),
         OptKind::Text | OptKind::VmList => Vec::new(),
@@ -197,4 +193,52 @@ fn markdown(value: String) -> Documentation {
         kind: MarkupKind::Markdown,
         value,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lsp::cache::Cache;
+    use crate::lsp::documents::Documents;
+    use lsp_types::Url;
+
+    /// The labels completed at `marker` (removed from `text`).
+    fn labels(text: &str, marker: &str) -> Vec<String> {
+        let offset = text.find(marker).unwrap();
+        let text = text.replacen(marker, "", 1);
+        let docs = Documents::default();
+        let uri = Url::parse("file:///nowhere/plan.rhai").unwrap();
+        docs.open(uri.clone(), text, 1);
+        let cache = Cache::default();
+        let project = Project::of(&uri, &docs, &cache).unwrap();
+        complete(&project, offset)
+            .into_iter()
+            .map(|i| i.label)
+            .collect()
+    }
+
+    #[test]
+    fn option_values_are_completed_as_they_are_written() {
+        let text = "failover(vm(\"a\"), #{ kind: | });";
+        assert_eq!(labels(text, "|"), ["\"planned\"", "\"unplanned\""]);
+        let text = "failover(vm(\"a\"), #{ kind: \"planned\", shutdown_source: | });";
+        assert_eq!(labels(text, "|"), ["true", "false"]);
+        let text = "preflight(#{ vms: [], sites: | });";
+        assert_eq!(labels(text, "|"), ["[\"primary\", \"recovery\"]"]);
+        let text = "preflight(#{ vms: [], sites: [\"|\"] });";
+        assert_eq!(labels(text, "|"), ["primary", "recovery"]);
+    }
+
+    #[test]
+    fn properties_after_a_period_and_nothing_in_comments() {
+        let text = "let job = commit(vm(\"a\"));\nnote(job.|);";
+        let properties = labels(text, "|");
+        assert!(properties.contains(&"state".to_string()), "{properties:?}");
+        assert_eq!(properties.len(), PROPERTIES.len());
+        assert_eq!(labels("// fail|", "|"), Vec::<String>::new());
+        assert_eq!(labels("/* a\n fail|", "|"), Vec::<String>::new());
+        // Without an inventory no VM name is known.
+        assert_eq!(labels("vm(\"|\")", "|"), Vec::<String>::new());
+        assert_eq!(labels("fail|", "|").len(), PRIMITIVES.len());
+    }
 }

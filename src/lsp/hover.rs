@@ -227,3 +227,83 @@ fn plan(inventory: &Inventory, name: &str) -> String {
         groups.join("\n")
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lsp::cache::Cache;
+    use crate::lsp::documents::Documents;
+    use lsp_types::Url;
+
+    /// The hover's text at `needle` (plus one character) in `text`.
+    fn shown(text: &str, needle: &str) -> Option<String> {
+        let docs = Documents::default();
+        let uri = Url::parse("file:///nowhere/plan.rhai").unwrap();
+        docs.open(uri.clone(), text.into(), 1);
+        let cache = Cache::default();
+        let project = Project::of(&uri, &docs, &cache).unwrap();
+        let hover = hover(&project, text.find(needle).unwrap() + 1)?;
+        match hover.contents {
+            HoverContents::Markup(m) => Some(m.value),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn primitives_options_and_properties_show_their_registry_documentation() {
+        let text = "let job = wait_job(commit(vm(\"a\")), #{ timeout: \"1h\" });\nnote(job.state);";
+        let commit = shown(text, "commit").unwrap();
+        assert!(
+            commit.starts_with("```rhai\ncommit(vm) -> Job\n```"),
+            "{commit}"
+        );
+        assert!(
+            commit.contains(registry::find("commit").unwrap().doc),
+            "{commit}"
+        );
+        assert!(commit.contains("Effect: destructive"), "{commit}");
+        let timeout = shown(text, "timeout").unwrap();
+        assert!(
+            timeout.starts_with("Option of `wait_job`: `timeout`: a duration"),
+            "{timeout}"
+        );
+        let state = shown(text, "state").unwrap();
+        assert!(
+            state.starts_with("`Job.state` (String): `NotStarted`"),
+            "{state}"
+        );
+        // A name that is none of these, and a string that names nothing, show nothing.
+        assert_eq!(shown(text, "job"), None);
+        assert_eq!(shown(text, "\"1h\""), None);
+        // Without an inventory, a VM's state is unknown, and it says so.
+        let vm = shown(text, "\"a\"").unwrap();
+        assert!(vm.contains("no inventory is known"), "{vm}");
+    }
+
+    /// Every primitive and option of the registry has its hover, with no change here when
+    /// the registry grows.
+    #[test]
+    fn every_primitive_and_option_in_the_registry_is_documented_on_hover() {
+        for prim in registry::PRIMITIVES {
+            let text = format!("{}(x);", prim.name);
+            let doc = shown(&text, prim.name).unwrap();
+            assert!(doc.contains(prim.doc), "{}: {doc}", prim.name);
+            let Some(index) = prim.options_index() else {
+                continue;
+            };
+            for spec in prim.options {
+                let mut args = vec!["x".to_string(); index];
+                args.push(format!("#{{ {}: 1 }}", spec.key));
+                let text = format!("{}({});", prim.name, args.join(", "));
+                let doc = shown(&text, &format!("{}:", spec.key)).unwrap();
+                assert!(doc.contains(spec.doc), "{}.{}: {doc}", prim.name, spec.key);
+            }
+        }
+    }
+
+    #[test]
+    fn a_runbook_function_named_like_a_primitive_is_not_the_primitive() {
+        let text = "fn note(x) { x }\nnote(1);";
+        assert_eq!(shown(text, "note(1)"), None);
+    }
+}

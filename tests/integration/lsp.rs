@@ -461,7 +461,7 @@ fn unsaved_module_buffers_are_checked_and_definitions_cross_files() {
 }
 
 #[test]
-fn findings_inside_a_module_carry_the_chain_of_calls_and_stale_checks_are_dropped() {
+fn findings_inside_a_module_carry_the_chain_of_calls_and_a_burst_of_changes_publishes_in_order() {
     let steps = "fn fail_over_and_commit(vm) {\n    let job = failover(vm, #{ kind: \"planned\" });\n    wait_job(job, #{ timeout: \"1h\" });\n    wait_job(commit(vm), #{ timeout: \"10m\" });\n}\n";
     let plan = "import \"steps\" as steps;\n\nsteps::fail_over_and_commit(vm(\"sql-01\"));\n";
     let (_dir, root) = project(&[("plan.rhai", plan), ("steps.rhai", steps)]);
