@@ -37,10 +37,24 @@ use worker::{Job, Published, Shared};
 /// Serves the editor on standard input and output until it says `exit`.
 pub fn serve() -> Result<i32, Error> {
     let (connection, io) = Connection::stdio();
-    run(connection)?;
-    io.join()
-        .map_err(|e| Error::Usage(format!("the language server's input or output failed: {e}")))?;
-    Ok(exit::OK)
+    let ran = run(connection);
+    // The input and output threads end once the editor closes its end (or, after a
+    // protocol error, soon: the reader's own error is the better message then).
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    std::thread::spawn(move || {
+        let _ = tx.send(io.join());
+    });
+    let io = match &ran {
+        Ok(()) => rx.recv().ok(),
+        Err(_) => rx.recv_timeout(std::time::Duration::from_secs(1)).ok(),
+    };
+    match (ran, io) {
+        (_, Some(Err(e))) => Err(Error::Usage(format!(
+            "language server: the editor's messages cannot be read or answered: {e}"
+        ))),
+        (Err(e), _) => Err(e),
+        (Ok(()), _) => Ok(exit::OK),
+    }
 }
 
 /// What the server offers.

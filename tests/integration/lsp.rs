@@ -558,3 +558,25 @@ fn inventories_changed_on_disk_are_read_again() {
     assert_eq!(codes(&diagnostics), ["RB006"], "{diagnostics:#?}");
     client.stop();
 }
+
+#[test]
+fn a_stream_that_is_not_the_protocol_is_a_clear_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_runbook"))
+        .arg("lsp")
+        .current_dir(dir.path())
+        .env("XDG_CACHE_HOME", dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"Content-Length: 5\r\n\r\nnope!").unwrap();
+    drop(stdin);
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("language server"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
