@@ -101,6 +101,52 @@ impl Clock for VirtualClock {
     }
 }
 
+/// The embedded simulator's clock during `runbook run`: simulated time moves only when the
+/// run sleeps on it, to the end of that sleep, and each sleep takes its length divided by
+/// `speed` of real time. What the program itself takes (the journal's syncs, the script's
+/// own work, an operator at a manual step) adds no simulated time, so the simulated
+/// timeline is the same at every speed: the dry run's, watched at a pace people can follow.
+#[derive(Debug)]
+pub struct PacedClock {
+    now: AtomicU64,
+    speed: f64,
+}
+
+impl PacedClock {
+    /// A clock at `start` whose sleeps take `1 / speed` of their length in real time.
+    pub fn new(start: Timestamp, speed: f64) -> Self {
+        PacedClock {
+            now: AtomicU64::new(start.0),
+            speed: if speed.is_finite() && speed > 0.0 {
+                speed
+            } else {
+                1.0
+            },
+        }
+    }
+}
+
+impl Clock for PacedClock {
+    fn now(&self) -> Timestamp {
+        Timestamp(self.now.load(Ordering::SeqCst))
+    }
+
+    fn sleep(&self, d: Duration) -> BoxFuture<'_, ()> {
+        let until = self.now().plus(d);
+        let real = Duration::from_secs_f64(d.as_secs_f64() / self.speed);
+        Box::pin(async move {
+            tokio::time::sleep(real).await;
+            // Sleeps that overlap end at the latest of their ends; a sleep cut short (an
+            // interrupt drops it) moves nothing.
+            self.now.fetch_max(until.0, Ordering::SeqCst);
+        })
+    }
+
+    fn is_virtual(&self) -> bool {
+        false
+    }
+}
+
 /// The wall clock, running `speed` times faster than real time (1.0 is real time).
 #[derive(Debug)]
 pub struct RealClock {
@@ -188,6 +234,30 @@ mod tests {
         assert_eq!(c.now(), Timestamp(1_000));
         crate::script::exec::block_on(c.sleep(Duration::from_secs(90)));
         assert_eq!(c.now(), Timestamp(91_000));
+    }
+
+    /// Real time spent between sleeps (here, a blocking pause far longer than the sleeps at
+    /// that speed) adds nothing to a paced clock: only its sleeps move it, each to its end.
+    #[test]
+    fn a_paced_clock_moves_by_its_sleeps_whatever_the_real_time_between() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let c = PacedClock::new(Timestamp(5_000), 1_000_000.0);
+        rt.block_on(async {
+            c.sleep(Duration::from_secs(30)).await;
+            std::thread::sleep(Duration::from_millis(20));
+            assert_eq!(c.now(), Timestamp(35_000));
+            c.sleep(Duration::from_secs(90)).await;
+        });
+        assert_eq!(c.now(), Timestamp(125_000));
+        let real = RealClock::starting_at(Timestamp(5_000), 1_000_000.0);
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(
+            real.now().since(Timestamp(5_000)) > Duration::from_secs(1000),
+            "a real clock sped up a millionfold drifts 1000 s in a millisecond"
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! `runbook.toml`, found by walking up from the runbook's folder, and reading text files
-//! with errors an operator can act on.
+//! `runbook.toml`, found by walking up from the runbook's folder; its paths stay inside its
+//! folder (see [`crate::files`], which reads every file).
 
 use crate::error::Error;
 use serde::Deserialize;
@@ -11,9 +11,11 @@ pub const FILE_NAME: &str = "runbook.toml";
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
-    inventory: Option<String>,
+    inventory: Option<toml::Spanned<String>>,
     #[serde(default)]
     simulator: SimulatorSection,
+    #[serde(default)]
+    check: CheckSection,
     #[serde(default)]
     targets: std::collections::BTreeMap<String, crate::backend::azure::TargetConfig>,
 }
@@ -22,6 +24,12 @@ struct File {
 #[serde(deny_unknown_fields)]
 struct SimulatorSection {
     speed: Option<toml::Spanned<f64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckSection {
+    time_limit: Option<toml::Spanned<String>>,
 }
 
 /// A loaded `runbook.toml` (or none).
@@ -33,6 +41,8 @@ pub struct Config {
     pub inventory: Option<PathBuf>,
     /// The simulator's speed factor for `run`.
     pub speed: Option<f64>,
+    /// How long `check` may spend on one runbook (`[check] time_limit`).
+    pub time_limit: Option<std::time::Duration>,
     /// Real services runbooks can run against (`[targets.NAME]`).
     pub targets: std::collections::BTreeMap<String, crate::backend::azure::TargetConfig>,
 }
@@ -40,33 +50,53 @@ pub struct Config {
 impl Config {
     /// Finds `runbook.toml` in `start` or the nearest folder above it.
     pub fn discover(start: &Path) -> Result<Config, Error> {
-        let start = if start.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            start
-        };
-        let absolute = std::path::absolute(start).map_err(|e| Error::io(start, &e))?;
-        for dir in absolute.ancestors() {
-            let candidate = dir.join(FILE_NAME);
-            if candidate.is_file() {
-                return Config::load(&candidate);
-            }
+        match find(start) {
+            Some(path) => Config::load(&path),
+            None => Ok(Config::default()),
         }
-        Ok(Config::default())
     }
 
+    /// Loads `path`, which must be a file inside its own folder (no link out of it), and
+    /// refuses an inventory that resolves outside that folder.
     pub fn load(path: &Path) -> Result<Config, Error> {
-        let text = read_text(path)?;
+        let dir = crate::paths::folder_of(path);
+        let text = crate::files::read_inside(path, &dir)?;
         let shown = crate::paths::display(path);
         let file: File = toml::from_str(&text).map_err(|e| Error::Config {
             path: shown.clone(),
-            message: e.message().to_string(),
+            message: crate::diagnostics::shorten(e.message().to_string()),
             span: e.span().map(Into::into),
             text: text.clone(),
             help: Some(
-                "runbook.toml knows `inventory = \"FILE\"`, `[simulator] speed = N` and `[targets.NAME]` (subscription, resource_group, vault, api_version, endpoint, poll_min)".into(),
+                "runbook.toml knows `inventory = \"FILE\"`, `[simulator] speed = N`, `[check] time_limit = \"10s\"` and `[targets.NAME]` (subscription, resource_group, vault, api_version, endpoint, poll_min)".into(),
             ),
         })?;
+        let at = |span: std::ops::Range<usize>, message: String| Error::Config {
+            path: shown.clone(),
+            message,
+            span: Some(span.into()),
+            text: text.clone(),
+            help: None,
+        };
+        let inventory = file.inventory.map(|i| (dir.join(i.get_ref()), i));
+        if let Some((path, named)) = &inventory {
+            // A missing inventory is reported when it is read, by the command that needs it.
+            if std::fs::symlink_metadata(path).is_ok() {
+                if let Err(Error::Io { message, .. }) = crate::files::resolve_inside(path, &dir) {
+                    return Err(at(
+                        named.span(),
+                        format!("the inventory `{}`: {message}", named.get_ref()),
+                    ));
+                }
+            }
+        }
+        let time_limit = match &file.check.time_limit {
+            Some(limit) => Some(
+                crate::clock::parse_duration(limit.get_ref())
+                    .map_err(|m| at(limit.span(), format!("time_limit: {m}")))?,
+            ),
+            None => None,
+        };
         if let Some(speed) = &file.simulator.speed {
             let value = *speed.get_ref();
             if !(0.01..=10_000_000.0).contains(&value) {
@@ -79,11 +109,11 @@ impl Config {
                 });
             }
         }
-        let dir = path.parent().unwrap_or(Path::new("."));
         Ok(Config {
             path: Some(path.to_path_buf()),
-            inventory: file.inventory.map(|i| dir.join(i)),
+            inventory: inventory.map(|(path, _)| path),
             speed: file.simulator.speed.map(|s| s.into_inner()),
+            time_limit,
             targets: file.targets,
         })
     }
@@ -118,24 +148,20 @@ impl Config {
     }
 }
 
-/// Reads a UTF-8 text file; a directory, a missing file or invalid UTF-8 is a clear error.
-pub fn read_text(path: &Path) -> Result<String, Error> {
-    if path.is_dir() {
-        return Err(Error::Io {
-            path: path.display().to_string(),
-            message: "it is a directory; name a file".into(),
-        });
-    }
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, &e))?;
-    String::from_utf8(bytes).map_err(|e| {
-        let at = e.utf8_error().valid_up_to();
-        let text = String::from_utf8_lossy(e.as_bytes());
-        let line = text[..at.min(text.len())].matches('\n').count() + 1;
-        Error::Io {
-            path: path.display().to_string(),
-            message: format!(
-                "it is not UTF-8 text (invalid byte at offset {at}, line {line}); save it as UTF-8"
-            ),
-        }
-    })
+/// `runbook.toml` in `start` or the nearest folder above it.
+pub fn find(start: &Path) -> Option<PathBuf> {
+    let start = if start.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        start
+    };
+    let absolute = std::path::absolute(start).ok()?;
+    absolute
+        .ancestors()
+        .map(|dir| dir.join(FILE_NAME))
+        // Any file, even one that cannot be read: loading it says why.
+        .find(|candidate| std::fs::symlink_metadata(candidate).is_ok_and(|m| !m.is_dir()))
 }
+
+/// Reads a runbook named on the command line (see [`crate::files`]).
+pub use crate::files::read_script as read_text;

@@ -1,9 +1,8 @@
 //! The program's errors that are not findings in a runbook: I/O, configuration and usage.
 //! Each maps to an exit code; only `main` renders them.
 
-use miette::{
-    GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteDiagnostic, NamedSource, SourceSpan,
-};
+use crate::diagnostics::Snippet;
+use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteDiagnostic, SourceSpan};
 
 /// Exit codes: 0 success, 1 the runbook has errors or its run failed, 2 usage, configuration or I/O.
 pub mod exit {
@@ -16,6 +15,14 @@ pub mod exit {
 pub enum Error {
     #[error("cannot read `{path}`: {message}")]
     Io { path: String, message: String },
+    /// A file that was read but cannot be used, at a place in it (not UTF-8, too many lines).
+    #[error("{path}:{line}:{column}: {message}")]
+    Located {
+        path: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
     #[error("cannot write `{path}`: {message}")]
     Write { path: String, message: String },
     #[error("{path}: {message}")]
@@ -55,6 +62,17 @@ impl Error {
                 path,
                 message: format!("{message} (named by {})", crate::paths::display(config)),
             },
+            Error::Located {
+                path,
+                line,
+                column,
+                message,
+            } => Error::Located {
+                path,
+                line,
+                column,
+                message: format!("{message} (named by {})", crate::paths::display(config)),
+            },
             other => other,
         }
     }
@@ -74,6 +92,25 @@ impl Error {
         }
     }
 
+    /// The file, line and column the error is about, when it is about a place in a file.
+    pub fn location(&self) -> Option<(String, usize, usize)> {
+        match self {
+            Error::Located {
+                path, line, column, ..
+            } => Some((path.clone(), *line, *column)),
+            Error::Config {
+                path,
+                span: Some(span),
+                text,
+                ..
+            } => {
+                let (line, column) = crate::diagnostics::line_col_of(text, span.offset());
+                Some((path.clone(), line, column))
+            }
+            _ => None,
+        }
+    }
+
     /// Renders the error for a terminal: `path:line:col: message` and the labelled text.
     pub fn render(&self, color: bool) -> String {
         match self {
@@ -89,14 +126,19 @@ impl Error {
                     format!("{path}:{line}:{col}")
                 });
                 let mut diag = MietteDiagnostic::new(message.clone());
-                if let Some(span) = span {
-                    diag = diag.with_label(LabeledSpan::new_with_span(Some("here".into()), *span));
-                }
                 if let Some(help) = help {
                     diag = diag.with_help(help.clone());
                 }
-                let report = miette::Report::new(diag)
-                    .with_source_code(NamedSource::new(path.clone(), text.clone()));
+                let report = match span {
+                    Some(span) => {
+                        let (snippet, span) =
+                            Snippet::around(path, text, span.offset(), span.len());
+                        diag =
+                            diag.with_label(LabeledSpan::new_with_span(Some("here".into()), span));
+                        miette::Report::new(diag).with_source_code(snippet)
+                    }
+                    None => miette::Report::new(diag),
+                };
                 let theme = if color {
                     GraphicalTheme::unicode()
                 } else {

@@ -67,6 +67,16 @@ pub async fn read(backend: &dyn Backend) -> Result<Estate, BackendError> {
     })
 }
 
+/// The error for a target whose estate could not be read, `message` saying which and why:
+/// rejected credentials are a usage error (exit code 2), like missing ones; anything else
+/// is the service's (exit code 1).
+pub fn unreadable(e: &BackendError, message: String) -> crate::error::Error {
+    match e {
+        BackendError::Credentials(_) => crate::error::Error::Usage(message),
+        _ => crate::error::Error::Service(message),
+    }
+}
+
 impl Estate {
     /// An inventory file describing the estate as it is at `now`.
     pub fn inventory_toml(&self, origin: &str, now: Timestamp) -> String {

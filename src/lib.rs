@@ -14,10 +14,16 @@
 //!   code, and their rendering (human, JSON, SARIF, GitHub workflow commands).
 //! - [`lsp`]: `runbook lsp`, the language server editors start (diagnostics, hover,
 //!   completion, definitions, quick fixes).
-//! - [`clock`], [`config`], [`error`], [`paths`]: time, `runbook.toml`, errors and paths.
+//! - [`clock`], [`config`], [`error`], [`files`], [`paths`]: time, `runbook.toml`, errors,
+//!   reading the user's files (inside their project, regular, capped) and paths.
 //!
 //! Dependencies point one way: `cli` uses `plan`, `check` and `run`; `plan` uses `check`;
 //! those use `script`, which uses `backend`; everything uses `diagnostics`.
+
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+
+#[macro_use]
+mod output;
 
 pub mod backend;
 pub mod check;
@@ -27,6 +33,7 @@ pub mod config;
 pub mod diagnostics;
 pub mod error;
 pub mod estate;
+pub mod files;
 pub mod journal;
 pub mod lsp;
 pub mod paths;
@@ -35,3 +42,4 @@ pub mod report;
 pub mod run;
 pub mod script;
 pub mod simulator;
+pub mod verbosity;

@@ -268,9 +268,9 @@ impl Inventory {
 }
 
 impl Inventory {
-    /// Reads and validates an inventory file.
+    /// Reads and validates an inventory file (inside its own project: see [`crate::files`]).
     pub fn load(path: &Path) -> Result<Inventory, Error> {
-        let text = crate::config::read_text(path)?;
+        let text = crate::files::read_named(path)?;
         Inventory::parse(&text, &crate::paths::display(path))
     }
 
@@ -305,7 +305,7 @@ impl Inventory {
     pub fn parse(text: &str, origin: &str) -> Result<Inventory, Error> {
         let bad = |message: String, span: Option<std::ops::Range<usize>>| Error::Config {
             path: origin.to_string(),
-            message,
+            message: crate::diagnostics::shorten(message),
             span: span.map(Into::into),
             text: text.to_string(),
             help: Some("see runbooks/inventory.toml for a complete example".into()),

@@ -381,8 +381,43 @@ pub enum BackendError {
     },
     #[error("the service refused the request: {}", .0.message)]
     Service(ServiceError),
+    /// The service could not be reached, or its answer was lost or unreadable: asking again
+    /// may succeed.
     #[error("{0}")]
     Transport(String),
+    /// The credentials were rejected, or no token could be had for them.
+    #[error("the credentials were rejected: {0}")]
+    Credentials(String),
+    /// An answer the client does not follow or believe: a redirect, a link to another host,
+    /// a success that is not the documented answer.
+    #[error("{0}")]
+    Untrusted(String),
+}
+
+impl BackendError {
+    /// Whether the service itself gave this answer (a refusal, an unknown name), rather
+    /// than the client failing to reach it, to authenticate or to trust what came back.
+    /// Only the service's own answers are final: a resume asks again about the others.
+    pub fn is_answer(&self) -> bool {
+        !matches!(
+            self,
+            BackendError::Transport(_) | BackendError::Credentials(_) | BackendError::Untrusted(_)
+        )
+    }
+
+    /// Whether asking again later may succeed: the service did not answer, or its answer
+    /// was lost.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, BackendError::Transport(_))
+    }
+}
+
+/// Tells whoever watches a run about the waits a backend makes on its own (a throttled
+/// request, a retry after the service did not answer): `runbook run` shows them on its
+/// progress line. Backends call it only for waits long enough for an operator to wonder.
+pub trait Notices: Send + Sync {
+    /// One line, e.g. "throttled by the service: retrying in 58s".
+    fn notice(&self, text: &str);
 }
 
 /// The replication service.
@@ -413,6 +448,9 @@ pub trait Backend: Send + Sync {
     async fn jobs_since(&self, since: Timestamp) -> Result<Vec<JobInfo>, BackendError>;
     async fn cancel_job(&self, id: &str) -> Result<JobInfo, BackendError>;
     async fn providers(&self) -> Result<Vec<Provider>, BackendError>;
+    /// Where to tell of the waits the backend makes on its own (see [`Notices`]); a backend
+    /// that never waits on its own ignores it.
+    fn notify(&self, _to: std::sync::Arc<dyn Notices>) {}
     /// The operator confirmed the manual step titled `step`. A simulator brings back the
     /// sites that reconnect at that step; a service knows nothing of manual steps.
     fn operator_confirmed(&self, step: &str) {

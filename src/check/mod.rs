@@ -8,18 +8,22 @@ use crate::backend::inventory::{Inventory, Reconnect};
 use crate::backend::sim::Simulator;
 use crate::clock::{Clock, VirtualClock};
 use crate::config::{read_text, Config};
-use crate::diagnostics::{sort_and_dedup, Code, Finding, Severity, Sources};
+use crate::diagnostics::{sort_and_dedup, Code, Finding, Location, Severity, Sources};
 use crate::error::Error;
 use crate::script::engine;
-use crate::script::errors::parse_finding;
+use crate::script::errors::parse_error;
 use crate::script::exec::Exec;
 use crate::script::host::{Host, Mode};
+use crate::script::limits::TimeLimit;
 use crate::script::observer::{Observer, Quiet};
 use crate::script::resolver::Resolver;
 use std::path::Path;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// How long checking one runbook may take unless `--time-limit` or `runbook.toml` says.
+pub const TIME_LIMIT: Duration = Duration::from_secs(10);
 
 /// What the dry run did.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -89,10 +93,48 @@ pub fn inventory_for(runbook: &Path, explicit: Option<&Path>) -> Result<Option<I
 /// Checks a runbook file. I/O and configuration problems are errors (exit 2); problems in
 /// the runbook are findings in the report.
 pub fn check_file(path: &Path, inventory: Option<&Inventory>) -> Result<Report, Error> {
+    check_file_within(path, inventory, TimeLimit::from_now(TIME_LIMIT))
+}
+
+/// [`check_file`] within `limit`: a dry run still going when it passes stops with RB119.
+pub fn check_file_within(
+    path: &Path,
+    inventory: Option<&Inventory>,
+    limit: TimeLimit,
+) -> Result<Report, Error> {
+    let (name, text, root) = read_runbook(path)?;
+    Ok(check_text_within(
+        &name,
+        &text,
+        Some(&root),
+        inventory,
+        limit,
+    ))
+}
+
+/// A runbook file's name as shown, its text and the folder its imports resolve in.
+pub(crate) fn read_runbook(path: &Path) -> Result<(String, String, std::path::PathBuf), Error> {
     let text = read_text(path)?;
-    let name = crate::paths::display(path);
-    let root = crate::paths::folder_of(path);
-    Ok(check_text(&name, &text, Some(&root), inventory))
+    Ok((
+        crate::paths::display(path),
+        text,
+        crate::paths::folder_of(path),
+    ))
+}
+
+/// [`check_text`] within `limit`.
+pub fn check_text_within(
+    name: &str,
+    text: &str,
+    root: Option<&Path>,
+    inventory: Option<&Inventory>,
+    limit: TimeLimit,
+) -> Report {
+    let watch = Watch {
+        limit: Some(limit),
+        ..Watch::default()
+    };
+    check_with(name, text, root, inventory, &watch).0
 }
 
 /// Checks runbook `text` named `name`, with imports resolved in `root`.
@@ -117,6 +159,8 @@ pub(crate) struct Watch<'a> {
     pub traced: bool,
     /// The dry run's observer (default: one that discards everything).
     pub observer: Option<&'a MakeObserver<'a>>,
+    /// When the dry runs must stop (default: [`TIME_LIMIT`] from the start of the check).
+    pub limit: Option<TimeLimit>,
 }
 
 /// [`check_text`], also returning the session of the dry run that produced the findings
@@ -132,6 +176,8 @@ pub(crate) fn check_with(
     let mut sources = Sources::default();
     sources.insert(source.clone(), text);
     let mut findings = Vec::new();
+    // Where findings about the whole file point: its start.
+    let start = Some(Location::new(source.clone(), 1, 1, 0));
     let report = |findings, sources| Report {
         name: name.to_string(),
         findings,
@@ -141,6 +187,7 @@ pub(crate) fn check_with(
     if text.trim().is_empty() {
         findings.push(
             Finding::new(Code::EmptyRunbook, format!("{name} is empty"))
+                .at(start.clone())
                 .help("write the plan's steps, e.g. failover(\"web-01\", #{ kind: \"planned\" })"),
         );
         return (report(findings, sources), None);
@@ -150,15 +197,32 @@ pub(crate) fn check_with(
         root,
         inventory,
         call_stack: watch.traced,
+        limit: watch
+            .limit
+            .unwrap_or_else(|| TimeLimit::from_now(TIME_LIMIT)),
     };
     let session = Session::new(&setup, &Variant::default(), watch.observer);
     let engine = &session.engine;
     let resolver = &session.resolver;
 
+    if !engine::parses_in_time(text, setup.limit) {
+        findings.push(
+            Finding::new(
+                Code::TimeLimit,
+                format!(
+                    "parsing the runbook took longer than its time limit of {}",
+                    crate::clock::human(setup.limit.allowed)
+                ),
+            )
+            .at(start.clone())
+            .help("Rhai parses a runbook in time that grows with the square of its variables: split it into modules, or give it more time with `check --time-limit` or `[check] time_limit`"),
+        );
+        return (report(findings, sources), None);
+    }
     let mut ast = match engine.compile(text) {
         Ok(ast) => ast,
         Err(e) => {
-            findings.push(parse_finding(&e, &source));
+            findings.push(parse_error(&e, &source, text));
             sources.extend(&resolver.sources());
             return (report(findings, sources), None);
         }
@@ -167,6 +231,7 @@ pub(crate) fn check_with(
     if ast.statements().is_empty() && ast.iter_functions().next().is_none() {
         findings.push(
             Finding::new(Code::EmptyRunbook, format!("{name} has no statements"))
+                .at(start.clone())
                 .help("write the plan's steps, e.g. failover(\"web-01\", #{ kind: \"planned\" })"),
         );
     }
@@ -178,9 +243,12 @@ pub(crate) fn check_with(
         None
     } else {
         let (mut found, mut dry) = session.dry_run(&ast);
-        let runaway = found
-            .iter()
-            .any(|f| matches!(f.code, Code::OperationLimit | Code::ResourceLimit));
+        let runaway = found.iter().any(|f| {
+            matches!(
+                f.code,
+                Code::OperationLimit | Code::ResourceLimit | Code::TimeLimit
+            )
+        });
         if !watch.traced && !runaway && found.iter().any(|f| f.location.is_some()) {
             // Findings at a place: run again with Rhai's call stack kept (deterministic, on
             // the same virtual clock), so each names the chain of calls that led to it. Clean
@@ -197,10 +265,14 @@ pub(crate) fn check_with(
             (found, dry) = traced.dry_run(&ast);
             sources.extend(&traced.resolver.sources());
         }
+        if found.iter().any(|f| f.location.is_none()) {
+            place_unplaced(&setup, &ast, &mut found);
+        }
         findings.append(&mut found);
         if inventory.is_none() && dry.names_used {
             findings.push(
                 Finding::new(Code::NamesNotChecked, format!("{name}: no inventory is known, so VM names were not checked"))
+                    .at(start.clone())
                     .help("name one in runbook.toml (`inventory = \"inventory.toml\"`) or pass --inventory FILE"),
             );
         }
@@ -216,6 +288,28 @@ pub(crate) fn check_with(
     (report, ran)
 }
 
+/// Gives findings of errors Rhai left without a position (a data race) the last place the
+/// runbook reached: the dry run again (deterministic), stepping through every expression.
+fn place_unplaced(setup: &Setup, ast: &rhai::AST, found: &mut [Finding]) {
+    let mut stepping = Session::new(
+        &Setup {
+            call_stack: true,
+            ..*setup
+        },
+        &Variant::default(),
+        None,
+    );
+    let place = engine::record_places(&mut stepping.engine);
+    let _ = stepping.dry_run(ast);
+    let Some((source, pos)) = place.borrow().clone() else {
+        return;
+    };
+    let source: Arc<str> = Arc::from(source.as_deref().unwrap_or(setup.name));
+    for f in found.iter_mut().filter(|f| f.location.is_none()) {
+        f.location = crate::script::errors::place(&source, pos, 0);
+    }
+}
+
 /// What a dry run runs: the runbook's name, its folder for imports, the inventory, and
 /// whether Rhai's call stack is kept (for the chain of calls behind each finding and job).
 #[derive(Clone, Copy)]
@@ -224,6 +318,8 @@ pub(crate) struct Setup<'a> {
     pub root: Option<&'a Path>,
     pub inventory: Option<&'a Inventory>,
     pub call_stack: bool,
+    /// When every dry run of this check must stop.
+    pub limit: TimeLimit,
 }
 
 /// How a what-if dry run differs from the plain one.
@@ -284,7 +380,9 @@ impl Session {
             setup.name,
         ));
         let resolver = Resolver::new(setup.root);
-        let engine = engine::build(host.clone(), resolver.clone(), setup.call_stack);
+        resolver.limit_time(setup.limit);
+        let mut engine = engine::build(host.clone(), resolver.clone(), setup.call_stack);
+        engine::watch(&mut engine, host.clone(), Some(setup.limit));
         Session {
             host,
             resolver,

@@ -4,7 +4,7 @@
 
 use crate::backend::inventory::Inventory;
 use crate::diagnostics::{did_you_mean, string_literal, Code, Finding, Location};
-use crate::script::errors::{forbidden, parse_finding};
+use crate::script::errors::{forbidden, parse_error};
 use crate::script::limits::FORBIDDEN;
 use crate::script::options::{check_combination, check_key, check_value, Literal};
 use crate::script::registry::{self, OptKind, ParamKind, Primitive};
@@ -119,8 +119,12 @@ impl<'a> Walker<'a> {
         for (expr, alias) in imports {
             self.import(&mut scope, &expr, alias.name.as_str());
         }
+        let handles = handles(ast);
         ast.walk(&mut |path: &[ASTNode]| {
             match path.last() {
+                Some(ASTNode::Expr(Expr::Dot(dot, _, _))) => {
+                    self.property(&scope, &handles, &dot.lhs, &dot.rhs);
+                }
                 Some(
                     ASTNode::Expr(Expr::FnCall(call, pos)) | ASTNode::Stmt(Stmt::FnCall(call, pos)),
                 ) => self.call(&scope, call, *pos, false),
@@ -151,7 +155,7 @@ impl<'a> Walker<'a> {
             self.push(f);
             return;
         };
-        let (name, _, parsed) = match self.resolver.load_ast(self.engine, path) {
+        let (name, module_text, parsed) = match self.resolver.load_ast(self.engine, path) {
             Ok(found) => found,
             Err(message) => {
                 let f = Finding::new(Code::BadImport, format!("cannot import `{path}`: {message}"))
@@ -191,7 +195,7 @@ impl<'a> Walker<'a> {
         let module_source: Arc<str> = Arc::from(name.as_str());
         match parsed {
             Err(e) => {
-                self.push(parse_finding(&e, &module_source));
+                self.push(parse_error(&e, &module_source, &module_text));
             }
             Ok(module_ast) => {
                 if !alias.is_empty() {
@@ -470,6 +474,40 @@ impl<'a> Walker<'a> {
         }
     }
 
+    /// RB120 for `lhs.rhs` when `lhs` is a `status()` map, a `Job` or a `Vm` (a call that
+    /// returns one, or a variable only ever bound to one) without the property `rhs`.
+    fn property(
+        &mut self,
+        scope: &Scope,
+        handles: &HashMap<String, Option<Handle>>,
+        lhs: &Expr,
+        rhs: &Expr,
+    ) {
+        let handle = match lhs {
+            Expr::Variable(v, _, _) if v.2.is_empty() => {
+                handles.get(v.1.as_str()).copied().flatten()
+            }
+            Expr::FnCall(call, _) => handle_of(call),
+            _ => None,
+        };
+        let Some(handle) = handle else { return };
+        let (name, pos) = match rhs {
+            Expr::Property(p, pos) => (p.2.as_str(), *pos),
+            Expr::Dot(inner, _, _) | Expr::Index(inner, _, _) => match &inner.lhs {
+                Expr::Property(p, pos) => (p.2.as_str(), *pos),
+                _ => return,
+            },
+            _ => return,
+        };
+        let known = handle.properties();
+        if known.contains(&name) {
+            return;
+        }
+        let f = crate::script::errors::unknown_property_finding(handle.describe(), name, &known)
+            .at(self.at(scope, pos, name.chars().count()));
+        self.push(f);
+    }
+
     fn plan_name(&mut self, scope: &Scope, plan: &str, pos: Position) {
         let Some(inv) = self.inventory else { return };
         if inv.plans.contains_key(plan) {
@@ -540,4 +578,72 @@ fn literal(expr: &Expr) -> Option<Literal> {
         Expr::Unit(_) => Literal::Other("()".into()),
         _ => return None,
     })
+}
+
+/// What a value with known properties is: a `status()` map or a handle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Handle {
+    Status,
+    Job,
+    Vm,
+}
+
+impl Handle {
+    fn properties(self) -> Vec<&'static str> {
+        match self {
+            Handle::Status => crate::script::types::STATUS_KEYS.to_vec(),
+            Handle::Job => crate::script::errors::properties_of("Job"),
+            Handle::Vm => crate::script::errors::properties_of("Vm"),
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Handle::Status => "the map `status()` returns",
+            Handle::Job => "a `Job`",
+            Handle::Vm => "a `Vm`",
+        }
+    }
+}
+
+/// What a call of a primitive returns, when it has known properties.
+fn handle_of(call: &FnCallExpr) -> Option<Handle> {
+    if !call.namespace.is_empty() {
+        return None;
+    }
+    let prim = registry::find(call.name.as_str())?;
+    match (prim.name, prim.returns) {
+        ("status", _) => Some(Handle::Status),
+        (_, "Job") => Some(Handle::Job),
+        (_, "Vm") => Some(Handle::Vm),
+        _ => None,
+    }
+}
+
+/// The variables of `ast` bound only to values with known properties: `Some` when every
+/// `let`/`const` of that name binds one (and nothing assigns it), `None` when any does not.
+fn handles(ast: &AST) -> HashMap<String, Option<Handle>> {
+    let mut out: HashMap<String, Option<Handle>> = HashMap::new();
+    ast.walk(&mut |path: &[ASTNode]| {
+        match path.last() {
+            Some(ASTNode::Stmt(Stmt::Var(var, _, _))) => {
+                let bound = match &var.1 {
+                    Expr::FnCall(call, _) => handle_of(call),
+                    _ => None,
+                };
+                let entry = out.entry(var.0.name.to_string()).or_insert(bound);
+                if *entry != bound {
+                    *entry = None;
+                }
+            }
+            Some(ASTNode::Stmt(Stmt::Assignment(a))) => {
+                if let Expr::Variable(v, _, _) = &a.1.lhs {
+                    out.insert(v.1.to_string(), None);
+                }
+            }
+            _ => {}
+        }
+        true
+    });
+    out
 }

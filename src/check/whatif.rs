@@ -13,13 +13,13 @@
 //! has a drill waiting for cleanup. A scenario that is not handled is reported as RB117 at
 //! the operation that failed; a handled one that leaves a VM unsafe as RB118.
 
-use super::{check_with, Report, Session, Setup, Variant, Watch};
+use super::{check_with, Report, Session, Setup, Variant, Watch, TIME_LIMIT};
 use crate::backend::inventory::Inventory;
 use crate::backend::{JobState, Operation};
-use crate::config::read_text;
 use crate::diagnostics::{sort_and_dedup, Code, Finding, Location, Severity};
 use crate::error::Error;
 use crate::script::host::CallSite;
+use crate::script::limits::TimeLimit;
 use rhai::EvalAltResult;
 use serde_json::{json, Value};
 use std::fmt::Write as _;
@@ -102,6 +102,11 @@ pub struct Scenario {
 }
 
 impl Scenario {
+    /// Whether the check's time limit stopped the scenario before it ended.
+    fn out_of_time(&self) -> bool {
+        matches!(&self.ending, Ending::Unhandled(f) if f.code == Code::TimeLimit)
+    }
+
     pub fn handled(&self) -> bool {
         !matches!(self.ending, Ending::Unhandled(_))
     }
@@ -137,6 +142,8 @@ impl Scenario {
 #[derive(Debug, Clone, Default)]
 pub struct WhatIf {
     pub scenarios: Vec<Scenario>,
+    /// Scenarios that did not run (or did not end) because the check's time limit passed.
+    pub not_run: usize,
 }
 
 /// Checks a runbook file and runs its what-if scenarios (none when the check has errors).
@@ -144,10 +151,23 @@ pub fn check_file(
     path: &Path,
     inventory: Option<&Inventory>,
 ) -> Result<(Report, Option<WhatIf>), Error> {
-    let text = read_text(path)?;
-    let name = crate::paths::display(path);
-    let root = crate::paths::folder_of(path);
-    Ok(check_text(&name, &text, Some(&root), inventory))
+    check_file_within(path, inventory, TimeLimit::from_now(TIME_LIMIT))
+}
+
+/// [`check_file`] within `limit`, for the check and its scenarios together.
+pub fn check_file_within(
+    path: &Path,
+    inventory: Option<&Inventory>,
+    limit: TimeLimit,
+) -> Result<(Report, Option<WhatIf>), Error> {
+    let (name, text, root) = super::read_runbook(path)?;
+    Ok(check_text_within(
+        &name,
+        &text,
+        Some(&root),
+        inventory,
+        limit,
+    ))
 }
 
 /// Checks runbook `text` and runs its what-if scenarios; their findings join the report's.
@@ -157,9 +177,22 @@ pub fn check_text(
     root: Option<&Path>,
     inventory: Option<&Inventory>,
 ) -> (Report, Option<WhatIf>) {
+    check_text_within(name, text, root, inventory, TimeLimit::from_now(TIME_LIMIT))
+}
+
+/// [`check_text`] within `limit`: once it passes, the scenarios not yet run are counted in
+/// [`WhatIf::not_run`] and the check reports RB119.
+pub fn check_text_within(
+    name: &str,
+    text: &str,
+    root: Option<&Path>,
+    inventory: Option<&Inventory>,
+    limit: TimeLimit,
+) -> (Report, Option<WhatIf>) {
     let watch = Watch {
         traced: true,
         observer: None,
+        limit: Some(limit),
     };
     let (mut report, session) = check_with(name, text, root, inventory, &watch);
     let Some(session) = session.filter(|_| report.count(Severity::Error) == 0) else {
@@ -184,11 +217,26 @@ pub fn check_text(
         root,
         inventory,
         call_stack: false,
+        limit,
     };
+    let total = baseline.len();
+    let first_site = baseline.iter().find_map(|t| match t {
+        Trigger::Operation { site, .. } => Some(site.clone()),
+        Trigger::PrimaryUnreachable => None,
+    });
+    let (scenarios, stopped): (Vec<Scenario>, Vec<Scenario>) = run_all(&setup, text, baseline)
+        .into_iter()
+        .partition(|s| !s.out_of_time());
     let whatif = WhatIf {
-        scenarios: run_all(&setup, text, baseline),
+        not_run: total - scenarios.len(),
+        scenarios,
     };
     report.findings.extend(findings(&whatif));
+    if whatif.not_run > 0 {
+        report
+            .findings
+            .push(out_of_time(name, &whatif, &stopped, first_site, limit));
+    }
     sort_and_dedup(&mut report.findings);
     (report, Some(whatif))
 }
@@ -234,7 +282,8 @@ fn run_all(setup: &Setup, text: &str, triggers: Vec<Trigger>) -> Vec<Scenario> {
     out
 }
 
-/// Runs scenarios one after the other on this thread, compiling the runbook once.
+/// Runs scenarios one after the other on this thread, compiling the runbook once, until
+/// the check's time limit passes.
 fn run_some(setup: &Setup, text: &str, triggers: Vec<Trigger>) -> Vec<Scenario> {
     let compiler = Session::new(setup, &Variant::default(), None);
     let Ok(mut ast) = compiler.engine.compile(text) else {
@@ -243,6 +292,7 @@ fn run_some(setup: &Setup, text: &str, triggers: Vec<Trigger>) -> Vec<Scenario> 
     ast.set_source(setup.name);
     triggers
         .into_iter()
+        .take_while(|_| !setup.limit.passed())
         .map(|trigger| run_one(setup, &ast, trigger))
         .collect()
 }
@@ -437,6 +487,38 @@ fn finding(s: &Scenario) -> Option<Finding> {
     )
 }
 
+/// RB119 for scenarios the time limit left out: where the one it stopped was running, else
+/// at the first operation (else the runbook's start).
+fn out_of_time(
+    name: &str,
+    whatif: &WhatIf,
+    stopped: &[Scenario],
+    first_site: Option<CallSite>,
+    limit: TimeLimit,
+) -> Finding {
+    let ran = whatif.scenarios.len();
+    let total = ran + whatif.not_run;
+    let message = format!(
+        "the what-if scenarios took longer than the check's time limit of {}: {ran} of {total} ran",
+        crate::clock::human(limit.allowed)
+    );
+    let (location, chain) = match stopped.first().and_then(|s| match &s.ending {
+        Ending::Unhandled(f) => f.location.clone().map(|l| (l, f.chain.clone())),
+        _ => None,
+    }) {
+        Some(place) => place,
+        None => match first_site {
+            Some(site) => (site.location, site.chain),
+            None => (Location::new(name, 1, 1, 0), Vec::new()),
+        },
+    };
+    Finding::new(Code::TimeLimit, message)
+        .label("a scenario was still running here")
+        .help("each scenario runs the runbook again: a loop that runs long when an operation fails is the usual cause; a large runbook can have more time with `check --time-limit 60s` or `[check] time_limit` in runbook.toml")
+        .at(Some(location))
+        .chain(chain)
+}
+
 /// The findings of every scenario that does not pass; scenarios that fail the same way at the
 /// same place (a loop over VMs) make one finding that names the others.
 fn findings(whatif: &WhatIf) -> Vec<Finding> {
@@ -501,6 +583,13 @@ pub fn summary(whatif: &WhatIf) -> String {
         if count == 1 { "" } else { "s" },
         count.saturating_sub(1)
     );
+    if whatif.not_run > 0 {
+        let _ = writeln!(
+            out,
+            "  {} not run: the check's time limit passed (RB119)",
+            whatif.not_run
+        );
+    }
     let width = whatif
         .scenarios
         .iter()
@@ -590,5 +679,6 @@ pub fn json(whatif: &WhatIf) -> Value {
         "scenarios": scenarios,
         "passed": whatif.scenarios.iter().filter(|s| s.passes()).count(),
         "failed": whatif.scenarios.iter().filter(|s| !s.passes()).count(),
+        "not_run": whatif.not_run,
     })
 }

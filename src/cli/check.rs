@@ -10,19 +10,34 @@ use super::Format;
 use crate::check::whatif::{self, WhatIf};
 use crate::check::{self, inventory_for, Report};
 use crate::clock::human;
+use crate::config::Config;
 use crate::diagnostics::json::JsonFinding;
 use crate::diagnostics::{
-    github, render, sarif, summary_line, FileFindings, RenderOptions, Severity, Summary,
+    github, render, sarif, summary_line, FileFindings, RenderOptions, Severity, Summary, Unreadable,
 };
 use crate::error::{exit, Error};
+use crate::script::limits::TimeLimit;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The file `path` that could not be checked because of `error`.
+fn unreadable(path: &Path, error: &Error) -> Unreadable {
+    Unreadable {
+        file: crate::paths::display(path),
+        why: error.to_string(),
+        at: error.location(),
+    }
+}
 
 /// A file's report, and its what-if scenarios when they were asked for and ran.
 type Checked = (Report, Option<WhatIf>);
 
-/// The outcome of one file, or `(file, why)` when it could not be checked.
-type Outcome = Result<Checked, (String, String)>;
+/// The outcome of one file, or why it could not be checked.
+type Outcome = Result<Checked, Unreadable>;
+
+/// A file to check, or a glob's match refused (it resolves outside the glob's folder).
+type Arg = Result<PathBuf, (PathBuf, Error)>;
 
 /// Checks `files` (paths or globs) and prints the findings in `format`. Returns the exit
 /// code: 0 clean, 1 findings that fail the check, 2 a file or configuration that could not
@@ -33,6 +48,7 @@ pub(super) fn check_files(
     deny_warnings: bool,
     format: Format,
     what_if: bool,
+    time_limit: Option<Duration>,
     color: bool,
 ) -> Result<i32, Error> {
     let paths = expand(files)?;
@@ -40,8 +56,15 @@ pub(super) fn check_files(
     let mut code = exit::OK;
     let mut summary = Summary::default();
     let mut outcomes: Vec<Outcome> = Vec::new();
-    for path in &paths {
-        let outcome = match check_one(path, inventory, what_if) {
+    for arg in paths {
+        let (path, checked) = match arg {
+            Ok(path) => {
+                let checked = check_one(&path, inventory, what_if, time_limit);
+                (path, checked)
+            }
+            Err((path, refused)) => (path, Err(refused)),
+        };
+        let outcome = match checked {
             Ok((report, scenarios)) => {
                 summary.add(&report.findings);
                 if report.fails(deny_warnings) {
@@ -52,14 +75,14 @@ pub(super) fn check_files(
             }
             Err(e) => {
                 // A file that cannot be read does not stop the others from being checked.
-                eprint!("{}", e.render(color));
+                err!("{}", e.render(color));
                 code = code.max(e.exit_code());
                 summary.unreadable += 1;
-                let file = crate::paths::display(path);
+                let unreadable = unreadable(&path, &e);
                 if matches!(format, Format::Github) {
-                    println!("{}", github::file_error(&file, &e.to_string()));
+                    outln!("{}", github::file_error(&unreadable));
                 }
-                Err((file, e.to_string()))
+                Err(unreadable)
             }
         };
         if matches!(format, Format::Json | Format::Sarif) {
@@ -67,37 +90,61 @@ pub(super) fn check_files(
         }
     }
     match format {
-        Format::Human | Format::Short | Format::Github => println!("{summary}"),
+        Format::Human | Format::Short | Format::Github => outln!("{summary}"),
         Format::Json => print_document(&json_document(&outcomes, &summary), &summary),
         Format::Sarif => print_document(&sarif_document(&outcomes, &summary), &summary),
     }
     Ok(code)
 }
 
-/// Checks one file, and runs its what-if scenarios when asked.
-fn check_one(path: &Path, inventory: Option<&Path>, what_if: bool) -> Result<Checked, Error> {
+/// Checks one file within its time limit (`--time-limit`, else its `runbook.toml`'s, else
+/// [`check::TIME_LIMIT`]), and runs its what-if scenarios when asked.
+fn check_one(
+    path: &Path,
+    inventory: Option<&Path>,
+    what_if: bool,
+    time_limit: Option<Duration>,
+) -> Result<Checked, Error> {
+    let started = Instant::now();
     let inv = inventory_for(path, inventory)?;
+    let limit = match time_limit {
+        Some(limit) => limit,
+        None => Config::discover(&crate::paths::folder_of(path))?
+            .time_limit
+            .unwrap_or(check::TIME_LIMIT),
+    };
+    let limit = TimeLimit {
+        allowed: limit,
+        deadline: started + limit,
+    };
     if what_if {
-        whatif::check_file(path, inv.as_ref())
+        whatif::check_file_within(path, inv.as_ref(), limit)
     } else {
-        check::check_file(path, inv.as_ref()).map(|report| (report, None))
+        check::check_file_within(path, inv.as_ref(), limit).map(|report| (report, None))
     }
 }
 
 /// The files to check, in order and each once: an argument naming a file is taken as it is;
 /// one with `*`, `?` or `[` is a glob, expanded here so quoted globs work on every shell.
-/// A glob that matches no file is a usage error.
-fn expand(args: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
-    let mut files: Vec<PathBuf> = Vec::new();
-    let mut add = |path: PathBuf| {
-        if !files.contains(&path) {
-            files.push(path);
+/// A glob that matches no file is a usage error; a match that resolves outside the glob's
+/// folder (through a link) is refused, and reported like a file that cannot be read.
+fn expand(args: &[PathBuf]) -> Result<Vec<Arg>, Error> {
+    let mut files: Vec<Arg> = Vec::new();
+    let mut add = |arg: Arg| {
+        let path = match &arg {
+            Ok(path) | Err((path, _)) => path,
+        };
+        if !files
+            .iter()
+            .any(|f| matches!(f, Ok(p) | Err((p, _)) if p == path))
+        {
+            files.push(arg);
         }
     };
     for arg in args {
         let text = arg.to_string_lossy();
-        if arg.exists() || !text.contains(['*', '?', '[']) {
-            add(arg.clone());
+        if arg.exists() || !text.contains(GLOB) {
+            add(Ok(arg.clone()));
             continue;
         }
         let matches = glob::glob(&text)
@@ -110,9 +157,31 @@ fn expand(args: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
             return Err(Error::Usage(format!("`{text}` matches no file")));
         }
         found.sort();
-        found.into_iter().for_each(&mut add);
+        let base = glob_base(arg);
+        for path in found {
+            match crate::files::resolve_inside(&path, &base) {
+                Ok(_) => add(Ok(path)),
+                Err(e) => add(Err((path, e))),
+            }
+        }
     }
     Ok(files)
+}
+
+/// The characters that make an argument a glob.
+const GLOB: [char; 3] = ['*', '?', '['];
+
+/// The folder a glob searches: its components before the first with a glob character.
+fn glob_base(pattern: &Path) -> PathBuf {
+    let base: PathBuf = pattern
+        .components()
+        .take_while(|c| !c.as_os_str().to_string_lossy().contains(GLOB))
+        .collect();
+    if base.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        base
+    }
 }
 
 /// Prints one file's findings in the formats that stream (human, short, github); the human
@@ -121,25 +190,25 @@ fn print_report(report: &Report, scenarios: Option<&WhatIf>, format: Format, col
     match format {
         Format::Human => {
             for f in &report.findings {
-                println!(
+                outln!(
                     "{}",
                     render(f, &report.sources, RenderOptions { color, width: 100 })
                 );
             }
             if let Some(w) = scenarios {
-                print!("{}", whatif::summary(w));
+                out!("{}", whatif::summary(w));
             }
-            println!("{}", verdict(report));
+            outln!("{}", verdict(report));
         }
         Format::Short => {
             for f in &report.findings {
-                println!("{}", summary_line(f));
+                outln!("{}", summary_line(f));
             }
-            println!("{}", verdict(report));
+            outln!("{}", verdict(report));
         }
         Format::Github => {
             for f in &report.findings {
-                println!("{}", github::command(f, &report.sources, &report.name));
+                outln!("{}", github::command(f, &report.sources, &report.name));
             }
         }
         Format::Json | Format::Sarif => {}
@@ -148,11 +217,11 @@ fn print_report(report: &Report, scenarios: Option<&WhatIf>, format: Format, col
 
 /// A machine-readable document on stdout, and the summary line on stderr.
 fn print_document(document: &serde_json::Value, summary: &Summary) {
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(document).unwrap_or_default()
     );
-    eprintln!("{summary}");
+    crate::verbosity::inform!("{summary}");
 }
 
 /// `{"files": [...], "summary": {...}}`: for each file its counts, the dry run, every
@@ -179,7 +248,16 @@ fn json_document(outcomes: &[Outcome], summary: &Summary) -> serde_json::Value {
                 }
                 file
             }
-            Err((file, error)) => serde_json::json!({ "file": file, "error": error }),
+            Err(u) => {
+                let mut file = serde_json::json!({ "file": u.file, "error": u.why });
+                if let (Some((path, line, column)), Some(map)) = (&u.at, file.as_object_mut()) {
+                    map.insert(
+                        "location".into(),
+                        serde_json::json!({ "file": path, "line": line, "column": column }),
+                    );
+                }
+                file
+            }
         })
         .collect();
     serde_json::json!({ "files": files, "summary": summary })
@@ -196,7 +274,7 @@ fn sarif_document(outcomes: &[Outcome], summary: &Summary) -> serde_json::Value 
             sources: &report.sources,
         })
         .collect();
-    let unreadable: Vec<(String, String)> = outcomes
+    let unreadable: Vec<Unreadable> = outcomes
         .iter()
         .filter_map(|o| o.as_ref().err().cloned())
         .collect();
@@ -240,6 +318,42 @@ fn verdict(report: &Report) -> String {
 mod tests {
     use super::*;
 
+    /// The files of `args`, none refused.
+    fn accepted(args: Vec<Arg>) -> Vec<PathBuf> {
+        args.into_iter().map(|a| a.unwrap()).collect()
+    }
+
+    #[test]
+    fn glob_matches_through_a_link_out_of_the_globs_folder_are_refused() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("x.rhai"), "SECRET=1").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.rhai"), "").unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("linked")).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("x.rhai"), dir.path().join("b.rhai"))
+            .unwrap();
+        let args = expand(&[dir.path().join("**/*.rhai")]).unwrap();
+        let refused: Vec<&PathBuf> = args
+            .iter()
+            .filter_map(|a| a.as_ref().err())
+            .map(|(p, _)| p)
+            .collect();
+        assert_eq!(
+            refused,
+            [
+                &dir.path().join("b.rhai"),
+                &dir.path().join("linked/x.rhai")
+            ],
+            "{args:?}"
+        );
+        assert!(args
+            .iter()
+            .any(|a| a.as_ref().ok() == Some(&dir.path().join("a.rhai"))));
+        for (_, e) in args.iter().filter_map(|a| a.as_ref().err()) {
+            assert!(e.to_string().contains("outside"), "{e}");
+        }
+    }
+
     #[test]
     fn globs_expand_in_order_and_files_count_once() {
         let dir = tempfile::tempdir().unwrap();
@@ -249,7 +363,7 @@ mod tests {
         std::fs::create_dir(dir.path().join("sub.rhai")).unwrap();
         let glob = dir.path().join("*.rhai");
         let a = dir.path().join("a.rhai");
-        let files = expand(&[a.clone(), glob, dir.path().join("missing.rhai")]).unwrap();
+        let files = accepted(expand(&[a.clone(), glob, dir.path().join("missing.rhai")]).unwrap());
         assert_eq!(
             files,
             [
@@ -283,6 +397,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let odd = dir.path().join("plan[1].rhai");
         std::fs::write(&odd, "").unwrap();
-        assert_eq!(expand(std::slice::from_ref(&odd)).unwrap(), [odd]);
+        assert_eq!(accepted(expand(std::slice::from_ref(&odd)).unwrap()), [odd]);
     }
 }

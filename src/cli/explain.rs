@@ -7,10 +7,10 @@ use crate::error::{exit, Error};
 /// the list of every code without one.
 pub(super) fn explain(code: Option<&str>) -> Result<i32, Error> {
     match code {
-        None => print!("{}", explain::list()),
+        None => out!("{}", explain::list()),
         Some(text) => {
             let code = Code::parse(text).ok_or_else(|| unknown(text))?;
-            print!("{}", explain::text(code));
+            out!("{}", explain::text(code));
         }
     }
     Ok(exit::OK)

@@ -3,14 +3,15 @@
 mod check;
 mod explain;
 mod plan;
+mod shell;
 
 use crate::error::{exit, Error};
 use crate::run::{self, RunOptions};
 use crate::script::registry;
+use crate::verbosity::inform;
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod runs;
-use std::io::IsTerminal;
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -20,6 +21,16 @@ use std::path::PathBuf;
     about = "Check and run disaster-recovery runbooks written in Rhai"
 )]
 pub struct Cli {
+    /// Say less on stderr: no progress of jobs while a run goes on, and no informational
+    /// lines (`wrote FILE`, check's summary beside a json or sarif document). Errors,
+    /// findings, manual steps, a run's summary and every result still print.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Log more on stderr: -v every operation issued or skipped and every retry (debug),
+    /// -vv also every request and job poll (trace), -vvv every library's trace too.
+    /// RUNBOOK_LOG or RUST_LOG, when set, choose instead (e.g. RUNBOOK_LOG=debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -43,6 +54,7 @@ pub enum Format {
 pub enum InventoryCommand {
     /// Write an inventory file from the target's live state (for `check`).
     Export {
+        /// The target of runbook.toml (`[targets.NAME]`) whose vault to read.
         #[arg(long, value_name = "NAME")]
         target: String,
         /// Where to write it (default: standard output).
@@ -104,6 +116,11 @@ pub enum Command {
         /// unreachable, and report failures the runbook does not handle.
         #[arg(long)]
         what_if: bool,
+        /// How long checking one file may take, its dry runs and what-if scenarios together
+        /// (e.g. 30s; default: `[check] time_limit` of runbook.toml, else 10s). A file that
+        /// takes longer is reported as RB119.
+        #[arg(long, value_name = "DURATION", value_parser = time_limit)]
+        time_limit: Option<std::time::Duration>,
     },
     /// Show the dry run as a plan: operations in time and in parallel lanes, each VM's
     /// state before and after, manual steps, and the estimated recovery time.
@@ -118,16 +135,19 @@ pub enum Command {
         /// The inventory whose durations and states to plan with (overrides runbook.toml).
         #[arg(long, value_name = "FILE")]
         inventory: Option<PathBuf>,
+        /// How to print the plan.
         #[arg(long, value_enum, default_value = "text")]
         format: plan::PlanFormat,
     },
     /// Run a runbook (on the embedded simulator when no target is given).
     Run {
+        /// The runbook to run (a `.rhai` file).
         file: PathBuf,
         /// The simulator's inventory (overrides runbook.toml; default: the demo inventory).
         #[arg(long, value_name = "FILE")]
         inventory: Option<PathBuf>,
-        /// How much faster than real time the simulator runs.
+        /// How much faster than real time the simulator runs (default: 150, or `[simulator]
+        /// speed` in runbook.toml). The simulated times are the same at every speed.
         #[arg(long, value_name = "FACTOR")]
         speed: Option<f64>,
         /// Confirm manual steps automatically (the embedded simulator only; refused with
@@ -155,6 +175,7 @@ pub enum Command {
     },
     /// A table of a target's protected items.
     Status {
+        /// The target of runbook.toml (`[targets.NAME]`) whose vault to read.
         #[arg(long, value_name = "NAME")]
         target: String,
     },
@@ -181,18 +202,26 @@ pub enum Command {
     Lsp,
     #[command(flatten)]
     Runs(runs::RunCommand),
+    /// Print a shell completion script, e.g. `runbook completions bash >
+    /// ~/.local/share/bash-completion/completions/runbook`.
+    Completions {
+        /// The shell to complete in.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page runbook(1) (roff), e.g. `runbook man | man -l -`; with --dir,
+    /// write a page for every command.
+    Man {
+        /// Write runbook.1 and a page per command (runbook-check.1, ...) into this folder
+        /// (created if missing) instead of printing runbook(1).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// Parses the arguments, runs the command and returns the exit code.
 pub fn main() -> i32 {
-    // Logs for troubleshooting go to stderr, off unless RUNBOOK_LOG says (e.g. `debug`).
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RUNBOOK_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    crate::output::quiet_print_failures();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -204,11 +233,14 @@ pub fn main() -> i32 {
             };
         }
     };
-    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    match dispatch(cli.command, color) {
+    let color = shell::stderr_color();
+    crate::verbosity::set_quiet(cli.quiet);
+    // Logs for troubleshooting go to stderr, off unless -v, RUNBOOK_LOG or RUST_LOG say.
+    let started = shell::init_logging(cli.verbose).and_then(|()| dispatch(cli.command, color));
+    match started {
         Ok(code) => code,
         Err(e) => {
-            eprint!("{}", e.render(color));
+            err!("{}", e.render(color));
             e.exit_code()
         }
     }
@@ -222,12 +254,14 @@ fn dispatch(command: Command, color: bool) -> Result<i32, Error> {
             deny_warnings,
             format,
             what_if,
+            time_limit,
         } => check::check_files(
             &files,
             inventory.as_deref(),
             deny_warnings,
             format,
             what_if,
+            time_limit,
             color,
         ),
         Command::Plan {
@@ -261,6 +295,7 @@ fn dispatch(command: Command, color: bool) -> Result<i32, Error> {
                     )));
                 }
             }
+            crate::output::survive_hangup();
             run::run(&RunOptions {
                 path: file,
                 target,
@@ -314,7 +349,7 @@ fn dispatch(command: Command, color: bool) -> Result<i32, Error> {
         }
         Command::Status { target } => {
             let estate = estate_of(&target)?;
-            println!("{}", crate::estate::status_table(&estate.items));
+            outln!("{}", crate::estate::status_table(&estate.items));
             Ok(exit::OK)
         }
         Command::Inventory {
@@ -326,13 +361,13 @@ fn dispatch(command: Command, color: bool) -> Result<i32, Error> {
             match output {
                 Some(path) => {
                     std::fs::write(&path, text).map_err(|e| Error::io(&path, &e))?;
-                    eprintln!(
+                    inform!(
                         "wrote {} ({} items)",
                         crate::paths::display(&path),
                         estate.items.len()
                     );
                 }
-                None => print!("{text}"),
+                None => out!("{text}"),
             }
             Ok(exit::OK)
         }
@@ -340,13 +375,20 @@ fn dispatch(command: Command, color: bool) -> Result<i32, Error> {
         Command::Explain { code } => explain::explain(code.as_deref()),
         Command::Lsp => crate::lsp::serve(),
         Command::Runs(command) => runs::dispatch(command, color),
+        Command::Completions { shell } => shell::completions(shell),
+        Command::Man { dir } => shell::man(dir.as_deref()),
     }
+}
+
+/// `--time-limit`: a duration such as `10s` or `500ms`.
+fn time_limit(text: &str) -> Result<std::time::Duration, String> {
+    crate::clock::parse_duration(text)
 }
 
 /// `runbook api`: the markdown reference on stdout, or the definition files in `dir`.
 fn api(definitions: Option<&std::path::Path>) -> Result<i32, Error> {
     let Some(dir) = definitions else {
-        print!("{}", registry::markdown_table());
+        out!("{}", registry::markdown_table());
         return Ok(exit::OK);
     };
     let written = crate::script::definitions::write(dir)?;
@@ -355,7 +397,7 @@ fn api(definitions: Option<&std::path::Path>) -> Result<i32, Error> {
         .filter_map(|p| p.file_name())
         .map(|n| n.to_string_lossy().into_owned())
         .collect();
-    eprintln!(
+    inform!(
         "wrote {} definition files to {}: {}",
         written.len(),
         crate::paths::display(dir),
@@ -390,24 +432,44 @@ fn serve(
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| Error::Usage(format!("cannot listen on {addr}: {e}")))?;
-        let local = listener.local_addr().map_err(|e| Error::Usage(e.to_string()))?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| Error::Usage(e.to_string()))?;
         // A served simulator keeps the time of day, as the service does: clients compare
         // its timestamps with their own clock.
         let clock: Arc<dyn Clock> = Arc::new(RealClock::new(speed));
         let sim = Arc::new(Simulator::new(&inventory, clock, false));
         let server = crate::simulator::Server::with_options(sim, options);
-        eprintln!(
-            "ASR simulator ({}) at {speed}x on http://{local}: use a [targets.NAME] with endpoint = \"http://{local}\" and any subscription, resource_group and vault; clients send the bearer token given with --token. Ctrl-C stops it.",
-            inventory.origin
+        errln!(
+            "ASR simulator ({}) at {speed}x on http://{local}: {}",
+            inventory.origin,
+            endpoint_advice(local)
         );
         crate::simulator::serve(listener, server, async {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await
         .map_err(|e| Error::Usage(format!("the server stopped: {e}")))?;
-        eprintln!("simulator stopped");
+        inform!("simulator stopped");
         Ok(exit::OK)
     })
+}
+
+/// What a client of a simulator listening on `local` puts in its target. The client takes
+/// plain http on loopback only, so an address of every interface (0.0.0.0, ::) is reached
+/// as 127.0.0.1 (or ::1) on this machine.
+fn endpoint_advice(local: std::net::SocketAddr) -> String {
+    let tail = "with any subscription, resource_group and vault; clients send the bearer token given with --token. Ctrl-C stops it.";
+    if !local.ip().is_unspecified() {
+        return format!("use a [targets.NAME] with endpoint = \"http://{local}\" {tail}");
+    }
+    let loopback = match local {
+        std::net::SocketAddr::V4(a) => format!("127.0.0.1:{}", a.port()),
+        std::net::SocketAddr::V6(a) => format!("[::1]:{}", a.port()),
+    };
+    format!(
+        "it listens on every interface, but runbook's client takes plain http only on loopback: on this machine use a [targets.NAME] with endpoint = \"http://{loopback}\" (not {local}) {tail} From another machine the client needs https in front of it (a TLS proxy)."
+    )
 }
 
 /// The estate of target `name` (from runbook.toml in this folder or above).
@@ -419,9 +481,10 @@ fn estate_of(name: &str) -> Result<crate::estate::Estate, Error> {
         .build()
         .map_err(|e| Error::Usage(format!("cannot start the runtime: {e}")))?;
     rt.block_on(crate::estate::read(&backend)).map_err(|e| {
-        Error::Service(format!(
+        let message = format!(
             "cannot read target `{name}` at {}: {e}",
             crate::backend::Backend::describe(&backend)
-        ))
+        );
+        crate::estate::unreadable(&e, message)
     })
 }

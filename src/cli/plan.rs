@@ -18,7 +18,7 @@ pub enum PlanFormat {
 }
 
 fn print_json(value: &serde_json::Value) {
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(value).unwrap_or_default()
     );
@@ -39,11 +39,11 @@ pub fn plan_file(
 fn print_outcome(outcome: &Outcome, format: PlanFormat, color: bool) -> i32 {
     let color = color && std::io::stdout().is_terminal();
     match (outcome, format) {
-        (Outcome::Planned(p), PlanFormat::Text) => print!("{}", render::text(p)),
-        (Outcome::Planned(p), PlanFormat::Markdown) => print!("{}", render::markdown(p)),
-        (Outcome::Planned(p), PlanFormat::Json) => println!("{}", render::json(p)),
-        (Outcome::Rejected(r), PlanFormat::Text) => print!("{}", render::rejected_text(r, color)),
-        (Outcome::Rejected(r), PlanFormat::Markdown) => print!("{}", render::rejected_markdown(r)),
+        (Outcome::Planned(p), PlanFormat::Text) => out!("{}", render::text(p)),
+        (Outcome::Planned(p), PlanFormat::Markdown) => out!("{}", render::markdown(p)),
+        (Outcome::Planned(p), PlanFormat::Json) => outln!("{}", render::json(p)),
+        (Outcome::Rejected(r), PlanFormat::Text) => out!("{}", render::rejected_text(r, color)),
+        (Outcome::Rejected(r), PlanFormat::Markdown) => out!("{}", render::rejected_markdown(r)),
         (Outcome::Rejected(r), PlanFormat::Json) => print_json(&render::rejected_json(r)),
     }
     match outcome {
@@ -79,8 +79,8 @@ pub fn compare_files(
         (Outcome::Planned(old), Outcome::Planned(new)) => {
             let c = compare::compare(*old, *new);
             match format {
-                PlanFormat::Text => print!("{}", compare::text(&c)),
-                PlanFormat::Markdown => print!("{}", compare::markdown(&c)),
+                PlanFormat::Text => out!("{}", compare::text(&c)),
+                PlanFormat::Markdown => out!("{}", compare::markdown(&c)),
                 PlanFormat::Json => print_json(&compare::json(&c)),
             }
             Ok(exit::OK)

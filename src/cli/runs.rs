@@ -14,7 +14,8 @@ pub enum RunCommand {
     Resume {
         /// The run's id (or a unique prefix), as `runbook runs` lists it.
         run: String,
-        /// The runbook project (default: the nearest folder with runs or runbook.toml).
+        /// The runbook project (default: the nearest folder from here up with runs or
+        /// runbook.toml).
         #[arg(long, value_name = "DIR")]
         project: Option<PathBuf>,
         /// Resume even though the runbook or a module changed since the run started.
@@ -26,30 +27,44 @@ pub enum RunCommand {
     },
     /// List the project's runs and their state.
     Runs {
+        /// The runbook project (default: the nearest folder from here up with runs or
+        /// runbook.toml).
         #[arg(long, value_name = "DIR")]
         project: Option<PathBuf>,
+        /// A table, or JSON for tools.
         #[arg(long, value_enum, default_value = "text")]
         format: ListFormat,
     },
     /// Print one run's journal, record by record.
     Show {
+        /// The run's id (or a unique prefix), as `runbook runs` lists it.
         run: String,
+        /// The runbook project (default: the nearest folder from here up with runs or
+        /// runbook.toml).
         #[arg(long, value_name = "DIR")]
         project: Option<PathBuf>,
     },
     /// Approve the manual step a run waits at, from another terminal.
     Approve {
+        /// The run's id (or a unique prefix), as `runbook runs` lists it.
         run: String,
         /// The step's number (as the run shows it) or its title.
         step: String,
+        /// The runbook project (default: the nearest folder from here up with runs or
+        /// runbook.toml).
         #[arg(long, value_name = "DIR")]
         project: Option<PathBuf>,
     },
     /// The audit record of a run: timeline, VM states, jobs, approvals, recovery time.
     Report {
+        /// The run's id (or a unique prefix), as `runbook runs` lists it.
         run: String,
+        /// The runbook project (default: the nearest folder from here up with runs or
+        /// runbook.toml).
         #[arg(long, value_name = "DIR")]
         project: Option<PathBuf>,
+        /// Markdown (with a Mermaid Gantt chart), JSON (`runbook-report/1`, see
+        /// docs/report.md) or a self-contained HTML page.
         #[arg(long, value_enum, default_value = "markdown")]
         format: ReportFormat,
         /// Write it to this file instead of standard output.
@@ -78,23 +93,26 @@ pub fn dispatch(command: RunCommand, color: bool) -> Result<i32, Error> {
             project,
             allow_changed,
             no_progress,
-        } => run::resume(&ResumeOptions {
-            project,
-            run,
-            allow_changed,
-            progress: !no_progress,
-            color,
-        }),
+        } => {
+            crate::output::survive_hangup();
+            run::resume(&ResumeOptions {
+                project,
+                run,
+                allow_changed,
+                progress: !no_progress,
+                color,
+            })
+        }
         RunCommand::Runs { project, format } => {
             let project = runs::discover_project(project.as_deref())?;
             let list = runs::list(&project);
             match format {
-                ListFormat::Json => println!(
+                ListFormat::Json => outln!(
                     "{}",
                     serde_json::to_string_pretty(&list).unwrap_or_default()
                 ),
                 ListFormat::Text if list.is_empty() => {
-                    eprintln!("no runs in {}", crate::paths::display(&project));
+                    errln!("{}", runs::none_found(&project));
                 }
                 ListFormat::Text => {
                     let mut table = crate::run::summary::plain_table(vec![
@@ -117,7 +135,7 @@ pub fn dispatch(command: RunCommand, color: bool) -> Result<i32, Error> {
                             r.started.clone(),
                         ]);
                     }
-                    println!("{table}");
+                    outln!("{table}");
                 }
             }
             Ok(exit::OK)
@@ -126,16 +144,18 @@ pub fn dispatch(command: RunCommand, color: bool) -> Result<i32, Error> {
             let project = runs::discover_project(project.as_deref())?;
             let (id, dir) = runs::find(&project, &run)?;
             let loaded = journal::load(&dir.join(journal::FILE)).map_err(Error::Usage)?;
-            print!("{}", report::show(&id, &loaded));
+            out!("{}", report::show(&id, &loaded));
             Ok(exit::OK)
         }
         RunCommand::Approve { run, step, project } => {
             let project = runs::discover_project(project.as_deref())?;
             let (id, dir) = runs::find(&project, &run)?;
             let given = journal::approvals::approve(&dir, &id, &step, &journal::operator())?;
-            eprintln!(
+            errln!(
                 "approved step {} of run {id} as {} at {}",
-                given.step, given.by, given.at
+                given.step,
+                given.by,
+                given.at
             );
             Ok(exit::OK)
         }
@@ -157,9 +177,9 @@ pub fn dispatch(command: RunCommand, color: bool) -> Result<i32, Error> {
             match output {
                 Some(path) => {
                     std::fs::write(&path, text).map_err(|e| Error::io(&path, &e))?;
-                    eprintln!("wrote {}", crate::paths::display(&path));
+                    crate::verbosity::inform!("wrote {}", crate::paths::display(&path));
                 }
-                None => print!("{text}"),
+                None => out!("{text}"),
             }
             Ok(exit::OK)
         }

@@ -140,7 +140,22 @@ codes! {
     FailureLeavesUnsafe = "RB118", "failure-leaves-unsafe", Warning,
         "what-if: when this operation fails, the runbook ends but leaves a VM failed over and not committed, without replication, or in an uncleaned drill",
         "The run looks finished while a VM has no disaster recovery or blocks the next failover.";
-    AvoidableDataLoss = "RB120", "avoidable-data-loss", Warning,
+    TimeLimit = "RB119", "time-limit", Error,
+        "checking the runbook took longer than its time limit (10 s unless configured)",
+        "A runbook that computes that long before its operations stalls the recovery too; and a check that never ends blocks every pull request.";
+    UnknownProperty = "RB120", "unknown-property", Error,
+        "a property a `status()` map, a `Job` or a `Vm` does not have (a typo such as `s.stat`)",
+        "A misspelt key of a status map reads as nothing, so the runbook decides on a wrong premise; a misspelt property of a job stops the run at that line.";
+    NoAnswer = "RB121", "no-answer", Error,
+        "no usable answer from the service: it could not be reached, its answer was lost, or the answer was not followed or believed (a redirect, an undocumented answer)",
+        "Nothing is known of what the service did with the request: the run does not guess, and a resume asks the service again.";
+    ServiceRefused = "RB122", "service-refused", Error,
+        "the service refused a request with an error (its ARM error code, message and request id)",
+        "The service did not do what the runbook asked; its error code says why, and the request id is what Azure support asks for.";
+    CredentialsRejected = "RB123", "credentials-rejected", Error,
+        "the credentials were rejected, or no token could be had for them",
+        "Without a valid token nothing can be read or issued: the run stops until the credentials are fixed.";
+    AvoidableDataLoss = "RB124", "avoidable-data-loss", Warning,
         "an unplanned failover without `shutdown_source` while the source site is connected",
         "An unplanned failover may lose the changes not replicated yet; while the source site answers, a planned failover (or shutting the source down first) loses nothing.";
 }

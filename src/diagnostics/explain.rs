@@ -384,6 +384,48 @@ while job.state != "Succeeded" { }
             ),
             fix: demo(PLANNED_FAILOVER),
         },
+        Code::UnknownProperty => Explanation {
+            detects: "A property read on the map `status(vm)` returns, or on a `Job` or a \
+                `Vm`, that it does not have: statically where the value comes straight from \
+                the primitive (`status(v).stat`, or a variable only ever bound to one), and \
+                at run time for a job. A missing key of a map reads as `()` in Rhai, so a \
+                typo would quietly compare unequal.",
+            example: demo(
+                r#"let s = status(vm("web-01"));
+if s.stat != "protected" {
+    throw `web-01 is ${s.stat}: repair its replication first`;
+}
+"#,
+            ),
+            fix: demo(
+                r#"let s = status(vm("web-01"));
+if s.state != "protected" {
+    throw `web-01 is ${s.state}: repair its replication first`;
+}
+"#,
+            ),
+        },
+        Code::TimeLimit => Explanation {
+            detects: "`runbook check` gives each file a wall-clock budget, its dry run and its \
+                what-if scenarios together: 10 s, or `--time-limit`, or `[check] time_limit` \
+                in runbook.toml. A dry run still going when it runs out stops where it was \
+                running; what-if scenarios not yet run are counted as not run. A loop that \
+                makes each step slower (a string or list that keeps growing) is the usual \
+                cause: it may never reach the operation limit (RB109). A runbook so large \
+                that Rhai cannot parse it in time (its parser slows with the square of the \
+                variables declared) is reported at its first line, a module so large at its \
+                import (RB007).",
+            example: demo(
+                r#"let web = vm("web-01");
+let job = failover(web, #{ kind: "planned" });
+let polls = "";
+while job.state != "Succeeded" {
+    polls += 1; // one more mark per poll: each step copies all the marks before it
+}
+"#,
+            ),
+            fix: demo(PLANNED_FAILOVER),
+        },
         Code::ResourceLimit => Explanation {
             detects: "Call depth, expression depth, string, array and map sizes and the number \
                 of modules are limited. Recursion without an end is the usual cause.",
@@ -489,6 +531,54 @@ note(`drill ${last}`);
                  runbook run runbooks/planned-failover.rhai --auto-approve   # a rehearsal on the simulator\n",
             ),
         },
+        Code::NoAnswer => Explanation {
+            detects: "During `runbook run` against a target: the service could not be reached, \
+                its answer was lost (a timeout, a dropped connection, 5xx answers that did not \
+                stop), or the answer was one the client does not follow or believe: a \
+                redirect (never followed, as it would carry the token or the request \
+                elsewhere), a link to another host, a success that names no job. Reads are \
+                retried first, and a wait keeps asking within its timeout. An operation \
+                whose answer was lost is looked for by its request id, never sent again; the \
+                message says whether it may have been issued.",
+            example: run(
+                "runbook run runbooks/site-failover.rhai --target prod\n\
+                 # the endpoint answers 307 to another host, or stops answering\n",
+            ),
+            fix: run(
+                "runbook status --target prod          # does the target answer now?\n\
+                 runbook resume RUN                    # asks the service what became of each request\n",
+            ),
+        },
+        Code::ServiceRefused => Explanation {
+            detects: "During `runbook run` against a target: the service refused a request \
+                with an ARM error (400, 403, 404, 409...). The finding shows the error's code \
+                (e.g. `OperationNotAllowed`, `AuthorizationFailed`), its message and the \
+                service's request id. Nothing was done for that call.",
+            example: run(
+                "runbook run runbooks/planned-failover.rhai --target prod\n\
+                 # error[RB122]: the service refused the request with AuthorizationFailed: ...\n",
+            ),
+            fix: run(
+                "runbook status --target prod\n\
+                 # see the item's state and allowed operations; fix what the code names, then resume\n",
+            ),
+        },
+        Code::CredentialsRejected => Explanation {
+            detects: "During `runbook run` (or `status`) against a target: the token endpoint \
+                refused the client credentials (e.g. `invalid_client` for a wrong \
+                AZURE_CLIENT_SECRET), the managed identity or the Azure CLI gave no token, or \
+                the service answered 401 to the token. The run stops (exit code 2, like \
+                missing credentials): nothing can be read or issued without a token. \
+                Neither the secret nor any token is ever shown.",
+            example: run(
+                "AZURE_CLIENT_SECRET=expired-secret runbook run runbooks/planned-failover.rhai --target prod\n",
+            ),
+            fix: run(
+                "export AZURE_CLIENT_SECRET=...        # a valid secret for AZURE_CLIENT_ID\n\
+                 runbook status --target prod          # the credentials work\n\
+                 runbook resume RUN\n",
+            ),
+        },
         Code::JobWarning => Explanation {
             detects: "A job that succeeded with warnings. The usual one: an unplanned failover \
                 asked to shut the source VM down first (`shutdown_source: true`) could not \
@@ -521,8 +611,10 @@ wait_job(commit(app), #{ timeout: "10m" });
                 job failing, and once with the primary site unreachable. A scenario is not \
                 handled when an error a primitive raised (the failed wait, a refused \
                 operation, a failed verification) reaches the top of the runbook uncaught. \
-                The finding points at the operation that failed; scenarios that fail the same \
-                way at the same line make one finding.",
+                A runbook's own `throw` counts as handled, also when it rethrows a caught \
+                error after leaving its VMs safe, as the stdlib's functions do (so no finding \
+                points inside the stdlib). The finding points at the operation that failed; \
+                scenarios that fail the same way at the same line make one finding.",
             example: demo(
                 r#"let web = vm("web-01");
 wait_job(test_failover(web, #{ network: "drill-net" }), #{ timeout: "1h" });

@@ -2,7 +2,7 @@
 //! workflow step that prints them gets an annotation on each finding's line of the pull
 //! request.
 
-use super::{Finding, Severity, Sources};
+use super::{Finding, Severity, Sources, Unreadable};
 
 /// The workflow command of one finding of the checked file `file`.
 ///
@@ -42,11 +42,16 @@ pub fn command(finding: &Finding, sources: &Sources, file: &str) -> String {
 }
 
 /// The workflow command for a file that could not be checked, with the reason.
-pub fn file_error(file: &str, reason: &str) -> String {
+pub fn file_error(unreadable: &Unreadable) -> String {
+    let place = match &unreadable.at {
+        Some((file, line, column)) => {
+            format!("file={},line={line},col={column}", escape_property(file))
+        }
+        None => format!("file={}", escape_property(&unreadable.file)),
+    };
     format!(
-        "::error file={},title=runbook check::{}",
-        escape_property(file),
-        escape_data(reason)
+        "::error {place},title=runbook check::{}",
+        escape_data(&unreadable.why)
     )
 }
 

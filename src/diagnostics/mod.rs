@@ -9,6 +9,7 @@ pub mod json;
 mod position;
 mod render;
 pub mod sarif;
+mod snippet;
 mod summary;
 
 pub use codes::Code;
@@ -17,6 +18,8 @@ pub use position::{
     Region,
 };
 pub use render::{render, render_all, summary_line, RenderOptions};
+pub use snippet::shorten;
+pub(crate) use snippet::Snippet;
 pub use summary::Summary;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -108,7 +111,7 @@ impl Finding {
         Finding {
             code,
             severity: code.severity(),
-            message: message.into(),
+            message: shorten(message.into()),
             location: None,
             label: String::new(),
             help: None,
@@ -134,12 +137,12 @@ impl Finding {
     }
 
     pub fn note(mut self, note: impl Into<String>) -> Self {
-        self.notes.push(note.into());
+        self.notes.push(shorten(note.into()));
         self
     }
 
     pub fn notes(mut self, notes: impl IntoIterator<Item = String>) -> Self {
-        self.notes.extend(notes);
+        self.notes.extend(notes.into_iter().map(shorten));
         self
     }
 
@@ -190,6 +193,15 @@ pub struct FileFindings<'a> {
     pub file: &'a str,
     pub findings: &'a [Finding],
     pub sources: &'a Sources,
+}
+
+/// A file `check` could not check: the file, why, and the place the reason is about (the
+/// file, line and column of a byte that is not UTF-8 or of a TOML error), when it has one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreadable {
+    pub file: String,
+    pub why: String,
+    pub at: Option<(String, usize, usize)>,
 }
 
 /// The texts of every source a finding may point into: runbooks, their modules and the

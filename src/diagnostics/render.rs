@@ -1,10 +1,8 @@
 //! Renders findings with miette, once, at the edge of the program.
 
 use super::position::label_chars;
-use super::{char_span_to_bytes, offset_of, Finding, Frame, Location, Severity, Sources};
-use miette::{
-    Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceSpan,
-};
+use super::{char_span_to_bytes, offset_of, Finding, Frame, Location, Severity, Snippet, Sources};
+use miette::{Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan};
 use std::fmt;
 
 /// How findings are drawn.
@@ -82,7 +80,7 @@ struct Report {
     message: String,
     severity: miette::Severity,
     help: Option<String>,
-    source: Option<NamedSource<String>>,
+    source: Option<Snippet>,
     label: Option<LabeledSpan>,
     related: Vec<Report>,
 }
@@ -135,11 +133,7 @@ impl Report {
     }
 }
 
-fn locate(
-    loc: &Location,
-    text: &str,
-    sources: &Sources,
-) -> (Option<NamedSource<String>>, Option<LabeledSpan>) {
+fn locate(loc: &Location, text: &str, sources: &Sources) -> (Option<Snippet>, Option<LabeledSpan>) {
     let Some(content) = sources.get(&loc.source) else {
         return (None, None);
     };
@@ -147,9 +141,8 @@ fn locate(
         return (None, None);
     };
     let len = char_span_to_bytes(content, offset, label_chars(content, offset, loc.len));
-    let source = NamedSource::new(&loc.source, content.to_string());
-    let label =
-        LabeledSpan::new_with_span(Some(text.to_string()), SourceSpan::new(offset.into(), len));
+    let (source, span) = Snippet::around(&loc.source, content, offset, len);
+    let label = LabeledSpan::new_with_span(Some(text.to_string()), span);
     (Some(source), Some(label))
 }
 

@@ -2,7 +2,9 @@
 //! of the `runbook` tool, a rule per diagnostic code (its summary, why, and explanation with
 //! an example) and a result per finding, built with the `serde-sarif` types.
 
-use super::{explain, Code, FileFindings, Finding, Location, Region, Severity, Sources, Summary};
+use super::{
+    explain, Code, FileFindings, Finding, Location, Region, Severity, Sources, Summary, Unreadable,
+};
 use serde_sarif::sarif::{
     ArtifactLocation, Invocation, Location as SarifLocation, Message, MultiformatMessageString,
     Notification, PhysicalLocation, PropertyBag, Region as SarifRegion, ReportingConfiguration,
@@ -14,7 +16,7 @@ use std::collections::BTreeMap;
 /// The SARIF log of one `check`: the findings of every checked file, the files that could
 /// not be read (`(file, why)`, as notifications of a failed invocation) and the summary (in
 /// the run's properties).
-pub fn log(files: &[FileFindings], unreadable: &[(String, String)], summary: &Summary) -> Sarif {
+pub fn log(files: &[FileFindings], unreadable: &[Unreadable], summary: &Summary) -> Sarif {
     let results: Vec<SarifResult> = files
         .iter()
         .flat_map(|f| {
@@ -25,11 +27,17 @@ pub fn log(files: &[FileFindings], unreadable: &[(String, String)], summary: &Su
         .collect();
     let notifications: Vec<Notification> = unreadable
         .iter()
-        .map(|(file, why)| {
+        .map(|u| {
+            let location = match &u.at {
+                Some((file, line, column)) => {
+                    file_location(file, Some(Region::of(None, *line, *column, 1)))
+                }
+                None => file_location(&u.file, None),
+            };
             Notification::builder()
                 .level("error")
-                .message(text(why))
-                .locations(vec![file_location(file, None)])
+                .message(text(&u.why))
+                .locations(vec![location])
                 .build()
         })
         .collect();
@@ -281,10 +289,11 @@ mod tests {
     fn unreadable_files_fail_the_invocation_with_a_notification() {
         let json = serde_json::to_value(log(
             &[],
-            &[(
-                "gone.rhai".into(),
-                "cannot read `gone.rhai`: no such file".into(),
-            )],
+            &[Unreadable {
+                file: "gone.rhai".into(),
+                why: "cannot read `gone.rhai`: no such file".into(),
+                at: None,
+            }],
             &Summary::default(),
         ))
         .unwrap();

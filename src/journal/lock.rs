@@ -30,6 +30,8 @@ pub struct Holder {
 pub struct Lock {
     file: File,
     holder: Holder,
+    /// The stale holder this lock was taken over from (`--take-over`).
+    took_over: Option<Holder>,
 }
 
 /// A file name for a lock on `identity` (the vault's full id).
@@ -87,6 +89,7 @@ impl Lock {
             }
             Err(TryLockError::Error(e)) => return Err(Error::io(&path, &e)),
         }
+        let mut took_over = None;
         if let Some(stale) = read_holder(&mut file) {
             if stale.run != holder.run {
                 if !take_over {
@@ -97,6 +100,7 @@ impl Lock {
                 }
                 supersede(project, &stale.run, &holder.run);
                 tracing::info!(run = %stale.run, "took over a stale lock");
+                took_over = Some(stale);
             }
         }
         let text = serde_json::to_string_pretty(&holder).unwrap_or_default();
@@ -105,11 +109,21 @@ impl Lock {
             .and_then(|()| file.write_all(text.as_bytes()))
             .and_then(|()| file.sync_all())
             .map_err(|e| Error::io(&path, &e))?;
-        Ok(Lock { file, holder })
+        Ok(Lock {
+            file,
+            holder,
+            took_over,
+        })
     }
 
     pub fn holder(&self) -> &Holder {
         &self.holder
+    }
+
+    /// The run whose stale lock this one took over, if it did: its jobs still in flight
+    /// are adopted rather than issued again.
+    pub fn took_over(&self) -> Option<&Holder> {
+        self.took_over.as_ref()
     }
 }
 

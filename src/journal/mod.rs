@@ -8,6 +8,7 @@
 //! torn last line (a crash while writing) is dropped when the journal is read.
 
 pub mod approvals;
+pub mod inherit;
 pub mod lock;
 pub mod runs;
 
@@ -87,11 +88,22 @@ pub enum Entry {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         seen: Vec<Timestamp>,
     },
-    /// A manual step was answered.
+    /// A manual step was answered. The record's `at` is on the run's clock (simulated time
+    /// on the embedded simulator); the operator answers in real time, so the step also
+    /// records the wall clock and how long it waited in real time, which its timeout counts.
     Step {
         number: u32,
         title: String,
         outcome: StepOutcome,
+        /// When the step was answered (or timed out) on the wall clock, RFC 3339.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        answered_wall: Option<String>,
+        /// How long the step waited for its answer, in real seconds.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        waited_real_seconds: Option<u64>,
+        /// The step's timeout, in real seconds.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout_real_seconds: Option<u64>,
     },
     /// A VM passed verification (for the report).
     Verified {

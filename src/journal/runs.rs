@@ -153,6 +153,22 @@ pub fn create_run(project: &Path, now: Timestamp) -> Result<(String, PathBuf), E
     Err(Error::Usage("cannot find a free run id".into()))
 }
 
+/// Removes the folder of a run that never started (nothing in it but what its start wrote),
+/// and `.runbook/runs/` and `.runbook/` of `project` when that leaves them empty.
+pub fn discard(project: &Path, dir: &Path) {
+    let journal = dir.join(FILE);
+    // A journal with records stays: only a run that wrote nothing is discarded.
+    if journal.metadata().is_ok_and(|m| m.len() > 0) {
+        return;
+    }
+    let _ = std::fs::remove_file(&journal);
+    let _ = std::fs::remove_dir(dir);
+    let runs = runs_dir(project);
+    if std::fs::remove_dir(&runs).is_ok() {
+        let _ = std::fs::remove_dir(project.join(".runbook"));
+    }
+}
+
 fn io_reason(e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::PermissionDenied => "permission denied".into(),
@@ -251,6 +267,35 @@ pub fn state_of(loaded: &Loaded) -> String {
         None if is_locked(&loaded.path) => "running".into(),
         None => format!("crashed{resumable}"),
     }
+}
+
+/// What `runbook runs` says when a project has no runs: where it looked, where runs are
+/// kept, and the projects in the folders just below, if any (`--project runbooks`).
+pub fn none_found(project: &Path) -> String {
+    let mut out = format!(
+        "no runs in {} (looked in {}); a run is kept in its runbook's project: the folder of the runbook.toml that applies to it, else the runbook's own folder",
+        crate::paths::display(project),
+        crate::paths::display(&runs_dir(project))
+    );
+    let mut below: Vec<PathBuf> = std::fs::read_dir(project)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.join(crate::config::FILE_NAME).is_file() || runs_dir(p).is_dir())
+                .collect()
+        })
+        .unwrap_or_default();
+    below.sort();
+    if let Some(first) = below.first() {
+        let names: Vec<String> = below.iter().map(|p| crate::paths::display(p)).collect();
+        out.push_str(&format!(
+            ". Projects below: {}; e.g. `runbook runs --project {}`",
+            names.join(", "),
+            crate::paths::display(first)
+        ));
+    }
+    out
 }
 
 /// Every run of the project, oldest first. Unreadable journals are listed as such.

@@ -181,6 +181,7 @@ pub fn plan_text(
     let watch = Watch {
         traced: true,
         observer: Some(&observe),
+        ..Watch::default()
     };
     let (report, session) = check_with(name, text, root, inventory, &watch);
     if report.count(Severity::Error) > 0 {

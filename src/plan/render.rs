@@ -340,7 +340,7 @@ pub(crate) fn mermaid_text(text: &str) -> String {
 
 /// A moment of the chart: T+0 is midnight of 2000-01-01, so the axis reads hours and
 /// minutes since T+0.
-fn chart_time(d: Duration) -> String {
+pub(crate) fn chart_time(d: Duration) -> String {
     let s = d.as_secs();
     let (days, rest) = (s / 86400, s % 86400);
     format!(

@@ -1,6 +1,6 @@
-//! The audit record as one self-contained HTML page: the summary, a chart of the
-//! operations' lanes drawn with plain CSS, and the same tables and lists as the markdown
-//! form.
+//! The audit record as one self-contained HTML page: the summary, a Gantt chart of the
+//! operations' lanes drawn with plain CSS (a time axis, every label in full), and the same
+//! tables and lists as the markdown form.
 
 use super::{clock, lists, summary, tables, Audit};
 use std::fmt::Write as _;
@@ -12,7 +12,7 @@ fn esc(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.25em .5em;text-align:left}\n.lane{position:relative;height:1.6em;border-bottom:1px solid #eee}.bar{position:absolute;top:.2em;height:1.2em;border-radius:3px;font-size:.75em;overflow:hidden;white-space:nowrap;color:#fff;padding:0 .3em}\n.Succeeded{background:#2e7d32}.Failed,.Cancelled,.refused{background:#c62828}.other{background:#1565c0}";
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.25em .5em;text-align:left}\n.chart{margin:1em 0;font-size:.85em}.row{display:flex;align-items:center;height:1.5em}.label{flex:none;white-space:nowrap;padding-right:1ch}.track{position:relative;flex:1;height:100%;border-left:1px solid #999;background:repeating-linear-gradient(90deg,transparent,transparent calc(var(--tick) - 1px),#eee calc(var(--tick) - 1px),#eee var(--tick))}.axis .track{border-left:none;background:none}.lane{font-weight:bold;margin-top:.4em}\n.bar{position:absolute;top:.2em;height:1.1em;min-width:2px;border-radius:3px}.tick{position:absolute;top:.1em;transform:translateX(-50%);white-space:nowrap;color:#555}.tick:first-child{transform:none}\n.Succeeded,.skipped{background:#2e7d32}.Failed,.Cancelled,.refused{background:#c62828}.other{background:#1565c0}";
 
 pub fn html(a: &Audit) -> String {
     let mut out = String::new();
@@ -69,7 +69,23 @@ pub fn html(a: &Audit) -> String {
     out
 }
 
-/// The lanes as rows of bars, positioned in percent of the run's length.
+/// The steps between the time axis's ticks, in seconds: the first that makes at most ten.
+const TICKS: [u64; 12] = [
+    60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 21600, 43200, 86400,
+];
+
+/// The time axis's step for a run of `total` seconds.
+fn tick_step(total: u64) -> u64 {
+    TICKS
+        .iter()
+        .copied()
+        .find(|step| total / step <= 10)
+        .unwrap_or_else(|| total.div_ceil(10).max(1))
+}
+
+/// A Gantt chart: a time axis (offsets from the run's start), then for each lane a row
+/// per operation, its label in full beside its bar (a bar of a short job is too narrow to
+/// hold a label), positioned in percent of the run's length.
 fn chart(out: &mut String, a: &Audit) {
     let total = a
         .operations
@@ -77,32 +93,58 @@ fn chart(out: &mut String, a: &Audit) {
         .map(|o| o.end.unwrap_or(o.start).max(o.start + 1))
         .max()
         .unwrap_or(1)
-        .max(1) as f64;
+        .max(1);
+    let pct = |s: u64| s as f64 / total as f64 * 100.0;
+    let label = |o: &super::Operation| format!("{} {}", o.operation, o.vm);
+    let width = a
+        .operations
+        .iter()
+        .map(|o| label(o).chars().count())
+        .chain(["lane 99".len()])
+        .max()
+        .unwrap_or(0)
+        + 1;
+    let step = tick_step(total);
+    let _ = writeln!(
+        out,
+        "<div class=\"chart\" style=\"--tick:{:.4}%\">",
+        pct(step)
+    );
+    let _ = write!(
+        out,
+        "<div class=\"row axis\"><span class=\"label\" style=\"width:{width}ch\">time since start</span><div class=\"track\">"
+    );
+    for t in (0..=total).step_by(step as usize) {
+        let _ = write!(
+            out,
+            "<span class=\"tick\" style=\"left:{:.2}%\">{}</span>",
+            pct(t),
+            clock(t)
+        );
+    }
+    out.push_str("</div></div>\n");
     let lanes = a.operations.iter().map(|o| o.lane).max().unwrap_or(0);
-    out.push_str("<div class=\"chart\">\n");
     for lane in 1..=lanes {
-        out.push_str("<div class=\"lane\">");
+        let _ = writeln!(out, "<div class=\"lane\">lane {lane}</div>");
         for o in a.operations.iter().filter(|o| o.lane == lane) {
             let end = o.end.unwrap_or(o.start).max(o.start + 1);
             let class = match o.state.as_str() {
-                "Succeeded" | "Failed" | "Cancelled" | "refused" => o.state.as_str(),
+                "Succeeded" | "Failed" | "Cancelled" | "refused" | "skipped" => o.state.as_str(),
                 _ => "other",
             };
-            let _ = write!(
+            let _ = writeln!(
                 out,
-                "<div class=\"bar {class}\" style=\"left:{:.2}%;width:{:.2}%\" title=\"{} of {}: {} to {} ({})\">{} {}</div>",
-                o.start as f64 / total * 100.0,
-                (end - o.start) as f64 / total * 100.0,
+                "<div class=\"row\"><span class=\"label\" style=\"width:{width}ch\">{}</span><div class=\"track\"><div class=\"bar {class}\" style=\"left:{:.2}%;width:{:.2}%\" title=\"{} of {}: {} to {} ({})\"></div></div></div>",
+                esc(&label(o)),
+                pct(o.start),
+                pct(end - o.start),
                 esc(&o.operation),
                 esc(&o.vm),
                 clock(o.start),
                 clock(end),
                 esc(&o.state),
-                esc(&o.operation),
-                esc(&o.vm)
             );
         }
-        out.push_str("</div>\n");
     }
     out.push_str("</div>\n");
 }

@@ -3,23 +3,34 @@
 //! recovery time and failures with the service's errors. Rendered as markdown (with a
 //! Mermaid Gantt chart), JSON or a self-contained HTML page; `show` prints the journal.
 
+mod forms;
 mod html;
+mod markdown;
+mod show;
+
+use forms::{lists, summary, tables};
 
 pub use html::html;
+pub use markdown::markdown;
+pub use show::show;
+
+/// The version of the JSON form; it changes only when a field changes meaning or goes.
+pub const JSON_FORMAT: &str = "runbook-report/1";
 
 use crate::backend::{Item, JobInfo, Site};
-use crate::clock::{human, Timestamp};
+use crate::clock::Timestamp;
 use crate::error::Error;
 use crate::journal::{Answer, Entry, Loaded, Record, RunState, StepOutcome, Waited};
-use crate::plan::render::{md_table, mermaid_text, offset};
+use crate::plan::render::offset;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::time::Duration;
 
 /// A run's audit record.
 #[derive(Debug, Clone, Serialize)]
 pub struct Audit {
+    /// [`JSON_FORMAT`]: what the JSON form's fields mean (docs/report.md).
+    pub format: &'static str,
     pub run: String,
     pub runbook: String,
     /// The target, or `embedded simulator`.
@@ -45,8 +56,10 @@ pub struct Audit {
 #[derive(Debug, Clone, Serialize)]
 pub struct Operation {
     pub vm: String,
+    /// The script's name of the operation (`planned_failover`), or `cancel of job ID`.
     pub operation: String,
-    pub line: Option<String>,
+    /// The runbook line that made the call.
+    pub location: Option<Place>,
     pub job: Option<String>,
     /// Seconds from the run's start.
     pub start: u64,
@@ -74,11 +87,58 @@ impl Operation {
     }
 }
 
+/// A place in a runbook: `{file, line, column}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Place {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+}
+
+impl Place {
+    /// The place the journal records as `file:line:column` (a file name may hold `:`); a
+    /// text that is not one is kept whole as the file.
+    pub fn parse(text: &str) -> Place {
+        let mut parts = text.rsplitn(3, ':');
+        let (column, line, file) = (parts.next(), parts.next(), parts.next());
+        match (column.map(str::parse), line.map(str::parse), file) {
+            (Some(Ok(column)), Some(Ok(line)), Some(file)) => Place {
+                file: file.to_string(),
+                line,
+                column,
+            },
+            _ => Place {
+                file: text.to_string(),
+                line: 0,
+                column: 0,
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.column)
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct VmPath {
     pub vm: String,
-    /// `(seconds from start, state)`, consecutive repeats dropped.
-    pub states: Vec<(u64, String)>,
+    /// Each state the run read, consecutive repeats dropped.
+    pub states: Vec<Observed>,
+}
+
+/// A VM's state as the run read it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Observed {
+    /// Seconds from the run's start.
+    pub at: u64,
+    /// The script's word (`status(vm).state`): `protected`, `failover_commit_pending`, ...
+    pub state: &'static str,
+    pub active_location: Site,
+    /// The service's own protection state (`PlannedFailoverCommitRequired`, ...).
+    pub service_state: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -86,7 +146,15 @@ pub struct StepRecord {
     pub step: u32,
     pub title: String,
     pub by: Option<String>,
+    /// When it was answered, in seconds from the run's start on the run's clock (simulated
+    /// on the embedded simulator).
     pub at: u64,
+    /// When it was answered on the wall clock (RFC 3339), if the journal says.
+    pub answered_wall: Option<String>,
+    /// How long the step waited for its answer, in real seconds.
+    pub waited_real_seconds: Option<u64>,
+    /// The step's timeout, in real seconds: people answer in real time at any speed.
+    pub timeout_real_seconds: Option<u64>,
     pub outcome: String,
 }
 
@@ -111,12 +179,13 @@ pub struct ResumeRecord {
     pub changed: Vec<String>,
 }
 
-fn state_of(item: &Item) -> String {
-    format!(
-        "{} ({})",
-        item.protection_state,
-        item.active_location.as_str()
-    )
+fn observed(item: &Item, at: u64) -> Observed {
+    Observed {
+        at,
+        state: item.steady_state(),
+        active_location: item.active_location,
+        service_state: item.protection_state.clone(),
+    }
 }
 
 impl Audit {
@@ -128,6 +197,7 @@ impl Audit {
         let origin = loaded.records.first().map_or(Timestamp(0), |r| r.at);
         let offset = |t: Timestamp| t.since(origin).as_secs();
         let mut audit = Audit {
+            format: JSON_FORMAT,
             run: id.to_string(),
             runbook: crate::paths::display(&header.runbook),
             target: header
@@ -150,11 +220,15 @@ impl Audit {
         };
         let mut by_intent: BTreeMap<u64, usize> = BTreeMap::new();
         let mut by_job: BTreeMap<String, usize> = BTreeMap::new();
-        let mut paths: BTreeMap<String, Vec<(u64, String)>> = BTreeMap::new();
-        let mut path = |vm: &str, at: u64, state: String| {
+        let mut paths: BTreeMap<String, Vec<Observed>> = BTreeMap::new();
+        let mut path = |vm: &str, seen: Observed| {
             let states = paths.entry(vm.to_string()).or_default();
-            if states.last().map(|(_, s)| s) != Some(&state) {
-                states.push((at, state));
+            let same = |o: &Observed| {
+                (o.state, o.active_location, &o.service_state)
+                    == (seen.state, seen.active_location, &seen.service_state)
+            };
+            if !states.last().is_some_and(same) {
+                states.push(seen);
             }
         };
         for Record { seq, at, entry } in &loaded.records {
@@ -172,9 +246,9 @@ impl Audit {
                         vm: vm.clone(),
                         operation: match job {
                             Some(j) => format!("cancel of job {j}"),
-                            None => operation.replace('_', " "),
+                            None => operation.clone(),
                         },
-                        line: line.clone(),
+                        location: line.as_deref().map(Place::parse),
                         job: None,
                         start: offset(at),
                         end: None,
@@ -195,8 +269,8 @@ impl Audit {
                     line,
                 } => audit.operations.push(Operation {
                     vm: vm.clone(),
-                    operation: operation.as_str().replace('_', " "),
-                    line: line.clone(),
+                    operation: operation.as_str().to_string(),
+                    location: line.as_deref().map(Place::parse),
                     job: Some(job.clone()),
                     start: offset(at),
                     end: Some(offset(at)),
@@ -250,7 +324,7 @@ impl Audit {
                 Entry::Read { call, answer, .. } if call == "item" => {
                     if let Answer::Ok(value) = answer {
                         if let Ok(item) = serde_json::from_value::<Item>(value.clone()) {
-                            path(&item.name, offset(at), state_of(&item));
+                            path(&item.name, observed(&item, offset(at)));
                         }
                     }
                 }
@@ -258,6 +332,9 @@ impl Audit {
                     number,
                     title,
                     outcome,
+                    answered_wall,
+                    waited_real_seconds,
+                    timeout_real_seconds,
                 } => audit.approvals.push(StepRecord {
                     step: *number,
                     title: title.clone(),
@@ -266,6 +343,9 @@ impl Audit {
                         StepOutcome::TimedOut => None,
                     },
                     at: offset(at),
+                    answered_wall: answered_wall.clone(),
+                    waited_real_seconds: *waited_real_seconds,
+                    timeout_real_seconds: *timeout_real_seconds,
                     outcome: match outcome {
                         StepOutcome::Approved { .. } => "approved".into(),
                         StepOutcome::TimedOut => "timed out".into(),
@@ -298,7 +378,7 @@ impl Audit {
                         _ => failure.clone(),
                     };
                     for item in items {
-                        path(&item.name, offset(at), state_of(item));
+                        path(&item.name, observed(item, offset(at)));
                     }
                 }
                 Entry::Start(_) | Entry::Read { .. } => {}
@@ -378,388 +458,6 @@ pub fn clock(seconds: u64) -> String {
     offset(Duration::from_secs(seconds))
 }
 
-fn span(seconds: Option<u64>) -> String {
-    seconds.map_or_else(|| "-".into(), |s| human(Duration::from_secs(s)))
-}
-
-/// The facts at the head of every form: `(name, value)`.
-fn summary(a: &Audit) -> Vec<(&'static str, String)> {
-    let recovery = match a.recovery_time_seconds {
-        Some(s) => format!(
-            "{} (first operation until every failed-over VM was verified)",
-            human(Duration::from_secs(s))
-        ),
-        None => "not measured: a VM that was failed over was never verified after it (or none was failed over)".into(),
-    };
-    let simulated = if a.simulated {
-        " (simulated times)"
-    } else {
-        ""
-    };
-    vec![
-        ("state", a.state.clone()),
-        ("target", format!("{}{simulated}", a.target)),
-        ("operator", a.operator.clone()),
-        ("started", a.started.clone()),
-        ("operations", a.operations.len().to_string()),
-        ("recovery time", recovery),
-    ]
-}
-
-/// A table of the report, in every form alike.
-struct Table {
-    title: &'static str,
-    intro: Option<&'static str>,
-    header: &'static [&'static str],
-    rows: Vec<Vec<String>>,
-}
-
-/// The report's tables that have rows: operations, VM states, verifications, manual steps.
-fn tables(a: &Audit) -> Vec<Table> {
-    let operations = a
-        .operations
-        .iter()
-        .enumerate()
-        .map(|(i, o)| {
-            let settled = if o.settled {
-                " (settled after a crash)"
-            } else {
-                ""
-            };
-            vec![
-                (i + 1).to_string(),
-                clock(o.start),
-                o.end.map_or_else(|| "-".into(), clock),
-                span(o.duration()),
-                o.lane.to_string(),
-                o.vm.clone(),
-                format!("{}{settled}", o.operation),
-                o.state.clone(),
-                o.job.clone().unwrap_or_else(|| "-".into()),
-                o.line.clone().unwrap_or_else(|| "-".into()),
-            ]
-        })
-        .collect();
-    let vms = a
-        .vms
-        .iter()
-        .map(|vm| {
-            let path: Vec<String> = vm
-                .states
-                .iter()
-                .map(|(at, s)| format!("{s} at {}", clock(*at)))
-                .collect();
-            vec![vm.vm.clone(), path.join(" → ")]
-        })
-        .collect();
-    let verifications = a
-        .verifications
-        .iter()
-        .map(|v| {
-            vec![
-                clock(v.at),
-                v.vm.clone(),
-                v.site.as_str().to_string(),
-                v.what.clone(),
-            ]
-        })
-        .collect();
-    let steps = a
-        .approvals
-        .iter()
-        .map(|s| {
-            vec![
-                s.step.to_string(),
-                s.title.clone(),
-                s.outcome.clone(),
-                s.by.clone().unwrap_or_else(|| "-".into()),
-                clock(s.at),
-            ]
-        })
-        .collect();
-    let all = [
-        Table {
-            title: "Operations",
-            intro: None,
-            header: &[
-                "#",
-                "start",
-                "end",
-                "duration",
-                "lane",
-                "VM",
-                "operation",
-                "state",
-                "job",
-                "runbook line",
-            ],
-            rows: operations,
-        },
-        Table {
-            title: "VM states",
-            intro: Some("Each VM's state as the run read it, and when."),
-            header: &["VM", "observed states"],
-            rows: vms,
-        },
-        Table {
-            title: "Verifications",
-            intro: None,
-            header: &["at", "VM", "site", "checked"],
-            rows: verifications,
-        },
-        Table {
-            title: "Manual steps",
-            intro: None,
-            header: &["step", "title", "outcome", "by", "at"],
-            rows: steps,
-        },
-    ];
-    all.into_iter().filter(|t| !t.rows.is_empty()).collect()
-}
-
-/// A list item of the report, with its sub-items.
-type ListItem = (String, Vec<String>);
-
-/// The report's lists that have items: resumes, failures and warnings, notes.
-fn lists(a: &Audit) -> Vec<(&'static str, Vec<ListItem>)> {
-    let resumes = a
-        .resumes
-        .iter()
-        .map(|r| {
-            let changed = if r.changed.is_empty() {
-                String::new()
-            } else {
-                format!(" (changed: {})", r.changed.join(", "))
-            };
-            (
-                format!("{} by {}{changed}", clock(r.at), r.operator),
-                Vec::new(),
-            )
-        })
-        .collect();
-    let mut failures: Vec<ListItem> = a
-        .failure
-        .iter()
-        .map(|f| (format!("the run stopped: {f}"), Vec::new()))
-        .collect();
-    failures.extend(
-        a.operations
-            .iter()
-            .filter(|o| !o.errors.is_empty() || !o.warnings.is_empty())
-            .map(|o| {
-                (
-                    format!("{} of {} ({}):", o.operation, o.vm, o.state),
-                    o.errors.iter().chain(&o.warnings).cloned().collect(),
-                )
-            }),
-    );
-    let notes = a
-        .notes
-        .iter()
-        .map(|n| (format!("{} {}", clock(n.at), n.text), Vec::new()))
-        .collect();
-    [
-        ("Resumes", resumes),
-        ("Failures and warnings", failures),
-        ("Notes", notes),
-    ]
-    .into_iter()
-    .filter(|(_, items)| !items.is_empty())
-    .collect()
-}
-
 pub fn json(audit: &Audit) -> String {
     serde_json::to_string_pretty(audit).unwrap_or_default() + "\n"
-}
-
-/// A Mermaid Gantt chart of the operations, a section per lane.
-fn gantt(a: &Audit) -> String {
-    let mut out = String::from("```mermaid\ngantt\n    dateFormat X\n    axisFormat %H:%M\n");
-    let lanes = a.operations.iter().map(|o| o.lane).max().unwrap_or(0);
-    let origin = a.origin.0 / 1000;
-    for lane in 1..=lanes {
-        let _ = writeln!(out, "    section lane {lane}");
-        for (i, o) in a
-            .operations
-            .iter()
-            .enumerate()
-            .filter(|(_, o)| o.lane == lane)
-        {
-            let tag = match o.state.as_str() {
-                "Succeeded" => "done, ",
-                "Failed" | "Cancelled" | "refused" => "crit, ",
-                _ => "active, ",
-            };
-            let end = o.end.unwrap_or(o.start).max(o.start + 1);
-            let _ = writeln!(
-                out,
-                "    {} {} :{tag}op{}, {}, {}",
-                o.operation,
-                mermaid_text(&o.vm),
-                i + 1,
-                origin + o.start,
-                origin + end
-            );
-        }
-    }
-    out.push_str("```\n");
-    out
-}
-
-pub fn markdown(a: &Audit) -> String {
-    let mut out = String::new();
-    let _ = writeln!(out, "# Run {}: {}\n", a.run, a.runbook);
-    md_table(
-        &mut out,
-        &["", ""],
-        summary(a).into_iter().map(|(k, v)| vec![k.to_string(), v]),
-    );
-    if !a.operations.is_empty() {
-        let _ = write!(out, "\n## Timeline\n\n{}", gantt(a));
-    }
-    for t in tables(a) {
-        let _ = writeln!(out, "\n## {}\n", t.title);
-        if let Some(intro) = t.intro {
-            let _ = writeln!(out, "{intro}\n");
-        }
-        md_table(&mut out, t.header, t.rows);
-    }
-    for (title, items) in lists(a) {
-        let _ = writeln!(out, "\n## {title}\n");
-        for (item, subs) in items {
-            let _ = writeln!(out, "- {item}");
-            for s in subs {
-                let _ = writeln!(out, "  - {s}");
-            }
-        }
-    }
-    out
-}
-
-/// The journal, one line per record, for `runbook show`.
-pub fn show(id: &str, loaded: &Loaded) -> String {
-    let mut out = String::new();
-    let origin = loaded.records.first().map_or(Timestamp(0), |r| r.at);
-    let _ = writeln!(out, "run {id}: {}", crate::journal::runs::state_of(loaded));
-    for r in &loaded.records {
-        let at = clock(r.at.since(origin).as_secs());
-        let what = match &r.entry {
-            Entry::Start(h) => format!(
-                "start {} on {} by {} (pid {} on {}), sha256 {}",
-                crate::paths::display(&h.runbook),
-                h.target.as_deref().unwrap_or("the embedded simulator"),
-                h.operator,
-                h.pid,
-                h.host,
-                h.sha256.chars().take(12).collect::<String>()
-            ),
-            Entry::Resumed {
-                operator,
-                pid,
-                changed,
-                dropped_bytes,
-                ..
-            } => format!(
-                "resumed by {operator} (pid {pid}){}{}",
-                if changed.is_empty() {
-                    String::new()
-                } else {
-                    format!(", changed: {}", changed.join(", "))
-                },
-                if *dropped_bytes > 0 {
-                    format!(", dropped a torn record of {dropped_bytes} bytes")
-                } else {
-                    String::new()
-                }
-            ),
-            Entry::Read { call, key, answer } => format!(
-                "read {call} {key}: {}",
-                match answer {
-                    Answer::Ok(_) => "ok".to_string(),
-                    Answer::Err(e) => e.to_string(),
-                }
-            ),
-            Entry::Intent {
-                vm,
-                operation,
-                job,
-                line,
-                ..
-            } => format!(
-                "INTENT {} of {vm}{}",
-                job.as_ref()
-                    .map_or_else(|| operation.clone(), |j| format!("cancel of job {j}")),
-                line.as_ref()
-                    .map(|l| format!(" at {l}"))
-                    .unwrap_or_default()
-            ),
-            Entry::Issued {
-                intent,
-                answer,
-                settled,
-            } => format!(
-                "issued (record {intent}){}: {}",
-                if *settled {
-                    ", settled after a crash"
-                } else {
-                    ""
-                },
-                match answer {
-                    Answer::Ok(j) => format!("job {} {}", j.id, j.state),
-                    Answer::Err(e) => e.to_string(),
-                }
-            ),
-            Entry::Waited { jobs, outcome, .. } => format!(
-                "waited for {} job(s): {}",
-                jobs.len(),
-                match outcome {
-                    Waited::Done(done) => done
-                        .iter()
-                        .map(|j| format!("{} {} {}", j.operation, j.vm, j.state))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    Waited::TimedOut(_) => "timed out".into(),
-                    Waited::Failed(e) => e.to_string(),
-                }
-            ),
-            Entry::Step {
-                number,
-                title,
-                outcome,
-            } => format!(
-                "manual step {number} `{title}`: {}",
-                match outcome {
-                    StepOutcome::Approved { by } => format!("approved by {by}"),
-                    StepOutcome::TimedOut => "timed out".into(),
-                }
-            ),
-            Entry::Verified { vm, site, what } => {
-                format!("verified {vm} on the {} site: {what}", site.as_str())
-            }
-            Entry::Note { text } => format!("note: {text}"),
-            Entry::Skipped {
-                vm,
-                operation,
-                reason,
-                ..
-            } => format!("SKIPPED {operation} of {vm}: {reason}; nothing was issued"),
-            Entry::End { state, failure, .. } => format!(
-                "end: {}{}",
-                state.as_str(),
-                failure
-                    .as_ref()
-                    .map(|f| format!(" ({f})"))
-                    .unwrap_or_default()
-            ),
-        };
-        let _ = writeln!(out, "{:>5} {at} {what}", r.seq);
-    }
-    if loaded.torn > 0 {
-        let _ = writeln!(
-            out,
-            "      (a torn last record of {} bytes follows; a resume drops it)",
-            loaded.torn
-        );
-    }
-    out
 }

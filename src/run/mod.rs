@@ -1,5 +1,5 @@
 //! `runbook run`: executes a runbook with live progress, then prints a summary. Without a
-//! target it runs on the embedded simulator, on a real clock sped up by a factor, and says
+//! target it runs on the embedded simulator, on a clock paced by a speed factor, and says
 //! so. Ctrl-C stops issuing new operations and never cancels a failover in progress.
 
 mod preview;
@@ -10,7 +10,7 @@ use crate::backend::inventory::Inventory;
 use crate::backend::sim::Simulator;
 use crate::backend::{Backend, Item};
 use crate::check::walk::Walker;
-use crate::clock::{human, Clock, RealClock};
+use crate::clock::{human, Clock, PacedClock, RealClock};
 use crate::config::{read_text, Config};
 use crate::diagnostics::{render, sort_and_dedup, Finding, RenderOptions, Severity, Sources};
 use crate::error::{exit, Error};
@@ -133,6 +133,8 @@ pub fn simulate(opts: &RunOptions, interactive: bool) -> Result<(Outcome, f64), 
             }
             preview::can_ask(opts)?;
             let backend = Arc::new(config.backend(target)?);
+            // Its long waits (throttling, retries) show while the live state is read.
+            backend.notify(Arc::new(progress::Plain));
             let identity = config.target(target)?.identity();
             let text = read_text(&opts.path)?;
             preview::confirm(opts, &config, target, backend.as_ref(), &text, &rt)?;
@@ -189,9 +191,10 @@ pub struct Venue {
 }
 
 impl Venue {
-    /// The embedded simulator of `inventory`, `speed` times faster than real time.
+    /// The embedded simulator of `inventory`, `speed` times faster than real time: its
+    /// clock moves only by the run's waits, so the simulated times are the same at any speed.
     pub fn simulator(inventory: Inventory, speed: f64) -> Venue {
-        let clock: Arc<dyn Clock> = Arc::new(RealClock::starting_at(inventory.start, speed));
+        let clock: Arc<dyn Clock> = Arc::new(PacedClock::new(inventory.start, speed));
         let sim = Arc::new(Simulator::new(&inventory, clock.clone(), false));
         Venue {
             banner: format!(
@@ -271,16 +274,28 @@ fn start(
 ) -> Result<(Outcome, f64), Error> {
     let journaling = if opts.journal {
         let project = journal::runs::project_of(config.path.as_deref(), &opts.path);
-        let (id, dir) = journal::runs::create_run(&project, venue.clock.now())?;
+        // The id says when the run happened on the wall clock, so `runbook runs` sorts runs
+        // in the order they were made; a simulated run's own times stay in its journal.
+        let now = crate::clock::Timestamp::from_system(std::time::SystemTime::now());
+        let (id, dir) = journal::runs::create_run(&project, now)?;
         Some(Journaling {
             run: RunRef { id, dir, project },
             resume: None,
             announce: false,
+            inherited: Vec::new(),
         })
     } else {
         None
     };
     run_with(opts, venue, interactive, journaling, begin)
+}
+
+/// Removes the folder of a new run that did not start (refused by the lock, the runbook
+/// has errors, its journal could not be opened), so no empty run is left behind.
+fn discard_new(journaling: Option<&Journaling>) {
+    if let Some(j) = journaling.filter(|j| j.resume.is_none()) {
+        journal::runs::discard(&j.run.project, &j.run.dir);
+    }
 }
 
 /// A run's journal: a new one, or one to resume.
@@ -289,6 +304,9 @@ struct Journaling {
     resume: Option<Resume>,
     /// Say which run this is once its journal is open (an interactive run).
     announce: bool,
+    /// What the run whose stale lock this one took over left unfinished: adopted, not
+    /// issued again.
+    inherited: Vec<journal::inherit::Unfinished>,
 }
 
 struct Resume {
@@ -310,8 +328,8 @@ fn run_with(
     let name = crate::paths::display(&opts.path);
     let folder = crate::paths::folder_of(&opts.path);
     let speed = venue.speed;
-    let _lock = match &venue.identity {
-        Some(identity) => Some(journal::lock::Lock::acquire(
+    let locked = venue.identity.as_ref().map(|identity| {
+        journal::lock::Lock::acquire(
             &journaling.as_ref().map_or_else(
                 || journal::runs::project_of(None, &opts.path),
                 |j| j.run.project.clone(),
@@ -328,11 +346,23 @@ fn run_with(
                 target: opts.target.clone().unwrap_or_default(),
             },
             opts.take_over,
-        )?),
-        None => None,
+        )
+    });
+    let _lock = match locked.transpose() {
+        Ok(lock) => lock,
+        Err(e) => {
+            discard_new(journaling.as_ref());
+            return Err(e);
+        }
     };
+    if let (Some(stale), Some(j)) = (
+        _lock.as_ref().and_then(journal::lock::Lock::took_over),
+        journaling.as_mut(),
+    ) {
+        j.inherited = inherited_from(&j.run.project, &stale.run);
+    }
     if interactive {
-        eprintln!("{}", venue.banner.replace("{name}", &name));
+        errln!("{}", venue.banner.replace("{name}", &name));
     }
     let token = CancellationToken::new();
     if interactive {
@@ -363,6 +393,27 @@ fn run_with(
     Ok((outcome, speed))
 }
 
+/// What run `id` (whose stale lock was taken over) left in flight, said to the operator: its
+/// jobs are adopted when the runbook reaches them, not issued again.
+fn inherited_from(project: &Path, id: &str) -> Vec<journal::inherit::Unfinished> {
+    let loaded = journal::runs::find(project, id)
+        .ok()
+        .and_then(|(_, dir)| journal::load(&dir.join(journal::FILE)).ok());
+    let Some(loaded) = loaded else {
+        errln!("took over the lock of run {id}, whose journal cannot be read: jobs it left in flight cannot be adopted; check the vault's job list");
+        return Vec::new();
+    };
+    let open = journal::inherit::unfinished(&loaded);
+    if !open.is_empty() {
+        let shown: Vec<String> = open.iter().map(|u| u.describe()).collect();
+        errln!(
+            "took over the lock of run {id}: what it issued and did not see end is adopted when the runbook reaches it, not issued again: {}",
+            shown.join(", ")
+        );
+    }
+    open
+}
+
 /// The first Ctrl-C or SIGTERM stops new operations; a second one exits at once. Neither
 /// cancels anything, and every journal record is on disk already.
 async fn watch_signals(token: CancellationToken, resume: Option<String>) {
@@ -374,14 +425,14 @@ async fn watch_signals(token: CancellationToken, resume: Option<String>) {
     if !next_signal(&mut term).await {
         return;
     }
-    eprintln!(
+    errln!(
         "\ninterrupted: no new operation will be issued; jobs in flight go on in the service and no failover is cancelled. Press Ctrl-C again to exit at once."
     );
     token.cancel();
     if next_signal(&mut term).await {
-        eprintln!("exiting now; nothing was cancelled");
+        errln!("exiting now; nothing was cancelled");
         if let Some(command) = &resume {
-            eprintln!("resume with: {command}");
+            errln!("resume with: {command}");
         }
         std::process::exit(exit::FINDINGS);
     }
@@ -478,6 +529,8 @@ fn execute(
         auto_approve,
         token.clone(),
     ));
+    // The backend's own long waits (throttling, retries) show on the progress line.
+    sim.notify(progress.notices());
     let host = Host::new(
         sim,
         clock.clone(),
@@ -545,21 +598,22 @@ fn execute(
     };
     let Some(ast) = ast else {
         outcome.not_started = true;
-        if let Some(j) = &journaling {
-            if j.resume.is_none() {
-                // Nothing ran: no run to keep.
-                let _ = std::fs::remove_dir(&j.run.dir);
-                outcome.run = None;
-            }
+        if journaling.as_ref().is_some_and(|j| j.resume.is_none()) {
+            // Nothing ran: no run to keep.
+            discard_new(journaling.as_ref());
+            outcome.run = None;
         }
         return Ok(outcome);
     };
     let journal = match &journaling {
         Some(j) => {
-            let journal = open_journal(j, opts, text, &resolver, &venue, clock.now())
-                .map_err(|e| Error::Usage(format!("{e}; nothing was run")))?;
+            let journal =
+                open_journal(j, opts, text, &resolver, &venue, clock.now()).map_err(|e| {
+                    discard_new(journaling.as_ref());
+                    Error::Usage(format!("{e}; nothing was run"))
+                })?;
             if j.announce {
-                eprintln!(
+                errln!(
                     "run {} (journal {})",
                     j.run.id,
                     crate::paths::display(&j.run.dir.join(journal::FILE))
@@ -568,6 +622,10 @@ fn execute(
             Some(journal)
         }
         None => None,
+    };
+    let host = match &journaling {
+        Some(j) => host.with_inherited(j.inherited.clone()),
+        None => host,
     };
     let host = Rc::new(match &journal {
         Some(j) => host.with_journal(j.clone()),
@@ -621,12 +679,12 @@ fn report(outcome: &Outcome, opts: &RunOptions, speed: f64) -> i32 {
     };
     if outcome.not_started {
         for f in &outcome.warnings {
-            eprintln!("{}", render(f, &outcome.sources, render_opts));
+            errln!("{}", render(f, &outcome.sources, render_opts));
         }
-        eprintln!("the runbook has errors; nothing was run (see `runbook check`)");
+        errln!("the runbook has errors; nothing was run (see `runbook check`)");
         return exit::FINDINGS;
     }
-    println!("{}", summary::table(outcome));
+    outln!("{}", summary::table(outcome));
     let status = match (&outcome.failure, outcome.interrupted) {
         (_, true) => "INTERRUPTED",
         (Some(_), false) => "FAILED",
@@ -634,13 +692,13 @@ fn report(outcome: &Outcome, opts: &RunOptions, speed: f64) -> i32 {
     };
     let interrupted = outcome.interrupted;
     if outcome.simulated_run {
-        println!(
+        outln!(
             "simulation {status}: {} simulated in {:.1}s at {speed}x",
             human(outcome.simulated),
             outcome.wall.as_secs_f64()
         );
     } else {
-        println!("run {status} after {}", human(outcome.wall));
+        outln!("run {status} after {}", human(outcome.wall));
     }
     let in_flight: Vec<&JobRecord> = outcome
         .jobs
@@ -648,23 +706,26 @@ fn report(outcome: &Outcome, opts: &RunOptions, speed: f64) -> i32 {
         .filter(|j| !j.info.state.is_terminal())
         .collect();
     if !in_flight.is_empty() {
-        println!("still in flight in the service (not cancelled):");
+        outln!("still in flight in the service (not cancelled):");
         for j in in_flight {
-            println!(
+            outln!(
                 "  {} of {} (job {}): {}",
-                j.info.operation, j.info.vm, j.info.id, j.info.state
+                j.info.operation,
+                j.info.vm,
+                j.info.id,
+                j.info.state
             );
         }
     }
     for w in &outcome.warnings {
-        eprintln!("{}", render(w, &outcome.sources, render_opts));
+        errln!("{}", render(w, &outcome.sources, render_opts));
     }
     if let Some(run) = &outcome.run {
         let stopped = interrupted || outcome.failure.is_some();
         if stopped && !outcome.simulated_run {
-            eprintln!("resume with: {}", run.resume_command());
+            errln!("resume with: {}", run.resume_command());
         }
-        eprintln!(
+        errln!(
             "run {}: journal {}; audit record: runbook report {}{}",
             run.id,
             crate::paths::display(&run.dir.join(journal::FILE)),
@@ -674,8 +735,13 @@ fn report(outcome: &Outcome, opts: &RunOptions, speed: f64) -> i32 {
     }
     match &outcome.failure {
         Some(f) => {
-            eprintln!("{}", render(f, &outcome.sources, render_opts));
-            exit::FINDINGS
+            errln!("{}", render(f, &outcome.sources, render_opts));
+            // Like credentials that are missing altogether.
+            if f.code == crate::diagnostics::Code::CredentialsRejected {
+                exit::USAGE
+            } else {
+                exit::FINDINGS
+            }
         }
         None if interrupted => exit::FINDINGS,
         None => exit::OK,
@@ -728,7 +794,7 @@ pub fn resume(opts: &ResumeOptions) -> Result<i32, Error> {
         )));
     }
     if loaded.torn > 0 {
-        eprintln!(
+        errln!(
             "the journal's last record was torn by the crash ({} bytes); recovered up to record {}",
             loaded.torn,
             loaded.records.last().map_or(0, |r| r.seq)
@@ -737,8 +803,13 @@ pub fn resume(opts: &ResumeOptions) -> Result<i32, Error> {
     let folder = crate::paths::folder_of(&header.runbook);
     let config = Config::discover(&folder)?;
     let backend = config.backend(&target)?;
-    let identity = config.target(&target)?.identity();
-    if header.vault.as_deref().is_some_and(|v| v != identity) {
+    let named = config.target(&target)?;
+    let identity = named.identity();
+    if header
+        .vault
+        .as_deref()
+        .is_some_and(|v| !named.names_vault(v))
+    {
         return Err(Error::Usage(format!(
             "run {id} cannot be resumed: target `{target}` now names another vault ({identity}) than when the run started ({}); resuming would go on against other VMs",
             header.vault.as_deref().unwrap_or_default()
@@ -762,7 +833,7 @@ pub fn resume(opts: &ResumeOptions) -> Result<i32, Error> {
         take_over: false,
         yes: true,
     };
-    eprintln!(
+    errln!(
         "resuming run {id}: {} recorded calls are answered from the journal, then the run goes on",
         loaded
             .records
@@ -774,6 +845,7 @@ pub fn resume(opts: &ResumeOptions) -> Result<i32, Error> {
         run: RunRef { id, dir, project },
         resume: Some(Resume { loaded, changed }),
         announce: false,
+        inherited: Vec::new(),
     };
     let begin = Start {
         rt: runtime()?,

@@ -38,9 +38,9 @@ pub(super) fn confirm(
     rt: &tokio::runtime::Runtime,
 ) -> Result<(), Error> {
     let estate = rt.block_on(crate::estate::read(backend)).map_err(|e| {
-        Error::Service(format!(
-            "cannot read target `{target}` to plan the run: {e}; nothing was issued"
-        ))
+        let message =
+            format!("cannot read target `{target}` to plan the run: {e}; nothing was issued");
+        crate::estate::unreadable(&e, message)
     })?;
     let origin = format!("the live state of target `{target}`");
     let now = Timestamp::from_system(std::time::SystemTime::now());
@@ -72,7 +72,7 @@ pub(super) fn confirm(
     let plan = match crate::plan::plan_text(&name, text, Some(&root), Some(&inventory)) {
         Outcome::Rejected(report) => {
             for f in &report.findings {
-                eprintln!("{}", render(f, &report.sources, render_opts));
+                errln!("{}", render(f, &report.sources, render_opts));
             }
             return Err(Error::NotStarted(format!(
                 "the dry run against {origin} ({durations}) has {} error(s), as `runbook check` would report; nothing was issued",
@@ -82,14 +82,14 @@ pub(super) fn confirm(
         Outcome::Planned(plan) => plan,
     };
     for f in &plan.findings {
-        eprintln!("{}", render(f, &plan.sources, render_opts));
+        errln!("{}", render(f, &plan.sources, render_opts));
     }
-    eprintln!("{}", summary(&plan, &origin, &durations));
+    errln!("{}", summary(&plan, &origin, &durations));
     if opts.yes {
-        eprintln!("starting: --yes was given");
+        errln!("starting: --yes was given");
         return Ok(());
     }
-    eprint!("Start the live run against target `{target}`? Its operations are real. Type 'yes' to start: ");
+    err!("Start the live run against target `{target}`? Its operations are real. Type 'yes' to start: ");
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
     let _ = std::io::stdin().lock().read_line(&mut answer);

@@ -1,7 +1,7 @@
 //! Live progress of a run on stderr: a spinner per job on a terminal, plain lines otherwise;
 //! notes, verifications, warnings, and manual-step prompts.
 
-use crate::backend::{JobInfo, JobState};
+use crate::backend::{JobInfo, JobState, Notices};
 use crate::clock::{human, Clock, Timestamp};
 use crate::diagnostics::{summary_line, Finding};
 use crate::script::observer::{Observer, StepAnswer, StepRequest};
@@ -14,18 +14,66 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// Lines above the spinners (or on stderr), stamped with the run's time: what the script's
+/// thread and the backend (its [`Notices`], from the runtime's threads) both print.
+struct Lines {
+    multi: Option<MultiProgress>,
+    clock: Arc<dyn Clock>,
+    start: Timestamp,
+}
+
+impl Lines {
+    fn line(&self, text: &str) {
+        let t = self.clock.now().since(self.start).as_secs();
+        let text = format!(
+            "[+{:02}:{:02}:{:02}] {text}",
+            t / 3600,
+            (t % 3600) / 60,
+            t % 60
+        );
+        match &self.multi {
+            Some(m) => {
+                let _ = m.println(text);
+            }
+            None => errln!("{text}"),
+        }
+    }
+}
+
+impl Notices for Lines {
+    fn notice(&self, text: &str) {
+        self.line(text);
+    }
+}
+
+/// Where the backend tells of its long waits before a run's progress exists (while the
+/// live state is read for the plan): plain lines on stderr.
+pub(super) struct Plain;
+
+impl Notices for Plain {
+    fn notice(&self, text: &str) {
+        errln!("{text}");
+    }
+}
+
 /// How progress is shown.
 pub struct Progress {
     multi: Option<MultiProgress>,
+    out: Arc<Lines>,
     bars: RefCell<HashMap<String, ProgressBar>>,
     last_state: RefCell<HashMap<String, String>>,
+    /// When the run first saw each job, on its own clock: a service's clock may run ahead
+    /// of it (the simulator server, sped up), so the job's own start time says nothing of
+    /// how long the run has waited.
+    first_seen: RefCell<HashMap<String, Timestamp>>,
     clock: Arc<dyn Clock>,
-    start: Timestamp,
     auto_approve: bool,
     /// Lines the operator types, read by one thread for the whole run.
     lines: RefCell<Option<Receiver<String>>>,
     /// Cancelled by Ctrl-C: a manual step stops waiting.
     interrupt: CancellationToken,
+    /// `-q`: no lines or spinners for jobs.
+    quiet: bool,
 }
 
 impl Progress {
@@ -37,17 +85,24 @@ impl Progress {
         interrupt: CancellationToken,
     ) -> Self {
         let start = clock.now();
-        let multi = (bars && std::io::stderr().is_terminal())
+        let quiet = crate::verbosity::quiet();
+        let multi = (bars && !quiet && std::io::stderr().is_terminal())
             .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
         Progress {
+            out: Arc::new(Lines {
+                multi: multi.clone(),
+                clock: clock.clone(),
+                start,
+            }),
             multi,
             bars: RefCell::new(HashMap::new()),
             last_state: RefCell::new(HashMap::new()),
+            first_seen: RefCell::new(HashMap::new()),
             clock,
-            start,
             auto_approve,
             lines: RefCell::new(None),
             interrupt,
+            quiet,
         }
     }
 
@@ -73,19 +128,33 @@ impl Progress {
         }
     }
 
-    fn stamp(&self) -> String {
-        let t = self.clock.now().since(self.start).as_secs();
-        format!("[+{:02}:{:02}:{:02}]", t / 3600, (t % 3600) / 60, t % 60)
+    fn line(&self, text: &str) {
+        self.out.line(text);
     }
 
-    fn line(&self, text: &str) {
-        let text = format!("{} {text}", self.stamp());
-        match &self.multi {
-            Some(m) => {
-                let _ = m.println(text);
-            }
-            None => eprintln!("{text}"),
-        }
+    /// Where the backend tells of the waits it makes on its own: the same progress lines.
+    pub fn notices(&self) -> Arc<dyn Notices> {
+        self.out.clone()
+    }
+
+    /// A running job's spinner text: what it is, its state, how long the run has waited.
+    fn running(&self, job: &JobInfo) -> String {
+        let waited = self.clock.now().since(self.seen_since(job));
+        format!(
+            "{} {} ({} so far)",
+            Progress::describe(job),
+            job.state,
+            human(waited)
+        )
+    }
+
+    /// When the run first saw `job` (now, the first time it is asked).
+    fn seen_since(&self, job: &JobInfo) -> Timestamp {
+        *self
+            .first_seen
+            .borrow_mut()
+            .entry(job.id.clone())
+            .or_insert_with(|| self.clock.now())
     }
 
     fn describe(job: &JobInfo) -> String {
@@ -129,6 +198,10 @@ impl Observer for Progress {
     }
 
     fn job_started(&self, job: &JobInfo) {
+        self.seen_since(job);
+        if self.quiet {
+            return;
+        }
         self.line(&format!(
             "started {} (job {})",
             Progress::describe(job),
@@ -150,20 +223,19 @@ impl Observer for Progress {
     }
 
     fn job_updated(&self, job: &JobInfo) {
-        let running = self.clock.now().since(job.started);
+        let running = self.running(job);
         if let Some(bar) = self.bars.borrow().get(&job.id) {
-            bar.set_message(format!(
-                "{} {} ({} so far)",
-                Progress::describe(job),
-                job.state,
-                human(running)
-            ));
+            bar.set_message(running);
         }
         let previous = self
             .last_state
             .borrow_mut()
             .insert(job.id.clone(), job.state.to_string());
         if previous.as_deref() == Some(job.state.as_str()) {
+            return;
+        }
+        // Quiet runs still say when a job failed.
+        if self.quiet && !(job.state.is_terminal() && job.state != JobState::Succeeded) {
             return;
         }
         if job.state.is_terminal() {
@@ -197,6 +269,10 @@ impl Observer for Progress {
 
     fn warning(&self, finding: &Finding) {
         self.line(&summary_line(finding));
+    }
+
+    fn notice(&self, text: &str) {
+        self.line(text);
     }
 
     fn manual_step(
@@ -260,7 +336,7 @@ impl Observer for Progress {
         }
         // People answer in real time, whatever the simulator's speed.
         let ask = || {
-            eprint!(
+            err!(
                 "  type 'yes' when done, or 'abort' to stop the run (waiting {}): ",
                 human(timeout)
             );
@@ -281,7 +357,7 @@ impl Observer for Progress {
                     return StepAnswer::Aborted;
                 }
                 if let Some(by) = elsewhere(()) {
-                    eprintln!();
+                    errln!();
                     return StepAnswer::Approved { by };
                 }
                 if started.elapsed() >= timeout {
@@ -310,8 +386,48 @@ impl Observer for Progress {
             }
         };
         match &self.multi {
-            Some(m) => m.suspend(answer),
+            // Not `suspend`: it panics when the terminal is gone. The bars come back on their
+            // next tick.
+            Some(m) => {
+                let _ = m.clear();
+                answer()
+            }
             None => answer(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::Operation;
+    use crate::clock::VirtualClock;
+
+    /// The simulator server's clock runs ahead of the run's (it is sped up): how long a job
+    /// has run is counted from when the run first saw it, not from the service's start time.
+    #[test]
+    fn a_spinner_counts_from_when_the_run_first_saw_the_job() {
+        let clock = Arc::new(VirtualClock::new(Timestamp(1_000_000)));
+        let progress = Progress::new(clock.clone(), false, true, CancellationToken::new());
+        let job = JobInfo {
+            id: "job-1".into(),
+            operation: Operation::PlannedFailover,
+            vm: "sql-01".into(),
+            state: JobState::InProgress,
+            errors: Vec::new(),
+            warnings: Vec::new(),
+            // Ten hours ahead of the run's clock.
+            started: Timestamp(1_000_000 + 36_000_000),
+            ended: None,
+            retry_after: None,
+            expected_end: None,
+            skipped: None,
+        };
+        progress.job_started(&job);
+        clock.advance(Duration::from_secs(90));
+        assert_eq!(
+            progress.running(&job),
+            "planned_failover of sql-01 InProgress (1m 30s so far)"
+        );
     }
 }

@@ -17,18 +17,20 @@ pub fn plain_table(header: Vec<&str>) -> Table {
 pub fn table(outcome: &Outcome) -> String {
     let mut vms = plain_table(vec![
         "VM",
-        "protection state",
+        "state",
         "active on",
         "health",
         "replicating",
+        "service state",
     ]);
     for item in &outcome.items {
         vms.add_row(vec![
             item.name.clone(),
-            item.protection_state.clone(),
+            item.steady_state().to_string(),
             item.active_location.as_str().to_string(),
             item.health.clone(),
             if item.replicating { "yes" } else { "NO" }.to_string(),
+            item.protection_state.clone(),
         ]);
     }
     let mut jobs = plain_table(vec![
@@ -37,7 +39,7 @@ pub fn table(outcome: &Outcome) -> String {
         "VM",
         "state",
         "duration",
-        "started at",
+        "runbook line",
     ]);
     for (i, rec) in outcome.jobs.iter().enumerate() {
         jobs.add_row(vec![
@@ -65,12 +67,29 @@ pub fn table(outcome: &Outcome) -> String {
         out.push_str(&format!("{jobs}\n"));
     }
     for a in &outcome.approvals {
-        out.push_str(&format!(
-            "manual step `{}` confirmed by {} at {}\n",
-            a.title,
-            a.by,
-            a.at.rfc3339()
-        ));
+        out.push_str(&approval_line(a, outcome.simulated_run));
     }
     out
+}
+
+/// A confirmed manual step, with both clocks named: the run's (simulated on the simulator)
+/// and the wall clock, and how long the operator took in real time.
+fn approval_line(a: &crate::script::host::Approval, simulated: bool) -> String {
+    let mut line = format!(
+        "manual step `{}` confirmed by {} at {}",
+        a.title,
+        a.by,
+        a.at.rfc3339()
+    );
+    if simulated {
+        line.push_str(" (simulated clock)");
+        if let Some(wall) = &a.wall {
+            line.push_str(&format!(", {wall} (wall clock)"));
+        }
+    }
+    if let Some(waited) = a.waited {
+        line.push_str(&format!(", after {} of real time", human(waited)));
+    }
+    line.push('\n');
+    line
 }

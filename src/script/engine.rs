@@ -120,14 +120,7 @@ pub fn build(host: Rc<Host>, resolver: Resolver, call_stack: bool) -> Engine {
     engine.on_print(move |text| h.observer().print(text));
     let h = host.clone();
     engine.on_debug(move |text, _, _| h.observer().print(text));
-    let h = host.clone();
-    engine.on_progress(move |ops| {
-        if ops % 4096 == 0 && h.is_interrupted() {
-            Some("interrupted".into())
-        } else {
-            None
-        }
-    });
+    watch(&mut engine, host.clone(), None);
     if call_stack {
         host.keep_call_stack();
         #[allow(deprecated)] // rhai marks this API volatile, not deprecated; rhai is pinned
@@ -139,4 +132,86 @@ pub fn build(host: Rc<Host>, resolver: Resolver, call_stack: bool) -> Engine {
     engine.set_default_tag(Dynamic::from(host));
     engine.set_module_resolver(resolver);
     engine
+}
+
+/// Texts up to this size parse quickly whatever they hold; longer ones are parsed on a
+/// thread of their own first, within the check's time limit.
+const QUICK_PARSE: usize = 64 << 10;
+
+/// Whether `text` parses (or fails to) before `limit` passes. Rhai's parser takes time
+/// quadratic in the variables a script declares (65,535 `let`s take minutes), and it cannot
+/// be interrupted: a long text is parsed on a thread of its own, which is left to finish
+/// alone when the limit passes first.
+pub fn parses_in_time(text: &str, limit: limits::TimeLimit) -> bool {
+    if text.len() <= QUICK_PARSE {
+        return true;
+    }
+    let (done, finished) = std::sync::mpsc::channel();
+    let text = text.to_string();
+    let parser = std::thread::Builder::new()
+        .name("parse".into())
+        .stack_size(8 << 20)
+        .spawn(move || {
+            let mut engine = Engine::new_raw();
+            engine
+                .set_strict_variables(true)
+                .set_optimization_level(OptimizationLevel::None)
+                .set_max_expr_depths(limits::EXPR_DEPTH, limits::FN_EXPR_DEPTH);
+            for symbol in FORBIDDEN {
+                engine.disable_symbol(*symbol);
+            }
+            let _ = engine.compile(&text);
+            let _ = done.send(());
+        });
+    if parser.is_err() {
+        // No thread to be had: parse here, unguarded.
+        return true;
+    }
+    let left = limit
+        .deadline
+        .saturating_duration_since(std::time::Instant::now());
+    !matches!(
+        finished.recv_timeout(left),
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+    )
+}
+
+/// The last place a script reached: its source (`None`: the main script) and position.
+pub type Place = Rc<std::cell::RefCell<Option<(Option<String>, rhai::Position)>>>;
+
+/// Makes the engine step through the script and remember the last place it reached, for
+/// errors Rhai gives no position (a data race). Stepping is slow: only for a second run of a
+/// script whose first run ended with such an error.
+pub fn record_places(engine: &mut Engine) -> Place {
+    let place: Place = Rc::default();
+    let seen = place.clone();
+    #[allow(deprecated)] // rhai marks this API volatile, not deprecated; rhai is pinned
+    engine.register_debugger(
+        |_, dbg| dbg,
+        move |_, _, _, source, pos| {
+            if !pos.is_none() {
+                let mut last = seen.borrow_mut();
+                match last.as_mut() {
+                    Some((s, p)) if s.as_deref() == source => *p = pos,
+                    _ => *last = Some((source.map(str::to_string), pos)),
+                }
+            }
+            Ok(rhai::debugger::DebuggerCommand::StepInto)
+        },
+    );
+    place
+}
+
+/// Stops the script every few thousand operations when the operator interrupted the run,
+/// or once `limit` has passed (with the limit as the termination token).
+pub fn watch(engine: &mut Engine, host: Rc<Host>, limit: Option<limits::TimeLimit>) {
+    engine.on_progress(move |ops| {
+        if ops % 1024 != 0 {
+            return None;
+        }
+        if let Some(limit) = limit.filter(limits::TimeLimit::passed) {
+            return Some(Dynamic::from(limit));
+        }
+        host.is_interrupted().then(|| "interrupted".into())
+    });
 }

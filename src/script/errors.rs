@@ -86,6 +86,18 @@ pub fn parse_finding(err: &ParseError, source: &Arc<str>) -> Finding {
     }
 }
 
+/// A parse error in `source`, whose text is `text`: Rhai gives some errors at the end of
+/// the text no position (a template string left open, `` `${1} ``), so those are placed at
+/// the end, where the parser ran out of text.
+pub fn parse_error(err: &ParseError, source: &Arc<str>, text: &str) -> Finding {
+    let finding = parse_finding(err, source);
+    if finding.location.is_some() {
+        return finding;
+    }
+    let (line, column) = crate::diagnostics::line_col_of(text, text.len());
+    finding.at(Some(Location::new(source.clone(), line, column, 0)))
+}
+
 /// The word in Rhai's "reserved keyword 'eval' is disabled" message.
 fn disabled_word(message: &str) -> Option<String> {
     let rest = message.strip_prefix("reserved keyword '")?;
@@ -173,7 +185,17 @@ pub fn runtime_finding(
                 // Ours: it has its own place and chain.
                 return found;
             }
-            if matches!(err, EvalAltResult::ErrorTerminated(..)) {
+            if let Some(limit) = value.read_lock::<limits::TimeLimit>() {
+                Finding::new(
+                    Code::TimeLimit,
+                    format!(
+                        "checking the runbook took longer than its time limit of {}",
+                        crate::clock::human(limit.allowed)
+                    ),
+                )
+                .label("still running here")
+                .help("a loop that never ends, or one that grows a string or a list? bound it; a large runbook that is just slow to check can have more time with `check --time-limit 30s` or `[check] time_limit = \"30s\"` in runbook.toml")
+            } else if matches!(err, EvalAltResult::ErrorTerminated(..)) {
                 Finding::new(Code::Interrupted, "the run was interrupted").help("no new operation was issued after the interrupt")
             } else {
                 Finding::new(Code::ScriptError, format!("the runbook threw: {value}"))
@@ -206,12 +228,58 @@ pub fn runtime_finding(
         EvalAltResult::ErrorFunctionNotFound(sig, _) => Finding::new(Code::UnknownFunction, format!("no function matches `{sig}`"))
             .label("unknown function or argument types")
             .help("check the function's name and its arguments' types"),
+        EvalAltResult::ErrorDotExpr(message, _) if unknown_property(message).is_some() => {
+            let (property, owner) = unknown_property(message).unwrap_or_default();
+            unknown_property_finding(&format!("a `{owner}`"), property, &properties_of(owner))
+        }
+        EvalAltResult::ErrorDataRace(what, _) => Finding::new(
+            Code::ScriptError,
+            if what.is_empty() {
+                "a value was changed while it was in use".to_string()
+            } else {
+                format!("{} was changed while it was in use", what.replace('\'', "`"))
+            },
+        )
+        .label("changed while in use")
+        .help("a closure or function changes the list or map it is running over (e.g. `a.for_each(|| a.push(1))`): build a new list instead, or loop with `for x in a` and change a copy"),
         EvalAltResult::ErrorModuleNotFound(path, _) => Finding::new(Code::BadImport, format!("module `{path}` not found")),
         EvalAltResult::ErrorParsing(kind, pos) => return parse_finding(&ParseError(Box::new(kind.clone()), *pos), &source).chain(frames),
         other => Finding::new(Code::ScriptError, strip_position(other))
             .label("error here"),
     };
     finding.at(at).chain(frames)
+}
+
+/// The property and type of Rhai's "Unknown property 'stat' - a getter is not registered
+/// for type 'Job'".
+fn unknown_property(message: &str) -> Option<(&str, &str)> {
+    let rest = message.strip_prefix("Unknown property '")?;
+    let (property, rest) = rest.split_once('\'')?;
+    let owner = rest.split("type '").nth(1)?.split('\'').next()?;
+    Some((property, owner))
+}
+
+/// The properties of a handle type (`Job`, `Vm`) scripts hold.
+pub fn properties_of(owner: &str) -> Vec<&'static str> {
+    super::registry::PROPERTIES
+        .iter()
+        .filter(|p| p.owner == owner)
+        .map(|p| p.name)
+        .collect()
+}
+
+/// RB120: `what` (`Job`, `Vm`, a `status()` map) has no property `property`, only `known`.
+pub fn unknown_property_finding(what: &str, property: &str, known: &[&str]) -> Finding {
+    let help = match crate::diagnostics::did_you_mean(property, known.iter().copied()) {
+        Some(s) => format!("did you mean `{s}`? {what} has {}", known.join(", ")),
+        None => format!("{what} has {}", known.join(", ")),
+    };
+    Finding::new(
+        Code::UnknownProperty,
+        format!("{what} has no property `{property}`"),
+    )
+    .label("unknown property")
+    .help(help)
 }
 
 fn strip_position(err: &EvalAltResult) -> String {

@@ -11,6 +11,30 @@ pub const ARRAY_SIZE: usize = 10_000;
 pub const MAP_SIZE: usize = 10_000;
 pub const MODULES: usize = 32;
 
+/// How long one check may take: every dry run of a runbook (the check's and its what-if
+/// scenarios) stops once `deadline` has passed. A script stopped by it ends with this value
+/// as its termination token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeLimit {
+    /// The time allowed, for messages.
+    pub allowed: std::time::Duration,
+    pub deadline: std::time::Instant,
+}
+
+impl TimeLimit {
+    /// `allowed` from now on.
+    pub fn from_now(allowed: std::time::Duration) -> Self {
+        TimeLimit {
+            allowed,
+            deadline: std::time::Instant::now() + allowed,
+        }
+    }
+
+    pub fn passed(&self) -> bool {
+        std::time::Instant::now() >= self.deadline
+    }
+}
+
 /// Symbols a runbook may not use: dynamic dispatch hides calls from the checks; `sleep` and
 /// `exit` bypass the run's clock and outcome.
 pub const FORBIDDEN: &[&str] = &["eval", "Fn", "sleep", "exit"];

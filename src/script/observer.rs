@@ -38,6 +38,9 @@ pub trait Observer {
     fn job_updated(&self, _job: &JobInfo) {}
     fn verified(&self, _vm: &str, _what: &str) {}
     fn warning(&self, _finding: &Finding) {}
+    /// A wait the run makes on its own that is long enough for an operator to wonder (e.g.
+    /// "throttled by the service: retrying in 58s"): for the progress line.
+    fn notice(&self, _text: &str) {}
     fn manual_step(&self, title: &str, instructions: Option<&str>, timeout: Duration)
         -> StepAnswer;
     /// A manual step with its number and a way to be approved from elsewhere; observers

@@ -64,6 +64,8 @@ struct Inner {
     cache: RefCell<HashMap<String, SharedModule>>,
     /// Imports being evaluated, outermost first: an import of one of them is a cycle.
     loading: RefCell<Vec<String>>,
+    /// The check's time limit, which a module's parse must keep too.
+    limit: std::cell::Cell<Option<super::limits::TimeLimit>>,
 }
 
 /// Shared by the engine and the static checker.
@@ -80,7 +82,13 @@ impl Resolver {
             names: RefCell::new(HashMap::new()),
             cache: RefCell::new(HashMap::new()),
             loading: RefCell::new(Vec::new()),
+            limit: std::cell::Cell::new(None),
         }))
+    }
+
+    /// Refuses modules that do not parse before `limit` passes.
+    pub fn limit_time(&self, limit: super::limits::TimeLimit) {
+        self.0.limit.set(Some(limit));
     }
 
     /// Every source loaded so far.
@@ -161,13 +169,18 @@ impl Resolver {
                 ))
             }
         };
-        if !real.starts_with(root) {
+        // An open buffer stands in for a file inside the folder (`real` is the file's real
+        // path, or for one never saved the folder's path joined with the import's, no `..`).
+        let buffer = overlaid(&real).filter(|_| real.starts_with(root));
+        if buffer.is_none() && crate::files::resolve_inside(&real, root).is_err() {
             return Err(format!("`{path}` resolves outside the runbook's folder (through a link); it cannot be imported"));
         }
-        let text = match overlaid(&real) {
-            Some(text) => text.to_string(),
-            None => crate::config::read_text(&real).map_err(|e| e.to_string())?,
-        };
+        let text = match buffer {
+            Some(text) => Ok(text.to_string()),
+            None => crate::files::read_inside(&real, root),
+        }
+        .and_then(|text| crate::files::fits_positions(&file, &text).map(|()| text))
+        .map_err(|e| e.to_string())?;
         let name = crate::paths::display(&file);
         self.remember(path, &name, &text, false);
         self.0.files.borrow_mut().insert(name.clone(), Some(real));
@@ -177,6 +190,14 @@ impl Resolver {
     /// Loads and parses an import: `(source name, text, parse result)`.
     pub fn load_ast(&self, engine: &Engine, path: &str) -> Result<Loaded, String> {
         let (name, text) = self.load(path)?;
+        if let Some(limit) = self.0.limit.get() {
+            if !super::engine::parses_in_time(&text, limit) {
+                return Err(format!(
+                    "parsing it took longer than the check's time limit of {}",
+                    crate::clock::human(limit.allowed)
+                ));
+            }
+        }
         let parse = || {
             engine.compile(&*text).map(|mut ast| {
                 ast.set_source(name.as_str());

@@ -67,6 +67,19 @@ fn errors(info: &JobInfo) -> Array {
 }
 
 /// Gives both types their script names (in messages and `type_of`).
+/// The keys of the map `status(vm)` returns (a test keeps them in step with the map).
+pub const STATUS_KEYS: &[&str] = &[
+    "name",
+    "state",
+    "protection_state",
+    "active_location",
+    "health",
+    "replicating",
+    "allowed",
+    "test_failover_state",
+    "last_test_failover",
+];
+
 pub fn name_types(engine: &mut Engine) {
     engine
         .register_type_with_name::<VmHandle>("Vm")
@@ -130,6 +143,29 @@ fn global_fn<A: 'static, const N: usize, const X: bool, R, F>(
 mod tests {
     use super::*;
     use crate::script::registry::PROPERTIES;
+
+    #[test]
+    fn status_keys_are_the_keys_of_the_status_map() {
+        let item = crate::backend::Item {
+            name: "web-01".into(),
+            id: "1".into(),
+            protection_state: "Protected".into(),
+            active_location: crate::backend::Site::Primary,
+            health: "Normal".into(),
+            health_errors: Vec::new(),
+            allowed_operations: Vec::new(),
+            test_failover_state: None,
+            last_test_failover: None,
+            current_job: None,
+            replicating: true,
+        };
+        let map = crate::script::host::reads::status_map(&item);
+        let mut keys: Vec<&str> = map.keys().map(|k| k.as_str()).collect();
+        let mut wanted = STATUS_KEYS.to_vec();
+        keys.sort_unstable();
+        wanted.sort_unstable();
+        assert_eq!(keys, wanted);
+    }
 
     #[test]
     fn every_registered_property_is_documented_in_the_registry_and_back() {

@@ -24,7 +24,7 @@ pub(crate) fn faults_endpoint(server: &Server, method: &Method, body: &[u8]) -> 
                     return arm_error(
                         StatusCode::BAD_REQUEST,
                         "InvalidFault",
-                        format!("expected {{\"on\": \"GET job\", \"fault\": \"500\" | \"429\" | \"drop\" | \"slow\" | \"malformed\" | \"accept-then-hang\", \"times\": 1, \"delay_ms\": 0}} or a list of them: {e}"),
+                        format!("expected {{\"on\": \"GET job\", \"fault\": \"500\" | \"503\" | \"429\" | \"404\" | \"409\" | \"302\" | \"307\" | \"drop\" | \"slow\" | \"malformed\" | \"html\" | \"accept-then-hang\" | \"accept-without-job\" | \"accept-late\" | \"no-retry-after\", \"times\": 1, \"delay_ms\": 0, \"retry_after_s\": 1, \"to\": \"http://HOST:PORT\"}} or a list of them: {e}"),
                     )
                 }
             };

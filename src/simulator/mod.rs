@@ -34,10 +34,10 @@ pub mod throttle;
 
 use crate::backend::sim::Simulator;
 use axum::http::{Method, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Router;
 pub use faults::{Fault, FaultKind};
-use responses::{arm_error, drop_connection, insert};
+use responses::{arm_error, insert};
 use routing::handle;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -224,57 +224,21 @@ impl Server {
         }
     }
 
-    /// Answers a request of `kind` with `answer`, unless an armed fault fires on it.
-    async fn answer(&self, kind: &str, answer: impl Future<Output = Response>) -> Response {
+    /// Answers a request of `kind` (to `path_and_query`) with `answer`, unless an armed
+    /// fault fires on it.
+    async fn answer(
+        self: &Arc<Self>,
+        kind: &str,
+        path_and_query: &str,
+        answer: impl Future<Output = Response> + Send + 'static,
+    ) -> Response {
         self.count(kind);
         let fired = lock(&self.faults).take(kind);
         let Some(fault) = fired else {
             return answer.await;
         };
         self.count(&format!("fault {}", fault.fault.name()));
-        let delay = fault.delay();
-        match fault.fault {
-            FaultKind::ServerError => {
-                self.hold(delay).await;
-                arm_error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "InternalServerError",
-                    "The server encountered an internal error. Please retry the request. (fault injected by the simulator)",
-                )
-            }
-            FaultKind::TooManyRequests => {
-                self.hold(delay).await;
-                let mut r = arm_error(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "TooManyRequests",
-                    "The request was throttled by the service. Please retry after 1 second. (fault injected by the simulator)",
-                );
-                insert(r.headers_mut(), "retry-after", "1");
-                r
-            }
-            FaultKind::Malformed => {
-                self.hold(delay).await;
-                (
-                    StatusCode::OK,
-                    [("content-type", "application/json; charset=utf-8")],
-                    r#"{"value": ["#,
-                )
-                    .into_response()
-            }
-            FaultKind::Slow => {
-                self.hold(delay).await;
-                answer.await
-            }
-            FaultKind::Drop => {
-                self.hold(delay).await;
-                drop_connection()
-            }
-            FaultKind::AcceptThenHang => {
-                drop(answer.await);
-                self.hold(delay).await;
-                drop_connection()
-            }
-        }
+        self.faulted(fault, path_and_query, answer).await
     }
 
     /// Takes a token from the bucket of `method`: `Ok((header, tokens left))`, or the 429

@@ -50,8 +50,11 @@ pub(crate) fn backend_error(e: BackendError) -> Response {
             arm_error(StatusCode::BAD_REQUEST, "OperationNotAllowed", reason)
         }
         BackendError::Service(s) => arm_error(StatusCode::BAD_REQUEST, &s.code, s.message),
-        BackendError::Transport(m) => {
+        BackendError::Transport(m) | BackendError::Untrusted(m) => {
             arm_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", m)
+        }
+        BackendError::Credentials(m) => {
+            arm_error(StatusCode::UNAUTHORIZED, "AuthenticationFailed", m)
         }
     }
 }

@@ -188,7 +188,7 @@ pub(crate) async fn handle(
 }
 
 async fn answer(
-    server: &Server,
+    server: &Arc<Server>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -208,9 +208,13 @@ async fn answer(
     if path == "/_simulator/faults" {
         return faults_endpoint(server, &method, &body);
     }
+    let path_and_query = uri.path_and_query().map_or(path.clone(), |p| p.to_string());
     if method == Method::POST && is_token_path(&path) {
+        let (s, b) = (server.clone(), body.clone());
         return server
-            .answer("POST token", async { token_endpoint(server, &body) })
+            .answer("POST token", &path_and_query, async move {
+                token_endpoint(&s, &b)
+            })
             .await;
     }
     let authorization = headers.get("authorization").and_then(|v| v.to_str().ok());
@@ -250,17 +254,18 @@ async fn answer(
             .and_then(|h| h.to_str().ok())
             .unwrap_or("127.0.0.1")
     );
+    let kind = route.kind();
     let caller = Caller {
         client_request_id: client_request_id(&headers),
         origin,
         api_version,
     };
-    let mut r = server
-        .answer(
-            &route.kind(),
-            arm_request(server, &method, &uri, &vault, route, &body, &caller),
-        )
-        .await;
+    // Owned, so that a fault can finish it after the client went away.
+    let request = {
+        let server = server.clone();
+        async move { arm_request(&server, &method, &uri, &vault, route, &body, &caller).await }
+    };
+    let mut r = server.answer(&kind, &path_and_query, request).await;
     insert(r.headers_mut(), header, &left.to_string());
     r
 }

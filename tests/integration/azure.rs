@@ -239,7 +239,8 @@ fn the_server_answers_like_the_service() {
     assert_eq!(server.stats().get("POST plannedFailover"), Some(&3));
 }
 
-const ONE_VM: &str = r#"
+/// One VM failed over, committed and protected again.
+pub(crate) const ONE_VM: &str = r#"
 let web = vm("web-01");
 wait_job(failover(web, #{ kind: "planned" }), #{ timeout: "1h" });
 verify(web, #{ active_location: "recovery", healthy: true });

@@ -1,6 +1,6 @@
 //! Bad input gets a clear message, the right exit code and never a panic.
 
-use crate::common::{cli, cli_in, root, text};
+use crate::common::{cli, cli_in, examples, text};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -206,6 +206,7 @@ fn a_runbook_with_errors_is_not_run() {
 
 #[test]
 fn ctrl_c_stops_new_operations_and_never_cancels_the_failover() {
+    let examples = examples();
     let mut child = Command::new(env!("CARGO_BIN_EXE_runbook"))
         .args([
             "run",
@@ -214,7 +215,7 @@ fn ctrl_c_stops_new_operations_and_never_cancels_the_failover() {
             "20",
             "--no-progress",
         ])
-        .current_dir(root())
+        .current_dir(examples.path())
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -315,13 +316,17 @@ fn check_goes_on_after_a_file_it_cannot_read() {
 
 #[test]
 fn out_of_range_numbers_are_refused_not_panicked_on() {
-    let out = cli(&[
-        "run",
-        "runbooks/planned-failover.rhai",
-        "--speed",
-        "1e300",
-        "--no-progress",
-    ]);
+    let examples = examples();
+    let out = cli_in(
+        examples.path(),
+        &[
+            "run",
+            "runbooks/planned-failover.rhai",
+            "--speed",
+            "1e300",
+            "--no-progress",
+        ],
+    );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr).contains("--speed must be between"),

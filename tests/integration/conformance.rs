@@ -17,27 +17,9 @@ use std::sync::Arc;
 
 const TOKEN: &str = "conformance-token";
 
-/// The virtual environment's interpreter, set up by `.ci/deps python` (under its lock, so
-/// tests and CI running it at once do not race).
+/// The virtual environment's interpreter, set up by `.ci/deps python`.
 fn python() -> String {
-    let out = Command::new("bash")
-        .arg(root().join(".ci/deps"))
-        .arg("python")
-        .stdin(Stdio::null())
-        .output()
-        .expect("bash runs .ci/deps");
-    assert!(
-        out.status.success(),
-        ".ci/deps python failed (it needs python3 with venv, and PyPI):\n{}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    let stdout = text(&out.stdout);
-    stdout
-        .lines()
-        .last()
-        .expect(".ci/deps prints the interpreter")
-        .to_string()
+    crate::common::deps("python")
 }
 
 #[test]

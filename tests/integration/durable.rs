@@ -14,11 +14,32 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 
-const TOKEN: &str = "durable-test-token";
+pub(crate) const TOKEN: &str = "durable-test-token";
 const VMS: [&str; 2] = ["app-01", "app-02"];
 const OPERATIONS: [&str; 3] = ["planned_failover", "commit", "reverse_replicate"];
 
-const PLAN: &str = r#"// Fail two VMs over, verify and commit them, and protect them again.
+/// A live run of the plan, unattended.
+pub(crate) const RUN_PLAN: [&str; 6] = [
+    "run",
+    "plan.rhai",
+    "--target",
+    "sim",
+    "--yes",
+    "--no-progress",
+];
+
+/// A new run of the plan that takes a stale lock over.
+pub(crate) const TAKE_OVER: [&str; 7] = [
+    "run",
+    "plan.rhai",
+    "--target",
+    "sim",
+    "--yes",
+    "--take-over",
+    "--no-progress",
+];
+
+pub(crate) const PLAN: &str = r#"// Fail two VMs over, verify and commit them, and protect them again.
 let names = ["app-01", "app-02"];
 let jobs = [];
 for n in names { jobs.push(failover(n, #{ kind: "planned" })); }
@@ -43,31 +64,38 @@ fn inventory() -> Inventory {
 }
 
 /// A simulator server on loopback, on its own runtime thread: it outlives the runners.
-fn start_server() -> (SocketAddr, Arc<Server>, Arc<Simulator>) {
-    let clock: Arc<dyn Clock> = Arc::new(RealClock::new(20_000.0));
+pub(crate) fn start_server() -> (SocketAddr, Arc<Server>, Arc<Simulator>) {
+    start_server_at(20_000.0)
+}
+
+/// [`start_server`] with the simulation `speed` times faster than real time.
+pub(crate) fn start_server_at(speed: f64) -> (SocketAddr, Arc<Server>, Arc<Simulator>) {
+    let clock: Arc<dyn Clock> = Arc::new(RealClock::new(speed));
     let sim = Arc::new(Simulator::new(&inventory(), clock, false));
     let options = ServerOptions {
         token: TOKEN.into(),
-        speed: 20_000.0,
+        speed,
         ..ServerOptions::default()
     };
     let (addr, server) = crate::common::serve(sim.clone(), options);
     (addr, server, sim)
 }
 
-/// A project with target `sim` at `addr` and the plan.
-fn project(addr: SocketAddr) -> tempfile::TempDir {
+/// A project with target `sim` at `addr` and the plan. Requests time out after 4 s: a
+/// resume looks that long (and `listing_delay` more) for the job of a request that may
+/// have left before the crash.
+pub(crate) fn project(addr: SocketAddr) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("runbook.toml"),
-        format!("[targets.sim]\nsubscription = \"s\"\nresource_group = \"g\"\nvault = \"v\"\nendpoint = \"http://{addr}\"\npoll_min = \"10ms\"\nlisting_delay = \"1s\"\n"),
+        format!("[targets.sim]\nsubscription = \"s\"\nresource_group = \"g\"\nvault = \"v\"\nendpoint = \"http://{addr}\"\npoll_min = \"10ms\"\nlisting_delay = \"1s\"\ntimeout = \"4s\"\n"),
     )
     .unwrap();
     std::fs::write(dir.path().join("plan.rhai"), PLAN).unwrap();
     dir
 }
 
-fn runbook(dir: &Path, args: &[&str], crash: Option<&str>) -> Output {
+pub(crate) fn runbook(dir: &Path, args: &[&str], crash: Option<&str>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_runbook"));
     cmd.args(args)
         .current_dir(dir)
@@ -80,7 +108,7 @@ fn runbook(dir: &Path, args: &[&str], crash: Option<&str>) -> Output {
     cmd.output().unwrap()
 }
 
-fn text(out: &Output) -> String {
+pub(crate) fn text(out: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -88,12 +116,12 @@ fn text(out: &Output) -> String {
     )
 }
 
-fn killed(out: &Output) -> bool {
+pub(crate) fn killed(out: &Output) -> bool {
     use std::os::unix::process::ExitStatusExt;
     out.status.signal() == Some(9)
 }
 
-fn run_ids(dir: &Path) -> Vec<String> {
+pub(crate) fn run_ids(dir: &Path) -> Vec<String> {
     let mut ids: Vec<String> = std::fs::read_dir(dir.join(".runbook/runs"))
         .map(|rd| {
             rd.filter_map(Result::ok)
@@ -106,7 +134,7 @@ fn run_ids(dir: &Path) -> Vec<String> {
 }
 
 /// Starts the binary in `dir` with `args`, its output captured.
-fn spawn(dir: &Path, args: &[&str]) -> std::process::Child {
+pub(crate) fn spawn(dir: &Path, args: &[&str]) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_runbook"))
         .args(args)
         .current_dir(dir)
@@ -121,7 +149,7 @@ fn spawn(dir: &Path, args: &[&str]) -> std::process::Child {
 
 /// Waits until process `pid` says it waits at manual step `step` of a run in `dir`;
 /// returns the run's id.
-fn waiting_at(dir: &Path, step: u32, pid: u32) -> String {
+pub(crate) fn waiting_at(dir: &Path, step: u32, pid: u32) -> String {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
         for id in run_ids(dir) {
@@ -141,13 +169,13 @@ fn waiting_at(dir: &Path, step: u32, pid: u32) -> String {
     }
 }
 
-fn journal_of(dir: &Path, id: &str) -> PathBuf {
+pub(crate) fn journal_of(dir: &Path, id: &str) -> PathBuf {
     dir.join(".runbook/runs").join(id).join("journal.jsonl")
 }
 
 /// Every operation reached each item exactly once, and each item ended protected on the
 /// recovery site.
-fn assert_once_and_protected(server: &Server, sim: &Simulator, context: &str) {
+pub(crate) fn assert_once_and_protected(server: &Server, sim: &Simulator, context: &str) {
     let stats = server.stats();
     for vm in VMS {
         for op in OPERATIONS {
@@ -177,18 +205,7 @@ fn assert_once_and_protected(server: &Server, sim: &Simulator, context: &str) {
 fn records_of_a_clean_run() -> usize {
     let (addr, server, sim) = start_server();
     let dir = project(addr);
-    let out = runbook(
-        dir.path(),
-        &[
-            "run",
-            "plan.rhai",
-            "--target",
-            "sim",
-            "--yes",
-            "--no-progress",
-        ],
-        None,
-    );
+    let out = runbook(dir.path(), &RUN_PLAN, None);
     assert!(out.status.success(), "{}", text(&out));
     assert_once_and_protected(&server, &sim, "clean run");
     let ids = run_ids(dir.path());
@@ -203,18 +220,7 @@ fn records_of_a_clean_run() -> usize {
 fn crash_then_resume(point: &str) -> Result<(), String> {
     let (addr, server, sim) = start_server();
     let dir = project(addr);
-    let out = runbook(
-        dir.path(),
-        &[
-            "run",
-            "plan.rhai",
-            "--target",
-            "sim",
-            "--yes",
-            "--no-progress",
-        ],
-        Some(point),
-    );
+    let out = runbook(dir.path(), &RUN_PLAN, Some(point));
     if !killed(&out) {
         return Err(format!(
             "{point}: the runner was not killed: {}",
@@ -254,25 +260,14 @@ fn a_runner_killed_anywhere_and_resumed_issues_every_operation_exactly_once() {
     let points: Vec<String> = (2..=records)
         .flat_map(|seq| ["before", "torn", "after"].map(|p| format!("{seq}:{p}")))
         .collect();
-    let failures = std::sync::Mutex::new(Vec::new());
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    std::thread::scope(|s| {
-        for _ in 0..2 {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let Some(point) = points.get(i) else { break };
-                // The last record (the run's end) is past every operation: the crash after
-                // it leaves nothing to resume.
-                if point == &format!("{records}:after") {
-                    continue;
-                }
-                if let Err(e) = crash_then_resume(point) {
-                    failures.lock().unwrap().push(e);
-                }
-            });
+    let failures = crate::common::in_parallel(&points, 2, |point| {
+        // The last record (the run's end) is past every operation: the crash after it
+        // leaves nothing to resume.
+        if point == &format!("{records}:after") {
+            return Ok(());
         }
+        crash_then_resume(point)
     });
-    let failures = failures.into_inner().unwrap();
     assert!(
         failures.is_empty(),
         "{} of {} crash points failed:\n{}",
@@ -368,33 +363,35 @@ fn a_second_run_on_the_same_target_is_refused_and_a_stale_lock_is_detected() {
         message.contains(&format!("process {}", first.id())),
         "{message}"
     );
+    assert_eq!(
+        run_ids(dir.path()),
+        std::slice::from_ref(&id),
+        "a run refused by the lock leaves no run folder"
+    );
+    // The same vault through `localhost` and in other letter cases is the same lock.
+    let toml = std::fs::read_to_string(dir.path().join("runbook.toml")).unwrap();
+    let same = format!(
+        "\n[targets.same]\nsubscription = \"S\"\nresource_group = \"G\"\nvault = \"V\"\nendpoint = \"http://localhost:{}/\"\n",
+        addr.port()
+    );
+    std::fs::write(dir.path().join("runbook.toml"), format!("{toml}{same}")).unwrap();
+    // Refused (exit code 2) with `why`.
+    let refused = |target: &str, why: &str| {
+        let out = runbook(
+            dir.path(),
+            &["run", "plan.rhai", "--target", target, "--yes"],
+            None,
+        );
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        assert!(text(&out).contains(why), "{}", text(&out));
+    };
+    refused("same", &format!("locked by run {id}"));
     first.kill().unwrap();
     first.wait().unwrap();
-    let third = runbook(
-        dir.path(),
-        &["run", "plan.rhai", "--target", "sim", "--yes"],
-        None,
-    );
-    assert_eq!(third.status.code(), Some(2), "{}", text(&third));
-    assert!(
-        text(&third).contains(&format!("stale lock: run {id}")),
-        "{}",
-        text(&third)
-    );
+    refused("sim", &format!("stale lock: run {id}"));
+    assert_eq!(run_ids(dir.path()), std::slice::from_ref(&id));
     assert!(!server.stats().keys().any(|k| k.starts_with("issued")));
-    let taken = runbook(
-        dir.path(),
-        &[
-            "run",
-            "plan.rhai",
-            "--target",
-            "sim",
-            "--yes",
-            "--take-over",
-            "--no-progress",
-        ],
-        None,
-    );
+    let taken = runbook(dir.path(), &TAKE_OVER, None);
     assert!(taken.status.success(), "{}", text(&taken));
 }
 

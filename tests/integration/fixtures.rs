@@ -4,14 +4,22 @@
 
 use crate::common::{expectations, inventory_of, root, Expected};
 use runbook::backend::inventory::Inventory;
-use runbook::check::check_file;
 use runbook::check::whatif;
+use runbook::check::{check_file, check_file_within, TIME_LIMIT};
 use runbook::diagnostics::{render_all, Code, RenderOptions};
+use runbook::script::limits::TimeLimit;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Codes only a real run can produce (an operator's interrupt, a refusal to go on without
 /// an operator); they are tested in `bad_input`.
-const RUN_ONLY: &[Code] = &[Code::Interrupted, Code::Refused];
+const RUN_ONLY: &[Code] = &[
+    Code::Interrupted,
+    Code::Refused,
+    Code::NoAnswer,
+    Code::ServiceRefused,
+    Code::CredentialsRejected,
+];
 
 fn fixtures() -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("tests/fixtures"))
@@ -28,6 +36,18 @@ fn wants_what_if(text: &str) -> bool {
     text.lines()
         .take_while(|l| l.starts_with("//"))
         .any(|l| l.trim_start_matches("//").trim() == "check: --what-if")
+}
+
+/// The fixture's `// time-limit: 50ms`, for the check's time limit (RB119).
+fn time_limit(text: &str) -> Option<Duration> {
+    text.lines()
+        .take_while(|l| l.starts_with("//"))
+        .find_map(|l| {
+            l.trim_start_matches("//")
+                .trim()
+                .strip_prefix("time-limit:")
+        })
+        .map(|d| runbook::clock::parse_duration(d).expect("a duration"))
 }
 
 #[test]
@@ -60,12 +80,13 @@ fn fixtures_find_exactly_what_they_expect_and_render_as_snapshotted() {
                 .expect("the fixture inventory loads")
         });
         let rel = path.strip_prefix(root()).unwrap().to_path_buf();
+        let limit = TimeLimit::from_now(time_limit(&text).unwrap_or(TIME_LIMIT));
         let report = if wants_what_if(&text) {
-            whatif::check_file(&rel, inventory.as_ref())
+            whatif::check_file_within(&rel, inventory.as_ref(), limit)
                 .expect("the fixture is readable")
                 .0
         } else {
-            check_file(&rel, inventory.as_ref()).expect("the fixture is readable")
+            check_file_within(&rel, inventory.as_ref(), limit).expect("the fixture is readable")
         };
         let fixture_name = rel.display().to_string();
         let mut found: Vec<Expected> = report

@@ -9,7 +9,7 @@ use runbook::run::{run_on, RunOptions, Venue};
 
 /// Runs the site failover in a temporary project and returns its audit record, with the
 /// fields that differ between runs (id, operator, wall clock, folder) fixed.
-fn audit_of_the_site_failover() -> Audit {
+pub(crate) fn audit_of_the_site_failover() -> Audit {
     let dir = tempfile::tempdir().unwrap();
     for file in ["site-failover.rhai", "inventory.toml"] {
         std::fs::copy(root().join("runbooks").join(file), dir.path().join(file)).unwrap();
@@ -28,9 +28,16 @@ fn audit_of_the_site_failover() -> Audit {
     audit.operator = "operator@host".into();
     audit.started = "2026-11-26T00:00:00Z".into();
     audit.runbook = "site-failover.rhai".into();
+    for step in &mut audit.approvals {
+        assert!(step.answered_wall.is_some() && step.waited_real_seconds.is_some());
+        step.answered_wall = Some("2026-11-26T00:00:00Z".into());
+        step.waited_real_seconds = Some(0);
+    }
     let folder = format!("{}/", dir.path().display());
     for op in &mut audit.operations {
-        op.line = op.line.take().map(|l| l.replace(&folder, ""));
+        if let Some(place) = op.location.as_mut() {
+            place.file = place.file.replace(&folder, "");
+        }
     }
     audit
 }
@@ -61,7 +68,7 @@ fn the_recovery_time_runs_until_every_failed_over_vm_was_verified() {
     let web_failed_over = audit
         .operations
         .iter()
-        .filter(|o| o.vm.starts_with("web-") && o.operation == "planned failover")
+        .filter(|o| o.vm.starts_with("web-") && o.operation == "planned_failover")
         .map(|o| o.end.unwrap())
         .max()
         .unwrap();
@@ -81,4 +88,78 @@ fn the_recovery_time_runs_until_every_failed_over_vm_was_verified() {
             assert!(a_end <= b.start || b_end <= a.start, "{a:?} overlaps {b:?}");
         }
     }
+}
+
+/// The JSON form says its format, places are objects, states are in the script's words with
+/// the service's beside them, and a manual step names both of its clocks.
+#[test]
+fn the_json_report_is_versioned_with_places_and_states_in_the_scripts_words() {
+    let audit = audit_of_the_site_failover();
+    let v: serde_json::Value = serde_json::from_str(&report::json(&audit)).unwrap();
+    assert_eq!(v["format"], report::JSON_FORMAT);
+    assert_eq!(report::JSON_FORMAT, "runbook-report/1");
+    let op = &v["operations"][0];
+    assert_eq!(op["operation"], "planned_failover");
+    assert_eq!(op["location"]["file"], "site-failover.rhai");
+    assert!(op["location"]["line"].as_u64().is_some_and(|l| l > 1));
+    assert!(op["location"]["column"].as_u64().is_some_and(|c| c >= 1));
+    let sql = v["vms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|vm| vm["vm"] == "sql-01")
+        .unwrap();
+    let states: Vec<(&str, &str)> = sql["states"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["state"].as_str().unwrap(),
+                s["service_state"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("protected", "Protected"),
+            ("failover_commit_pending", "PlannedFailoverCommitRequired"),
+            ("failover_committed", "PlannedFailoverCommitted"),
+            ("protected", "Protected"),
+        ]
+    );
+    let step = &v["approvals"][0];
+    assert_eq!(step["at"], 0, "on the run's clock");
+    assert_eq!(step["timeout_real_seconds"], 1800);
+    assert!(step["answered_wall"].is_string() && step["waited_real_seconds"].is_u64());
+    // The plan's vocabulary is the same.
+    let plan = crate::common::cli(&["plan", "--format", "json", "runbooks/site-failover.rhai"]);
+    let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    assert_eq!(plan["operations"][0]["operation"], op["operation"]);
+    assert_eq!(plan["operations"][0]["after"]["state"], states[1].0);
+}
+
+/// The HTML chart has a time axis, and every label in full beside its bar (a 46-second
+/// commit's bar is too narrow for "commit", which used to show as "co…").
+#[test]
+fn the_html_chart_has_a_time_axis_and_every_label_in_full() {
+    let audit = audit_of_the_site_failover();
+    let html = report::html(&audit);
+    for o in &audit.operations {
+        let label = format!(">{} {}</span>", o.operation, o.vm);
+        assert!(html.contains(&label), "{label} in full");
+    }
+    let ticks: Vec<&str> = html
+        .split("<span class=\"tick\"")
+        .skip(1)
+        .map(|t| t.split('>').nth(1).unwrap().trim_end_matches("</span"))
+        .collect();
+    assert_eq!(ticks.first(), Some(&"T+0:00:00"), "{ticks:?}");
+    assert!(ticks.len() >= 4 && ticks.len() <= 11, "{ticks:?}");
+    assert!(
+        ticks.contains(&"T+0:10:00") && ticks.contains(&"T+0:40:00"),
+        "{ticks:?}"
+    );
+    assert!(!html.contains("overflow:hidden"), "no label is clipped");
 }

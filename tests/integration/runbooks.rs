@@ -1,7 +1,7 @@
 //! Every example runbook checks clean and runs to success on the simulator, leaving its VMs
 //! in the states the recovery procedure promises.
 
-use crate::common::{cli, root, text};
+use crate::common::{cli_in, examples, root, run_example, text};
 use runbook::backend::Site;
 use runbook::check::{check_file, inventory_for};
 use runbook::run::{simulate, RunOptions};
@@ -123,27 +123,32 @@ fn failback_ends_on_the_primary_site_replicating_toward_the_recovery_site() {
 
 #[test]
 fn an_injected_failover_fault_fails_the_run_at_the_waiting_line() {
-    let out = cli(&[
-        "run",
-        "runbooks/planned-failover.rhai",
-        "--inventory",
-        "tests/fixtures/faults.toml",
-        "--speed",
-        "1000000",
-        "--auto-approve",
-        "--no-progress",
-    ]);
+    let examples = examples();
+    let faults = root().join("tests/fixtures/faults.toml");
+    let out = cli_in(
+        examples.path(),
+        &[
+            "run",
+            "runbooks/planned-failover.rhai",
+            "--inventory",
+            faults.to_str().unwrap(),
+            "--speed",
+            "1000000",
+            "--auto-approve",
+            "--no-progress",
+        ],
+    );
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     let source = std::fs::read_to_string(root().join("runbooks/planned-failover.rhai")).unwrap();
-    let line = source
+    let (line, column) = source
         .lines()
-        .position(|l| l.starts_with("wait_job(job"))
-        .unwrap()
-        + 1;
+        .enumerate()
+        .find_map(|(i, l)| l.find("wait_job(job").map(|c| (i + 1, c + 1)))
+        .unwrap();
     assert!(
         stderr.contains(&format!(
-            "runbooks/planned-failover.rhai:{line}:1: error[RB111]"
+            "runbooks/planned-failover.rhai:{line}:{column}: error[RB111]"
         )),
         "{stderr}"
     );
@@ -163,14 +168,8 @@ fn the_readme_main_command_runs_the_site_failover() {
         readme.contains("cargo run --release -- run runbooks/site-failover.rhai --auto-approve"),
         "the README's main command changed: update this test with it"
     );
-    let out = cli(&[
-        "run",
-        "runbooks/site-failover.rhai",
-        "--auto-approve",
-        "--speed",
-        "1000000",
-        "--no-progress",
-    ]);
+    let examples = examples();
+    let out = run_example(examples.path(), "site-failover.rhai");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(stdout.contains("simulation SUCCEEDED"), "{stdout}");
@@ -246,4 +245,83 @@ fn the_stdlib_drill_cleans_up_after_its_wait_timed_out() {
         ["test_failover Succeeded", "test_failover_cleanup Succeeded"]
     );
     assert!(outcome.items[0].test_failover_state.is_none());
+}
+
+/// The example estate with the planned failover of `vm` failing.
+fn estate_where_failing(dir: &Path, vm: &str) -> PathBuf {
+    let text = std::fs::read_to_string(root().join("runbooks/inventory.toml")).unwrap();
+    let marked = format!("name = \"{vm}\"\n");
+    assert!(text.contains(&marked), "{vm} in the example estate");
+    let faulty = text.replacen(
+        &marked,
+        &format!("{marked}fail = [\"planned_failover\"]\n"),
+        1,
+    );
+    let path = dir.join("faulty.toml");
+    std::fs::write(&path, faulty).unwrap();
+    path
+}
+
+/// A failover that fails in a tier is not hidden: the tier's other VMs are verified and
+/// committed, everything that moved is replicated back, and the run fails with an error
+/// that names the VM left on the primary site (which still replicates).
+#[test]
+fn a_failed_failover_in_the_site_failover_is_reported_and_the_rest_left_safe() {
+    let examples = examples();
+    let path = examples.path().join("runbooks/site-failover.rhai");
+    let opts = RunOptions {
+        inventory: Some(estate_where_failing(examples.path(), "app-01")),
+        journal: true,
+        ..options(&path)
+    };
+    let (outcome, _) = simulate(&opts, false).unwrap();
+    let failure = outcome.failure.clone().expect("the run fails");
+    assert_eq!(failure.code, runbook::diagnostics::Code::JobFailed);
+    assert!(
+        failure
+            .message
+            .contains("planned_failover of `app-01` failed"),
+        "{}",
+        failure.message
+    );
+    let run = outcome.run.clone().expect("a journal");
+    let loaded = runbook::journal::load(&run.dir.join(runbook::journal::FILE)).unwrap();
+    let notes: Vec<&str> = loaded
+        .records
+        .iter()
+        .filter_map(|r| match &r.entry {
+            runbook::journal::Entry::Note { text } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        notes.iter().any(|n| n.contains("not failed over: app-01")
+            && n.contains("verified and committed: app-02")),
+        "{notes:#?}"
+    );
+    let ops: Vec<String> = outcome
+        .jobs
+        .iter()
+        .filter(|j| j.info.skipped.is_none())
+        .map(|j| format!("{} {} {}", j.info.operation, j.info.vm, j.info.state))
+        .collect();
+    assert!(
+        ops.contains(&"commit app-02 Succeeded".to_string()),
+        "{ops:?}"
+    );
+    assert!(
+        !ops.iter().any(|o| o.contains("web-0")),
+        "the web tier never starts: {ops:?}"
+    );
+    let state = |name: &str| {
+        let i = outcome.items.iter().find(|i| i.name == name).unwrap();
+        (i.active_location, i.replicating)
+    };
+    assert_eq!(state("sql-01"), (Site::Recovery, true));
+    assert_eq!(state("app-02"), (Site::Recovery, true));
+    assert_eq!(
+        state("app-01"),
+        (Site::Primary, true),
+        "app-01 stays and replicates"
+    );
 }

@@ -6,6 +6,11 @@ use serde_json::Value;
 
 const FIXTURES: &str = "tests/fixtures/inventory.toml";
 
+/// The example estate, and the example planned failover as it was before it handled its
+/// failures.
+const EXAMPLES: &str = "runbooks/inventory.toml";
+const UNHANDLED: &str = "tests/fixtures/whatif/unhandled.rhai";
+
 /// Runs `runbook check --what-if ARGS`, expecting `code`; returns standard output.
 fn what_if(args: &[&str], code: i32) -> String {
     let mut all = vec!["check", "--what-if"];
@@ -36,8 +41,8 @@ fn line_of(path: &str, needle: &str) -> usize {
 
 #[test]
 fn a_runbook_without_failure_handling_is_reported_at_each_failing_operation() {
-    let path = "runbooks/planned-failover.rhai";
-    let out = what_if(&["--format", "short", path], 0);
+    let path = UNHANDLED;
+    let out = what_if(&["--inventory", EXAMPLES, "--format", "short", path], 0);
     for (needle, op) in [
         ("failover(vm, #{ kind: \"planned\" })", "planned_failover"),
         ("commit(vm)", "commit"),
@@ -54,8 +59,18 @@ fn a_runbook_without_failure_handling_is_reported_at_each_failing_operation() {
         );
     }
     // Warnings: the check passes unless warnings are denied.
-    what_if(&["--deny-warnings", "--format", "short", path], 1);
-    let v = json(&[path]);
+    what_if(
+        &[
+            "--inventory",
+            EXAMPLES,
+            "--deny-warnings",
+            "--format",
+            "short",
+            path,
+        ],
+        1,
+    );
+    let v = json(&["--inventory", EXAMPLES, path]);
     let scenarios = v["what_if"]["scenarios"].as_array().unwrap();
     assert_eq!(
         scenarios.len(),
@@ -78,7 +93,7 @@ fn a_runbook_without_failure_handling_is_reported_at_each_failing_operation() {
 
 #[test]
 fn the_human_form_lists_one_line_per_scenario() {
-    let out = what_if(&["runbooks/planned-failover.rhai"], 0);
+    let out = what_if(&["--inventory", EXAMPLES, UNHANDLED], 0);
     let lines: Vec<&str> = out
         .lines()
         .skip_while(|l| !l.starts_with("what-if: "))
@@ -223,4 +238,22 @@ fn what_if_runs_only_when_asked_and_only_on_runbooks_without_errors() {
         1,
     );
     assert!(out.contains("RB101") && !out.contains("what-if:"), "{out}");
+}
+
+/// The stdlib handles its failures, and so does every example: none is reported inside the
+/// stdlib, where a user could not fix it.
+#[test]
+fn the_examples_pass_what_if_with_warnings_denied() {
+    let out = cli(&[
+        "check",
+        "--what-if",
+        "--deny-warnings",
+        "--format",
+        "short",
+        "runbooks/*.rhai",
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("0 errors, 0 warnings"), "{stdout}");
+    assert!(!stdout.contains("stdlib/"), "{stdout}");
 }

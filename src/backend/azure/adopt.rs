@@ -2,9 +2,9 @@
 //! (or a resumed run's) is matched to the job it created by its client request id and
 //! adopted; and the job a POST's answer names.
 
-use super::requests::{arm_error, request_id, retry_after, Failure};
-use super::{convert, Azure};
-use crate::backend::{BackendError, JobInfo, JobState, OperationRequest};
+use super::requests::{arm_error_at, request_id, retry_after, Failure, POST_WAIT_CAP};
+use super::{convert, wire, Azure};
+use crate::backend::{BackendError, JobInfo, JobState, OperationRequest, ServiceError};
 use crate::clock::Timestamp;
 use reqwest::header::{HeaderMap, LOCATION};
 use reqwest::{Method, StatusCode};
@@ -12,12 +12,15 @@ use std::time::Duration;
 
 /// How often a POST refused with 429 is tried again.
 const POST_ATTEMPTS: u32 = 5;
+/// How often the job list is read for the job of a POST whose answer was lost.
+const ADOPT_LOOKS: u32 = 6;
 /// How much earlier than the client's clock the service's may be.
 const CLOCK_SKEW: Duration = Duration::from_secs(300);
 
 impl Azure {
-    /// POSTs an operation on `vm` and returns its job; a POST whose answer was lost is never
-    /// sent again: its job is adopted, or the error says the operation may have been issued.
+    /// POSTs an operation on `vm` and returns its job; a POST whose answer was lost (or did
+    /// not say what became of it) is never sent again: its job is adopted, or the error says
+    /// the operation may have been issued.
     pub(crate) async fn issue(
         &self,
         vm: &str,
@@ -27,123 +30,112 @@ impl Azure {
         let (action, body) = convert::action_of(request);
         let url = self.url(&format!("{id}/{action}"));
         // Jobs this POST may create start after this (with room for clock skew).
-        let since = Timestamp::from_system(std::time::SystemTime::now() - Duration::from_secs(300));
+        let since = Timestamp::from_system(std::time::SystemTime::now() - CLOCK_SKEW);
         // One client request id for every attempt: the service echoes it in the job it
         // creates, so a job whose POST answer was lost is recognised.
         let client_request_id = request.key.clone().unwrap_or_else(|| self.request_id());
-        let lost = |e: BackendError| {
-            BackendError::Transport(format!(
-                "the {} of `{vm}` may have been issued: its answer was lost ({e}) and its job was not found; check the vault's job list before issuing it again",
+        let key = client_request_id.as_str();
+        // An answer that does not say whether the service took the request: its job is
+        // adopted if the service has one, else the operation may have been issued.
+        let unsure = |e: BackendError| async move {
+            tracing::debug!(vm, operation = %request.operation, "POST answer lost or not believed; looking for its job");
+            if let Some(job) = self.adopt(key, since).await {
+                return Ok(self.remember(job).await);
+            }
+            Err(BackendError::Transport(format!(
+                "the {} of `{vm}` may have been issued: {e}, and its job was not found; check the vault's job list before issuing it again",
                 request.operation
-            ))
+            )))
         };
         let mut attempt = 0;
         let (status, headers, text) = loop {
             attempt += 1;
-            match self
-                .send_as(Method::POST, &url, body.as_ref(), &client_request_id)
-                .await
-            {
-                Ok((StatusCode::TOO_MANY_REQUESTS, headers, _)) if attempt < POST_ATTEMPTS => {
+            match self.send_as(Method::POST, &url, body.as_ref(), key).await {
+                Ok((StatusCode::TOO_MANY_REQUESTS, headers, text)) => {
                     // Refused, not accepted: sending it again is safe.
-                    tokio::time::sleep(retry_after(&headers).unwrap_or(Duration::from_secs(1)))
-                        .await;
-                }
-                Ok((status, headers, text)) if status.is_server_error() => {
-                    // A gateway error says nothing of whether the service took the request.
-                    if let Some(job) = self.adopt(&client_request_id, since).await {
-                        self.remember(&job).await;
-                        return Ok(job);
+                    if attempt >= POST_ATTEMPTS {
+                        return Err(throttled(request, vm, attempt, &headers, &text));
                     }
-                    return Err(lost(arm_error(status, &headers, &text)));
+                    let wait =
+                        retry_after(&headers, POST_WAIT_CAP).unwrap_or(Duration::from_secs(1));
+                    self.notice("throttled by the service", wait);
+                    tokio::time::sleep(wait).await;
+                }
+                Ok((status, headers, text))
+                    if status.is_server_error() || status.is_redirection() =>
+                {
+                    // A gateway error, or a redirect (never followed), says nothing of
+                    // whether the service took the request.
+                    return unsure(arm_error_at(&url, status, &headers, &text)).await;
                 }
                 Ok(answer) => break answer,
                 Err(Failure::Other(e)) => return Err(e),
                 Err(Failure::Ambiguous(e)) => {
                     // The service may have created the job: adopt it; never send it again.
-                    tracing::debug!(vm, operation = %request.operation, "POST answer lost; looking for its job");
-                    if let Some(job) = self.adopt(&client_request_id, since).await {
-                        self.remember(&job).await;
-                        return Ok(job);
-                    }
-                    return Err(lost(e));
+                    return unsure(BackendError::Transport(format!(
+                        "its answer was lost ({e})"
+                    )))
+                    .await;
                 }
             }
         };
-        if status == StatusCode::ACCEPTED || status == StatusCode::OK {
-            let named = if status == StatusCode::ACCEPTED
-                || headers.contains_key(LOCATION)
-                || headers.contains_key("azure-asyncoperation")
-            {
-                job_name(&headers)
-            } else {
-                None
-            };
-            let job = match named {
-                // Right after the 202 a job has not started: no need to ask.
-                Some(job) => JobInfo {
-                    id: job,
+        if !status.is_success() {
+            // The service refused it (400, 409...): ARM's code and message, as they are.
+            return Err(arm_error_at(&url, status, &headers, &text));
+        }
+        let named = (status == StatusCode::ACCEPTED
+            || headers.contains_key(LOCATION)
+            || headers.contains_key("azure-asyncoperation"))
+        .then(|| job_name(&headers))
+        .flatten();
+        let now = Timestamp::from_system(std::time::SystemTime::now());
+        let job = match named {
+            // Right after the 202 a job has not started: no need to ask.
+            Some(job) => JobInfo {
+                id: job,
+                operation: request.operation,
+                vm: vm.to_string(),
+                state: JobState::NotStarted,
+                errors: Vec::new(),
+                warnings: Vec::new(),
+                started: now,
+                ended: None,
+                // The 202's `Retry-After` is about its operation-results URL; the job is
+                // read at its own pace (see `polling::backoff`), from `poll_min` on.
+                retry_after: None,
+                expected_end: None,
+                skipped: None,
+            },
+            None if status == StatusCode::OK && completed_at_once(&text, &id) => {
+                // The documented 200: the protected item, the action done; no job to follow.
+                JobInfo {
+                    id: format!("completed-{}", self.next_request()),
                     operation: request.operation,
                     vm: vm.to_string(),
-                    state: JobState::NotStarted,
+                    state: JobState::Succeeded,
                     errors: Vec::new(),
                     warnings: Vec::new(),
-                    started: Timestamp::from_system(std::time::SystemTime::now()),
-                    ended: None,
-                    retry_after: Some(
-                        retry_after(&headers)
-                            .unwrap_or(self.poll_min)
-                            .max(self.poll_min),
-                    ),
+                    started: now,
+                    ended: Some(now),
+                    retry_after: None,
                     expected_end: None,
                     skipped: None,
-                },
-                None if status == StatusCode::OK => {
-                    // Completed at once: there is no job to follow.
-                    let now = Timestamp::from_system(std::time::SystemTime::now());
-                    JobInfo {
-                        id: format!("completed-{}", self.next_request()),
-                        operation: request.operation,
-                        vm: vm.to_string(),
-                        state: JobState::Succeeded,
-                        errors: Vec::new(),
-                        warnings: Vec::new(),
-                        started: now,
-                        ended: Some(now),
-                        retry_after: None,
-                        expected_end: None,
-                        skipped: None,
-                    }
                 }
-                None => {
-                    return Err(BackendError::Transport(format!(
-                        "the service accepted {} of `{vm}` but named no job{}",
-                        request.operation,
-                        request_id(&headers)
-                    )))
-                }
-            };
-            self.remember(&job).await;
-            return Ok(job);
-        }
-        match arm_error(status, &headers, &text) {
-            BackendError::Service(e)
-                if status == StatusCode::BAD_REQUEST || status == StatusCode::CONFLICT =>
-            {
-                Err(BackendError::NotAllowed {
-                    item: vm.to_string(),
-                    operation: request.operation,
-                    state: e.code.clone(),
-                    allowed: Vec::new(),
-                    reason: e.message,
-                })
             }
-            other => Err(other),
-        }
+            None => {
+                // Neither a job nor the item: not the service's documented answer (a proxy's
+                // page, a forged success). Not believed; its job is looked for instead.
+                let what = undocumented(status, &headers, &text);
+                return unsure(BackendError::Untrusted(what)).await;
+            }
+        };
+        Ok(self.remember(job).await)
     }
 
-    /// The job a start of `request` (recognised by its `key`) created, looked for until
-    /// `listing_delay` after `issued_at`.
+    /// The job a start of `request` (recognised by its `key`) created. A request that left
+    /// at `issued_at` can reach the service until its timeout, and its job takes up to
+    /// `listing_delay` more to be listed: until then, not finding it proves nothing, and a
+    /// list that cannot be read is read again.
     pub(crate) async fn find_issued(
         &self,
         vm: &str,
@@ -153,28 +145,38 @@ impl Azure {
         let Some(key) = &request.key else {
             return Ok(None);
         };
-        // A job can take a moment to be listed: until `listing_delay` after the request,
-        // not finding it proves nothing.
-        let deadline = issued_at.plus(self.listing_delay);
+        let deadline = issued_at.plus(self.timeout).plus(self.listing_delay);
         let since = Timestamp(issued_at.0.saturating_sub(CLOCK_SKEW.as_millis() as u64));
         let job = loop {
-            let jobs = self.list_jobs(since).await?;
-            if let Some(job) = jobs
-                .into_iter()
-                .find(|j| j.properties.activity_id.contains(key.as_str()))
-            {
-                break job;
-            }
             let now = Timestamp::from_system(std::time::SystemTime::now());
-            if now >= deadline {
-                return Ok(None);
+            match self.list_jobs(since).await {
+                Ok(jobs) => {
+                    if let Some(job) = jobs
+                        .into_iter()
+                        .find(|j| j.properties.activity_id.contains(key.as_str()))
+                    {
+                        break job;
+                    }
+                    if now >= deadline {
+                        return Ok(None);
+                    }
+                }
+                Err(e) if e.is_transient() && now < deadline => {
+                    tracing::debug!("the job list cannot be read yet: {e}");
+                }
+                Err(e) => return Err(e),
             }
-            tokio::time::sleep(
-                deadline
-                    .since(now)
-                    .min(self.poll_min.max(Duration::from_millis(200))),
-            )
-            .await;
+            let pause = deadline
+                .since(now)
+                .min(self.poll_min.max(Duration::from_millis(200)));
+            self.notice(
+                &format!(
+                    "looking for the job of the {} of `{vm}` (its answer was lost)",
+                    request.operation
+                ),
+                pause,
+            );
+            tokio::time::sleep(pause).await;
         };
         let job = &job;
         let known = JobInfo {
@@ -190,12 +192,10 @@ impl Azure {
             expected_end: None,
             skipped: None,
         };
-        let mut info = convert::job_from_wire(job, Some(&known)).ok_or_else(|| {
+        let info = convert::job_from_wire(job, Some(&known)).ok_or_else(|| {
             BackendError::Transport(format!("the service's job for `{vm}` is unreadable"))
         })?;
-        info.retry_after = Some(self.poll_min);
-        self.remember(&info).await;
-        Ok(Some(info))
+        Ok(Some(self.remember(info).await))
     }
 
     /// After a POST whose answer was lost: the job that POST created, recognised by the
@@ -203,22 +203,78 @@ impl Azure {
     /// a new job can take a moment to be listed.
     async fn adopt(&self, client_request_id: &str, since: Timestamp) -> Option<JobInfo> {
         let mut pause = Duration::from_millis(250);
-        for _ in 0..5 {
+        for attempt in 1..=ADOPT_LOOKS {
             if let Ok(jobs) = self.list_jobs(since).await {
                 if let Some(job) = jobs
                     .iter()
                     .find(|j| j.properties.activity_id.contains(client_request_id))
                 {
-                    let mut info = convert::job_from_wire(job, None)?;
-                    info.retry_after = Some(self.poll_min);
-                    return Some(info);
+                    return convert::job_from_wire(job, None);
                 }
             }
+            if attempt == ADOPT_LOOKS {
+                break;
+            }
+            self.notice(
+                "looking for the job of a request whose answer was lost",
+                pause,
+            );
             tokio::time::sleep(pause).await;
             pause *= 2;
         }
         None
     }
+}
+
+/// Whether a POST's 200 is the documented "completed at once": the protected item it was
+/// sent to.
+fn completed_at_once(text: &str, item_id: &str) -> bool {
+    serde_json::from_str::<wire::ProtectedItem>(text)
+        .is_ok_and(|item| item.id.eq_ignore_ascii_case(item_id.trim_end_matches('/')))
+}
+
+/// What an undocumented success looked like, for the error (never its body: it may quote
+/// the request).
+fn undocumented(status: StatusCode, headers: &HeaderMap, text: &str) -> String {
+    let kind = headers
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("no content type");
+    let body = if text.trim().is_empty() {
+        "an empty body".to_string()
+    } else if serde_json::from_str::<serde_json::Value>(text).is_ok() {
+        format!("JSON that is not the protected item ({kind})")
+    } else {
+        format!("a body that is not JSON ({kind}, {} bytes)", text.len())
+    };
+    format!(
+        "the service answered {status} with {body} and no job (no Location, Azure-AsyncOperation or job id){}; that is not its documented answer, so it was not believed",
+        request_id(headers)
+    )
+}
+
+/// A POST the service kept throttling: refused every time, so never issued.
+fn throttled(
+    request: &OperationRequest,
+    vm: &str,
+    attempts: u32,
+    headers: &HeaderMap,
+    text: &str,
+) -> BackendError {
+    let (code, message) = serde_json::from_str::<wire::ArmError>(text).map_or_else(
+        |_| ("TooManyRequests".to_string(), "HTTP 429".to_string()),
+        |b| (b.error.code, b.error.message),
+    );
+    BackendError::Service(ServiceError {
+        code,
+        message: format!(
+            "{message}{} (the {} of `{vm}` was throttled {attempts} times and not issued; try again in a minute)",
+            request_id(headers),
+            request.operation
+        ),
+        possible_causes: String::new(),
+        recommended_action: String::new(),
+    })
 }
 
 /// The job name in a 202's `Location` (`.../operationresults/{job}?...`), else in

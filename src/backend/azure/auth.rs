@@ -2,7 +2,8 @@
 //! (`AZURE_ACCESS_TOKEN`), client credentials (`AZURE_TENANT_ID`, `AZURE_CLIENT_ID`,
 //! `AZURE_CLIENT_SECRET`), managed identity (when the platform announces it with
 //! `IDENTITY_ENDPOINT`), and the Azure CLI. Tokens are cached and refreshed five minutes
-//! before they expire. Secrets and tokens never appear in `Debug` output or errors.
+//! before they expire. Secrets and tokens never appear in `Debug` output or errors, and a
+//! token endpoint's redirect is never followed: it would carry the secret elsewhere.
 
 use super::super::BackendError;
 use std::fmt;
@@ -155,6 +156,11 @@ impl Tokens {
         let failed = |what: &str, detail: String| {
             BackendError::Transport(format!("cannot get a token from {what}: {detail}"))
         };
+        let unreadable = |what: &str| {
+            BackendError::Untrusted(format!(
+                "{what} answered without an access token; no token was taken from it"
+            ))
+        };
         match &self.credential {
             Credential::Static(token) => Ok((token.clone(), None)),
             Credential::ClientSecret {
@@ -170,28 +176,29 @@ impl Tokens {
                     ("client_secret", secret.as_str()),
                     ("scope", SCOPE),
                 ];
-                let resp = self.http.post(&url).form(&form).send().await.map_err(|e| {
-                    failed("the client-credentials flow", e.without_url().to_string())
-                })?;
+                let what = "the client-credentials flow";
+                let resp = self
+                    .http
+                    .post(&url)
+                    .form(&form)
+                    .send()
+                    .await
+                    .map_err(|e| failed(what, e.without_url().to_string()))?;
                 let status = resp.status();
+                let headers = resp.headers().clone();
                 let text = resp.text().await.unwrap_or_default();
                 if !status.is_success() {
-                    // AAD's error code only: its description may quote the request.
-                    let code = serde_json::from_str::<serde_json::Value>(&text)
-                        .ok()
-                        .and_then(|v| v["error"].as_str().map(str::to_string))
-                        .unwrap_or_else(|| status.to_string());
-                    return Err(failed(
-                        "the client-credentials flow",
-                        format!("{code} (check AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET)"),
+                    return Err(refused(
+                        what,
+                        &url,
+                        status,
+                        &headers,
+                        &text,
+                        "check AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET",
                     ));
                 }
-                let answer: TokenAnswer = serde_json::from_str(&text).map_err(|_| {
-                    failed(
-                        "the client-credentials flow",
-                        "an answer without access_token".into(),
-                    )
-                })?;
+                let answer: TokenAnswer =
+                    serde_json::from_str(&text).map_err(|_| unreadable(what))?;
                 let expires = expiry(answer.expires_in.as_ref(), answer.expires_on.as_ref());
                 Ok((answer.access_token, expires))
             }
@@ -204,15 +211,21 @@ impl Tokens {
                     .send()
                     .await
                     .map_err(|e| failed("the managed identity", e.without_url().to_string()))?;
-                if !resp.status().is_success() {
-                    return Err(failed("the managed identity", resp.status().to_string()));
-                }
-                let answer: TokenAnswer = resp.json().await.map_err(|_| {
-                    failed(
+                let status = resp.status();
+                let headers = resp.headers().clone();
+                let text = resp.text().await.unwrap_or_default();
+                if !status.is_success() {
+                    return Err(refused(
                         "the managed identity",
-                        "an answer without access_token".into(),
-                    )
-                })?;
+                        endpoint,
+                        status,
+                        &headers,
+                        &text,
+                        "check the identity assigned to this machine (IDENTITY_ENDPOINT, IDENTITY_HEADER)",
+                    ));
+                }
+                let answer: TokenAnswer =
+                    serde_json::from_str(&text).map_err(|_| unreadable("the managed identity"))?;
                 let expires = expiry(answer.expires_in.as_ref(), answer.expires_on.as_ref());
                 Ok((answer.access_token, expires))
             }
@@ -230,13 +243,12 @@ impl Tokens {
                     .await
                     .map_err(|e| failed("the Azure CLI", e.to_string()))?;
                 if !out.status.success() {
-                    return Err(failed(
-                        "the Azure CLI",
+                    return Err(BackendError::Credentials(
                         "`az account get-access-token` failed; run `az login`".into(),
                     ));
                 }
-                let answer: CliAnswer = serde_json::from_slice(&out.stdout)
-                    .map_err(|_| failed("the Azure CLI", "an answer without accessToken".into()))?;
+                let answer: CliAnswer =
+                    serde_json::from_slice(&out.stdout).map_err(|_| unreadable("the Azure CLI"))?;
                 let expires = expiry(None, answer.expires_on_unix.as_ref()).or_else(|| {
                     answer
                         .expires_on
@@ -250,6 +262,33 @@ impl Tokens {
             }
         }
     }
+}
+
+/// A token endpoint's answer that is not a token: a redirect (not followed: the secret
+/// stays here), a refusal of the credentials, or the endpoint unable to answer now.
+fn refused(
+    what: &str,
+    url: &str,
+    status: reqwest::StatusCode,
+    headers: &reqwest::header::HeaderMap,
+    text: &str,
+    check: &str,
+) -> BackendError {
+    if status.is_redirection() {
+        let who = format!("the token endpoint of {what}");
+        return super::requests::redirected(&who, "no credential", url, status, headers);
+    }
+    // AAD's error code only: its description may quote the request.
+    let code = serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|v| v["error"].as_str().map(str::to_string))
+        .unwrap_or_else(|| status.to_string());
+    if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+        return BackendError::Transport(format!(
+            "cannot get a token from {what}: it answered {code}"
+        ));
+    }
+    BackendError::Credentials(format!("{what} answered {code} ({check})"))
 }
 
 #[cfg(test)]

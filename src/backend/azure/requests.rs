@@ -1,10 +1,10 @@
 //! Talking to ARM: request URLs and which hosts may receive the token, sending with a token
 //! and a client request id, GETs with retries (backoff, jitter, `Retry-After`), ARM's
-//! errors, and following `nextLink`s.
+//! errors (redirects among them: never followed), and following `nextLink`s.
 
 use super::{wire, Azure};
 use crate::backend::{BackendError, ServiceError};
-use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::header::{HeaderMap, LOCATION, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use std::sync::atomic::Ordering;
@@ -12,8 +12,14 @@ use std::time::Duration;
 
 /// How many failed attempts (429s aside) a GET makes before its error is reported.
 const GET_ATTEMPTS: u32 = 6;
+/// How many 429s one GET waits out before its error is reported.
+const GET_THROTTLES: u32 = 10;
 /// How long all the retries of one GET may take.
-const RETRY_BUDGET: Duration = Duration::from_secs(300);
+const RETRY_BUDGET: Duration = Duration::from_secs(600);
+/// The longest `Retry-After` a read waits for.
+pub(crate) const READ_WAIT_CAP: Duration = Duration::from_secs(300);
+/// The longest `Retry-After` a throttled POST waits for.
+pub(crate) const POST_WAIT_CAP: Duration = Duration::from_secs(60);
 
 /// Follows `nextLink`s, refusing loops and endless lists.
 pub(crate) struct Pages {
@@ -37,7 +43,7 @@ impl Pages {
             return Ok(None);
         };
         if !self.seen.insert(next.clone()) || self.seen.len() > MAX_PAGES {
-            return Err(BackendError::Transport(
+            return Err(BackendError::Untrusted(
                 "the service's list does not end (a page links back, or more than 1,000 pages)"
                     .into(),
             ));
@@ -140,7 +146,7 @@ impl Azure {
         client_request_id: &str,
     ) -> Result<(StatusCode, HeaderMap, String), Failure> {
         if !self.allowed_url(url) {
-            return Err(Failure::Other(BackendError::Transport(format!(
+            return Err(Failure::Other(BackendError::Untrusted(format!(
                 "the service pointed to `{}`, which is not the target's endpoint; the client does not follow it",
                 url.split('?').next().unwrap_or_default()
             ))));
@@ -186,8 +192,9 @@ impl Azure {
     }
 
     /// GET with retries on 5xx, 429, connection errors and unreadable answers. A 429 waits
-    /// for `Retry-After` and does not count as a failed attempt; all retries of one GET stay
-    /// within [`RETRY_BUDGET`].
+    /// for `Retry-After` (at most [`READ_WAIT_CAP`]) and does not count as a failed attempt;
+    /// all retries of one GET stay within [`RETRY_BUDGET`], and the long ones are told to the
+    /// run. A redirect is not followed.
     pub(crate) async fn get<T: DeserializeOwned>(
         &self,
         path: &str,
@@ -195,9 +202,9 @@ impl Azure {
         let url = self.url(path);
         let give_up = std::time::Instant::now() + RETRY_BUDGET;
         let mut delay = Duration::from_millis(200);
-        let mut failures = 0;
+        let (mut failures, mut throttles) = (0, 0);
         loop {
-            let (last, wait) = match self.send(Method::GET, &url, None).await {
+            let (last, wait, why) = match self.send(Method::GET, &url, None).await {
                 Ok((status, headers, text)) if status.is_success() => {
                     match serde_json::from_str::<serde_json::Value>(&text)
                         .and_then(|v| serde_json::from_value::<T>(without_nulls(v)))
@@ -209,30 +216,44 @@ impl Azure {
                                 "the service answered with JSON the client cannot read ({e}){}",
                                 request_id(&headers)
                             ));
-                            (err, None)
+                            (err, None, "the service's answer was unreadable".to_string())
                         }
                     }
                 }
                 Ok((status, headers, text)) if status == StatusCode::TOO_MANY_REQUESTS => {
-                    let wait = retry_after(&headers).unwrap_or(Duration::from_secs(1));
-                    (arm_error(status, &headers, &text), Some(wait))
+                    throttles += 1;
+                    let wait =
+                        retry_after(&headers, READ_WAIT_CAP).unwrap_or(Duration::from_secs(1));
+                    let why = "throttled by the service".to_string();
+                    (arm_error(status, &headers, &text), Some(wait), why)
                 }
                 Ok((status, headers, text)) if status.is_server_error() => {
                     failures += 1;
-                    (arm_error(status, &headers, &text), retry_after(&headers))
+                    let why = format!("the service answered {status}");
+                    (
+                        arm_error(status, &headers, &text),
+                        retry_after(&headers, READ_WAIT_CAP),
+                        why,
+                    )
                 }
-                Ok((status, headers, text)) => return Err(arm_error(status, &headers, &text)),
+                Ok((status, headers, text)) => {
+                    return Err(arm_error_at(&url, status, &headers, &text))
+                }
                 Err(Failure::Ambiguous(e)) => {
                     failures += 1;
-                    (e, None)
+                    (e, None, "the service did not answer".to_string())
                 }
                 Err(Failure::Other(e)) => return Err(e),
             };
             let pause = wait.unwrap_or_else(|| self.jitter(delay));
-            if failures >= GET_ATTEMPTS || std::time::Instant::now() + pause > give_up {
+            if failures >= GET_ATTEMPTS
+                || throttles > GET_THROTTLES
+                || std::time::Instant::now() + pause > give_up
+            {
                 return Err(last);
             }
-            tracing::debug!(failures, ?pause, "retrying GET");
+            tracing::debug!(failures, throttles, ?pause, "retrying GET");
+            self.notice(&why, pause);
             tokio::time::sleep(pause).await;
             if wait.is_none() {
                 delay = (delay * 2).min(Duration::from_secs(30));
@@ -299,8 +320,9 @@ fn without_nulls(value: serde_json::Value) -> serde_json::Value {
     }
 }
 
-/// `Retry-After` in seconds, at most five minutes.
-pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+/// `Retry-After` in seconds, at most `cap` (a service that asks for hours is not waited on
+/// for hours).
+pub(crate) fn retry_after(headers: &HeaderMap, cap: Duration) -> Option<Duration> {
     headers
         .get(RETRY_AFTER)?
         .to_str()
@@ -308,7 +330,7 @@ pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         .trim()
         .parse::<u64>()
         .ok()
-        .map(|s| Duration::from_secs(s.min(300)))
+        .map(|s| Duration::from_secs(s).min(cap))
 }
 
 pub(crate) fn request_id(headers: &HeaderMap) -> String {
@@ -319,18 +341,81 @@ pub(crate) fn request_id(headers: &HeaderMap) -> String {
         .unwrap_or_default()
 }
 
+/// What an answer that is not a success means: a redirect is not followed
+/// ([`BackendError::Untrusted`]), a 401 rejects the credentials, a 429 or 5xx says the
+/// service could not take the request now ([`BackendError::Transport`]), and any other
+/// status is the service's refusal with ARM's error code and message and the request id.
 pub(crate) fn arm_error(status: StatusCode, headers: &HeaderMap, text: &str) -> BackendError {
+    arm_error_at("", status, headers, text)
+}
+
+/// [`arm_error`] for a request to `url` (where a relative redirect points).
+pub(crate) fn arm_error_at(
+    url: &str,
+    status: StatusCode,
+    headers: &HeaderMap,
+    text: &str,
+) -> BackendError {
+    if status.is_redirection() {
+        return redirected(
+            "the service",
+            "the token or the request",
+            url,
+            status,
+            headers,
+        );
+    }
     let body: Option<wire::ArmError> = serde_json::from_str(text).ok();
     let (code, message) = body.map_or_else(
         || (status.as_u16().to_string(), format!("HTTP {status}")),
         |b| (b.error.code, b.error.message),
     );
+    let rid = request_id(headers);
+    if status == StatusCode::UNAUTHORIZED {
+        return BackendError::Credentials(format!(
+            "the service answered {status} ({code}: {message}){rid}; check the token or the principal the credentials name"
+        ));
+    }
+    if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+        return BackendError::Transport(format!(
+            "the service answered {status} ({code}: {message}){rid}"
+        ));
+    }
     BackendError::Service(ServiceError {
         code,
-        message: format!("{message}{}", request_id(headers)),
+        message: format!("{message}{rid}"),
         possible_causes: String::new(),
         recommended_action: String::new(),
     })
+}
+
+/// A 3xx from `who`: where it points (the host only) and that it was not followed, since
+/// following it would carry `carried` there.
+pub(crate) fn redirected(
+    who: &str,
+    carried: &str,
+    url: &str,
+    status: StatusCode,
+    headers: &HeaderMap,
+) -> BackendError {
+    let location = headers.get(LOCATION).and_then(|v| v.to_str().ok());
+    let host = location
+        .and_then(|l| {
+            reqwest::Url::parse(url)
+                .ok()
+                .and_then(|base| base.join(l).ok())
+                .or_else(|| reqwest::Url::parse(l).ok())
+        })
+        .and_then(|u| {
+            u.host_str()
+                .map(|h| u.port().map_or(h.to_string(), |p| format!("{h}:{p}")))
+        });
+    let to = host.map_or("with no usable Location".to_string(), |h| {
+        format!("to `{h}`")
+    });
+    BackendError::Untrusted(format!(
+        "{who} answered {status}, a redirect {to}; it was not followed, so {carried} never went there. Check the target's endpoint and authority"
+    ))
 }
 
 #[cfg(test)]
@@ -383,6 +468,70 @@ mod tests {
         assert!(
             item.current_job.is_none() && item.test_failover_state.is_none(),
             "{item:?}"
+        );
+    }
+
+    #[test]
+    fn answers_that_are_not_successes_say_what_they_are() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-ms-request-id", "req-7".parse().unwrap());
+        let body =
+            r#"{"error": {"code": "OperationNotAllowed", "message": "No failover to commit."}}"#;
+        let BackendError::Service(refused) = arm_error(StatusCode::BAD_REQUEST, &headers, body)
+        else {
+            panic!("a 400 is the service's refusal")
+        };
+        assert_eq!(refused.code, "OperationNotAllowed");
+        assert_eq!(refused.message, "No failover to commit. (request id req-7)");
+        assert!(matches!(
+            arm_error(StatusCode::UNAUTHORIZED, &headers, body),
+            BackendError::Credentials(m) if m.contains("401") && m.contains("req-7")
+        ));
+        for status in [
+            StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::TOO_MANY_REQUESTS,
+        ] {
+            let e = arm_error(status, &headers, "<html>busy</html>");
+            assert!(e.is_transient() && !e.is_answer(), "{status}: {e:?}");
+        }
+        headers.insert(
+            LOCATION,
+            "https://evil.example:8443/steal?x=1".parse().unwrap(),
+        );
+        let e = arm_error_at(
+            "https://management.azure.com/x",
+            StatusCode::TEMPORARY_REDIRECT,
+            &headers,
+            "",
+        );
+        let BackendError::Untrusted(m) = &e else {
+            panic!("{e:?}")
+        };
+        assert!(
+            m.contains("307 Temporary Redirect") && m.contains("`evil.example:8443`"),
+            "{m}"
+        );
+        assert!(!m.contains("steal"), "only the host: {m}");
+        assert!(!e.is_transient() && !e.is_answer());
+        // A relative Location points at the request's own host.
+        headers.insert(LOCATION, "/elsewhere".parse().unwrap());
+        let e = arm_error_at("http://127.0.0.1:9/x", StatusCode::FOUND, &headers, "");
+        assert!(e.to_string().contains("`127.0.0.1:9`"), "{e}");
+    }
+
+    #[test]
+    fn retry_after_is_capped() {
+        let mut headers = HeaderMap::new();
+        headers.insert(RETRY_AFTER, "100000".parse().unwrap());
+        assert_eq!(retry_after(&headers, POST_WAIT_CAP), Some(POST_WAIT_CAP));
+        assert_eq!(
+            retry_after(&headers, READ_WAIT_CAP),
+            Some(Duration::from_secs(300))
+        );
+        headers.insert(RETRY_AFTER, "7".parse().unwrap());
+        assert_eq!(
+            retry_after(&headers, POST_WAIT_CAP),
+            Some(Duration::from_secs(7))
         );
     }
 

@@ -33,8 +33,10 @@ pub struct TargetConfig {
     /// How long one request may take.
     #[serde(default = "default_timeout")]
     pub timeout: String,
-    /// How long after a request a job it created may take to appear in the job list:
-    /// how long a resume looks for the job of an operation whose answer was lost.
+    /// How long after a request a job it created may take to appear in the job list: a
+    /// resume looks for the job of an operation whose answer was lost until the request's
+    /// `timeout` and then this have passed since it left (and a job this long old that the
+    /// service says it does not know is unknown, not "not readable yet").
     #[serde(default = "default_listing_delay")]
     pub listing_delay: String,
 }
@@ -44,16 +46,25 @@ fn default_listing_delay() -> String {
 }
 
 impl TargetConfig {
-    /// The vault this target names, whatever the target is called: what a run locks.
+    /// The vault this target names, whatever the target is called and however its endpoint
+    /// is spelt (`localhost` or `127.0.0.1`, a regional host): what a run locks. ARM compares
+    /// these names case-insensitively, and a subscription id is unique across clouds.
     pub fn identity(&self) -> String {
         format!(
-            "{}/subscriptions/{}/resourceGroups/{}/vaults/{}",
-            self.endpoint.trim_end_matches('/'),
-            self.subscription,
-            self.resource_group,
-            self.vault
+            "/subscriptions/{}/resourceGroups/{}/vaults/{}",
+            self.subscription.trim(),
+            self.resource_group.trim(),
+            self.vault.trim()
         )
         .to_lowercase()
+    }
+
+    /// Whether `recorded` (the vault a journal names) is this target's vault. Journals of
+    /// earlier versions put the endpoint in front of it, which does not matter.
+    pub fn names_vault(&self, recorded: &str) -> bool {
+        let recorded = recorded.to_lowercase();
+        let at = recorded.find("/subscriptions/").unwrap_or(0);
+        recorded[at..] == self.identity()
     }
 }
 
@@ -127,5 +138,29 @@ impl TargetConfig {
             timeout: default_timeout(),
             listing_delay: default_listing_delay(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_identity_is_the_vault_whatever_the_endpoint_and_the_case() {
+        let a = TargetConfig::new("SUB-1", "DR-rg", "Vault", "http://127.0.0.1:8080");
+        let b = TargetConfig::new("sub-1", "dr-RG", "vault", "http://localhost:8080/");
+        assert_eq!(a.identity(), b.identity());
+        assert_eq!(
+            a.identity(),
+            "/subscriptions/sub-1/resourcegroups/dr-rg/vaults/vault"
+        );
+        let other = TargetConfig::new("sub-1", "dr-rg", "vault-2", "http://127.0.0.1:8080");
+        assert_ne!(a.identity(), other.identity());
+        // A journal written before: the endpoint in front.
+        assert!(b.names_vault(
+            "http://127.0.0.1:8080/subscriptions/sub-1/resourcegroups/dr-rg/vaults/vault"
+        ));
+        assert!(b.names_vault(&a.identity()));
+        assert!(!other.names_vault(&a.identity()));
     }
 }

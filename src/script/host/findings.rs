@@ -139,21 +139,49 @@ impl Host {
             ))
             .help(not_allowed_help(operation)),
             BackendError::Service(error) => {
-                let f = Finding::new(
-                    Code::JobFailed,
-                    format!("the service refused the request: {}", error.message),
-                );
-                f.notes(error.lines())
+                let mut f = Finding::new(
+                    Code::ServiceRefused,
+                    format!(
+                        "the service refused the request with {}: {}",
+                        error.code, error.message
+                    ),
+                )
+                .label(format!("refused with {}", error.code));
+                if !error.possible_causes.is_empty() {
+                    f = f.note(format!("possible causes: {}", error.possible_causes));
+                }
+                if !error.recommended_action.is_empty() {
+                    f = f.note(format!("recommended action: {}", error.recommended_action));
+                }
+                f.help("nothing was done for this call: the error code says why (give the request id to Azure support); `runbook status --target NAME` shows the VMs' states")
             }
             BackendError::UnknownJob(id) => Finding::new(
-                Code::JobFailed,
+                Code::ServiceRefused,
                 format!("the service does not know job {id}"),
-            ),
-            BackendError::Transport(message) => Finding::new(
-                Code::JobFailed,
-                format!("the service could not be reached: {message}"),
             )
-            .help("check the network and the target's endpoint; the message says whether the operation may have been issued"),
+            .label("unknown job"),
+            BackendError::Transport(message) => Finding::new(
+                Code::NoAnswer,
+                format!("no answer from the service: {message}"),
+            )
+            .label("no answer here")
+            .help("check the network and the target's endpoint; the message says whether the operation may have been issued. `runbook resume` asks the service again"),
+            BackendError::Untrusted(message) => Finding::new(
+                Code::NoAnswer,
+                format!("an answer was not believed: {message}"),
+            )
+            .label("answer not believed here")
+            .help("check the target's endpoint and what sits between this machine and it; nothing was followed. `runbook resume` asks the service again"),
+            BackendError::Credentials(why) => {
+                // Every later call would fail the same way: the run stops here.
+                let f = Finding::new(
+                    Code::CredentialsRejected,
+                    format!("the credentials were rejected: {why}"),
+                )
+                    .label("no token for this call")
+                    .help("fix the credentials (AZURE_ACCESS_TOKEN, or AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET, a managed identity, or `az login`), then `runbook resume` the run");
+                return self.refuse(ctx, f);
+            }
         };
         self.fail(ctx, finding)
     }

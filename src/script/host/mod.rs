@@ -28,6 +28,7 @@ use super::types::JobHandle;
 use crate::backend::{Backend, Item, JobInfo};
 use crate::clock::{Clock, Timestamp};
 use crate::diagnostics::{Code, Finding, Frame, Location};
+use crate::journal::inherit::Unfinished;
 use crate::journal::Journal;
 use rhai::{Dynamic, EvalAltResult, NativeCallContext};
 use std::cell::{Cell, RefCell};
@@ -71,7 +72,12 @@ pub struct JobRecord {
 pub struct Approval {
     pub title: String,
     pub by: String,
+    /// On the run's clock (simulated time on the embedded simulator).
     pub at: Timestamp,
+    /// On the wall clock, RFC 3339 (none in a journal written before it was recorded).
+    pub wall: Option<String>,
+    /// How long the step waited for the approval, in real time.
+    pub waited: Option<std::time::Duration>,
 }
 
 #[derive(Default)]
@@ -134,6 +140,9 @@ pub struct Host {
     journal: Option<Rc<Journal>>,
     /// Manual steps reached so far.
     steps: Cell<u32>,
+    /// Operations of the run this one took over from that it did not see end: adopted when
+    /// the runbook reaches the same operation (see `replay`).
+    inherited: RefCell<Vec<Unfinished>>,
     /// Whether the last read was answered from the journal (a resume's replay).
     replayed_read: Cell<bool>,
 }
@@ -163,8 +172,16 @@ impl Host {
             names_used: Cell::new(false),
             journal: None,
             steps: Cell::new(0),
+            inherited: RefCell::new(Vec::new()),
             replayed_read: Cell::new(false),
         }
+    }
+
+    /// Adopts `jobs` (of the run whose lock this one took over) rather than issuing the
+    /// same operations again.
+    pub fn with_inherited(self, jobs: Vec<Unfinished>) -> Self {
+        *self.inherited.borrow_mut() = jobs;
+        self
     }
 
     /// Records the run in `journal` (and replays what it holds from earlier attempts).

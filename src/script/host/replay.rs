@@ -57,7 +57,8 @@ impl Host {
     }
 
     /// A read, answered from the journal on resume and recorded otherwise. A recorded
-    /// transport failure with nothing after it is read again: the run stopped there.
+    /// failure that is not the service's own answer (it could not be reached, the
+    /// credentials were rejected) with nothing after it is read again: the run stopped there.
     pub(super) fn read<T: serde::Serialize + serde::de::DeserializeOwned>(
         &self,
         ctx: &NativeCallContext,
@@ -78,7 +79,7 @@ impl Host {
                     },
                 ..
             }) if c == call && k == key => match answer {
-                Answer::Err(BackendError::Transport(_)) if !j.replaying() => {}
+                Answer::Err(e) if !e.is_answer() && !j.replaying() => {}
                 Answer::Ok(v) => {
                     self.replayed_read.set(true);
                     return Ok(serde_json::from_value(v).map_err(|e| {
@@ -137,6 +138,9 @@ impl Host {
         request: OperationRequest,
     ) -> Result<(Result<JobInfo, BackendError>, bool), Raise> {
         let Some(j) = &self.journal else {
+            if let Some(job) = self.adopt_inherited(ctx, None, name, &request)? {
+                return Ok((Ok(job), false));
+            }
             return Ok((
                 self.exec.block_on(self.backend.start(name, &request)),
                 false,
@@ -175,11 +179,14 @@ impl Host {
                         ..
                     }) if intent == seq => {
                         let answer: Result<JobInfo, BackendError> = answer.into();
-                        // A lost answer with nothing after it: the run stopped there, so
-                        // the service is asked what became of it.
-                        if matches!(answer, Err(BackendError::Transport(_))) && !j.replaying() {
+                        // A lost (or unbelieved) answer with nothing after it: the run
+                        // stopped there, so the service is asked what became of it.
+                        if answer.as_ref().is_err_and(|e| !e.is_answer()) && !j.replaying() {
+                            // Refused credentials: the request was not taken (no token,
+                            // or a 401), so there is no job to look for.
+                            let taken = !matches!(answer, Err(BackendError::Credentials(_)));
                             return self
-                                .settle(ctx, j, seq, at, name, request)
+                                .settle(ctx, j, (seq, at), name, request, taken)
                                 .map(|a| (a, false));
                         }
                         Ok((answer, true))
@@ -188,12 +195,15 @@ impl Host {
                         Err(self.diverged(ctx, &format!("the answer to {op} of `{name}`"), other))
                     }
                     None => self
-                        .settle(ctx, j, seq, at, name, request)
+                        .settle(ctx, j, (seq, at), name, request, true)
                         .map(|a| (a, false)),
                 };
             }
             Some(other) => return Err(self.diverged(ctx, &format!("{op} of `{name}`"), other)),
             None => {}
+        }
+        if let Some(job) = self.adopt_inherited(ctx, Some(j), name, &request)? {
+            return Ok((Ok(job), false));
         }
         self.journal_writable(ctx, &format!("{op} of `{name}`"), j)?;
         let seq = j.next_seq();
@@ -214,6 +224,89 @@ impl Host {
         let answer = self.exec.block_on(self.backend.start(name, &request));
         self.record_issued(j, seq, &answer, false);
         Ok((answer, false))
+    }
+
+    /// The job of the same operation on `name` that the run this one took over from
+    /// started and did not see end: adopted (and recorded as this run's, with the old
+    /// request's key, so a resume finds it too) if it is still in flight, rather than
+    /// issued a second time. `None` when there is none, it ended, or its request never
+    /// reached the service: then the operation is issued as usual.
+    fn adopt_inherited(
+        &self,
+        ctx: &NativeCallContext,
+        j: Option<&Journal>,
+        name: &str,
+        request: &OperationRequest,
+    ) -> Result<Option<JobInfo>, Raise> {
+        let same = |r: &OperationRequest| {
+            OperationRequest {
+                key: None,
+                ..r.clone()
+            } == OperationRequest {
+                key: None,
+                ..request.clone()
+            }
+        };
+        let found = {
+            let mut inherited = self.inherited.borrow_mut();
+            let Some(at) = inherited.iter().position(|u| {
+                u.vm == name
+                    && u.operation == request.operation
+                    && u.request.as_ref().is_none_or(same)
+            }) else {
+                return Ok(None);
+            };
+            inherited.remove(at)
+        };
+        let op = request.operation;
+        let old = OperationRequest {
+            key: Some(found.key.clone()),
+            ..request.clone()
+        };
+        let now = match &found.job {
+            Some(job) => self.exec.block_on(self.backend.job(&job.id)).map(Some),
+            None => self
+                .exec
+                .block_on(self.backend.find_started(name, &old, found.at)),
+        };
+        let job = match (now, &found.job) {
+            (Ok(Some(job)), _) if !job.state.is_terminal() => job,
+            // It ended, or its request never reached the service: nothing to adopt.
+            (Ok(_), _) => return Ok(None),
+            // Not readable now: following what is known is safe, issuing it again is not.
+            (Err(_), Some(known)) => known.clone(),
+            (Err(e), None) => {
+                return Err(self.refuse(
+                    ctx,
+                    Finding::new(
+                        Code::Refused,
+                        format!("cannot tell whether the {op} of `{name}` that run {} issued reached the service: {e}", found.run),
+                    )
+                    .help("nothing was sent. Check the vault's job list for the operation; run again once the service answers"),
+                ))
+            }
+        };
+        if let Some(j) = j {
+            let what = format!("{op} of `{name}`");
+            self.journal_writable(ctx, &what, j)?;
+            let seq = j.next_seq();
+            let intent = Entry::Intent {
+                vm: name.to_string(),
+                operation: op.as_str().to_string(),
+                request: Some(old),
+                job: None,
+                key: found.key.clone(),
+                line: Some(self.site(ctx).runbook_location().to_string()),
+            };
+            j.append(self.clock.now(), intent)
+                .map_err(|why| self.journal_failed(ctx, &what, why))?;
+            self.record_issued(j, seq, &Ok(job.clone()), true);
+        }
+        self.observer.note(&format!(
+            "{op} of `{name}`: adopted job {} that run {} started and did not see end; not issued again",
+            job.id, found.run
+        ));
+        Ok(Some(job))
     }
 
     fn journal_failed(&self, ctx: &NativeCallContext, what: &str, why: String) -> Raise {
@@ -243,17 +336,19 @@ impl Host {
         }
     }
 
-    /// An intent whose answer never reached the journal (the runner crashed): finds the
-    /// job it created; if the service has none and the VM still allows the operation, the
-    /// request never arrived and is sent now (with the same key); otherwise stops.
+    /// An intent whose answer never reached the journal (the runner crashed), or was lost
+    /// on the way: finds the job it created (unless `may_be_taken` is false: the service
+    /// refused the request's credentials); if the service has none and the VM still allows
+    /// the operation, the request never arrived and is sent now (with the same key);
+    /// otherwise stops.
     fn settle(
         &self,
         ctx: &NativeCallContext,
         j: &Journal,
-        seq: u64,
-        at: Timestamp,
+        (seq, at): (u64, Timestamp),
         name: &str,
         request: OperationRequest,
+        may_be_taken: bool,
     ) -> Result<Result<JobInfo, BackendError>, Raise> {
         let op = request.operation;
         let cannot = |why: String| {
@@ -266,10 +361,13 @@ impl Host {
                 .help("nothing was sent again. Check the vault's job list for the operation; resume again once the service answers"),
             )
         };
-        let found = self
-            .exec
-            .block_on(self.backend.find_started(name, &request, at))
-            .map_err(|e| cannot(e.to_string()))?;
+        let found = if may_be_taken {
+            self.exec
+                .block_on(self.backend.find_started(name, &request, at))
+                .map_err(|e| cannot(e.to_string()))?
+        } else {
+            None
+        };
         if let Some(job) = found {
             self.observer.note(&format!(
                 "{op} of `{name}`: found job {} started before the interruption; following it",

@@ -41,11 +41,17 @@ pub(in crate::script) fn manual_step(h: &Host, call: &Call) -> Result<Dynamic, R
     let instructions = opts.text("instructions");
     let number = h.steps.get() + 1;
     h.steps.set(number);
-    let answer = match h.journal.as_ref().and_then(|j| j.next_answer()) {
+    let asked = std::time::Instant::now();
+    let given = match h.journal.as_ref().and_then(|j| j.next_answer()) {
         Some(Record {
-            entry: Entry::Step {
-                title: t, outcome, ..
-            },
+            entry:
+                Entry::Step {
+                    title: t,
+                    outcome,
+                    answered_wall,
+                    waited_real_seconds,
+                    ..
+                },
             at,
             ..
         }) if t == title => match outcome {
@@ -57,6 +63,8 @@ pub(in crate::script) fn manual_step(h: &Host, call: &Call) -> Result<Dynamic, R
                     title: title.to_string(),
                     by,
                     at,
+                    wall: answered_wall,
+                    waited: waited_real_seconds.map(Duration::from_secs),
                 });
                 h.backend.operator_confirmed(title);
                 return Ok(Dynamic::UNIT);
@@ -77,7 +85,15 @@ pub(in crate::script) fn manual_step(h: &Host, call: &Call) -> Result<Dynamic, R
         Some(other) => return Err(h.diverged(ctx, &format!("manual step `{title}`"), other)),
         None => h.ask(number, title, instructions.as_deref(), timeout),
     };
-    match answer {
+    // The operator answers in real time, whatever the run's clock says.
+    let waited = asked.elapsed();
+    let answer = Answered {
+        number,
+        title,
+        waited,
+        timeout,
+    };
+    match given {
         _ if h.is_interrupted() => Err(h.refuse(
             ctx,
             Finding::new(
@@ -88,12 +104,14 @@ pub(in crate::script) fn manual_step(h: &Host, call: &Call) -> Result<Dynamic, R
         )),
         StepAnswer::Approved { by } => {
             let at = h.clock.now();
-            h.record_step(number, title, StepOutcome::Approved { by: by.clone() });
+            let wall = h.record_step(&answer, StepOutcome::Approved { by: by.clone() });
             h.backend.operator_confirmed(title);
             h.state.borrow_mut().approvals.push(Approval {
                 title: title.to_string(),
                 by,
                 at,
+                wall: Some(wall),
+                waited: Some(waited),
             });
             Ok(Dynamic::UNIT)
         }
@@ -106,7 +124,7 @@ pub(in crate::script) fn manual_step(h: &Host, call: &Call) -> Result<Dynamic, R
             .help("jobs already started go on in the service; nothing was cancelled"),
         )),
         StepAnswer::TimedOut => {
-            h.record_step(number, title, StepOutcome::TimedOut);
+            h.record_step(&answer, StepOutcome::TimedOut);
             Err(h.fail(
                 ctx,
                 Finding::new(
@@ -120,6 +138,14 @@ pub(in crate::script) fn manual_step(h: &Host, call: &Call) -> Result<Dynamic, R
         }
         StepAnswer::Unavailable(why) => Err(h.refuse(ctx, Finding::new(Code::Refused, why))),
     }
+}
+
+/// A manual step as it was answered: which, and how long it waited in real time.
+struct Answered<'a> {
+    number: u32,
+    title: &'a str,
+    waited: Duration,
+    timeout: Duration,
 }
 
 impl Host {
@@ -165,16 +191,23 @@ impl Host {
         answer
     }
 
-    fn record_step(&self, number: u32, title: &str, outcome: StepOutcome) {
+    /// Journals the answer to a step, at the run's clock and the wall clock; returns the
+    /// wall clock's time (RFC 3339).
+    fn record_step(&self, answer: &Answered, outcome: StepOutcome) -> String {
+        let wall = crate::clock::Timestamp::from_system(std::time::SystemTime::now()).rfc3339();
         if let Some(j) = &self.journal {
             let entry = Entry::Step {
-                number,
-                title: title.to_string(),
+                number: answer.number,
+                title: answer.title.to_string(),
                 outcome,
+                answered_wall: Some(wall.clone()),
+                waited_real_seconds: Some(answer.waited.as_secs()),
+                timeout_real_seconds: Some(answer.timeout.as_secs()),
             };
             if let Err(e) = j.append(self.clock.now(), entry) {
                 tracing::warn!("{e}");
             }
         }
+        wall
     }
 }

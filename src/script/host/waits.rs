@@ -1,6 +1,11 @@
 //! Waiting for jobs: `wait_job` and `wait_all`, answered from the journal on resume or by
 //! polling the service on the run's clock; what ended jobs mean for the script (warnings,
 //! failures), and timeouts, which in a dry run can show a wait shorter than the job.
+//!
+//! A read that fails for a while (the service does not answer, a new job is not readable
+//! yet) is not an answer: it is asked again within the wait's timeout. Only the service's
+//! own terminal states are a final record: a resume follows again any wait whose record is
+//! not (a timeout, a failure) and that the run stopped on.
 
 use super::{Call, Host, Mode, Raise};
 use crate::backend::{BackendError, JobInfo, JobState};
@@ -12,8 +17,13 @@ use std::time::Duration;
 
 /// How long `wait_job` and `wait_all` wait without a timeout option.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(4 * 3600);
-/// Polling interval when the service gives no Retry-After.
+/// Polling interval when the backend gives no Retry-After.
 const POLL: Duration = Duration::from_secs(30);
+/// The first pause after a read that failed for a while; it doubles up to [`RETRY_MAX`].
+const RETRY_FIRST: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(60);
+/// Pauses at least this long are shown on the progress line.
+const NOTICE_AFTER: Duration = Duration::from_secs(3);
 /// How many times a job's expected duration a dry run's wait should allow.
 const MARGIN: f64 = 1.5;
 
@@ -86,8 +96,8 @@ impl Host {
                 seq,
                 ..
             }) if jobs == ids => match outcome {
-                // The run stopped on it: follow the jobs again.
-                Waited::Failed(BackendError::Transport(_))
+                // Not the jobs' end, and the run stopped on it: follow the jobs again.
+                Waited::Failed(_) | Waited::TimedOut(_)
                     if !self.journal.as_ref().is_some_and(|j| j.replaying()) =>
                 {
                     None
@@ -178,8 +188,9 @@ impl Host {
     }
 
     /// Follows jobs until they end or `timeout` passes; with when each was seen ending.
-    /// Errs only when the run is interrupted (then nothing is recorded, and a resume waits
-    /// again).
+    /// A read that fails for a while is asked again (with a growing pause, shown on the
+    /// progress line) until the timeout; one the service refused ends the wait. Errs only
+    /// when the run is interrupted (then nothing is recorded, and a resume waits again).
     fn poll(
         &self,
         ctx: &NativeCallContext,
@@ -189,10 +200,12 @@ impl Host {
         let deadline = self.clock.now().plus(timeout);
         let mut done: Vec<Option<JobInfo>> = vec![None; ids.len()];
         let mut seen = vec![Timestamp::default(); ids.len()];
+        let mut retry = RETRY_FIRST;
         loop {
             let mut next = POLL;
             let mut soonest: Option<Timestamp> = None;
             let mut latest: Vec<JobInfo> = Vec::new();
+            let mut unreadable: Option<BackendError> = None;
             for (i, id) in ids.iter().enumerate() {
                 if done[i].is_some() {
                     continue;
@@ -205,6 +218,14 @@ impl Host {
                 }
                 let info = match self.exec.block_on(self.backend.job(id)) {
                     Ok(info) => info,
+                    Err(e) if e.is_transient() => {
+                        tracing::debug!(job = %id, "cannot read the job now: {e}");
+                        if let Some(known) = self.record_of(id) {
+                            latest.push(known.info);
+                        }
+                        unreadable = Some(e);
+                        continue;
+                    }
                     Err(e) => return Ok((Waited::Failed(e), Vec::new())),
                 };
                 tracing::trace!(job = %info.id, state = %info.state, "polled");
@@ -231,19 +252,40 @@ impl Host {
                     latest.push(info);
                 }
             }
-            if latest.is_empty() {
+            if latest.is_empty() && unreadable.is_none() {
                 break;
             }
             let now = self.clock.now();
             if now >= deadline {
-                return Ok((Waited::TimedOut(latest), Vec::new()));
+                return Ok((
+                    match unreadable {
+                        // The jobs' state is not known: not a timeout of theirs.
+                        Some(e) => Waited::Failed(e),
+                        None => Waited::TimedOut(latest),
+                    },
+                    Vec::new(),
+                ));
             }
             // On a virtual clock nothing happens between polls, so jump to the next job's
             // end instead of polling every Retry-After.
-            let step = match soonest {
-                Some(end) if self.clock.is_virtual() => end.since(now),
-                _ => next,
+            let step = match (&unreadable, soonest) {
+                (Some(e), _) => {
+                    let pause = retry.min(deadline.since(now));
+                    retry = (retry * 2).min(RETRY_MAX);
+                    if pause >= NOTICE_AFTER {
+                        self.observer.notice(&format!(
+                            "cannot read the jobs now ({e}): retrying in {}",
+                            human(pause)
+                        ));
+                    }
+                    pause
+                }
+                (None, Some(end)) if self.clock.is_virtual() => end.since(now),
+                (None, _) => next,
             };
+            if unreadable.is_none() {
+                retry = RETRY_FIRST;
+            }
             let step = step.min(deadline.since(now)).max(Duration::from_millis(1));
             if !self.sleep(step) {
                 let names: Vec<String> = latest
