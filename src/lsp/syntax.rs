@@ -55,8 +55,13 @@ pub(crate) fn tokens(text: &str) -> Vec<Token> {
     let mut depth = 0usize;
     let mut continuation = false;
     for (token, pos) in stream {
-        let (Some(line), Some(column)) = (pos.line(), pos.position()) else {
+        if token == Rhai::EOF {
             break;
+        }
+        // The rest of an interpolated string that is empty has no position.
+        let (Some(line), Some(column)) = (pos.line(), pos.position()) else {
+            continuation = false;
+            continue;
         };
         let start = lines.offset(text, line, column);
         let string_end = || start + char_span_to_bytes(text, start, token_chars_at(text, start));
@@ -422,6 +427,32 @@ mod tests {
         assert!(!in_comment(text, &all, text.find("note").unwrap()));
         assert!(in_comment("/* a\n b", &tokens("/* a\n b"), 6));
         assert!(!in_comment("/* a */ ", &tokens("/* a */ "), 8));
+    }
+
+    #[test]
+    fn an_interpolation_ending_its_string_does_not_end_the_tokens() {
+        let text = "let t = if a { b } else { `, ${b}` };\nfn after() {}\n";
+        let all = tokens(text);
+        let names: Vec<&str> = definitions(&all)
+            .iter()
+            .map(|t| &text[t.start..t.end])
+            .collect();
+        assert_eq!(names, ["after"]);
+        // Every public function of the stdlib is found where it is defined.
+        for (name, source) in crate::script::stdlib::MODULES {
+            let all = tokens(source);
+            let defined: Vec<&str> = definitions(&all)
+                .iter()
+                .map(|t| &source[t.start..t.end])
+                .collect();
+            for function in crate::script::definitions::module_functions(source) {
+                assert!(
+                    defined.contains(&function.name.as_str()),
+                    "{name}: {}",
+                    function.name
+                );
+            }
+        }
     }
 
     #[test]
