@@ -12,6 +12,8 @@
 //! - [`backend`]: the `Backend` trait and the in-process ASR simulator with its inventory.
 //! - [`diagnostics`]: findings (code, severity, location, help), the explanation of each
 //!   code, and their rendering (human, JSON, SARIF, GitHub workflow commands).
+//! - [`lsp`]: `runbook lsp`, the language server editors start (diagnostics, hover,
+//!   completion, definitions, quick fixes).
 //! - [`clock`], [`config`], [`error`], [`files`], [`paths`]: time, `runbook.toml`, errors,
 //!   reading the user's files (inside their project, regular, capped) and paths.
 //!
@@ -33,6 +35,7 @@ pub mod error;
 pub mod estate;
 pub mod files;
 pub mod journal;
+pub mod lsp;
 pub mod paths;
 pub mod plan;
 pub mod report;

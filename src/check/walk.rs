@@ -3,7 +3,7 @@
 //! Rhai's AST types are volatile across versions (rhai is pinned); they stay in this file.
 
 use crate::backend::inventory::Inventory;
-use crate::diagnostics::{did_you_mean, Code, Finding, Location};
+use crate::diagnostics::{did_you_mean, string_literal, Code, Finding, Location};
 use crate::script::errors::{forbidden, parse_error};
 use crate::script::limits::FORBIDDEN;
 use crate::script::options::{check_combination, check_key, check_value, Literal};
@@ -237,7 +237,9 @@ impl<'a> Walker<'a> {
                     .at(self.at(scope, pos, 0))
                     .label("unknown function");
                     if let Some(s) = did_you_mean(name, functions.keys().map(String::as_str)) {
-                        f = f.help(format!("did you mean `{alias}::{s}`?"));
+                        f = f
+                            .help(format!("did you mean `{alias}::{s}`?"))
+                            .replace_with(s);
                     } else {
                         let mut known: Vec<&str> = functions.keys().map(String::as_str).collect();
                         known.sort_unstable();
@@ -316,7 +318,7 @@ impl<'a> Walker<'a> {
             .at(self.at(scope, pos, name_len))
             .label("no such function");
         f = match suggestion {
-            Some(s) => f.help(format!("did you mean `{s}`?")),
+            Some(s) => f.help(format!("did you mean `{s}`?")).replace_with(s),
             None => f.help("runbook primitives are listed by `runbook api`; functions of your own must be defined with `fn`"),
         };
         self.push(f);
@@ -389,7 +391,9 @@ impl<'a> Walker<'a> {
         .at(self.at(scope, pos, 0))
         .label("unknown VM");
         if let Some(s) = did_you_mean(name, inv.items.iter().map(|i| i.name.as_str())) {
-            f = f.help(format!("did you mean `{s}`?"));
+            f = f
+                .help(format!("did you mean `{s}`?"))
+                .replace_with(string_literal(s));
         }
         self.push(f);
     }
@@ -407,13 +411,16 @@ impl<'a> Walker<'a> {
             let spec = match check_key(prim, key.name.as_str()) {
                 Ok(spec) => spec,
                 Err(problem) => {
-                    let f = Finding::new(problem.code(), problem.message(prim))
+                    let mut f = Finding::new(problem.code(), problem.message(prim))
                         .at(self.at(scope, key.pos, key.name.chars().count()))
                         .label(match problem {
                             crate::script::options::Problem::Refused(_) => "not supported here",
                             _ => "unknown option",
                         })
                         .help(problem.help(prim));
+                    if let Some(r) = problem.replacement() {
+                        f = f.replace_with(r);
+                    }
                     self.push(f);
                     continue;
                 }
@@ -421,10 +428,13 @@ impl<'a> Walker<'a> {
             present.push(spec.key);
             let Some(lit) = literal(value) else { continue };
             if let Err(problem) = check_value(spec, &lit) {
-                let f = Finding::new(problem.code(), problem.message(prim))
+                let mut f = Finding::new(problem.code(), problem.message(prim))
                     .at(self.at(scope, value.position(), 0))
                     .label(format!("expected {}", spec.kind.describe()))
                     .help(problem.help(prim));
+                if let Some(r) = problem.replacement() {
+                    f = f.replace_with(r);
+                }
                 self.push(f);
                 continue;
             }
@@ -510,7 +520,9 @@ impl<'a> Walker<'a> {
         .at(self.at(scope, pos, 0))
         .label("unknown recovery plan");
         if let Some(s) = did_you_mean(plan, inv.plans.keys().map(String::as_str)) {
-            f = f.help(format!("did you mean `{s}`?"));
+            f = f
+                .help(format!("did you mean `{s}`?"))
+                .replace_with(string_literal(s));
         }
         self.push(f);
     }

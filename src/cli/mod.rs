@@ -196,6 +196,10 @@ pub enum Command {
         /// The code or its name; without it, every code is listed.
         code: Option<String>,
     },
+    /// Serve editors over the Language Server Protocol on standard input and output:
+    /// check's findings as you type, hover, completion, definitions, quick fixes (see
+    /// docs/editors.md).
+    Lsp,
     #[command(flatten)]
     Runs(runs::RunCommand),
     /// Print a shell completion script, e.g. `runbook completions bash >
@@ -369,6 +373,7 @@ fn dispatch(command: Command, color: bool) -> Result<i32, Error> {
         }
         Command::Api { definitions } => api(definitions.as_deref()),
         Command::Explain { code } => explain::explain(code.as_deref()),
+        Command::Lsp => crate::lsp::serve(),
         Command::Runs(command) => runs::dispatch(command, color),
         Command::Completions { shell } => shell::completions(shell),
         Command::Man { dir } => shell::man(dir.as_deref()),

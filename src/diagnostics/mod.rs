@@ -13,7 +13,10 @@ mod snippet;
 mod summary;
 
 pub use codes::Code;
-pub use position::{char_span_to_bytes, line_col_of, offset_of, token_chars_at, Region};
+pub use position::{
+    char_span_to_bytes, line_col_of, offset_of, offset_of_utf16, token_chars_at, utf16_position,
+    Region,
+};
 pub use render::{render, render_all, summary_line, RenderOptions};
 pub use snippet::shorten;
 pub(crate) use snippet::Snippet;
@@ -95,6 +98,11 @@ pub struct Finding {
     /// Innermost call first: each frame is where the function containing the previous
     /// location was called from.
     pub chain: Vec<Frame>,
+    /// The text that replaces the located text to fix the finding: the name a "did you
+    /// mean" help suggests, as it is written there (a string literal with its quotes). Editors
+    /// offer it as a quick fix.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replacement: Option<String>,
 }
 
 impl Finding {
@@ -109,6 +117,7 @@ impl Finding {
             help: None,
             notes: Vec::new(),
             chain: Vec::new(),
+            replacement: None,
         }
     }
 
@@ -144,6 +153,12 @@ impl Finding {
 
     pub fn chain(mut self, chain: Vec<Frame>) -> Self {
         self.chain = chain;
+        self
+    }
+
+    /// Says that `text` in place of the located text fixes the finding.
+    pub fn replace_with(mut self, text: impl Into<String>) -> Self {
+        self.replacement = Some(text.into());
         self
     }
 
@@ -247,6 +262,11 @@ pub fn sort_and_dedup(findings: &mut Vec<Finding>) {
             .then(a.message.cmp(&b.message))
     });
     findings.dedup();
+}
+
+/// `text` as a Rhai string literal, for a replacement of one.
+pub fn string_literal(text: &str) -> String {
+    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
 /// Suggests the closest candidate to `name`, for "did you mean" help.

@@ -1,5 +1,6 @@
 //! Conversion from Rhai positions (1-based line, 1-based column counted in characters, a tab
-//! is one) to byte offsets, and the length of the token found at a position.
+//! is one) to byte offsets and to the language server protocol's positions (0-based line,
+//! column in UTF-16 code units), and the length of the token found at a position.
 
 /// Byte offset of the character at `line`:`column` (both 1-based, column in characters).
 /// A column past the end of the line clamps to the line's end. `None` if the line does not exist.
@@ -21,6 +22,49 @@ pub fn offset_of(text: &str, line: usize, column: usize) -> Option<usize> {
         .nth(col)
         .map_or(line_text.len(), |(i, _)| i);
     Some(start + within)
+}
+
+/// The language server protocol's position of Rhai's 1-based `line` and character `column`:
+/// a 0-based line and a column in UTF-16 code units (a character outside the Basic
+/// Multilingual Plane counts two). A column past the line's end clamps to its end; a line the
+/// text does not have keeps its number, at column 0.
+pub fn utf16_position(text: &str, line: usize, column: usize) -> (u32, u32) {
+    let line0 = line.max(1) - 1;
+    let Some(line_text) = text.split('\n').nth(line0) else {
+        return (saturate(line0), 0);
+    };
+    let line_text = line_text.strip_suffix('\r').unwrap_or(line_text);
+    let units: usize = line_text
+        .chars()
+        .take(column.max(1) - 1)
+        .map(char::len_utf16)
+        .sum();
+    (saturate(line0), saturate(units))
+}
+
+/// The byte offset of a language server position (0-based `line`, `character` in UTF-16 code
+/// units). A column past the line's end, or inside a character's surrogate pair, clamps to
+/// the end of the line or of that character; `None` if the line does not exist.
+pub fn offset_of_utf16(text: &str, line: u32, character: u32) -> Option<usize> {
+    let mut start = 0usize;
+    for _ in 0..line {
+        start += text[start..].find('\n')? + 1;
+    }
+    let rest = &text[start..];
+    let line_text = &rest[..rest.find('\n').unwrap_or(rest.len())];
+    let line_text = line_text.strip_suffix('\r').unwrap_or(line_text);
+    let mut units = 0usize;
+    for (i, c) in line_text.char_indices() {
+        if units >= character as usize {
+            return Some(start + i);
+        }
+        units += c.len_utf16();
+    }
+    Some(start + line_text.len())
+}
+
+fn saturate(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// The 1-based line and character column of byte `offset` (clamped to the text).
@@ -198,5 +242,39 @@ mod tests {
         assert_eq!(Region::of(Some(text), 9, 3, 2).end_column, 5);
         assert_eq!(Region::of(None, 1, 1, 0).end_column, 2);
         assert_eq!(Region::of(Some(""), 1, 1, 0).end_column, 2);
+    }
+    #[test]
+    fn utf16_columns_count_astral_characters_twice() {
+        // é is 2 bytes and 1 unit, → 3 bytes and 1 unit, 😀 4 bytes and 2 units (one char).
+        let text = "a\n\té→😀x(\"😀\")\r\nz";
+        // line 2: tab(1) é(2) →(3) 😀(4) x(5)
+        assert_eq!(utf16_position(text, 2, 1), (1, 0));
+        assert_eq!(utf16_position(text, 2, 4), (1, 3));
+        assert_eq!(utf16_position(text, 2, 5), (1, 5), "😀 is two units");
+        assert_eq!(utf16_position(text, 2, 8), (1, 8));
+        // Past the line's end (the \r is not part of it), and lines the text lacks.
+        assert_eq!(utf16_position(text, 2, 99), (1, 12));
+        assert_eq!(utf16_position(text, 9, 3), (8, 0));
+        assert_eq!(utf16_position(text, 3, 2), (2, 1));
+    }
+
+    #[test]
+    fn utf16_positions_convert_back_to_byte_offsets() {
+        let text = "a\n\té→😀x(\"😀\")\r\nz";
+        let x = text.find('x').unwrap();
+        assert_eq!(offset_of_utf16(text, 1, 5), Some(x));
+        assert_eq!(offset_of_utf16(text, 1, 0), Some(2));
+        // Inside the surrogate pair of 😀: the character's end.
+        assert_eq!(offset_of_utf16(text, 1, 4), Some(x));
+        assert_eq!(offset_of_utf16(text, 1, 99), text.find('\r'));
+        assert_eq!(offset_of_utf16(text, 2, 0), text.find('z'));
+        assert_eq!(offset_of_utf16(text, 3, 0), None);
+        // Both ways agree on every character of a line with every kind of width.
+        let line = "\tvm(\"wéb→😀\"); é";
+        for (column, (byte, _)) in line.char_indices().enumerate() {
+            let (l, units) = utf16_position(line, 1, column + 1);
+            assert_eq!(offset_of_utf16(line, l, units), Some(byte));
+            assert_eq!(offset_of(line, 1, column + 1), Some(byte));
+        }
     }
 }

@@ -79,6 +79,25 @@ fn property_definition(property: &Property) -> String {
 /// The definition of `primitive` called with its first `arity` parameters, documented with
 /// its parameters, options and effect.
 fn primitive_definition(primitive: &Primitive, arity: usize) -> String {
+    let doc = primitive_doc(primitive);
+    let params: Vec<String> = primitive.params[..arity]
+        .iter()
+        .map(|p| format!("{}: {}", p.name, param_type(p.kind)))
+        .collect();
+    let returns = return_type(primitive.returns)
+        .map(|t| format!(" -> {t}"))
+        .unwrap_or_default();
+    format!(
+        "{}fn {}({}){returns};\n",
+        doc_comment(&doc),
+        primitive.name,
+        params.join(", ")
+    )
+}
+
+/// A primitive's documentation in markdown: what it does, its parameters, its options and
+/// its effect (the definitions' doc comment, and the language server's hover).
+pub(crate) fn primitive_doc(primitive: &Primitive) -> String {
     let mut doc = format!("{}\n\nParameters:", primitive.doc);
     for param in primitive.params {
         let optional = if param.optional { " (optional)" } else { "" };
@@ -99,23 +118,11 @@ fn primitive_definition(primitive: &Primitive, arity: usize) -> String {
         primitive.effect.as_str(),
         primitive.effect.describe()
     ));
-    let params: Vec<String> = primitive.params[..arity]
-        .iter()
-        .map(|p| format!("{}: {}", p.name, param_type(p.kind)))
-        .collect();
-    let returns = return_type(primitive.returns)
-        .map(|t| format!(" -> {t}"))
-        .unwrap_or_default();
-    format!(
-        "{}fn {}({}){returns};\n",
-        doc_comment(&doc),
-        primitive.name,
-        params.join(", ")
-    )
+    doc
 }
 
 /// `` `kind` (required): one of "planned", "unplanned". planned (no data loss; ...) ``
-fn option_line(option: &OptSpec) -> String {
+pub(crate) fn option_line(option: &OptSpec) -> String {
     let mut line = format!("`{}`", option.key);
     if option.required {
         line.push_str(" (required)");
@@ -155,32 +162,10 @@ fn module(name: &str, source: &str) -> String {
         "/// The stdlib module `{STDLIB_PREFIX}{name}`: `import \"{STDLIB_PREFIX}{name}\" as {name};`\n\
          module \"{STDLIB_PREFIX}{name}\";\n"
     );
-    // Parsed with the runbook engine's limits. The stdlib parses (a test checks it); a
-    // module that did not would define nothing.
-    let mut engine = rhai::Engine::new_raw();
-    engine.set_max_expr_depths(limits::EXPR_DEPTH, limits::FN_EXPR_DEPTH);
-    let Ok(ast) = engine.compile(source) else {
-        return out;
-    };
-    let mut functions: Vec<_> = ast
-        .iter_functions()
-        // Closures compile to functions named `anon$<hash>`, which no script can call.
-        .filter(|f| f.access != rhai::FnAccess::Private && !f.name.contains('$'))
-        .collect();
-    functions.sort_by_key(|f| (f.name, f.params.len()));
-    for function in functions {
-        let doc: Vec<&str> = function
-            .comments
-            .iter()
-            .flat_map(|c| c.lines())
-            .map(|line| {
-                let text = line.trim_start().trim_start_matches('/');
-                text.strip_prefix(' ').unwrap_or(text)
-            })
-            .collect();
+    for function in module_functions(source) {
         let params: Vec<String> = function.params.iter().map(|p| format!("{p}: ?")).collect();
         out.push('\n');
-        out.push_str(&doc_comment(&doc.join("\n")));
+        out.push_str(&doc_comment(&function.doc));
         out.push_str(&format!(
             "fn {}({}) -> ?;\n",
             function.name,
@@ -188,6 +173,52 @@ fn module(name: &str, source: &str) -> String {
         ));
     }
     out
+}
+
+/// A public function of a module, with its doc comment's text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ModuleFunction {
+    pub name: String,
+    pub params: Vec<String>,
+    /// The doc comment without its `///` (lines joined with newlines).
+    pub doc: String,
+}
+
+/// The public functions of a module's `source`, by name and parameter count; none when it
+/// does not parse.
+pub(crate) fn module_functions(source: &str) -> Vec<ModuleFunction> {
+    // Parsed with the runbook engine's limits. The stdlib parses (a test checks it); a
+    // module that did not would define nothing.
+    let mut engine = rhai::Engine::new_raw();
+    engine.set_max_expr_depths(limits::EXPR_DEPTH, limits::FN_EXPR_DEPTH);
+    let Ok(ast) = engine.compile(source) else {
+        return Vec::new();
+    };
+    let mut functions: Vec<_> = ast
+        .iter_functions()
+        // Closures compile to functions named `anon$<hash>`, which no script can call.
+        .filter(|f| f.access != rhai::FnAccess::Private && !f.name.contains('$'))
+        .collect();
+    functions.sort_by_key(|f| (f.name, f.params.len()));
+    functions
+        .into_iter()
+        .map(|function| {
+            let doc: Vec<&str> = function
+                .comments
+                .iter()
+                .flat_map(|c| c.lines())
+                .map(|line| {
+                    let text = line.trim_start().trim_start_matches('/');
+                    text.strip_prefix(' ').unwrap_or(text)
+                })
+                .collect();
+            ModuleFunction {
+                name: function.name.to_string(),
+                params: function.params.iter().map(|p| p.to_string()).collect(),
+                doc: doc.join("\n"),
+            }
+        })
+        .collect()
 }
 
 /// `text` as `///` lines (empty lines stay `///`).

@@ -3,7 +3,7 @@
 
 use super::registry::{OptKind, OptSpec, Primitive, Refused};
 use crate::clock::parse_duration;
-use crate::diagnostics::{did_you_mean, Code};
+use crate::diagnostics::{did_you_mean, string_literal, Code};
 use rhai::Dynamic;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -90,6 +90,8 @@ pub enum Problem {
         key: &'static str,
         found: String,
         expected: String,
+        /// The allowed value closest to a misspelt one.
+        suggestion: Option<&'static str>,
     },
     NotApplicable {
         key: &'static str,
@@ -104,6 +106,16 @@ impl Problem {
         match self {
             Problem::UnknownKey { .. } => Code::UnknownOption,
             _ => Code::InvalidOption,
+        }
+    }
+
+    /// What replaces the key or value written to fix the problem: the known key or allowed
+    /// value closest to a misspelt one (a value as a string literal).
+    pub fn replacement(&self) -> Option<String> {
+        match self {
+            Problem::UnknownKey { suggestion, .. } => suggestion.map(str::to_string),
+            Problem::BadValue { suggestion, .. } => suggestion.map(string_literal),
+            _ => None,
         }
     }
 
@@ -193,6 +205,7 @@ pub fn check_value(spec: &'static OptSpec, value: &Literal) -> Result<(), Proble
         key: spec.key,
         found: value.describe(),
         expected: spec.kind.describe(),
+        suggestion: None,
     };
     match (spec.kind, value) {
         (OptKind::Enum(values), Literal::Str(s)) => {
@@ -207,6 +220,7 @@ pub fn check_value(spec: &'static OptSpec, value: &Literal) -> Result<(), Proble
                         Some(sug) => format!("\"{sug}\" ({})", spec.kind.describe()),
                         None => spec.kind.describe(),
                     },
+                    suggestion,
                 })
             }
         }
@@ -222,6 +236,7 @@ pub fn check_value(spec: &'static OptSpec, value: &Literal) -> Result<(), Proble
                     key: spec.key,
                     found: format!("an array holding {}", item.describe()),
                     expected: spec.kind.describe(),
+                    suggestion: None,
                 }),
             }
         }
@@ -297,6 +312,7 @@ impl Opts {
                             key: spec.key,
                             found: lit.describe(),
                             expected: spec.kind.describe(),
+                            suggestion: None,
                         });
                     }
                 } else {

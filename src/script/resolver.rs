@@ -19,6 +19,34 @@ thread_local! {
     /// once per thread.
     static STDLIB_ASTS: RefCell<HashMap<String, Result<AST, ParseError>>> = RefCell::new(HashMap::new());
     static STDLIB_MODULES: RefCell<HashMap<String, SharedModule>> = RefCell::new(HashMap::new());
+    /// Texts that stand in for files while [`with_overlay`] runs on this thread.
+    static OVERLAY: RefCell<Rc<Overlay>> = RefCell::new(Rc::default());
+}
+
+/// Texts by absolute path (canonical when the file exists) that imports read instead of the
+/// file: an editor's unsaved buffers, for the language server.
+pub type Overlay = HashMap<PathBuf, Arc<str>>;
+
+/// Runs `f` with every resolver of this thread reading `overlay`'s texts instead of the files
+/// they stand for. The language server checks on a thread of its own, so an overlay never
+/// reaches a command's resolver.
+pub fn with_overlay<R>(overlay: Overlay, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<Rc<Overlay>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            if let Some(previous) = self.0.take() {
+                OVERLAY.with(|o| *o.borrow_mut() = previous);
+            }
+        }
+    }
+    let previous = OVERLAY.with(|o| std::mem::replace(&mut *o.borrow_mut(), Rc::new(overlay)));
+    let _restore = Restore(Some(previous));
+    f()
+}
+
+/// The overlay's text for `path`, if it has one.
+fn overlaid(path: &Path) -> Option<Arc<str>> {
+    OVERLAY.with(|o| o.borrow().get(path).cloned())
 }
 
 /// An import's source name, text and parse result.
@@ -130,18 +158,29 @@ impl Resolver {
         if file.extension().is_none() {
             file.set_extension("rhai");
         }
-        let real = std::fs::canonicalize(&file).map_err(|_| {
-            format!(
-                "module `{path}` not found (looked for {})",
-                crate::paths::display(&file)
-            )
-        })?;
-        if crate::files::resolve_inside(&real, root).is_err() {
+        let real = match std::fs::canonicalize(&file) {
+            Ok(real) => real,
+            // A module the editor has open but never saved.
+            Err(_) if overlaid(&file).is_some() => file.clone(),
+            Err(_) => {
+                return Err(format!(
+                    "module `{path}` not found (looked for {})",
+                    crate::paths::display(&file)
+                ))
+            }
+        };
+        // An open buffer stands in for a file inside the folder (`real` is the file's real
+        // path, or for one never saved the folder's path joined with the import's, no `..`).
+        let buffer = overlaid(&real).filter(|_| real.starts_with(root));
+        if buffer.is_none() && crate::files::resolve_inside(&real, root).is_err() {
             return Err(format!("`{path}` resolves outside the runbook's folder (through a link); it cannot be imported"));
         }
-        let text = crate::files::read_inside(&real, root)
-            .and_then(|text| crate::files::fits_positions(&file, &text).map(|()| text))
-            .map_err(|e| e.to_string())?;
+        let text = match buffer {
+            Some(text) => Ok(text.to_string()),
+            None => crate::files::read_inside(&real, root),
+        }
+        .and_then(|text| crate::files::fits_positions(&file, &text).map(|()| text))
+        .map_err(|e| e.to_string())?;
         let name = crate::paths::display(&file);
         self.remember(path, &name, &text, false);
         self.0.files.borrow_mut().insert(name.clone(), Some(real));
@@ -262,5 +301,34 @@ impl ModuleResolver for Resolver {
             .borrow_mut()
             .insert(path.to_string(), shared.clone());
         Ok(shared)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_overlay_stands_in_for_files_only_while_it_is_set() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("m.rhai"), "fn saved() {}").unwrap();
+        let real = std::fs::canonicalize(dir.path().join("m.rhai")).unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        let overlay = Overlay::from([
+            (real, Arc::from("fn unsaved() {}")),
+            (root.join("new.rhai"), Arc::from("fn never_saved() {}")),
+        ]);
+        let text = |path: &str| Resolver::new(Some(dir.path())).load(path).map(|(_, t)| t);
+        with_overlay(overlay, || {
+            assert_eq!(&*text("m").unwrap(), "fn unsaved() {}");
+            assert_eq!(&*text("new").unwrap(), "fn never_saved() {}");
+            // The stdlib is never overlaid.
+            assert!(text("runbook/failover").unwrap().contains("fn group"));
+        });
+        assert_eq!(&*text("m").unwrap(), "fn saved() {}");
+        assert!(
+            text("new").unwrap_err().contains("not found"),
+            "gone with the overlay"
+        );
     }
 }

@@ -17,6 +17,7 @@ mod hostile;
 mod live;
 mod located;
 mod lro;
+mod lsp;
 mod mermaid;
 mod options;
 mod pipes;
