@@ -752,6 +752,7 @@ impl Journal {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     fn header(run: &str) -> Header {
         Header {

@@ -47,9 +47,28 @@ pub struct Client {
     pub(super) container: String,
 }
 
+/// What went wrong, in a line: the store's status and error code when it answered, else
+/// what the client says (object_store's messages name the URL, never a credential).
 fn reason(e: &object_store::Error) -> String {
-    // object_store's messages name the URL and the store's answer; never a credential.
-    crate::diagnostics::shorten(e.to_string())
+    let text = e.to_string();
+    let code = text
+        .split("<Code>")
+        .nth(1)
+        .and_then(|s| s.split("</Code>").next());
+    let status = text
+        .split("status code: ")
+        .nth(1)
+        .and_then(|s| s.split(':').next());
+    match (status, code) {
+        (Some(status), Some(code)) => format!("the store answered {status} ({code})"),
+        (Some(status), None) => format!("the store answered {status}"),
+        _ => crate::diagnostics::shorten(text.lines().next().unwrap_or_default().to_string()),
+    }
+}
+
+/// Whether `e` says the container does not exist.
+fn no_container(e: &object_store::Error) -> bool {
+    e.to_string().contains("ContainerNotFound")
 }
 
 impl Client {
@@ -132,7 +151,9 @@ impl Client {
         use futures::TryStreamExt;
         match self.azure.list(Some(key)).try_collect().await {
             Ok(all) => Ok(all),
-            Err(object_store::Error::NotFound { .. }) => Ok(Vec::new()),
+            Err(e) if matches!(e, object_store::Error::NotFound { .. }) || no_container(&e) => {
+                Ok(Vec::new())
+            }
             Err(e) => Err(reason(&e)),
         }
     }
@@ -148,7 +169,9 @@ impl Client {
                     .collect(),
             )),
             // The container does not exist (yet).
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) if matches!(e, object_store::Error::NotFound { .. }) || no_container(&e) => {
+                Ok(None)
+            }
             Err(e) => Err(reason(&e)),
         }
     }
