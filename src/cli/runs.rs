@@ -114,7 +114,10 @@ pub fn dispatch(command: RunCommand, color: bool) -> Result<i32, Error> {
         } => {
             let store = store::discover(project.as_deref())?;
             let _ = format;
-            crate::report::watch::follow(store.as_ref(), Some(run.as_str()).filter(|r| !r.is_empty()))
+            crate::report::watch::follow(
+                store.as_ref(),
+                Some(run.as_str()).filter(|r| !r.is_empty()),
+            )
         }
         RunCommand::Runs {
             project, format, ..

@@ -523,7 +523,13 @@ impl Journal {
     pub fn create(dir: &Path, header: Header, at: Timestamp) -> Result<Journal, String> {
         let path = dir.join(FILE);
         let sink = store::local::FileSink::create(&path)?;
-        Journal::start(Box::new(sink), crate::paths::display(&path), None, header, at)
+        Journal::start(
+            Box::new(sink),
+            crate::paths::display(&path),
+            None,
+            header,
+            at,
+        )
     }
 
     /// Opens the journal file at `path` (read as `loaded`) to resume it.

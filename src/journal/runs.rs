@@ -199,7 +199,10 @@ pub fn find(store: &dyn Store, id: &str) -> Result<String, Error> {
         ))),
         many => Err(Error::Usage(format!(
             "`{id}` names several runs: {}",
-            many.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            many.iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ))),
     }
 }

@@ -431,7 +431,10 @@ fn run_with(
 
 /// What run `id` (whose stale lock was taken over) left in flight, said to the operator: its
 /// jobs are adopted when the runbook reaches them, not issued again.
-fn inherited_from(store: &dyn journal::store::Store, id: &str) -> Vec<journal::inherit::Unfinished> {
+fn inherited_from(
+    store: &dyn journal::store::Store,
+    id: &str,
+) -> Vec<journal::inherit::Unfinished> {
     let loaded = store.load(id).ok();
     let Some(loaded) = loaded else {
         errln!("took over the lock of run {id}, whose journal cannot be read: jobs it left in flight cannot be adopted; check the vault's job list");
@@ -814,16 +817,12 @@ pub fn resume(opts: &ResumeOptions) -> Result<i32, Error> {
                 "run {id} succeeded; there is nothing to resume"
             )))
         }
-        "running" => {
-            return Err(Error::Usage(match &loaded.holder {
-                Some(holder) => format!(
-                    "run {id} is still running: {holder} holds its vault's lease, which is live; it cannot be resumed twice. Once that process is gone and its lease expired, resume it from any machine. Follow it with `runbook runs --watch {id}`"
-                ),
-                None => format!(
-                    "run {id} is still running (see `runbook show {id}`); it cannot be resumed twice"
-                ),
-            }))
-        }
+        "running" => return Err(Error::Usage(match &loaded.holder {
+            Some(holder) => journal::store::lease::still_running(holder, &id),
+            None => format!(
+                "run {id} is still running (see `runbook show {id}`); it cannot be resumed twice"
+            ),
+        })),
         _ => {}
     }
     let Some(target) = header.target.clone() else {

@@ -27,4 +27,5 @@ mod rules;
 mod runbooks;
 mod runs;
 mod shell;
+mod team;
 mod whatif;

@@ -9,7 +9,7 @@
 //! unreachable store stops a run within seconds rather than minutes.
 
 use super::lease::{self, Standing};
-use super::{Held, Holder, Sink, Store, StateUrl};
+use super::{Held, Holder, Sink, StateUrl, Store};
 use crate::clock::Timestamp;
 use crate::error::Error;
 use crate::journal::approvals::{Given, Waiting};
@@ -126,7 +126,11 @@ impl Client {
 
     /// The blob at `key` if it changed since `etag` (a conditional read: nothing comes
     /// back when it did not).
-    pub async fn changed_since(&self, key: &Key, etag: Option<&str>) -> Result<Option<Bytes>, String> {
+    pub async fn changed_since(
+        &self,
+        key: &Key,
+        etag: Option<&str>,
+    ) -> Result<Option<Bytes>, String> {
         let options = GetOptions {
             if_none_match: etag.map(str::to_string),
             ..GetOptions::default()
@@ -179,8 +183,12 @@ impl Client {
     /// The store's now: the last-modified time of the probe blob, written just now.
     pub async fn store_now(&self) -> Result<DateTime<Utc>, String> {
         let key = self.key("clock");
-        self.put(&key, Bytes::from_static(b"the store's clock\n"), PutMode::Overwrite)
-            .await?;
+        self.put(
+            &key,
+            Bytes::from_static(b"the store's clock\n"),
+            PutMode::Overwrite,
+        )
+        .await?;
         let meta = self.azure.head(&key).await.map_err(|e| reason(&e))?;
         Ok(meta.last_modified)
     }
@@ -214,7 +222,8 @@ pub fn connect(url: &StateUrl) -> Result<Client, String> {
     let emulator = flag("AZURE_STORAGE_USE_EMULATOR");
     let account = var("AZURE_STORAGE_ACCOUNT_NAME")
         .or_else(|| emulator.then(|| EMULATOR_ACCOUNT.to_string()));
-    let key = var("AZURE_STORAGE_ACCOUNT_KEY").or_else(|| emulator.then(|| EMULATOR_KEY.to_string()));
+    let key =
+        var("AZURE_STORAGE_ACCOUNT_KEY").or_else(|| emulator.then(|| EMULATOR_KEY.to_string()));
     let endpoint = match (var("AZURE_STORAGE_ENDPOINT"), &account) {
         (Some(e), _) => e.trim_end_matches('/').to_string(),
         (None, _) if emulator => format!("http://127.0.0.1:10000/{EMULATOR_ACCOUNT}"),
@@ -332,7 +341,8 @@ impl BlobStore {
         self.rt.spawn(async move {
             let _ = tx.send(f.await);
         });
-        rx.recv().expect("the state store's runtime runs while the store lives")
+        rx.recv()
+            .expect("the state store's runtime runs while the store lives")
     }
 
     pub fn spawn<F>(&self, f: F) -> tokio::task::JoinHandle<()>
@@ -367,7 +377,12 @@ impl BlobStore {
             .map_err(|e| format!("cannot read {}: {e}", self.show(key)))
     }
 
-    pub fn put(&self, key: &Key, bytes: Bytes, mode: PutMode) -> Result<Option<UpdateVersion>, String> {
+    pub fn put(
+        &self,
+        key: &Key,
+        bytes: Bytes,
+        mode: PutMode,
+    ) -> Result<Option<UpdateVersion>, String> {
         let (c, k) = (self.client.clone(), key.clone());
         self.block(async move { c.put(&k, bytes, mode).await })
             .map_err(|e| format!("cannot write {}: {e}", self.show(key)))
@@ -412,7 +427,12 @@ impl BlobStore {
             Ok(None) => {
                 let c = self.client.clone();
                 self.block(async move { super::container::create(&c).await })
-                    .map_err(|e| Error::Usage(format!("cannot create the container of {}: {e}; nothing was run", self.describe_store())))
+                    .map_err(|e| {
+                        Error::Usage(format!(
+                            "cannot create the container of {}: {e}; nothing was run",
+                            self.describe_store()
+                        ))
+                    })
             }
             Err(e) => Err(Error::Usage(format!(
                 "cannot reach the state store {}: {e}; nothing was run",
@@ -465,7 +485,12 @@ impl Store for Arc<BlobStore> {
         let (c, k) = (self.client.clone(), self.client.key("runs"));
         let mut ids = self
             .block(async move { c.folders(&k).await })
-            .map_err(|e| Error::Usage(format!("cannot list the runs in {}: {e}", self.describe_store())))?
+            .map_err(|e| {
+                Error::Usage(format!(
+                    "cannot list the runs in {}: {e}",
+                    self.describe_store()
+                ))
+            })?
             .unwrap_or_default();
         ids.sort();
         Ok(ids)
@@ -518,7 +543,12 @@ impl Store for Arc<BlobStore> {
         )))
     }
 
-    fn lock(&self, identity: &str, holder: Holder, take_over: bool) -> Result<Arc<dyn Held>, Error> {
+    fn lock(
+        &self,
+        identity: &str,
+        holder: Holder,
+        take_over: bool,
+    ) -> Result<Arc<dyn Held>, Error> {
         lease::acquire(self, identity, holder, take_over)
     }
 
@@ -528,13 +558,24 @@ impl Store for Arc<BlobStore> {
             .map(|_| ())
     }
 
-    fn clear_waiting(&self, id: &str) {
-        let (c, k) = (self.client.clone(), self.run_key(id, "waiting.json"));
-        let _ = self.block(async move { c.delete(&k).await });
+    fn clear_waiting(&self, id: &str, waiting: &Waiting) {
+        let key = self.run_key(id, "waiting.json");
+        let ours = self
+            .read_clocked(&key)
+            .ok()
+            .flatten()
+            .and_then(|c| serde_json::from_slice::<Waiting>(&c.bytes).ok())
+            .is_some_and(|w| &w == waiting);
+        if ours {
+            let (c, k) = (self.client.clone(), key);
+            let _ = self.block(async move { c.delete(&k).await });
+        }
     }
 
     fn waiting(&self, id: &str) -> Option<Waiting> {
-        let found = self.read_clocked(&self.run_key(id, "waiting.json")).ok()??;
+        let found = self
+            .read_clocked(&self.run_key(id, "waiting.json"))
+            .ok()??;
         let waiting: Waiting = serde_json::from_slice(&found.bytes).ok()?;
         // Its process may be on another machine: the run's live lease says it still runs.
         self.load(id).ok()?.running.then_some(waiting)

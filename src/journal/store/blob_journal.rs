@@ -46,14 +46,21 @@ fn piece(name: &str) -> Option<Piece> {
 
 /// The records after `after` of the journal under `dir`, in order. A record blob deleted by
 /// a compaction between the listing and its read sends the reader round again.
-pub async fn read(client: &Client, dir: &Key, after: u64, place: &str) -> Result<Vec<Record>, String> {
+pub async fn read(
+    client: &Client,
+    dir: &Key,
+    after: u64,
+    place: &str,
+) -> Result<Vec<Record>, String> {
     for _ in 0..5 {
         match read_once(client, dir, after, place).await? {
             Some(records) => return Ok(records),
             None => continue,
         }
     }
-    Err(format!("{place} kept changing while it was read; try again"))
+    Err(format!(
+        "{place} kept changing while it was read; try again"
+    ))
 }
 
 async fn read_once(
@@ -105,7 +112,9 @@ async fn read_once(
     // a gap means something removed a record.
     let mut expected = records.keys().next().copied().unwrap_or(after + 1);
     if after == 0 && expected != 1 && !records.is_empty() {
-        return Err(format!("{place}: record 1 is missing; the journal cannot be trusted"));
+        return Err(format!(
+            "{place}: record 1 is missing; the journal cannot be trusted"
+        ));
     }
     for seq in records.keys() {
         if *seq != expected {
@@ -130,7 +139,12 @@ pub struct RecordSink {
 impl RecordSink {
     /// The sink of a new journal, or of one `loaded` read (whose full hundreds not yet
     /// compacted, left by a crash, are compacted now).
-    pub fn new(store: Arc<BlobStore>, dir: Key, place: String, loaded: Option<&Loaded>) -> RecordSink {
+    pub fn new(
+        store: Arc<BlobStore>,
+        dir: Key,
+        place: String,
+        loaded: Option<&Loaded>,
+    ) -> RecordSink {
         let records = loaded.map_or(&[][..], |l| l.records.as_slice());
         let last = records.last().map_or(0, |r| r.seq);
         let start = last / BLOCK * BLOCK + 1;
@@ -189,7 +203,13 @@ impl RecordSink {
 
 /// Writes the segment of records `first..=last` (unless one is there), then deletes their
 /// record blobs.
-async fn compact(client: &Client, dir: &Key, first: u64, last: u64, lines: Bytes) -> Result<(), String> {
+async fn compact(
+    client: &Client,
+    dir: &Key,
+    first: u64,
+    last: u64,
+    lines: Bytes,
+) -> Result<(), String> {
     let segment = dir.child(segment_name(first, last));
     client.put(&segment, lines, PutMode::Create).await?;
     let deletes = futures::stream::iter((first..=last).map(|seq| {

@@ -46,7 +46,10 @@ pub async fn create(client: &Client) -> Result<(), String> {
     request = match (&client.key, client.credentials().get_credential().await) {
         (Some(key), _) => {
             let sig = signature(&client.account, key, url.path(), &date)?;
-            request.header("authorization", format!("SharedKey {}:{sig}", client.account))
+            request.header(
+                "authorization",
+                format!("SharedKey {}:{sig}", client.account),
+            )
         }
         (None, Ok(credential)) => match credential.as_ref() {
             AzureCredential::BearerToken(token) => request.bearer_auth(token),

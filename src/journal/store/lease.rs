@@ -71,6 +71,13 @@ impl Record {
     }
 }
 
+/// Why run `run` cannot be resumed while `holder` (its lease's holder) is live.
+pub fn still_running(holder: &str, run: &str) -> String {
+    format!(
+        "run {run} is still running: {holder} holds its vault's lease, which is live; it cannot be resumed twice. Once that process is gone and its lease expired (judged on the store's clock), resume it from any machine. Follow it with `runbook runs --watch {run}`"
+    )
+}
+
 /// Where a lease stands, on the store's clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Standing {
@@ -236,6 +243,9 @@ pub fn acquire(
                 };
                 let now = store.store_now().map_err(Error::Usage)?;
                 match standing(&record, modified, now) {
+                    Standing::Live if record.holder.run == holder.run => {
+                        return Err(Error::Usage(still_running(&record.describe(), &holder.run)))
+                    }
                     Standing::Live => {
                         return Err(refused(format!(
                             "is locked by {}; its lease is live (it lasts {:.0}s after each renewal), and nothing takes a live lease, not even --take-over. A second run against the same VMs is refused. Follow it with `runbook runs --watch {}`",
@@ -370,7 +380,10 @@ async fn renew(
             (record, s.version.clone())
         };
         let sent = boot_clock();
-        match client.put(&path, body(&record), PutMode::Update(version)).await {
+        match client
+            .put(&path, body(&record), PutMode::Update(version))
+            .await
+        {
             Ok(Some(version)) => {
                 let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
                 s.version = version;
@@ -425,8 +438,11 @@ impl Held for Lease {
                 }) {
                     return Ok(());
                 }
-                let (client, path, target) =
-                    (self.store.client(), self.path.clone(), self.holder.target.clone());
+                let (client, path, target) = (
+                    self.store.client(),
+                    self.path.clone(),
+                    self.holder.target.clone(),
+                );
                 let why = self
                     .store
                     .block(async move { taken(&client, &path, &target).await });
@@ -454,7 +470,11 @@ impl Drop for Lease {
         self.renewal.abort();
         let (mut record, version, lost) = {
             let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            (s.record.clone(), s.version.clone(), s.tenure.lost().is_some())
+            (
+                s.record.clone(),
+                s.version.clone(),
+                s.tenure.lost().is_some(),
+            )
         };
         if lost {
             return;
@@ -462,7 +482,9 @@ impl Drop for Lease {
         // Released only if still ours: a lease taken over meanwhile stays the new holder's.
         record.released = true;
         record.renewed = now_rfc3339();
-        let _ = self.store.put(&self.path, body(&record), PutMode::Update(version));
+        let _ = self
+            .store
+            .put(&self.path, body(&record), PutMode::Update(version));
     }
 }
 
@@ -518,7 +540,10 @@ mod tests {
         // Lost is final, whatever renewals say afterwards.
         t.lose("taken by run b".into());
         t.renewed(Duration::from_secs(200));
-        assert_eq!(t.check(Duration::from_secs(201)).unwrap_err(), "taken by run b");
+        assert_eq!(
+            t.check(Duration::from_secs(201)).unwrap_err(),
+            "taken by run b"
+        );
         // The holder gives up (45 s) before another machine may take over (60 s on the
         // store's clock, which started no earlier than the renewal was sent).
         assert!(t.trusted() < ttl);

@@ -97,8 +97,15 @@ impl Store for LocalStore {
         write().map_err(|e| e.to_string())
     }
 
-    fn clear_waiting(&self, id: &str) {
-        let _ = std::fs::remove_file(self.dir(id).join(WAITING));
+    fn clear_waiting(&self, id: &str, waiting: &Waiting) {
+        let path = self.dir(id).join(WAITING);
+        let ours = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Waiting>(&t).ok())
+            .is_some_and(|w| &w == waiting);
+        if ours {
+            let _ = std::fs::remove_file(path);
+        }
     }
 
     fn waiting(&self, id: &str) -> Option<Waiting> {
@@ -109,7 +116,8 @@ impl Store for LocalStore {
 
     fn add_approval(&self, id: &str, given: &Given) -> Result<bool, String> {
         let folder = self.dir(id).join("approvals");
-        create_private_dir(&folder).map_err(|e| format!("{}: {e}", crate::paths::display(&folder)))?;
+        create_private_dir(&folder)
+            .map_err(|e| format!("{}: {e}", crate::paths::display(&folder)))?;
         let path = folder.join(format!("{}.json", given.step));
         let shown = |e: std::io::Error| format!("{}: {e}", crate::paths::display(&path));
         let mut file = match create_private(&path) {

@@ -149,15 +149,13 @@ pub trait Store: Send + Sync {
     /// Where the records of a resumed run go, after the ones `loaded` read.
     fn reopen_journal(&self, id: &str, loaded: &Loaded) -> Result<Box<dyn Sink>, String>;
     /// Takes the lock on vault `identity` for `holder` (see [`super::lock`]).
-    fn lock(
-        &self,
-        identity: &str,
-        holder: Holder,
-        take_over: bool,
-    ) -> Result<Arc<dyn Held>, Error>;
+    fn lock(&self, identity: &str, holder: Holder, take_over: bool)
+        -> Result<Arc<dyn Held>, Error>;
     /// Says that run `id` waits at a manual step.
     fn set_waiting(&self, id: &str, waiting: &Waiting) -> Result<(), String>;
-    fn clear_waiting(&self, id: &str);
+    /// Says that run `id` no longer waits at `waiting`, unless another process (one that
+    /// took the run over) said it waits since.
+    fn clear_waiting(&self, id: &str, waiting: &Waiting);
     /// The step run `id` says it waits at, if its process still runs.
     fn waiting(&self, id: &str) -> Option<Waiting>;
     /// Records an approval; false when the step was approved already.

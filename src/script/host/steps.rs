@@ -169,8 +169,8 @@ impl Host {
             external: None,
             approve_command: None,
         };
+        let waiting = crate::journal::approvals::Waiting::here(number, title);
         if let (Some(store), Some(run)) = (&store, &run) {
-            let waiting = crate::journal::approvals::Waiting::here(number, title);
             if let Err(e) = store.set_waiting(run, &waiting) {
                 tracing::warn!("cannot say which step the run waits at: {e}");
             }
@@ -193,7 +193,7 @@ impl Host {
         }
         let answer = self.observer.step(&request);
         if let (Some(store), Some(run)) = (&store, &run) {
-            store.clear_waiting(run);
+            store.clear_waiting(run, &waiting);
         }
         answer
     }
