@@ -267,13 +267,16 @@ impl Header {
         let Some(old) = self.project.clone().filter(|old| old != project) else {
             return;
         };
-        let moved = |path: &Path| match path.strip_prefix(&old) {
-            Ok(rest) => project.join(rest),
-            Err(_) => path.to_path_buf(),
+        let moved = |path: &Path| -> PathBuf {
+            match path.strip_prefix(&old) {
+                Ok(rest) => project.join(rest),
+                Err(_) => path.to_path_buf(),
+            }
         };
-        self.runbook = moved(&self.runbook);
+        let runbook = moved(&self.runbook);
+        self.runbook = runbook;
         for m in &mut self.modules {
-            m.path = m.path.as_deref().map(moved);
+            m.path = m.path.as_deref().map(&moved);
         }
         self.project = Some(project.to_path_buf());
     }

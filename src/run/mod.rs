@@ -817,12 +817,14 @@ pub fn resume(opts: &ResumeOptions) -> Result<i32, Error> {
                 "run {id} succeeded; there is nothing to resume"
             )))
         }
-        "running" => return Err(Error::Usage(match &loaded.holder {
-            Some(holder) => journal::store::lease::still_running(holder, &id),
-            None => format!(
+        "running" => {
+            return Err(Error::Usage(match &loaded.holder {
+                Some(holder) => journal::store::lease::still_running(holder, &id),
+                None => format!(
                 "run {id} is still running (see `runbook show {id}`); it cannot be resumed twice"
             ),
-        })),
+            }))
+        }
         _ => {}
     }
     let Some(target) = header.target.clone() else {

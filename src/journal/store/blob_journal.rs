@@ -110,19 +110,18 @@ async fn read_once(
     }
     // Records are written one after another, each only once the one before it is stored:
     // a gap means something removed a record.
-    let mut expected = records.keys().next().copied().unwrap_or(after + 1);
-    if after == 0 && expected != 1 && !records.is_empty() {
+    let first = records.keys().next().copied().unwrap_or(after + 1);
+    if after == 0 && first != 1 && !records.is_empty() {
         return Err(format!(
             "{place}: record 1 is missing; the journal cannot be trusted"
         ));
     }
-    for seq in records.keys() {
+    for (expected, seq) in (first..).zip(records.keys()) {
         if *seq != expected {
             return Err(format!(
                 "{place}: record {expected} is missing; the journal cannot be trusted past it"
             ));
         }
-        expected += 1;
     }
     Ok(Some(records.into_values().collect()))
 }
@@ -244,7 +243,7 @@ impl Sink for RecordSink {
             return Ok(());
         }
         self.block.1.extend_from_slice(line);
-        if seq % BLOCK == 0 {
+        if seq.is_multiple_of(BLOCK) {
             let first = self.block.0;
             let lines = Bytes::from(std::mem::take(&mut self.block.1));
             self.block.0 = seq + 1;
