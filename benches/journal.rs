@@ -9,6 +9,10 @@
 //! 2. Resume: a run of 10,000 reads against `runbook simulator serve` (through the `azure`
 //!    backend) is killed right after its last read was recorded; `runbook resume` then
 //!    replays the 10,000 records and finishes. The whole resume process is timed.
+//! 3. The same two with the journal in Blob Storage (`[state]`), on Azurite (set up by
+//!    `.ci/deps azurite`, started on a free loopback port): the overhead per record, the
+//!    fence's conditional read before each mutating request, and a resume of 10,000 records
+//!    read back from the store.
 
 use runbook::backend::inventory::Inventory;
 use runbook::run::{run_on, RunOptions, Venue};
@@ -53,15 +57,20 @@ fn timed_run(dir: &Path, script: &str, vms: usize, journal: bool) -> Duration {
 
 fn overhead(name: &str, script: &str, vms: usize, calls: usize, records: usize) {
     let dir = tempfile::tempdir().expect("a temporary folder");
-    timed_run(dir.path(), script, vms, true);
+    overhead_in(dir.path(), name, script, vms, calls, records);
+}
+
+/// [`overhead`] with the runbook in `dir` (whose runbook.toml may name a `[state]`).
+fn overhead_in(dir: &Path, name: &str, script: &str, vms: usize, calls: usize, records: usize) {
+    timed_run(dir, script, vms, true);
     let plain = median(
         (0..RUNS)
-            .map(|_| timed_run(dir.path(), script, vms, false))
+            .map(|_| timed_run(dir, script, vms, false))
             .collect(),
     );
     let journaled = median(
         (0..RUNS)
-            .map(|_| timed_run(dir.path(), script, vms, true))
+            .map(|_| timed_run(dir, script, vms, true))
             .collect(),
     );
     let per_call = journaled.saturating_sub(plain) / calls as u32;
@@ -110,7 +119,7 @@ fn serve(binary: &Path, dir: &Path) -> (std::process::Child, u16) {
     panic!("no free port for the simulator server");
 }
 
-fn resume_figure() {
+fn resume_figure(state: Option<&str>, runs: usize) {
     let binary = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/runbook");
     if !binary.exists() {
         println!("resume of 10,000 records: skipped (build target/release/runbook first)");
@@ -118,12 +127,15 @@ fn resume_figure() {
     }
     let reads = 10_000;
     let mut times = Vec::new();
-    for _ in 0..5 {
+    for n in 0..runs {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let (mut server, port) = serve(&binary, dir.path());
+        let section = state.map_or_else(String::new, |c| {
+            format!("\n[state]\nurl = \"az://{c}-{n}/bench\"\n")
+        });
         std::fs::write(
             dir.path().join("runbook.toml"),
-            format!("[targets.sim]\nsubscription = \"s\"\nresource_group = \"g\"\nvault = \"v\"\nendpoint = \"http://127.0.0.1:{port}\"\nreads_per_second = 1000000\n"),
+            format!("[targets.sim]\nsubscription = \"s\"\nresource_group = \"g\"\nvault = \"v\"\nendpoint = \"http://127.0.0.1:{port}\"\nreads_per_second = 1000000\n{section}"),
         )
         .expect("write runbook.toml");
         std::fs::write(dir.path().join("plan.rhai"), self::reads(reads)).expect("write runbook");
@@ -153,30 +165,162 @@ fn resume_figure() {
             Some(format!("{}:after", reads + 1)),
         );
         assert!(!crashed.success(), "the run was to be killed");
-        let id = std::fs::read_dir(dir.path().join(".runbook/runs"))
-            .expect("a run folder")
-            .filter_map(Result::ok)
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .next()
-            .expect("a run");
-        let start = Instant::now();
-        let resumed = run(&["resume", &id, "--no-progress"], None);
-        times.push(start.elapsed());
-        assert!(resumed.success(), "the resume must succeed");
+        let id = run_id(&binary, dir.path());
+        // In the store, the killed run's lease must expire first
+        // (RUNBOOK_STATE_LEASE_SECONDS=1): a resume refused meanwhile is not timed.
+        let mut tries = 0;
+        loop {
+            let start = Instant::now();
+            let resumed = run(&["resume", &id, "--no-progress"], None);
+            if resumed.success() {
+                times.push(start.elapsed());
+                break;
+            }
+            tries += 1;
+            assert!(state.is_some() && tries < 60, "the resume must succeed");
+            std::thread::sleep(Duration::from_millis(500));
+        }
         let _ = server.kill();
         let _ = server.wait();
     }
     let m = median(times.clone());
+    let place = if state.is_some() {
+        "from Blob Storage (Azurite)"
+    } else {
+        "from the local journal"
+    };
     println!(
-        "resume replaying {reads} recorded reads, whole process: median {m:.1?} (min {:.1?}, max {:.1?}; target < 1 s, ratio {:.2})",
+        "resume replaying {reads} recorded reads {place}, whole process: median {m:.1?} (min {:.1?}, max {:.1?}; target < 1 s, ratio {:.2})",
         times.iter().min().copied().unwrap_or_default(),
         times.iter().max().copied().unwrap_or_default(),
         m.as_secs_f64()
     );
 }
 
+/// The one run in `dir`'s project, as `runbook runs` lists it.
+fn run_id(binary: &Path, dir: &Path) -> String {
+    let out = Command::new(binary)
+        .args(["runs", "--format", "json"])
+        .current_dir(dir)
+        .stderr(Stdio::null())
+        .output()
+        .expect("runbook runs");
+    let runs: serde_json::Value = serde_json::from_slice(&out.stdout).expect("the runs as JSON");
+    runs[0]["id"].as_str().expect("a run").to_string()
+}
+
+/// Azurite on a free loopback port, in a temporary folder; killed on drop.
+struct Azurite(std::process::Child, #[allow(dead_code)] tempfile::TempDir);
+
+impl Azurite {
+    fn start() -> Option<(Azurite, u16)> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let deps = Command::new("bash")
+            .arg(root.join(".ci/deps"))
+            .arg("azurite")
+            .stderr(Stdio::null())
+            .output()
+            .ok()?;
+        let main = String::from_utf8_lossy(&deps.stdout)
+            .lines()
+            .last()?
+            .to_string();
+        let dir = tempfile::tempdir().ok()?;
+        let mut child = Command::new("node")
+            .arg(main)
+            .args(["--blobHost", "127.0.0.1", "--blobPort", "0", "--silent"])
+            .args(["--skipApiVersionCheck", "--disableTelemetry", "--loose"])
+            .arg("--location")
+            .arg(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let stdout = child.stdout.take()?;
+        let port = std::io::BufRead::lines(std::io::BufReader::new(stdout))
+            .map_while(Result::ok)
+            .find_map(|l| {
+                l.split("listens on http://127.0.0.1:")
+                    .nth(1)?
+                    .trim()
+                    .parse()
+                    .ok()
+            })?;
+        Some((Azurite(child, dir), port))
+    }
+}
+
+impl Drop for Azurite {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The fence's conditional read: 200 of them, each a round trip to the store.
+fn fence_figure() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    std::fs::write(
+        dir.path().join("runbook.toml"),
+        "[state]\nurl = \"az://bench-fence/bench\"\n",
+    )
+    .expect("write runbook.toml");
+    let store = runbook::journal::store::discover(Some(dir.path())).expect("the store opens");
+    store
+        .create_run(runbook::clock::Timestamp::from_system(
+            std::time::SystemTime::now(),
+        ))
+        .expect("the container is made");
+    let holder = runbook::journal::store::Holder {
+        run: "bench".into(),
+        user: "bench".into(),
+        host: "bench".into(),
+        pid: 1,
+        since: "now".into(),
+        target: "bench".into(),
+    };
+    let lock = store.lock("bench-vault", holder, false).expect("the lease");
+    let start = Instant::now();
+    for _ in 0..200 {
+        lock.fence().expect("the lease is ours");
+    }
+    println!(
+        "fence (a conditional read of the lease before each mutating request): {:.2?} each (200 in a row)",
+        start.elapsed() / 200
+    );
+}
+
 fn main() {
     overhead("2,000 reads", &reads(2_000), 1, 2_000, 2_000);
     overhead("500 failovers", &failovers(500), 500, 500, 1_500);
-    resume_figure();
+    resume_figure(None, 5);
+    let Some((azurite, port)) = Azurite::start() else {
+        println!("Blob Storage figures: skipped (`.ci/deps azurite` or node failed)");
+        return;
+    };
+    std::env::set_var("AZURE_STORAGE_USE_EMULATOR", "true");
+    std::env::set_var(
+        "AZURE_STORAGE_ENDPOINT",
+        format!("http://127.0.0.1:{port}/devstoreaccount1"),
+    );
+    std::env::set_var("RUNBOOK_STATE_LEASE_SECONDS", "1");
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    std::fs::write(
+        dir.path().join("runbook.toml"),
+        "[state]\nurl = \"az://bench-overhead/bench\"\n",
+    )
+    .expect("write runbook.toml");
+    println!("with the journal in Blob Storage (Azurite on loopback):");
+    overhead_in(dir.path(), "  2,000 reads", &reads(2_000), 1, 2_000, 2_000);
+    overhead_in(
+        dir.path(),
+        "  500 failovers",
+        &failovers(500),
+        500,
+        500,
+        1_500,
+    );
+    fence_figure();
+    resume_figure(Some("bench-resume"), 3);
+    drop(azurite);
 }

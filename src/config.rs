@@ -18,6 +18,13 @@ struct File {
     check: CheckSection,
     #[serde(default)]
     targets: std::collections::BTreeMap<String, crate::backend::azure::TargetConfig>,
+    state: Option<StateSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StateSection {
+    url: toml::Spanned<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -45,6 +52,9 @@ pub struct Config {
     pub time_limit: Option<std::time::Duration>,
     /// Real services runbooks can run against (`[targets.NAME]`).
     pub targets: std::collections::BTreeMap<String, crate::backend::azure::TargetConfig>,
+    /// Where runs' journals and locks are kept (`[state] url`); none: the project's
+    /// `.runbook/` folder.
+    pub state: Option<crate::journal::store::StateUrl>,
 }
 
 impl Config {
@@ -68,7 +78,7 @@ impl Config {
             span: e.span().map(Into::into),
             text: text.clone(),
             help: Some(
-                "runbook.toml knows `inventory = \"FILE\"`, `[simulator] speed = N`, `[check] time_limit = \"10s\"` and `[targets.NAME]` (subscription, resource_group, vault, api_version, endpoint, poll_min)".into(),
+                "runbook.toml knows `inventory = \"FILE\"`, `[simulator] speed = N`, `[check] time_limit = \"10s\"`, `[state] url = \"az://CONTAINER/PREFIX\"` and `[targets.NAME]` (subscription, resource_group, vault, api_version, endpoint, poll_min)".into(),
             ),
         })?;
         let at = |span: std::ops::Range<usize>, message: String| Error::Config {
@@ -109,12 +119,20 @@ impl Config {
                 });
             }
         }
+        let state = match &file.state {
+            Some(section) => Some(
+                crate::journal::store::StateUrl::parse(section.url.get_ref())
+                    .map_err(|m| at(section.url.span(), m))?,
+            ),
+            None => None,
+        };
         Ok(Config {
             path: Some(path.to_path_buf()),
             inventory: inventory.map(|(path, _)| path),
             speed: file.simulator.speed.map(|s| s.into_inner()),
             time_limit,
             targets: file.targets,
+            state,
         })
     }
 }

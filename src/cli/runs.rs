@@ -2,7 +2,7 @@
 //! `approve` and `report`.
 
 use crate::error::{exit, Error};
-use crate::journal::{self, runs};
+use crate::journal::{self, runs, store};
 use crate::report;
 use crate::run::{self, ResumeOptions};
 use clap::{Subcommand, ValueEnum};
@@ -34,6 +34,10 @@ pub enum RunCommand {
         /// A table, or JSON for tools.
         #[arg(long, value_enum, default_value = "text")]
         format: ListFormat,
+        /// Follow a live run's records as they are written, until it ends: the run named
+        /// (its id or a unique prefix), else the newest one that is running.
+        #[arg(long, value_name = "RUN", num_args = 0..=1, default_missing_value = "")]
+        watch: Option<String>,
     },
     /// Print one run's journal, record by record.
     Show {
@@ -103,16 +107,30 @@ pub fn dispatch(command: RunCommand, color: bool) -> Result<i32, Error> {
                 color,
             })
         }
-        RunCommand::Runs { project, format } => {
-            let project = runs::discover_project(project.as_deref())?;
-            let list = runs::list(&project);
+        RunCommand::Runs {
+            project,
+            format,
+            watch: Some(run),
+        } => {
+            let store = store::discover(project.as_deref())?;
+            let _ = format;
+            crate::report::watch::follow(
+                store.as_ref(),
+                Some(run.as_str()).filter(|r| !r.is_empty()),
+            )
+        }
+        RunCommand::Runs {
+            project, format, ..
+        } => {
+            let store = store::discover(project.as_deref())?;
+            let list = runs::list(store.as_ref())?;
             match format {
                 ListFormat::Json => outln!(
                     "{}",
                     serde_json::to_string_pretty(&list).unwrap_or_default()
                 ),
                 ListFormat::Text if list.is_empty() => {
-                    errln!("{}", runs::none_found(&project));
+                    errln!("{}", store.none_found());
                 }
                 ListFormat::Text => {
                     let mut table = crate::run::summary::plain_table(vec![
@@ -141,16 +159,17 @@ pub fn dispatch(command: RunCommand, color: bool) -> Result<i32, Error> {
             Ok(exit::OK)
         }
         RunCommand::Show { run, project } => {
-            let project = runs::discover_project(project.as_deref())?;
-            let (id, dir) = runs::find(&project, &run)?;
-            let loaded = journal::load(&dir.join(journal::FILE)).map_err(Error::Usage)?;
+            let store = store::discover(project.as_deref())?;
+            let id = runs::find(store.as_ref(), &run)?;
+            let loaded = store.load(&id).map_err(Error::Usage)?;
             out!("{}", report::show(&id, &loaded));
             Ok(exit::OK)
         }
         RunCommand::Approve { run, step, project } => {
-            let project = runs::discover_project(project.as_deref())?;
-            let (id, dir) = runs::find(&project, &run)?;
-            let given = journal::approvals::approve(&dir, &id, &step, &journal::operator())?;
+            let store = store::discover(project.as_deref())?;
+            let id = runs::find(store.as_ref(), &run)?;
+            let given =
+                journal::approvals::approve(store.as_ref(), &id, &step, &journal::operator())?;
             errln!(
                 "approved step {} of run {id} as {} at {}",
                 given.step,
@@ -165,9 +184,9 @@ pub fn dispatch(command: RunCommand, color: bool) -> Result<i32, Error> {
             format,
             output,
         } => {
-            let project = runs::discover_project(project.as_deref())?;
-            let (id, dir) = runs::find(&project, &run)?;
-            let loaded = journal::load(&dir.join(journal::FILE)).map_err(Error::Usage)?;
+            let store = store::discover(project.as_deref())?;
+            let id = runs::find(store.as_ref(), &run)?;
+            let loaded = store.load(&id).map_err(Error::Usage)?;
             let audit = report::Audit::of(&id, &loaded)?;
             let text = match format {
                 ReportFormat::Markdown => report::markdown(&audit),

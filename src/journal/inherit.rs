@@ -205,6 +205,9 @@ mod tests {
             records,
             good_len: 0,
             torn: 0,
+            running: false,
+            superseded: None,
+            holder: None,
         };
         let open = unfinished(&loaded);
         let shown: Vec<String> = open.iter().map(Unfinished::describe).collect();

@@ -8,22 +8,11 @@
 
 use super::runs::{create_private_dir, supersede};
 use crate::error::Error;
-use serde::{Deserialize, Serialize};
 use std::fs::{File, TryLockError};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
-/// Who holds a lock.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Holder {
-    pub run: String,
-    pub host: String,
-    pub pid: u32,
-    /// Wall clock, RFC 3339.
-    pub since: String,
-    /// The target as runbook.toml names it.
-    pub target: String,
-}
+pub use super::store::Holder;
 
 /// A held lock; released (and its holder cleared) on drop.
 #[derive(Debug)]
@@ -115,14 +104,14 @@ impl Lock {
             took_over,
         })
     }
+}
 
-    pub fn holder(&self) -> &Holder {
+impl super::store::Held for Lock {
+    fn holder(&self) -> &Holder {
         &self.holder
     }
 
-    /// The run whose stale lock this one took over, if it did: its jobs still in flight
-    /// are adopted rather than issued again.
-    pub fn took_over(&self) -> Option<&Holder> {
+    fn took_over(&self) -> Option<&Holder> {
         self.took_over.as_ref()
     }
 }
@@ -150,6 +139,7 @@ mod tests {
     fn holder(run: &str, pid: u32) -> Holder {
         Holder {
             run: run.into(),
+            user: "me".into(),
             host: super::super::hostname(),
             pid,
             since: "2026-11-26T00:00:00Z".into(),

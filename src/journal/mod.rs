@@ -11,15 +11,16 @@ pub mod approvals;
 pub mod inherit;
 pub mod lock;
 pub mod runs;
+pub mod store;
 
 use crate::backend::{BackendError, Item, JobInfo, Operation, OperationRequest, Site};
 use crate::clock::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
-use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use store::{Held, Sink, Store};
 
 /// The journal's file name in a run folder.
 pub const FILE: &str = "journal.jsonl";
@@ -239,6 +240,10 @@ pub struct Header {
     pub modules: Vec<ModuleHash>,
     /// The target of runbook.toml, or none for the embedded simulator.
     pub target: Option<String>,
+    /// The project folder on the machine that started the run: a resume from another
+    /// machine finds the runbook and its modules at the same places in its own project.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<PathBuf>,
     /// The vault the target named (endpoint, subscription, resource group, vault): a
     /// resume refuses to go on against another one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -253,6 +258,28 @@ pub struct Header {
     /// Wall-clock start, RFC 3339.
     pub started_wall: String,
     pub version: String,
+}
+
+impl Header {
+    /// Moves the runbook and its modules from the project the run started in to
+    /// `project` (the same files, on another machine).
+    pub fn rebase(&mut self, project: &Path) {
+        let Some(old) = self.project.clone().filter(|old| old != project) else {
+            return;
+        };
+        let moved = |path: &Path| -> PathBuf {
+            match path.strip_prefix(&old) {
+                Ok(rest) => project.join(rest),
+                Err(_) => path.to_path_buf(),
+            }
+        };
+        let runbook = moved(&self.runbook);
+        self.runbook = runbook;
+        for m in &mut self.modules {
+            m.path = m.path.as_deref().map(&moved);
+        }
+        self.project = Some(project.to_path_buf());
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -341,13 +368,19 @@ pub fn hostname() -> String {
 /// A journal read back: its records and what was dropped at its end.
 #[derive(Debug, Clone)]
 pub struct Loaded {
-    /// The journal file.
+    /// Where it was read: the journal file, or its place in the store.
     pub path: PathBuf,
     pub records: Vec<Record>,
     /// Length of the complete part of the file, in bytes.
     pub good_len: u64,
     /// Bytes after the last complete record (a torn line).
     pub torn: u64,
+    /// Whether a process runs it now (holds its journal's lock, or its vault's lease).
+    pub running: bool,
+    /// The run that took its lock over, if one did: it cannot be resumed.
+    pub superseded: Option<String>,
+    /// Who runs it, when the store can tell (the holder of its vault's lease).
+    pub holder: Option<String>,
 }
 
 impl Loaded {
@@ -400,7 +433,28 @@ pub fn load(path: &Path) -> Result<Loaded, String> {
         torn: bytes.len() as u64 - good_len,
         records,
         good_len,
+        running: runs::is_locked(path),
+        superseded: path.parent().and_then(runs::superseded_by),
+        holder: None,
     })
+}
+
+/// Reads journal lines that must all be whole (a segment or a record of a store whose
+/// writes are atomic), in order.
+pub(crate) fn parse_lines(bytes: &[u8], place: &str) -> Result<Vec<Record>, String> {
+    bytes
+        .split(|&b| b == b'\n')
+        .filter(|line| !line.is_empty())
+        .enumerate()
+        .map(|(i, line)| {
+            serde_json::from_slice::<Record>(line).map_err(|e| {
+                format!(
+                    "{place}: line {} is damaged ({e}); the journal cannot be trusted past it",
+                    i + 1
+                )
+            })
+        })
+        .collect()
 }
 
 /// Where a test stops the process (`RUNBOOK_CRASH_AT=<seq>:<before|torn|after>`): before
@@ -450,8 +504,14 @@ fn crash() -> ! {
 /// The journal of a running run: appends records and, on resume, hands out the answers of
 /// the previous attempts in order.
 pub struct Journal {
-    path: PathBuf,
-    file: RefCell<File>,
+    /// Where it is, for messages.
+    place: String,
+    sink: RefCell<Box<dyn Sink>>,
+    /// The store it is in (approvals go there too); none for a bare journal file.
+    store: Option<Arc<dyn Store>>,
+    /// The vault lock the run holds: checked before each record, and asked of the store
+    /// after each intent, before its request leaves.
+    fence: RefCell<Option<Arc<dyn Held>>>,
     next_seq: Cell<u64>,
     /// Records of earlier attempts not yet replayed (answers and descriptions).
     replay: RefCell<VecDeque<Record>>,
@@ -462,17 +522,62 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// Creates the journal of a new run in `dir` and writes its header.
+    /// Creates the journal of a new run in folder `dir` and writes its header.
     pub fn create(dir: &Path, header: Header, at: Timestamp) -> Result<Journal, String> {
         let path = dir.join(FILE);
-        let file = runs::create_private(&path)
-            .map_err(|e| format!("cannot create the journal {}: {e}", path.display()))?;
-        // Held while the run runs: how `runbook runs` tells a running run from a crashed one.
-        file.try_lock()
-            .map_err(|e| format!("cannot lock the journal {}: {e}", path.display()))?;
+        let sink = store::local::FileSink::create(&path)?;
+        Journal::start(
+            Box::new(sink),
+            crate::paths::display(&path),
+            None,
+            header,
+            at,
+        )
+    }
+
+    /// Opens the journal file at `path` (read as `loaded`) to resume it.
+    pub fn reopen(path: &Path, loaded: &Loaded, run: &str) -> Result<Journal, String> {
+        let sink = store::local::FileSink::reopen(path, loaded, run)?;
+        Ok(Journal::resume(
+            Box::new(sink),
+            crate::paths::display(path),
+            None,
+            loaded,
+            run,
+        ))
+    }
+
+    /// The journal of new run `id` in `store`, its header written.
+    pub fn create_in(
+        store: Arc<dyn Store>,
+        id: &str,
+        header: Header,
+        at: Timestamp,
+    ) -> Result<Journal, String> {
+        let sink = store.create_journal(id)?;
+        let place = store.journal_place(id);
+        Journal::start(sink, place, Some(store), header, at)
+    }
+
+    /// The journal of run `id` in `store` (read as `loaded`), to resume it.
+    pub fn reopen_in(store: Arc<dyn Store>, id: &str, loaded: &Loaded) -> Result<Journal, String> {
+        let sink = store.reopen_journal(id, loaded)?;
+        let place = store.journal_place(id);
+        Ok(Journal::resume(sink, place, Some(store), loaded, id))
+    }
+
+    fn start(
+        sink: Box<dyn Sink>,
+        place: String,
+        store: Option<Arc<dyn Store>>,
+        header: Header,
+        at: Timestamp,
+    ) -> Result<Journal, String> {
         let journal = Journal {
-            path,
-            file: RefCell::new(file),
+            place,
+            sink: RefCell::new(sink),
+            store,
+            fence: RefCell::new(None),
             next_seq: Cell::new(1),
             replay: RefCell::new(VecDeque::new()),
             broken: RefCell::new(None),
@@ -483,42 +588,14 @@ impl Journal {
         Ok(journal)
     }
 
-    /// Opens the journal of `loaded` to resume it: drops a torn last line, then replays the
-    /// answers of earlier attempts before new calls are made.
-    pub fn reopen(path: &Path, loaded: &Loaded, run: &str) -> Result<Journal, String> {
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(|e| format!("cannot open the journal {}: {e}", path.display()))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(format!(
-                    "run {run} is running in another process; it cannot be resumed twice"
-                ))
-            }
-            Err(std::fs::TryLockError::Error(e)) => {
-                return Err(format!("cannot lock the journal {}: {e}", path.display()))
-            }
-        }
-        // What was read before the lock may be out of date: only a journal that did not
-        // change since is trusted.
-        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-        if len != loaded.good_len + loaded.torn {
-            return Err(format!(
-                "the journal {} changed while it was read; run the resume again",
-                path.display()
-            ));
-        }
-        if loaded.torn > 0 {
-            file.set_len(loaded.good_len)
-                .and_then(|()| file.sync_all())
-                .map_err(|e| format!("cannot repair the journal {}: {e}", path.display()))?;
-        }
-        let mut file = file;
-        std::io::Seek::seek(&mut file, std::io::SeekFrom::End(0))
-            .map_err(|e| format!("cannot open the journal {}: {e}", path.display()))?;
+    /// Replays the answers of earlier attempts before new calls are made.
+    fn resume(
+        sink: Box<dyn Sink>,
+        place: String,
+        store: Option<Arc<dyn Store>>,
+        loaded: &Loaded,
+        run: &str,
+    ) -> Journal {
         let replay = loaded
             .records
             .iter()
@@ -530,19 +607,33 @@ impl Journal {
             })
             .cloned()
             .collect();
-        Ok(Journal {
-            path: path.to_path_buf(),
-            file: RefCell::new(file),
+        Journal {
+            place,
+            sink: RefCell::new(sink),
+            store,
+            fence: RefCell::new(None),
             next_seq: Cell::new(loaded.records.last().map_or(1, |r| r.seq + 1)),
             replay: RefCell::new(replay),
             broken: RefCell::new(None),
             run: run.to_string(),
             crash: CrashPoint::from_env(),
-        })
+        }
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// From now on, records are written only while `lock` is held, and each intent's
+    /// request leaves only after the store confirmed it still is.
+    pub fn fenced_by(&self, lock: Arc<dyn Held>) {
+        *self.fence.borrow_mut() = Some(lock);
+    }
+
+    /// The store the journal is in, if it is in one.
+    pub fn store(&self) -> Option<&Arc<dyn Store>> {
+        self.store.as_ref()
+    }
+
+    /// Where the journal is, for messages.
+    pub fn place(&self) -> &str {
+        &self.place
     }
 
     pub fn run(&self) -> &str {
@@ -584,12 +675,19 @@ impl Journal {
         None
     }
 
-    /// Writes a record and syncs it to disk. Returns its sequence number.
+    /// Writes a record and makes it durable (synced to disk, or stored). Returns its
+    /// sequence number. An intent is followed by the fence: its request may leave only
+    /// when the run's lock is still its own.
     pub fn append(&self, at: Timestamp, entry: Entry) -> Result<u64, String> {
         if let Some(why) = self.broken() {
             return Err(why);
         }
+        let fence = self.fence.borrow().clone();
+        if let Some(Err(why)) = fence.as_ref().map(|f| f.check()) {
+            return Err(self.break_with(why));
+        }
         let seq = self.next_seq.get();
+        let intent = matches!(entry, Entry::Intent { .. });
         let record = Record { seq, at, entry };
         let mut line = serde_json::to_vec(&record).map_err(|e| e.to_string())?;
         line.push(b'\n');
@@ -597,28 +695,38 @@ impl Journal {
         if phase == Some(Phase::Before) {
             crash();
         }
-        let mut file = self.file.borrow_mut();
+        let mut sink = self.sink.borrow_mut();
         if phase == Some(Phase::Torn) {
-            let _ = file.write_all(&line[..line.len() / 2]);
-            let _ = file.sync_data();
+            sink.write_torn(seq, &line);
             crash();
         }
         let written = if phase == Some(Phase::Full) {
-            Err(std::io::Error::from(std::io::ErrorKind::StorageFull))
+            Err(format!(
+                "the journal {} cannot be written: {}",
+                self.place,
+                std::io::Error::from(std::io::ErrorKind::StorageFull)
+            ))
         } else {
-            file.write_all(&line).and_then(|()| file.sync_data())
+            sink.write(seq, &line)
         };
-        drop(file);
-        if let Err(e) = written {
-            let why = format!("the journal {} cannot be written: {e}", self.path.display());
-            *self.broken.borrow_mut() = Some(why.clone());
-            return Err(why);
+        drop(sink);
+        if let Err(why) = written {
+            return Err(self.break_with(why));
         }
         self.next_seq.set(seq + 1);
         if phase == Some(Phase::After) {
             crash();
         }
+        if let (true, Some(fence)) = (intent, fence) {
+            fence.fence().map_err(|why| self.break_with(why))?;
+        }
         Ok(seq)
+    }
+
+    /// Nothing more is written: `why`.
+    fn break_with(&self, why: String) -> String {
+        *self.broken.borrow_mut() = Some(why.clone());
+        why
     }
 
     /// Writes a descriptive record, unless it is being replayed: while earlier attempts'
@@ -653,6 +761,7 @@ impl Journal {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     fn header(run: &str) -> Header {
         Header {
@@ -661,6 +770,7 @@ mod tests {
             sha256: sha256(b"x"),
             modules: Vec::new(),
             target: None,
+            project: None,
             vault: None,
             inventory: None,
             speed: Some(1.0),

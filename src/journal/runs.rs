@@ -2,7 +2,8 @@
 //! `runbook.toml`, else the runbook's own folder). A run folder holds the journal and the
 //! approvals given with `runbook approve`; everything in it is readable only by its owner.
 
-use super::{load, Entry, Header, Loaded, Record, RunState, FILE};
+use super::store::Store;
+use super::{Entry, Header, Loaded, RunState, FILE};
 use crate::clock::Timestamp;
 use crate::error::Error;
 use std::fs::File;
@@ -38,12 +39,9 @@ pub fn discover_project(given: Option<&Path>) -> Result<PathBuf, Error> {
     Ok(here)
 }
 
-/// `--project DIR` for a command about the run in `run_dir`, unless the current folder
+/// `--project DIR` for a command about a run of `project`, unless the current folder
 /// finds that project by itself.
-pub fn project_arg(run_dir: &Path) -> String {
-    let Some(project) = run_dir.ancestors().nth(3) else {
-        return String::new();
-    };
+pub fn project_arg(project: &Path) -> String {
     if discover_project(None).ok().as_deref() == Some(project) {
         String::new()
     } else {
@@ -102,28 +100,8 @@ pub fn create_run(project: &Path, now: Timestamp) -> Result<(String, PathBuf), E
             io_reason(&e)
         ))
     })?;
-    let stamp = now.rfc3339();
-    let digits: String = stamp
-        .chars()
-        .filter(char::is_ascii_digit)
-        .take(14)
-        .collect();
     for attempt in 0..100u32 {
-        let salt = super::sha256(
-            format!(
-                "{}/{}/{attempt}/{:?}",
-                std::process::id(),
-                now.0,
-                std::time::Instant::now()
-            )
-            .as_bytes(),
-        );
-        let id = format!(
-            "{}-{}-{}",
-            &digits[..8.min(digits.len())],
-            &digits[8.min(digits.len())..],
-            &salt[..4]
-        );
+        let id = new_id(now, attempt);
         let dir = runs.join(&id);
         match std::fs::DirBuilder::new().create(&dir) {
             Ok(()) => {
@@ -153,6 +131,33 @@ pub fn create_run(project: &Path, now: Timestamp) -> Result<(String, PathBuf), E
     Err(Error::Usage("cannot find a free run id".into()))
 }
 
+/// A fresh run id for `now`: `YYYYMMDD-HHMMSS-xxxx`, the last part from this process,
+/// the moment and `attempt`.
+pub fn new_id(now: Timestamp, attempt: u32) -> String {
+    let stamp = now.rfc3339();
+    let digits: String = stamp
+        .chars()
+        .filter(char::is_ascii_digit)
+        .take(14)
+        .collect();
+    let salt = super::sha256(
+        format!(
+            "{}/{}/{attempt}/{:?}/{:?}",
+            std::process::id(),
+            now.0,
+            std::time::Instant::now(),
+            std::time::SystemTime::now()
+        )
+        .as_bytes(),
+    );
+    format!(
+        "{}-{}-{}",
+        &digits[..8.min(digits.len())],
+        &digits[8.min(digits.len())..],
+        &salt[..4]
+    )
+}
+
 /// Removes the folder of a run that never started (nothing in it but what its start wrote),
 /// and `.runbook/runs/` and `.runbook/` of `project` when that leaves them empty.
 pub fn discard(project: &Path, dir: &Path) {
@@ -176,29 +181,28 @@ fn io_reason(e: &std::io::Error) -> String {
     }
 }
 
-/// Finds run `id` (or a unique prefix of one) in the project.
-pub fn find(project: &Path, id: &str) -> Result<(String, PathBuf), Error> {
-    let runs = runs_dir(project);
+/// Finds run `id` (or a unique prefix of one) in `store`.
+pub fn find(store: &dyn Store, id: &str) -> Result<String, Error> {
     if id.is_empty() || id.contains(['/', '\\']) || id.starts_with('.') {
         return Err(Error::Usage(format!("`{id}` is not a run id")));
     }
-    let exact = runs.join(id);
-    if exact.join(FILE).is_file() {
-        return Ok((id.to_string(), exact));
+    let ids = store.ids()?;
+    if ids.iter().any(|r| r == id) {
+        return Ok(id.to_string());
     }
-    let matches: Vec<String> = ids(project)
-        .into_iter()
-        .filter(|r| r.starts_with(id))
-        .collect();
+    let matches: Vec<&String> = ids.iter().filter(|r| r.starts_with(id)).collect();
     match matches.as_slice() {
-        [one] => Ok((one.clone(), runs.join(one))),
+        [one] => Ok(one.to_string()),
         [] => Err(Error::Usage(format!(
             "no run `{id}` in {} (see `runbook runs`)",
-            crate::paths::display(&runs)
+            store.describe()
         ))),
         many => Err(Error::Usage(format!(
             "`{id}` names several runs: {}",
-            many.join(", ")
+            many.iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ))),
     }
 }
@@ -230,7 +234,7 @@ pub struct Summary {
 }
 
 /// Whether a process holds the journal's lock: its run is running.
-fn is_locked(path: &Path) -> bool {
+pub(crate) fn is_locked(path: &Path) -> bool {
     let Ok(file) = File::open(path) else {
         return false;
     };
@@ -243,7 +247,7 @@ fn is_locked(path: &Path) -> bool {
 /// Where a run stands, from its journal: how its last attempt ended, or whether its
 /// process still runs.
 pub fn state_of(loaded: &Loaded) -> String {
-    if let Some(by) = loaded.path.parent().and_then(superseded_by) {
+    if let Some(by) = &loaded.superseded {
         return format!("superseded by run {by}");
     }
     let mut end = None;
@@ -264,7 +268,7 @@ pub fn state_of(loaded: &Loaded) -> String {
         Some(RunState::Succeeded) => "succeeded".into(),
         Some(RunState::Failed) => format!("failed{resumable}"),
         Some(RunState::Interrupted) => format!("interrupted{resumable}"),
-        None if is_locked(&loaded.path) => "running".into(),
+        None if loaded.running => "running".into(),
         None => format!("crashed{resumable}"),
     }
 }
@@ -298,26 +302,24 @@ pub fn none_found(project: &Path) -> String {
     out
 }
 
-/// Every run of the project, oldest first. Unreadable journals are listed as such.
-pub fn list(project: &Path) -> Vec<Summary> {
-    ids(project)
+/// Every run in `store`, oldest first. Unreadable journals are listed as such.
+pub fn list(store: &dyn Store) -> Result<Vec<Summary>, Error> {
+    Ok(store
+        .ids()?
         .into_iter()
-        .map(|id| {
-            let path = runs_dir(project).join(&id).join(FILE);
-            match load(&path) {
-                Ok(loaded) => summarize(&id, &loaded),
-                Err(e) => Summary {
-                    id,
-                    runbook: String::new(),
-                    target: String::new(),
-                    operator: String::new(),
-                    started: String::new(),
-                    state: format!("unreadable: {e}"),
-                    operations: 0,
-                },
-            }
+        .map(|id| match store.load(&id) {
+            Ok(loaded) => summarize(&id, &loaded),
+            Err(e) => Summary {
+                id,
+                runbook: String::new(),
+                target: String::new(),
+                operator: String::new(),
+                started: String::new(),
+                state: format!("unreadable: {e}"),
+                operations: 0,
+            },
         })
-        .collect()
+        .collect())
 }
 
 pub fn summarize(id: &str, loaded: &Loaded) -> Summary {
@@ -337,11 +339,4 @@ pub fn summarize(id: &str, loaded: &Loaded) -> Summary {
             .filter(|r| matches!(r.entry, Entry::Intent { .. }))
             .count(),
     }
-}
-
-/// Records of a run, for `show` and `report`.
-pub fn records(dir: &Path) -> Result<Vec<Record>, Error> {
-    load(&dir.join(FILE))
-        .map(|l| l.records)
-        .map_err(Error::Usage)
 }

@@ -7,6 +7,7 @@ mod forms;
 mod html;
 mod markdown;
 mod show;
+pub mod watch;
 
 use forms::{lists, summary, tables};
 

@@ -2,7 +2,7 @@
 
 use super::clock;
 use crate::clock::{human, Timestamp};
-use crate::journal::{Answer, Entry, Loaded, StepOutcome, Waited};
+use crate::journal::{Answer, Entry, Loaded, Record, StepOutcome, Waited};
 use std::fmt::Write as _;
 
 /// The journal, one line per record, for `runbook show`.
@@ -11,127 +11,7 @@ pub fn show(id: &str, loaded: &Loaded) -> String {
     let origin = loaded.records.first().map_or(Timestamp(0), |r| r.at);
     let _ = writeln!(out, "run {id}: {}", crate::journal::runs::state_of(loaded));
     for r in &loaded.records {
-        let at = clock(r.at.since(origin).as_secs());
-        let what = match &r.entry {
-            Entry::Start(h) => format!(
-                "start {} on {} by {} (pid {} on {}), sha256 {}",
-                crate::paths::display(&h.runbook),
-                h.target.as_deref().unwrap_or("the embedded simulator"),
-                h.operator,
-                h.pid,
-                h.host,
-                h.sha256.chars().take(12).collect::<String>()
-            ),
-            Entry::Resumed {
-                operator,
-                pid,
-                changed,
-                dropped_bytes,
-                ..
-            } => format!(
-                "resumed by {operator} (pid {pid}){}{}",
-                if changed.is_empty() {
-                    String::new()
-                } else {
-                    format!(", changed: {}", changed.join(", "))
-                },
-                if *dropped_bytes > 0 {
-                    format!(", dropped a torn record of {dropped_bytes} bytes")
-                } else {
-                    String::new()
-                }
-            ),
-            Entry::Read { call, key, answer } => format!(
-                "read {call} {key}: {}",
-                match answer {
-                    Answer::Ok(_) => "ok".to_string(),
-                    Answer::Err(e) => e.to_string(),
-                }
-            ),
-            Entry::Intent {
-                vm,
-                operation,
-                job,
-                line,
-                ..
-            } => format!(
-                "INTENT {} of {vm}{}",
-                job.as_ref()
-                    .map_or_else(|| operation.clone(), |j| format!("cancel of job {j}")),
-                line.as_ref()
-                    .map(|l| format!(" at {l}"))
-                    .unwrap_or_default()
-            ),
-            Entry::Issued {
-                intent,
-                answer,
-                settled,
-            } => format!(
-                "issued (record {intent}){}: {}",
-                if *settled {
-                    ", settled after a crash"
-                } else {
-                    ""
-                },
-                match answer {
-                    Answer::Ok(j) => format!("job {} {}", j.id, j.state),
-                    Answer::Err(e) => e.to_string(),
-                }
-            ),
-            Entry::Waited { jobs, outcome, .. } => format!(
-                "waited for {} job(s): {}",
-                jobs.len(),
-                match outcome {
-                    Waited::Done(done) => done
-                        .iter()
-                        .map(|j| format!("{} {} {}", j.operation, j.vm, j.state))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    Waited::TimedOut(_) => "timed out".into(),
-                    Waited::Failed(e) => e.to_string(),
-                }
-            ),
-            Entry::Step {
-                number,
-                title,
-                outcome,
-                answered_wall,
-                waited_real_seconds,
-                ..
-            } => format!(
-                "manual step {number} `{title}`: {}{}",
-                match outcome {
-                    StepOutcome::Approved { by } => format!("approved by {by}"),
-                    StepOutcome::TimedOut => "timed out".into(),
-                },
-                match (answered_wall, waited_real_seconds) {
-                    (Some(wall), Some(waited)) => format!(
-                        " at {wall} on the wall clock, after {} of real time",
-                        human(std::time::Duration::from_secs(*waited))
-                    ),
-                    _ => String::new(),
-                }
-            ),
-            Entry::Verified { vm, site, what } => {
-                format!("verified {vm} on the {} site: {what}", site.as_str())
-            }
-            Entry::Note { text } => format!("note: {text}"),
-            Entry::Skipped {
-                vm,
-                operation,
-                reason,
-                ..
-            } => format!("SKIPPED {operation} of {vm}: {reason}; nothing was issued"),
-            Entry::End { state, failure, .. } => format!(
-                "end: {}{}",
-                state.as_str(),
-                failure
-                    .as_ref()
-                    .map(|f| format!(" ({f})"))
-                    .unwrap_or_default()
-            ),
-        };
-        let _ = writeln!(out, "{:>5} {at} {what}", r.seq);
+        let _ = writeln!(out, "{}", line(r, origin));
     }
     if loaded.torn > 0 {
         let _ = writeln!(
@@ -141,4 +21,129 @@ pub fn show(id: &str, loaded: &Loaded) -> String {
         );
     }
     out
+}
+
+/// One record as `runbook show` prints it, its time counted from `origin` (the run's start).
+pub(crate) fn line(r: &Record, origin: Timestamp) -> String {
+    let at = clock(r.at.since(origin).as_secs());
+    let what = match &r.entry {
+        Entry::Start(h) => format!(
+            "start {} on {} by {} (pid {} on {}), sha256 {}",
+            crate::paths::display(&h.runbook),
+            h.target.as_deref().unwrap_or("the embedded simulator"),
+            h.operator,
+            h.pid,
+            h.host,
+            h.sha256.chars().take(12).collect::<String>()
+        ),
+        Entry::Resumed {
+            operator,
+            pid,
+            changed,
+            dropped_bytes,
+            ..
+        } => format!(
+            "resumed by {operator} (pid {pid}){}{}",
+            if changed.is_empty() {
+                String::new()
+            } else {
+                format!(", changed: {}", changed.join(", "))
+            },
+            if *dropped_bytes > 0 {
+                format!(", dropped a torn record of {dropped_bytes} bytes")
+            } else {
+                String::new()
+            }
+        ),
+        Entry::Read { call, key, answer } => format!(
+            "read {call} {key}: {}",
+            match answer {
+                Answer::Ok(_) => "ok".to_string(),
+                Answer::Err(e) => e.to_string(),
+            }
+        ),
+        Entry::Intent {
+            vm,
+            operation,
+            job,
+            line,
+            ..
+        } => format!(
+            "INTENT {} of {vm}{}",
+            job.as_ref()
+                .map_or_else(|| operation.clone(), |j| format!("cancel of job {j}")),
+            line.as_ref()
+                .map(|l| format!(" at {l}"))
+                .unwrap_or_default()
+        ),
+        Entry::Issued {
+            intent,
+            answer,
+            settled,
+        } => format!(
+            "issued (record {intent}){}: {}",
+            if *settled {
+                ", settled after a crash"
+            } else {
+                ""
+            },
+            match answer {
+                Answer::Ok(j) => format!("job {} {}", j.id, j.state),
+                Answer::Err(e) => e.to_string(),
+            }
+        ),
+        Entry::Waited { jobs, outcome, .. } => format!(
+            "waited for {} job(s): {}",
+            jobs.len(),
+            match outcome {
+                Waited::Done(done) => done
+                    .iter()
+                    .map(|j| format!("{} {} {}", j.operation, j.vm, j.state))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                Waited::TimedOut(_) => "timed out".into(),
+                Waited::Failed(e) => e.to_string(),
+            }
+        ),
+        Entry::Step {
+            number,
+            title,
+            outcome,
+            answered_wall,
+            waited_real_seconds,
+            ..
+        } => format!(
+            "manual step {number} `{title}`: {}{}",
+            match outcome {
+                StepOutcome::Approved { by } => format!("approved by {by}"),
+                StepOutcome::TimedOut => "timed out".into(),
+            },
+            match (answered_wall, waited_real_seconds) {
+                (Some(wall), Some(waited)) => format!(
+                    " at {wall} on the wall clock, after {} of real time",
+                    human(std::time::Duration::from_secs(*waited))
+                ),
+                _ => String::new(),
+            }
+        ),
+        Entry::Verified { vm, site, what } => {
+            format!("verified {vm} on the {} site: {what}", site.as_str())
+        }
+        Entry::Note { text } => format!("note: {text}"),
+        Entry::Skipped {
+            vm,
+            operation,
+            reason,
+            ..
+        } => format!("SKIPPED {operation} of {vm}: {reason}; nothing was issued"),
+        Entry::End { state, failure, .. } => format!(
+            "end: {}{}",
+            state.as_str(),
+            failure
+                .as_ref()
+                .map(|f| format!(" ({f})"))
+                .unwrap_or_default()
+        ),
+    };
+    format!("{:>5} {at} {what}", r.seq)
 }

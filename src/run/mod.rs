@@ -92,11 +92,23 @@ pub struct Outcome {
 }
 
 /// Where a run's journal is.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RunRef {
     pub id: String,
+    /// The run's folder in `.runbook/runs/` (with the local store).
     pub dir: PathBuf,
     pub project: PathBuf,
+    /// Where its journal, lock and approvals are kept.
+    pub store: Arc<dyn journal::store::Store>,
+}
+
+impl std::fmt::Debug for RunRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunRef")
+            .field("id", &self.id)
+            .field("journal", &self.store.journal_place(&self.id))
+            .finish()
+    }
 }
 
 impl RunRef {
@@ -107,7 +119,12 @@ impl RunRef {
 
     /// `--project DIR` when the current folder would not find the run's project.
     pub fn project_arg(&self) -> String {
-        journal::runs::project_arg(&self.dir)
+        journal::runs::project_arg(&self.project)
+    }
+
+    /// Where the run's journal is, for messages.
+    pub fn journal_place(&self) -> String {
+        self.store.journal_place(&self.id)
     }
 }
 
@@ -279,12 +296,20 @@ fn start(
         // The id says when the run happened on the wall clock, so `runbook runs` sorts runs
         // in the order they were made; a simulated run's own times stay in its journal.
         let now = crate::clock::Timestamp::from_system(std::time::SystemTime::now());
-        let (id, dir) = journal::runs::create_run(&project, now)?;
+        let store = journal::store::open(&project, config)?;
+        let id = store.create_run(now)?;
+        let dir = journal::runs::runs_dir(&project).join(&id);
         Some(Journaling {
-            run: RunRef { id, dir, project },
+            run: RunRef {
+                id,
+                dir,
+                project,
+                store,
+            },
             resume: None,
             announce: false,
             inherited: Vec::new(),
+            lock: None,
         })
     } else {
         None
@@ -296,7 +321,7 @@ fn start(
 /// has errors, its journal could not be opened), so no empty run is left behind.
 fn discard_new(journaling: Option<&Journaling>) {
     if let Some(j) = journaling.filter(|j| j.resume.is_none()) {
-        journal::runs::discard(&j.run.project, &j.run.dir);
+        j.run.store.discard(&j.run.id);
     }
 }
 
@@ -309,6 +334,8 @@ struct Journaling {
     /// What the run whose stale lock this one took over left unfinished: adopted, not
     /// issued again.
     inherited: Vec<journal::inherit::Unfinished>,
+    /// The vault lock the run holds: its journal is written only while it does.
+    lock: Option<Arc<dyn journal::store::Held>>,
 }
 
 struct Resume {
@@ -331,42 +358,50 @@ fn run_with(
     let folder = crate::paths::folder_of(&opts.path);
     let speed = venue.speed;
     let locked = venue.identity.as_ref().map(|identity| {
-        journal::lock::Lock::acquire(
-            &journaling.as_ref().map_or_else(
-                || journal::runs::project_of(None, &opts.path),
-                |j| j.run.project.clone(),
+        let holder = journal::lock::Holder {
+            run: journaling.as_ref().map_or_else(
+                || format!("unjournaled-{}", std::process::id()),
+                |j| j.run.id.clone(),
             ),
-            identity,
-            journal::lock::Holder {
-                run: journaling.as_ref().map_or_else(
-                    || format!("unjournaled-{}", std::process::id()),
-                    |j| j.run.id.clone(),
-                ),
-                host: journal::hostname(),
-                pid: std::process::id(),
-                since: crate::clock::Timestamp::from_system(std::time::SystemTime::now()).rfc3339(),
-                target: opts.target.clone().unwrap_or_default(),
-            },
-            opts.take_over,
-        )
+            user: journal::operator(),
+            host: journal::hostname(),
+            pid: std::process::id(),
+            since: crate::clock::Timestamp::from_system(std::time::SystemTime::now()).rfc3339(),
+            target: opts.target.clone().unwrap_or_default(),
+        };
+        match &journaling {
+            Some(j) => j.run.store.lock(identity, holder, opts.take_over),
+            None => journal::store::Store::lock(
+                &journal::store::local::LocalStore::new(&journal::runs::project_of(
+                    None, &opts.path,
+                )),
+                identity,
+                holder,
+                opts.take_over,
+            ),
+        }
     });
-    let _lock = match locked.transpose() {
+    let lock = match locked.transpose() {
         Ok(lock) => lock,
         Err(e) => {
             discard_new(journaling.as_ref());
             return Err(e);
         }
     };
-    if let (Some(stale), Some(j)) = (
-        _lock.as_ref().and_then(journal::lock::Lock::took_over),
-        journaling.as_mut(),
-    ) {
-        j.inherited = inherited_from(&j.run.project, &stale.run);
+    if let Some(j) = journaling.as_mut() {
+        if let Some(stale) = lock.as_ref().and_then(|l| l.took_over()) {
+            j.inherited = inherited_from(j.run.store.as_ref(), &stale.run);
+        }
+        j.lock = lock.clone();
     }
     if interactive {
         errln!("{}", venue.banner.replace("{name}", &name));
     }
     let token = CancellationToken::new();
+    if let Some(lock) = &lock {
+        // A lease lost to another machine stops new operations, as Ctrl-C does.
+        lock.watch(token.clone());
+    }
     if interactive {
         let resume = journaling
             .as_ref()
@@ -392,15 +427,17 @@ fn run_with(
             Error::Internal("the run stopped unexpectedly (a bug: please report it)".into())
         })??;
     rt.shutdown_timeout(Duration::from_millis(100));
+    drop(lock);
     Ok((outcome, speed))
 }
 
 /// What run `id` (whose stale lock was taken over) left in flight, said to the operator: its
 /// jobs are adopted when the runbook reaches them, not issued again.
-fn inherited_from(project: &Path, id: &str) -> Vec<journal::inherit::Unfinished> {
-    let loaded = journal::runs::find(project, id)
-        .ok()
-        .and_then(|(_, dir)| journal::load(&dir.join(journal::FILE)).ok());
+fn inherited_from(
+    store: &dyn journal::store::Store,
+    id: &str,
+) -> Vec<journal::inherit::Unfinished> {
+    let loaded = store.load(id).ok();
     let Some(loaded) = loaded else {
         errln!("took over the lock of run {id}, whose journal cannot be read: jobs it left in flight cannot be adopted; check the vault's job list");
         return Vec::new();
@@ -467,9 +504,12 @@ fn open_journal(
     venue: &Venue,
     now: crate::clock::Timestamp,
 ) -> Result<Rc<journal::Journal>, String> {
-    let path = j.run.dir.join(journal::FILE);
+    let store = j.run.store.clone();
     if let Some(resume) = &j.resume {
-        let journal = journal::Journal::reopen(&path, &resume.loaded, &j.run.id)?;
+        let journal = journal::Journal::reopen_in(store, &j.run.id, &resume.loaded)?;
+        if let Some(lock) = &j.lock {
+            journal.fenced_by(lock.clone());
+        }
         journal.append(
             now,
             journal::Entry::Resumed {
@@ -496,6 +536,7 @@ fn open_journal(
             })
             .collect(),
         target: opts.target.clone(),
+        project: Some(j.run.project.clone()),
         vault: venue.identity.clone(),
         inventory: venue.inventory.as_ref().map(|i| i.origin.clone()),
         speed: venue.speed.is_finite().then_some(venue.speed),
@@ -505,7 +546,11 @@ fn open_journal(
         started_wall: crate::clock::Timestamp::from_system(std::time::SystemTime::now()).rfc3339(),
         version: env!("CARGO_PKG_VERSION").to_string(),
     };
-    journal::Journal::create(&j.run.dir, header, now).map(Rc::new)
+    let journal = journal::Journal::create_in(store, &j.run.id, header, now)?;
+    if let Some(lock) = &j.lock {
+        journal.fenced_by(lock.clone());
+    }
+    Ok(Rc::new(journal))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -615,11 +660,7 @@ fn execute(
                     Error::Usage(format!("{e}; nothing was run"))
                 })?;
             if j.announce {
-                errln!(
-                    "run {} (journal {})",
-                    j.run.id,
-                    crate::paths::display(&j.run.dir.join(journal::FILE))
-                );
+                errln!("run {} (journal {})", j.run.id, j.run.journal_place());
             }
             Some(journal)
         }
@@ -730,7 +771,7 @@ fn report(outcome: &Outcome, opts: &RunOptions, speed: f64) -> i32 {
         errln!(
             "run {}: journal {}; audit record: runbook report {}{}",
             run.id,
-            crate::paths::display(&run.dir.join(journal::FILE)),
+            run.journal_place(),
             run.id,
             run.project_arg()
         );
@@ -762,10 +803,12 @@ pub struct ResumeOptions {
 
 /// Resumes a run that crashed or was interrupted; returns the exit code.
 pub fn resume(opts: &ResumeOptions) -> Result<i32, Error> {
-    let project = journal::runs::discover_project(opts.project.as_deref())?;
-    let (id, dir) = journal::runs::find(&project, &opts.run)?;
-    let loaded = journal::load(&dir.join(journal::FILE)).map_err(Error::Usage)?;
-    let header = loaded.header().cloned().ok_or_else(|| {
+    let store = journal::store::discover(opts.project.as_deref())?;
+    let project = store.project().to_path_buf();
+    let id = journal::runs::find(store.as_ref(), &opts.run)?;
+    let dir = journal::runs::runs_dir(&project).join(&id);
+    let loaded = store.load(&id).map_err(Error::Usage)?;
+    let mut header = loaded.header().cloned().ok_or_else(|| {
         Error::Usage(format!(
             "run {id} has no header record; it cannot be resumed"
         ))
@@ -777,9 +820,12 @@ pub fn resume(opts: &ResumeOptions) -> Result<i32, Error> {
             )))
         }
         "running" => {
-            return Err(Error::Usage(format!(
+            return Err(Error::Usage(match &loaded.holder {
+                Some(holder) => journal::store::lease::still_running(holder, &id),
+                None => format!(
                 "run {id} is still running (see `runbook show {id}`); it cannot be resumed twice"
-            )))
+            ),
+            }))
         }
         _ => {}
     }
@@ -788,6 +834,8 @@ pub fn resume(opts: &ResumeOptions) -> Result<i32, Error> {
             "run {id} ran on the embedded simulator, whose state ended with its process; it cannot be resumed. Start a new run (its journal stays for `runbook report {id}`)"
         )));
     };
+    // From another machine, the run's files are where this project has them.
+    header.rebase(&project);
     let changed = changed_files(&header);
     if !changed.is_empty() && !opts.allow_changed {
         return Err(Error::Usage(format!(
@@ -817,7 +865,7 @@ pub fn resume(opts: &ResumeOptions) -> Result<i32, Error> {
             header.vault.as_deref().unwrap_or_default()
         )));
     }
-    if let Some(by) = journal::runs::superseded_by(&dir) {
+    if let Some(by) = &loaded.superseded {
         return Err(Error::Usage(format!(
             "run {id} cannot be resumed: run {by} took over its lock and went on in its place"
         )));
@@ -844,10 +892,16 @@ pub fn resume(opts: &ResumeOptions) -> Result<i32, Error> {
             .count()
     );
     let journaling = Journaling {
-        run: RunRef { id, dir, project },
+        run: RunRef {
+            id,
+            dir,
+            project,
+            store,
+        },
         resume: Some(Resume { loaded, changed }),
         announce: false,
         inherited: Vec::new(),
+        lock: None,
     };
     let begin = Start {
         rt: runtime()?,

@@ -28,4 +28,5 @@ mod rules;
 mod runbooks;
 mod runs;
 mod shell;
+mod team;
 mod whatif;

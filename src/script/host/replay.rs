@@ -313,7 +313,7 @@ impl Host {
         self.refuse(
             ctx,
             Finding::new(Code::Refused, format!("{what} was not issued: {why}"))
-                .help("free the disk (or fix the folder's permissions), then `runbook resume` the run; jobs already started go on in the service"),
+                .help("free the disk (or fix the folder's permissions, or let the state store be reached again), then `runbook resume` the run; jobs already started go on in the service"),
         )
     }
 

@@ -8,7 +8,6 @@ use crate::diagnostics::{Code, Finding};
 use crate::journal::{Entry, Record, StepOutcome};
 use crate::script::observer::{StepAnswer, StepRequest};
 use rhai::Dynamic;
-use std::path::Path;
 use std::time::Duration;
 
 /// How long a manual step waits without a timeout option.
@@ -158,11 +157,9 @@ impl Host {
         instructions: Option<&str>,
         timeout: Duration,
     ) -> StepAnswer {
-        let folder = self
-            .journal
-            .as_ref()
-            .and_then(|j| j.path().parent().map(Path::to_path_buf));
-        let external = |dir: &Path| crate::journal::approvals::given(dir, number).map(|g| g.by);
+        let store = self.journal.as_ref().and_then(|j| j.store().cloned());
+        let run = self.journal.as_ref().map(|j| j.run().to_string());
+        let polled = std::cell::Cell::new(None::<std::time::Instant>);
         let poll;
         let mut request = StepRequest {
             number,
@@ -172,21 +169,31 @@ impl Host {
             external: None,
             approve_command: None,
         };
-        if let (Some(dir), Some(j)) = (&folder, &self.journal) {
-            if let Err(e) = crate::journal::approvals::set_waiting(dir, number, title) {
+        let waiting = crate::journal::approvals::Waiting::here(number, title);
+        if let (Some(store), Some(run)) = (&store, &run) {
+            if let Err(e) = store.set_waiting(run, &waiting) {
                 tracing::warn!("cannot say which step the run waits at: {e}");
             }
-            poll = move || external(dir);
+            // A store across the network is asked at most once per its poll interval.
+            poll = move || {
+                let due = polled
+                    .get()
+                    .is_none_or(|at| at.elapsed() >= store.approval_poll());
+                if !due {
+                    return None;
+                }
+                polled.set(Some(std::time::Instant::now()));
+                store.approval(run, number).map(|g| g.by)
+            };
             request.external = Some(&poll);
             request.approve_command = Some(format!(
-                "runbook approve {} {number}{}",
-                j.run(),
-                crate::journal::runs::project_arg(dir)
+                "runbook approve {run} {number}{}",
+                crate::journal::runs::project_arg(store.project())
             ));
         }
         let answer = self.observer.step(&request);
-        if let Some(dir) = &folder {
-            crate::journal::approvals::clear_waiting(dir);
+        if let (Some(store), Some(run)) = (&store, &run) {
+            store.clear_waiting(run, &waiting);
         }
         answer
     }
