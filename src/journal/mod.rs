@@ -459,7 +459,7 @@ pub(crate) fn parse_lines(bytes: &[u8], place: &str) -> Result<Vec<Record>, Stri
 
 /// Where a test stops the process (`RUNBOOK_CRASH_AT=<seq>:<before|torn|after>`): before
 /// record `seq` is written, with half of it written, or right after it was synced; or
-/// where writing fails as on a full disk (`<seq>:full`).
+/// where writing fails as on a full disk (`<seq>:full`); or paused right after it (`<seq>:stop`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct CrashPoint {
     seq: u64,
@@ -472,6 +472,9 @@ enum Phase {
     Torn,
     After,
     Full,
+    /// Stops the process (SIGSTOP) once the record is written, as a laptop put to sleep:
+    /// it goes on where it was when continued.
+    Stop,
 }
 
 impl CrashPoint {
@@ -483,6 +486,7 @@ impl CrashPoint {
             "torn" => Phase::Torn,
             "after" => Phase::After,
             "full" => Phase::Full,
+            "stop" => Phase::Stop,
             _ => return None,
         };
         Some(CrashPoint {
@@ -716,6 +720,12 @@ impl Journal {
         self.next_seq.set(seq + 1);
         if phase == Some(Phase::After) {
             crash();
+        }
+        if phase == Some(Phase::Stop) {
+            // SAFETY: kill(2) on our own pid has no memory-safety preconditions.
+            unsafe {
+                libc::kill(libc::getpid(), libc::SIGSTOP);
+            }
         }
         if let (true, Some(fence)) = (intent, fence) {
             fence.fence().map_err(|why| self.break_with(why))?;

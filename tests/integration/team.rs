@@ -477,3 +477,92 @@ fn a_store_that_goes_away_stops_the_run_and_it_resumes_later() {
     assert!(out.status.success(), "{}", text(&out));
     assert_once_and_protected(&server, &sim, "after the store came back");
 }
+
+/// A holder put to sleep between its intent and its request (a laptop lid closed at the
+/// worst moment): another machine takes the run over and issues the operation; when the
+/// first wakes up, its fence finds the lease gone and it never sends its request.
+#[test]
+fn a_holder_paused_between_its_intent_and_its_request_never_sends_it() {
+    const ONE: &str = "let j = failover(\"app-01\", #{ kind: \"planned\" });\nwait_job(j);\n";
+    // Where the intent is, from a clean run with a local journal.
+    let intent = {
+        let (addr, _server, _) = start_server();
+        let local = crate::durable::project(addr);
+        std::fs::write(local.path().join("one.rhai"), ONE).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_runbook"))
+            .args([
+                "run",
+                "one.rhai",
+                "--target",
+                "sim",
+                "--yes",
+                "--no-progress",
+            ])
+            .current_dir(local.path())
+            .env("AZURE_ACCESS_TOKEN", TOKEN)
+            .env_remove("RUNBOOK_CRASH_AT")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        let runs = local.path().join(".runbook/runs");
+        let run = std::fs::read_dir(&runs).unwrap().next().unwrap().unwrap();
+        let journal = std::fs::read_to_string(run.path().join("journal.jsonl")).unwrap();
+        journal
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find(|r| r["type"] == "intent")
+            .unwrap()["seq"]
+            .as_u64()
+            .unwrap()
+    };
+    let azurite = Azurite::start();
+    let (addr, server, _) = start_server();
+    let a = Machine::new(&azurite, addr, "asleep", 3.0);
+    let b = Machine::new(&azurite, addr, "asleep", 3.0);
+    a.write("one.rhai", ONE);
+    b.write("one.rhai", ONE);
+    let first = a
+        .command(
+            &[
+                "run",
+                "one.rhai",
+                "--target",
+                "sim",
+                "--yes",
+                "--no-progress",
+            ],
+            Some(&format!("{intent}:stop")),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Asleep with its intent written and its request not sent.
+    until("the first machine is asleep after its intent", || {
+        std::fs::read_to_string(format!("/proc/{}/stat", first.id()))
+            .is_ok_and(|s| s.split_whitespace().nth(2) == Some("T"))
+    });
+    assert_eq!(server.stats().get("issued app-01 planned_failover"), None);
+    let id = run_id(&b);
+    let resumed = b.once_expired(&id, &["resume", &id, "--no-progress"]);
+    assert!(resumed.status.success(), "{}", text(&resumed));
+    assert_eq!(
+        server.stats().get("issued app-01 planned_failover"),
+        Some(&1),
+        "{}",
+        text(&resumed)
+    );
+    // SAFETY: kill(2) on our child's pid.
+    unsafe {
+        libc::kill(first.id() as i32, libc::SIGCONT);
+    }
+    let woke = first.wait_with_output().unwrap();
+    let said = text(&woke);
+    assert!(!woke.status.success(), "{said}");
+    assert_eq!(
+        server.stats().get("issued app-01 planned_failover"),
+        Some(&1),
+        "the machine that slept sent its request after all: {said}"
+    );
+}
