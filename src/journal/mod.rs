@@ -519,6 +519,8 @@ pub struct Journal {
     next_seq: Cell<u64>,
     /// Records of earlier attempts not yet replayed (answers and descriptions).
     replay: RefCell<VecDeque<Record>>,
+    /// The last answer of each earlier attempt: where that attempt stopped.
+    stopped: std::collections::HashSet<u64>,
     /// Why the journal cannot be written any more.
     broken: RefCell<Option<String>>,
     run: String,
@@ -584,6 +586,7 @@ impl Journal {
             fence: RefCell::new(None),
             next_seq: Cell::new(1),
             replay: RefCell::new(VecDeque::new()),
+            stopped: std::collections::HashSet::new(),
             broken: RefCell::new(None),
             run: header.run.clone(),
             crash: CrashPoint::from_env(),
@@ -611,6 +614,17 @@ impl Journal {
             })
             .cloned()
             .collect();
+        // An attempt ends where the next one resumed (or where the file ends).
+        let mut stopped = std::collections::HashSet::new();
+        let mut last = None;
+        for r in &loaded.records {
+            match r.entry {
+                Entry::Resumed { .. } => stopped.extend(last.take()),
+                ref e if e.is_answer() => last = Some(r.seq),
+                _ => {}
+            }
+        }
+        stopped.extend(last);
         Journal {
             place,
             sink: RefCell::new(sink),
@@ -618,6 +632,7 @@ impl Journal {
             fence: RefCell::new(None),
             next_seq: Cell::new(loaded.records.last().map_or(1, |r| r.seq + 1)),
             replay: RefCell::new(replay),
+            stopped,
             broken: RefCell::new(None),
             run: run.to_string(),
             crash: CrashPoint::from_env(),
@@ -652,6 +667,14 @@ impl Journal {
     /// The sequence number the next record gets.
     pub fn next_seq(&self) -> u64 {
         self.next_seq.get()
+    }
+
+    /// Whether record `seq` is where an earlier attempt stopped: the last answer it
+    /// recorded. A failure there that is not the service's own answer (a lost answer, a
+    /// wait that timed out) is asked again by the next attempt, whose answer then follows in
+    /// the journal and supersedes it; with nothing after it, the call is asked live.
+    pub fn stopped_on(&self, seq: u64) -> bool {
+        self.stopped.contains(&seq)
     }
 
     /// True while earlier attempts' answers remain to be replayed.

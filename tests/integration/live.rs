@@ -424,8 +424,9 @@ fn the_journal_and_the_report_of_a_converged_run_show_what_was_skipped() {
 #[test]
 fn a_resumed_commit_reads_the_vm_again_and_refuses_when_it_changed() {
     const PLAN: &str = "let j = failover(\"app-01\", #{ kind: \"planned\" });\nwait_job(j, #{ timeout: \"1h\" });\nverify(\"app-01\", #{ active_location: \"recovery\", healthy: true });\nwait_job(commit(\"app-01\"), #{ timeout: \"1h\" });\n";
-    // Where the verification is in the journal of a clean run.
-    let verified_at = {
+    // Where the verification and the commit's intent are in the journal of a clean run:
+    // the crash points on either side of the commit's request.
+    let points: Vec<u64> = {
         let (addr, _server, _) = server_of(&examples_inventory());
         let dir = project(addr, None);
         std::fs::write(dir.path().join("plan.rhai"), PLAN).unwrap();
@@ -444,15 +445,21 @@ fn a_resumed_commit_reads_the_vm_again_and_refuses_when_it_changed() {
             .unwrap()
             .unwrap();
         let journal = std::fs::read_to_string(run.path().join("journal.jsonl")).unwrap();
-        journal
+        let records: Vec<serde_json::Value> = journal
             .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-            .find(|r| r["type"] == "verified")
-            .unwrap()["seq"]
-            .as_u64()
-            .unwrap()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let seq_of = |what: &dyn Fn(&serde_json::Value) -> bool| {
+            records.iter().find(|r| what(r)).unwrap()["seq"]
+                .as_u64()
+                .unwrap()
+        };
+        vec![
+            seq_of(&|r| r["type"] == "verified"),
+            seq_of(&|r| r["type"] == "intent" && r["operation"] == "commit"),
+        ]
     };
-    for changed in [true, false] {
+    for (point, changed) in points.iter().flat_map(|p| [(*p, true), (*p, false)]) {
         let (addr, server, sim) = server_of(&examples_inventory());
         let dir = project(addr, None);
         std::fs::write(dir.path().join("plan.rhai"), PLAN).unwrap();
@@ -467,7 +474,7 @@ fn a_resumed_commit_reads_the_vm_again_and_refuses_when_it_changed() {
                 "--no-progress",
             ],
         )
-        .env("RUNBOOK_CRASH_AT", format!("{verified_at}:after"))
+        .env("RUNBOOK_CRASH_AT", format!("{point}:after"))
         .output()
         .unwrap();
         use std::os::unix::process::ExitStatusExt;
@@ -548,4 +555,62 @@ fn the_operator_recorded_is_the_os_account_not_the_environment() {
         "{operator}"
     );
     assert!(!operator.contains("mallory"), "{operator}");
+}
+
+/// A wait that timed out in two attempts in a row is not replayed as timed out forever: the
+/// attempt after them follows the job again and, once the service finished it, goes on,
+/// having issued the failover once.
+#[test]
+fn a_wait_that_timed_out_twice_is_followed_again_by_the_next_resume() {
+    // A failover of 40 hours: 7.2 s at the server's speed; the runbook allows one second.
+    let estate = "start = \"2026-11-26T02:00:00Z\"\n[sites.primary]\nname = \"vmm-hq\"\nconnected = true\n[sites.recovery]\nname = \"vmm-dr\"\nconnected = true\n[durations]\nplanned_failover = \"40h\"\n[[items]]\nname = \"app-01\"\n";
+    let (addr, server, sim) = server_of(&Inventory::parse(estate, "the slow estate").unwrap());
+    // The plan's estimate (this project's inventory) fits the wait, the service's job not.
+    let dir = project(
+        addr,
+        Some(&estate.replace("planned_failover = \"40h\"", "planned_failover = \"200ms\"")),
+    );
+    std::fs::write(
+        dir.path().join("plan.rhai"),
+        "let j = failover(\"app-01\", #{ kind: \"planned\" });\nwait_job(j, #{ timeout: \"1s\" });\n",
+    )
+    .unwrap();
+    let first = runbook(
+        dir.path(),
+        &[
+            "run",
+            "plan.rhai",
+            "--target",
+            "sim",
+            "--yes",
+            "--no-progress",
+        ],
+    );
+    assert_eq!(first.status.code(), Some(1), "{}", text(&first));
+    let id = std::fs::read_dir(dir.path().join(".runbook/runs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .into_owned();
+    let second = runbook(dir.path(), &["resume", &id, "--no-progress"]);
+    assert_eq!(second.status.code(), Some(1), "{}", text(&second));
+    // The service finishes the job.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while states(&sim)["app-01"].contains("on primary") {
+        assert!(Instant::now() < deadline, "the failover never ended");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let third = runbook(dir.path(), &["resume", &id, "--no-progress"]);
+    assert_eq!(third.status.code(), Some(0), "{}", text(&third));
+    assert_eq!(
+        issued(&server)
+            .get("issued app-01 planned_failover")
+            .copied(),
+        Some(1),
+        "{:?}",
+        issued(&server)
+    );
 }

@@ -149,21 +149,47 @@ impl Host {
         let Some(j) = &self.journal else {
             return Ok(());
         };
-        let verified = self.state.borrow().verified.get(name).cloned();
-        let Some(verified) = verified.filter(|v| v.replayed) else {
+        if !self.verified_before(name) {
             return Ok(());
-        };
+        }
         let replays_intent = matches!(
             j.peek_answer(),
             Some(Record { entry: Entry::Intent { vm, operation: op, .. }, .. })
                 if vm == name && op == operation.as_str()
         );
-        // The operation itself is in the journal: it is not sent again, nothing to check.
+        // The operation's intent is in the journal: it is not sent again, or if its answer
+        // was lost, settling it checks the VM before it sends anything.
         if replays_intent {
             return Ok(());
         }
         let item = self.lookup(ctx, name)?;
-        let (_, wrong) = verified.expect.compare(&item);
+        self.still_verified(ctx, name, operation, &item)
+    }
+
+    /// Whether `name`'s last verification was answered from the journal: made before the
+    /// run was interrupted.
+    pub(super) fn verified_before(&self, name: &str) -> bool {
+        self.state
+            .borrow()
+            .verified
+            .get(name)
+            .is_some_and(|v| v.replayed)
+    }
+
+    /// Refuses `operation` when `item` (read now) is not as `name`'s last verification saw
+    /// it before the interruption.
+    pub(super) fn still_verified(
+        &self,
+        ctx: &NativeCallContext,
+        name: &str,
+        operation: Operation,
+        item: &Item,
+    ) -> Result<(), Raise> {
+        let verified = self.state.borrow().verified.get(name).cloned();
+        let Some(verified) = verified.filter(|v| v.replayed) else {
+            return Ok(());
+        };
+        let (_, wrong) = verified.expect.compare(item);
         if wrong.is_empty() {
             return Ok(());
         }
@@ -171,7 +197,7 @@ impl Host {
             ctx,
             verify_failed(
                 name,
-                &item,
+                item,
                 wrong,
                 Some(format!(
                     "the {operation} was not issued: `{name}` was verified before the run was interrupted and is not as it was verified any more"

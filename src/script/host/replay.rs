@@ -69,32 +69,43 @@ impl Host {
         let Some(j) = &self.journal else {
             return Ok(live());
         };
-        match j.next_answer() {
-            Some(Record {
-                entry:
-                    Entry::Read {
-                        call: c,
-                        key: k,
-                        answer,
-                    },
-                ..
-            }) if c == call && k == key => match answer {
-                Answer::Err(e) if !e.is_answer() && !j.replaying() => {}
-                Answer::Ok(v) => {
-                    self.replayed_read.set(true);
-                    return Ok(serde_json::from_value(v).map_err(|e| {
-                        BackendError::Transport(format!("the journal's answer is unreadable: {e}"))
-                    }));
+        loop {
+            match j.next_answer() {
+                Some(Record {
+                    seq,
+                    entry:
+                        Entry::Read {
+                            call: c,
+                            key: k,
+                            answer,
+                        },
+                    ..
+                }) if c == call && k == key => match answer {
+                    // The attempt stopped on it: the next one's answer follows, if any.
+                    Answer::Err(e) if !e.is_answer() && j.stopped_on(seq) => {
+                        if j.replaying() {
+                            continue;
+                        }
+                        break;
+                    }
+                    Answer::Ok(v) => {
+                        self.replayed_read.set(true);
+                        return Ok(serde_json::from_value(v).map_err(|e| {
+                            BackendError::Transport(format!(
+                                "the journal's answer is unreadable: {e}"
+                            ))
+                        }));
+                    }
+                    Answer::Err(e) => {
+                        self.replayed_read.set(true);
+                        return Ok(Err(e));
+                    }
+                },
+                Some(other) => {
+                    return Err(self.diverged(ctx, &format!("a read of {call} `{key}`"), other))
                 }
-                Answer::Err(e) => {
-                    self.replayed_read.set(true);
-                    return Ok(Err(e));
-                }
-            },
-            Some(other) => {
-                return Err(self.diverged(ctx, &format!("a read of {call} `{key}`"), other))
+                None => break,
             }
-            None => {}
         }
         self.replayed_read.set(false);
         let result = live();
@@ -173,31 +184,42 @@ impl Host {
                         "the same operation with the parameters the run started with",
                     ));
                 }
-                return match j.next_answer() {
-                    Some(Record {
-                        entry: Entry::Issued { intent, answer, .. },
-                        ..
-                    }) if intent == seq => {
-                        let answer: Result<JobInfo, BackendError> = answer.into();
-                        // A lost (or unbelieved) answer with nothing after it: the run
-                        // stopped there, so the service is asked what became of it.
-                        if answer.as_ref().is_err_and(|e| !e.is_answer()) && !j.replaying() {
-                            // Refused credentials: the request was not taken (no token,
-                            // or a 401), so there is no job to look for.
-                            let taken = !matches!(answer, Err(BackendError::Credentials(_)));
-                            return self
-                                .settle(ctx, j, (seq, at), name, request, taken)
-                                .map(|a| (a, false));
+                loop {
+                    return match j.next_answer() {
+                        Some(Record {
+                            seq: answered,
+                            entry: Entry::Issued { intent, answer, .. },
+                            ..
+                        }) if intent == seq => {
+                            let answer: Result<JobInfo, BackendError> = answer.into();
+                            // A lost (or unbelieved) answer the run stopped on: the next
+                            // attempt settled it (its answer follows), or the service is
+                            // asked now what became of it.
+                            if answer.as_ref().is_err_and(|e| !e.is_answer())
+                                && j.stopped_on(answered)
+                            {
+                                if j.replaying() {
+                                    continue;
+                                }
+                                // Refused credentials: the request was not taken (no
+                                // token, or a 401), so there is no job to look for.
+                                let taken = !matches!(answer, Err(BackendError::Credentials(_)));
+                                return self
+                                    .settle(ctx, j, (seq, at), name, request, taken)
+                                    .map(|a| (a, false));
+                            }
+                            Ok((answer, true))
                         }
-                        Ok((answer, true))
-                    }
-                    Some(other) => {
-                        Err(self.diverged(ctx, &format!("the answer to {op} of `{name}`"), other))
-                    }
-                    None => self
-                        .settle(ctx, j, (seq, at), name, request, true)
-                        .map(|a| (a, false)),
-                };
+                        Some(other) => Err(self.diverged(
+                            ctx,
+                            &format!("the answer to {op} of `{name}`"),
+                            other,
+                        )),
+                        None => self
+                            .settle(ctx, j, (seq, at), name, request, true)
+                            .map(|a| (a, false)),
+                    };
+                }
             }
             Some(other) => return Err(self.diverged(ctx, &format!("{op} of `{name}`"), other)),
             None => {}
@@ -394,6 +416,10 @@ impl Host {
                     .map(|job| format!(" with job {job} running"))
                     .unwrap_or_default()
             )));
+        }
+        // What cannot be undone goes out only to a VM still as it was verified.
+        if op == crate::backend::Operation::Commit {
+            self.still_verified(ctx, name, op, &item)?;
         }
         self.observer.note(&format!(
             "{op} of `{name}` never reached the service before the interruption; issuing it now"

@@ -90,30 +90,51 @@ impl Host {
                 }
             }
         }
-        let recorded = match self.journal.as_ref().and_then(|j| j.next_answer()) {
-            Some(Record {
-                entry: Entry::Waited { jobs, outcome, .. },
-                seq,
-                ..
-            }) if jobs == ids => match outcome {
-                // Not the jobs' end, and the run stopped on it: follow the jobs again.
-                Waited::Failed(_) | Waited::TimedOut(_)
-                    if !self.journal.as_ref().is_some_and(|j| j.replaying()) =>
-                {
-                    None
+        let recorded = loop {
+            let Some(j) = self.journal.as_ref() else {
+                break None;
+            };
+            break match j.next_answer() {
+                Some(Record {
+                    entry: Entry::Waited { jobs, outcome, .. },
+                    seq,
+                    ..
+                }) if jobs == ids => match outcome {
+                    // Not the jobs' end, and the attempt stopped on it: the next attempt
+                    // followed them again (its wait follows), or they are followed now.
+                    Waited::Failed(_) | Waited::TimedOut(_) if j.stopped_on(seq) => {
+                        if j.replaying() {
+                            continue;
+                        }
+                        None
+                    }
+                    Waited::Done(done) if done.len() != ids.len() => {
+                        return Err(self.diverged_at(
+                            ctx,
+                            "a wait",
+                            seq,
+                            "a wait with another outcome",
+                        ))
+                    }
+                    Waited::TimedOut(open) if open.is_empty() => {
+                        return Err(self.diverged_at(
+                            ctx,
+                            "a wait",
+                            seq,
+                            "a wait with another outcome",
+                        ))
+                    }
+                    outcome => Some(outcome),
+                },
+                Some(other) => {
+                    return Err(self.diverged(
+                        ctx,
+                        &format!("a wait for {} job(s)", ids.len()),
+                        other,
+                    ))
                 }
-                Waited::Done(done) if done.len() != ids.len() => {
-                    return Err(self.diverged_at(ctx, "a wait", seq, "a wait with another outcome"))
-                }
-                Waited::TimedOut(open) if open.is_empty() => {
-                    return Err(self.diverged_at(ctx, "a wait", seq, "a wait with another outcome"))
-                }
-                outcome => Some(outcome),
-            },
-            Some(other) => {
-                return Err(self.diverged(ctx, &format!("a wait for {} job(s)", ids.len()), other))
-            }
-            None => None,
+                None => None,
+            };
         };
         let outcome = match recorded {
             Some(outcome) => outcome,
