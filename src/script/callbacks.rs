@@ -4,7 +4,10 @@
 //! wrong premise. These replacements let every error through, as `map` or `filter` do, so
 //! it stops the run unless the script catches it.
 
-use rhai::{Array, Dynamic, EvalAltResult, FnPtr, FuncRegistration, Module, NativeCallContext};
+use rhai::{
+    Array, Dynamic, EvalAltResult, FnPtr, FuncRegistration, ImmutableString, Module,
+    NativeCallContext,
+};
 use std::cmp::Ordering;
 
 type Failure = Box<EvalAltResult>;
@@ -20,6 +23,31 @@ pub fn register_into(module: &mut Module) {
     FuncRegistration::new("dedup")
         .in_global_namespace()
         .set_into_module(module, dedup_by);
+    // The same, with the comparator named by a string (`xs.sort("by_name")`), which Rhai
+    // still accepts and would otherwise answer with its own, error-dropping versions.
+    for name in ["sort", "sort_by"] {
+        FuncRegistration::new(name)
+            .in_global_namespace()
+            .set_into_module(
+                module,
+                |ctx: NativeCallContext, array: &mut Array, f: ImmutableString| {
+                    sort_by(ctx, array, named(&f)?)
+                },
+            );
+    }
+    FuncRegistration::new("dedup")
+        .in_global_namespace()
+        .set_into_module(
+            module,
+            |ctx: NativeCallContext, array: &mut Array, f: ImmutableString| {
+                dedup_by(ctx, array, named(&f)?)
+            },
+        );
+}
+
+/// The function a string names, as a callback.
+fn named(name: &str) -> Result<FnPtr, Failure> {
+    FnPtr::new(name)
 }
 
 /// What Rhai's `sort` makes of a comparator's answer: a number (its sign), or a boolean

@@ -179,12 +179,17 @@ fn a_verification_failing_inside_a_sort_comparator_still_stops_the_run() {
     );
     let dedup = "let vms = [vm(\"web-01\"), vm(\"web-01\")];\nvms.dedup(|a, b| { verify(a, #{ active_location: \"recovery\" }); true });\n";
     assert_eq!(of(&check(dedup, &inv), Code::VerifyFailed).len(), 1);
+    // The comparator named by a string: the same.
+    let by_name = "fn by_site(a, b) { verify(a, #{ active_location: \"recovery\" }); 0 }\nlet vms = [vm(\"web-01\"), vm(\"web-02\")];\nvms.sort(\"by_site\");\nnote(\"went on\");\n";
+    assert_eq!(of(&check(by_name, &inv), Code::VerifyFailed).len(), 1);
+    let dedup_by_name = "fn same(a, b) { verify(a, #{ active_location: \"recovery\" }); true }\nlet vms = [vm(\"web-01\"), vm(\"web-01\")];\nvms.dedup(\"same\");\n";
+    assert_eq!(of(&check(dedup_by_name, &inv), Code::VerifyFailed).len(), 1);
     // Caught around the sort, it is handled like any other failure.
     let caught =
         format!("try {{\n{sort}}} catch (e) {{\n    note(`not yet: ${{e.message}}`);\n}}\n");
     assert!(check(&caught, &inv).findings.is_empty());
     // Sorting itself still works.
-    let plain = "let a = [3, 1, 2];\na.sort(|x, y| x - y);\nif a != [1, 2, 3] { throw `${a}`; }\na.sort(|x, y| x > y);\nif a != [3, 2, 1] { throw `${a}`; }\nlet d = [1, 1, 2];\nd.dedup(|x, y| x == y);\nif d != [1, 2] { throw `${d}`; }\n";
+    let plain = "let a = [3, 1, 2];\na.sort(|x, y| x - y);\nif a != [1, 2, 3] { throw `${a}`; }\na.sort(|x, y| x > y);\nif a != [3, 2, 1] { throw `${a}`; }\nlet d = [1, 1, 2];\nd.dedup(|x, y| x == y);\nif d != [1, 2] { throw `${d}`; }\nfn up(x, y) { x - y }\nlet n = [3, 1, 2];\nn.sort(\"up\");\nif n != [1, 2, 3] { throw `${n}`; }\n";
     let report = check(plain, &inv);
     assert!(report.findings.is_empty(), "{:?}", report.findings);
 }
