@@ -18,7 +18,8 @@ pub enum RunCommand {
         /// runbook.toml).
         #[arg(long, value_name = "DIR")]
         project: Option<PathBuf>,
-        /// Resume even though the runbook or a module changed since the run started.
+        /// Resume even though the runbook or a module changed since the run started (the new
+        /// text is dry-run against the live state first).
         #[arg(long)]
         allow_changed: bool,
         /// Plain progress lines instead of spinners.

@@ -156,7 +156,16 @@ pub fn simulate(opts: &RunOptions, interactive: bool) -> Result<(Outcome, f64), 
             backend.notify(Arc::new(progress::Plain));
             let identity = config.target(target)?.identity();
             let text = read_text(&opts.path)?;
-            preview::confirm(opts, &config, target, backend.as_ref(), &text, &rt)?;
+            let go_ahead = opts.yes.then_some("--yes was given");
+            preview::confirm(
+                opts,
+                &config,
+                target,
+                backend.as_ref(),
+                &text,
+                &rt,
+                go_ahead,
+            )?;
             let venue = Venue::service(backend, format!("target `{target}`")).locked(identity);
             (venue, text)
         }
@@ -839,7 +848,7 @@ pub fn resume(opts: &ResumeOptions) -> Result<i32, Error> {
     let changed = changed_files(&header);
     if !changed.is_empty() && !opts.allow_changed {
         return Err(Error::Usage(format!(
-            "run {id} cannot be resumed: changed since it started: {}. A resume replays the journal against the same script; pass --allow-changed to resume with the new text anyway (it stops if the runbook takes another path)",
+            "run {id} cannot be resumed: changed since it started: {}. A resume replays the journal against the same script; pass --allow-changed to resume with the new text anyway: it is dry-run against the live state first, as a new run is, and the resume stops if the runbook takes another path",
             changed.join(", ")
         )));
     }
@@ -870,10 +879,10 @@ pub fn resume(opts: &ResumeOptions) -> Result<i32, Error> {
             "run {id} cannot be resumed: run {by} took over its lock and went on in its place"
         )));
     }
-    let venue = Venue::service(Arc::new(backend), format!("target `{target}`")).locked(identity);
+    let backend = Arc::new(backend);
     let run_opts = RunOptions {
         path: header.runbook.clone(),
-        target: Some(target),
+        target: Some(target.clone()),
         inventory: None,
         speed: None,
         auto_approve: false,
@@ -883,6 +892,24 @@ pub fn resume(opts: &ResumeOptions) -> Result<i32, Error> {
         take_over: false,
         yes: true,
     };
+    let rt = runtime()?;
+    let text = read_text(&run_opts.path)?;
+    // Changed text was never checked against the vault: it is planned against the live
+    // state first, as a new run would be, and refused when that dry run has errors.
+    if !changed.is_empty() {
+        backend.notify(Arc::new(progress::Plain));
+        let go_ahead = Some("--allow-changed was given");
+        preview::confirm(
+            &run_opts,
+            &config,
+            &target,
+            backend.as_ref(),
+            &text,
+            &rt,
+            go_ahead,
+        )?;
+    }
+    let venue = Venue::service(backend, format!("target `{target}`")).locked(identity);
     errln!(
         "resuming run {id}: {} recorded calls are answered from the journal, then the run goes on",
         loaded
@@ -903,10 +930,7 @@ pub fn resume(opts: &ResumeOptions) -> Result<i32, Error> {
         inherited: Vec::new(),
         lock: None,
     };
-    let begin = Start {
-        rt: runtime()?,
-        text: read_text(&run_opts.path)?,
-    };
+    let begin = Start { rt, text };
     let (outcome, speed) = run_with(&run_opts, venue, true, Some(journaling), begin)?;
     Ok(report(&outcome, &run_opts, speed))
 }

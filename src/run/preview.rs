@@ -27,8 +27,9 @@ pub(super) fn can_ask(opts: &RunOptions) -> Result<(), Error> {
     ))
 }
 
-/// Plans `text` against the live state of `target` and asks to go ahead. `Ok` means the run
-/// may start; every refusal says that nothing was issued.
+/// Plans `text` against the live state of `target` and asks to go ahead, unless `go_ahead`
+/// says why not to ask. `Ok` means the run may start; every refusal says that nothing was
+/// issued.
 pub(super) fn confirm(
     opts: &RunOptions,
     config: &Config,
@@ -36,6 +37,7 @@ pub(super) fn confirm(
     backend: &dyn Backend,
     text: &str,
     rt: &tokio::runtime::Runtime,
+    go_ahead: Option<&str>,
 ) -> Result<(), Error> {
     let estate = rt.block_on(crate::estate::read(backend)).map_err(|e| {
         let message =
@@ -85,8 +87,8 @@ pub(super) fn confirm(
         errln!("{}", render(f, &plan.sources, render_opts));
     }
     errln!("{}", summary(&plan, &origin, &durations));
-    if opts.yes {
-        errln!("starting: --yes was given");
+    if let Some(why) = go_ahead {
+        errln!("starting: {why}");
         return Ok(());
     }
     err!("Start the live run against target `{target}`? Its operations are real. Type 'yes' to start: ");

@@ -614,3 +614,94 @@ fn a_wait_that_timed_out_twice_is_followed_again_by_the_next_resume() {
         issued(&server)
     );
 }
+
+/// A resume with changed text is planned against the live state first, as a new run is:
+/// a change `check` would refuse is refused before anything more is sent.
+#[test]
+fn a_resume_with_changed_text_is_dry_run_against_the_live_state_first() {
+    const PLAN: &str = "let j = failover(\"app-01\", #{ kind: \"planned\" });\nwait_job(j, #{ timeout: \"1h\" });\nverify(\"app-01\", #{ active_location: \"recovery\", healthy: true });\nwait_job(commit(\"app-01\"), #{ timeout: \"1h\" });\n";
+    // Crashed after the verification, before the commit.
+    let crash_at = {
+        let (addr, _server, _) = server_of(&examples_inventory());
+        let dir = project(addr, None);
+        std::fs::write(dir.path().join("plan.rhai"), PLAN).unwrap();
+        let clean = runbook(
+            dir.path(),
+            &[
+                "run",
+                "plan.rhai",
+                "--target",
+                "sim",
+                "--yes",
+                "--no-progress",
+            ],
+        );
+        assert_eq!(clean.status.code(), Some(0), "{}", text(&clean));
+        let run = std::fs::read_dir(dir.path().join(".runbook/runs"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
+        let journal = std::fs::read_to_string(run.path().join("journal.jsonl")).unwrap();
+        journal
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find(|r| r["type"] == "verified")
+            .unwrap()["seq"]
+            .as_u64()
+            .unwrap()
+    };
+    // A commit of a VM that was never failed over: the dry run refuses it (RB101).
+    let refused = format!("{PLAN}wait_job(commit(\"app-02\"), #{{ timeout: \"1h\" }});\n");
+    let harmless = format!("{PLAN}note(\"done\");\n");
+    for (changed, accepted) in [(refused, false), (harmless, true)] {
+        let (addr, server, _sim) = server_of(&examples_inventory());
+        let dir = project(addr, None);
+        std::fs::write(dir.path().join("plan.rhai"), PLAN).unwrap();
+        let crashed = command(
+            dir.path(),
+            &[
+                "run",
+                "plan.rhai",
+                "--target",
+                "sim",
+                "--yes",
+                "--no-progress",
+            ],
+        )
+        .env("RUNBOOK_CRASH_AT", format!("{crash_at}:after"))
+        .output()
+        .unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(crashed.status.signal(), Some(9), "{}", text(&crashed));
+        std::fs::write(dir.path().join("plan.rhai"), &changed).unwrap();
+        let id = std::fs::read_dir(dir.path().join(".runbook/runs"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
+        let resumed = runbook(
+            dir.path(),
+            &["resume", &id, "--allow-changed", "--no-progress"],
+        );
+        let shown = text(&resumed);
+        let commits = issued(&server)
+            .get("issued app-01 commit")
+            .copied()
+            .unwrap_or(0);
+        if accepted {
+            assert_eq!(resumed.status.code(), Some(0), "{shown}");
+            assert!(shown.contains("PLAN against"), "{shown}");
+            assert!(shown.contains("--allow-changed was given"), "{shown}");
+            assert_eq!(commits, 1, "{shown}");
+        } else {
+            assert_eq!(resumed.status.code(), Some(1), "{shown}");
+            assert!(shown.contains("[RB101]"), "{shown}");
+            assert!(shown.contains("nothing was issued"), "{shown}");
+            assert_eq!(commits, 0, "the changed text ran unchecked: {shown}");
+        }
+    }
+}
