@@ -6,7 +6,7 @@
 //! A live run is never less safe than the dry run `check` approved.
 
 use super::RunOptions;
-use crate::backend::inventory::Inventory;
+use crate::backend::inventory::{Inventory, Reconnect};
 use crate::backend::Backend;
 use crate::clock::{human, Timestamp};
 use crate::config::Config;
@@ -47,24 +47,25 @@ pub(super) fn confirm(
     let origin = format!("the live state of target `{target}`");
     let now = Timestamp::from_system(std::time::SystemTime::now());
     let live = Inventory::parse(&estate.inventory_toml(&origin, now), &origin)?;
-    let (inventory, durations) = match &config.inventory {
-        Some(path) => {
-            let file = Inventory::load(path).map_err(|e| match &config.path {
-                Some(by) => e.named_by(by),
-                None => e,
-            })?;
-            let shown = crate::paths::display(path);
-            (
-                live.with_durations_of(&file),
-                format!("durations from {shown}"),
-            )
-        }
-        None => (
+    let file = match &config.inventory {
+        Some(path) => Some(Inventory::load(path).map_err(|e| match &config.path {
+            Some(by) => e.named_by(by),
+            None => e,
+        })?),
+        None => None,
+    };
+    let (mut inventory, durations) = match (&file, &config.inventory) {
+        (Some(file), Some(path)) => (
+            live.with_durations_of(file),
+            format!("durations from {}", crate::paths::display(path)),
+        ),
+        _ => (
             live,
             "built-in default durations (name an inventory in runbook.toml for your own)"
                 .to_string(),
         ),
     };
+    let assumed = assume_reconnects(&mut inventory, file.as_ref());
     let name = crate::paths::display(&opts.path);
     let root = crate::paths::folder_of(&opts.path);
     let render_opts = RenderOptions {
@@ -87,6 +88,9 @@ pub(super) fn confirm(
         errln!("{}", render(f, &plan.sources, render_opts));
     }
     errln!("{}", summary(&plan, &origin, &durations));
+    for line in &assumed {
+        errln!("  {line}");
+    }
     if let Some(why) = go_ahead {
         errln!("starting: {why}");
         return Ok(());
@@ -147,4 +151,38 @@ fn summary(plan: &Plan, origin: &str, durations: &str) -> String {
         )),
     }
     out
+}
+
+/// A site that is disconnected now (the outage) would stay so for the whole dry run, and
+/// an outage runbook's reverse replication after "the site is back" would be refused. The
+/// plan assumes it comes back as the project's inventory says, else at the first manual
+/// step confirmed after a failover (the operator saying it is back); returns what was assumed.
+fn assume_reconnects(inventory: &mut Inventory, file: Option<&Inventory>) -> Vec<String> {
+    let mut assumed = Vec::new();
+    let configured = [
+        file.and_then(|f| f.primary.reconnects.clone()),
+        file.and_then(|f| f.recovery.reconnects.clone()),
+    ];
+    let sites = [
+        ("primary", &mut inventory.primary),
+        ("recovery", &mut inventory.recovery),
+    ];
+    for ((role, site), configured) in sites.into_iter().zip(configured) {
+        if site.connected || site.reconnects.is_some() {
+            continue;
+        }
+        let when = match &configured {
+            Some(Reconnect::AtStep(step)) => {
+                format!("when the manual step \"{step}\" is confirmed")
+            }
+            Some(Reconnect::After(d)) => format!("{} after the start", human(*d)),
+            _ => "at the first manual step confirmed after a failover".to_string(),
+        };
+        site.reconnects = Some(configured.unwrap_or(Reconnect::AtStepAfterFailover));
+        assumed.push(format!(
+            "the {role} site ({}) is disconnected now: the plan assumes it comes back {when}",
+            site.name
+        ));
+    }
+    assumed
 }

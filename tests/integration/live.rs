@@ -95,7 +95,12 @@ fn text(out: &Output) -> String {
 /// Runs the binary with `args`, approving every manual step it waits at from another
 /// process (`runbook approve RUN STEP`), as a second operator would.
 fn run_approving(dir: &Path, args: &[&str]) -> Output {
-    let mut child = command(dir, args)
+    approving(dir, command(dir, args))
+}
+
+/// Runs `cmd` (a run in `dir`), approving each manual step it waits at from another process.
+fn approving(dir: &Path, mut cmd: Command) -> Output {
+    let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -704,4 +709,57 @@ fn a_resume_with_changed_text_is_dry_run_against_the_live_state_first() {
             assert_eq!(commits, 0, "the changed text ran unchecked: {shown}");
         }
     }
+}
+
+/// During an outage the live state has a site disconnected: the plan assumes it comes back
+/// (at the first manual step after a failover, or as the project's inventory says) instead
+/// of refusing the outage runbook's reverse replication, and says so.
+#[test]
+fn the_outage_runbook_is_planned_against_a_disconnected_site_and_starts() {
+    let text = std::fs::read_to_string(root().join("runbooks/outage.toml")).unwrap();
+    let recent = runbook::clock::Timestamp::from_system(
+        std::time::SystemTime::now() - Duration::from_secs(86_400),
+    )
+    .rfc3339();
+    let text: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("last_test_failover") {
+                format!("last_test_failover = \"{recent}\"\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    let (addr, server, _sim) = server_of(&Inventory::parse(&text, "the outage").unwrap());
+    let dir = project(addr, None);
+    std::fs::copy(
+        root().join("runbooks/outage-unplanned-failover.rhai"),
+        dir.path().join("outage.rhai"),
+    )
+    .unwrap();
+    // Killed at its first record after the start (the first step, approved): the plan
+    // was accepted and the run started.
+    let mut cmd = command(
+        dir.path(),
+        &[
+            "run",
+            "outage.rhai",
+            "--target",
+            "sim",
+            "--yes",
+            "--no-progress",
+        ],
+    );
+    cmd.env("RUNBOOK_CRASH_AT", "2:before");
+    let out = approving(dir.path(), cmd);
+    let shown = self::text(&out);
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(out.status.signal(), Some(9), "{shown}");
+    assert!(shown.contains("PLAN against"), "{shown}");
+    assert!(
+        shown.contains("the primary site (vmm-hq) is disconnected now: the plan assumes it comes back at the first manual step confirmed after a failover"),
+        "{shown}"
+    );
+    assert!(issued(&server).is_empty(), "{:?}", issued(&server));
 }
