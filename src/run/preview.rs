@@ -44,6 +44,16 @@ pub(super) fn confirm(
             format!("cannot read target `{target}` to plan the run: {e}; nothing was issued");
         crate::estate::unreadable(&e, message)
     })?;
+    // Jobs running now are not in the plan's estate: the operator hears of them.
+    let busy: Vec<String> = estate
+        .items
+        .iter()
+        .filter_map(|i| {
+            i.current_job
+                .as_ref()
+                .map(|job| format!("{} (job {job})", i.name))
+        })
+        .collect();
     let origin = format!("the live state of target `{target}`");
     let now = Timestamp::from_system(std::time::SystemTime::now());
     let live = Inventory::parse(&estate.inventory_toml(&origin, now), &origin)?;
@@ -90,6 +100,13 @@ pub(super) fn confirm(
     errln!("{}", summary(&plan, &origin, &durations));
     for line in &assumed {
         errln!("  {line}");
+    }
+    if !busy.is_empty() {
+        errln!(
+            "  warning: {} VM(s) have a job in progress now, which the plan does not show: {}. The service refuses another operation on them until it ends; `runbook status --target {target}` shows them",
+            busy.len(),
+            busy.join(", ")
+        );
     }
     if let Some(why) = go_ahead {
         errln!("starting: {why}");

@@ -763,3 +763,47 @@ fn the_outage_runbook_is_planned_against_a_disconnected_site_and_starts() {
     );
     assert!(issued(&server).is_empty(), "{:?}", issued(&server));
 }
+
+/// A job running on the vault when the run starts is not in the plan's estate: the plan
+/// names the VMs it runs on.
+#[test]
+fn the_plan_names_the_vms_with_a_job_in_progress() {
+    let estate = "start = \"2026-11-26T02:00:00Z\"\n[sites.primary]\nname = \"vmm-hq\"\nconnected = true\n[sites.recovery]\nname = \"vmm-dr\"\nconnected = true\n[durations]\nplanned_failover = \"40h\"\n[[items]]\nname = \"app-01\"\n[[items]]\nname = \"web-01\"\n";
+    let (addr, _server, sim) = server_of(&Inventory::parse(estate, "the estate").unwrap());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let mut request =
+        runbook::backend::OperationRequest::new(runbook::backend::Operation::PlannedFailover);
+    request.direction = Some(runbook::backend::Direction::PrimaryToRecovery);
+    let job = rt.block_on(sim.start("web-01", &request)).unwrap();
+    let dir = project(addr, None);
+    std::fs::write(
+        dir.path().join("plan.rhai"),
+        "let j = failover(\"app-01\", #{ kind: \"planned\" });\n",
+    )
+    .unwrap();
+    let out = command(
+        dir.path(),
+        &[
+            "run",
+            "plan.rhai",
+            "--target",
+            "sim",
+            "--yes",
+            "--no-progress",
+        ],
+    )
+    .env("RUNBOOK_CRASH_AT", "2:before")
+    .output()
+    .unwrap();
+    let shown = text(&out);
+    assert!(shown.contains("PLAN against"), "{shown}");
+    assert!(
+        shown.contains(&format!(
+            "1 VM(s) have a job in progress now, which the plan does not show: web-01 (job {})",
+            job.id
+        )),
+        "{shown}"
+    );
+}
