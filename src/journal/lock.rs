@@ -81,6 +81,16 @@ impl Lock {
         let mut took_over = None;
         if let Some(stale) = read_holder(&mut file) {
             if stale.run != holder.run {
+                let journal = super::runs::runs_dir(project)
+                    .join(&stale.run)
+                    .join("journal.jsonl");
+                let started = super::load(&journal).is_ok_and(|l| l.header().is_some());
+                if !take_over && !started {
+                    return Err(Error::Usage(format!(
+                        "target `{}` has a stale lock: run {} (process {} on {}, since {}) is gone before it recorded its start, so it issued nothing and cannot be resumed. Pass --take-over to start a new run",
+                        holder.target, stale.run, stale.pid, stale.host, stale.since
+                    )));
+                }
                 if !take_over {
                     return Err(Error::Usage(format!(
                         "target `{}` has a stale lock: run {} (process {} on {}, since {}) is gone. Resume it with `runbook resume {}`, or pass --take-over to start a new run anyway",
@@ -163,6 +173,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("stale lock: run a"), "{err}");
+        // Run `a` never recorded its start: there is nothing to resume.
+        assert!(err.contains("before it recorded its start"), "{err}");
+        assert!(!err.contains("runbook resume"), "{err}");
         let same_run = Lock::acquire(dir.path(), "vault", holder("a", 3), false).unwrap();
         drop(same_run);
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "", "released");

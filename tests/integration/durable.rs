@@ -389,6 +389,8 @@ fn a_second_run_on_the_same_target_is_refused_and_a_stale_lock_is_detected() {
     first.kill().unwrap();
     first.wait().unwrap();
     refused("sim", &format!("stale lock: run {id}"));
+    // It recorded its start: it can be resumed, and the refusal says how.
+    refused("sim", &format!("Resume it with `runbook resume {id}`"));
     assert_eq!(run_ids(dir.path()), std::slice::from_ref(&id));
     assert!(!server.stats().keys().any(|k| k.starts_with("issued")));
     let taken = runbook(dir.path(), &TAKE_OVER, None);
