@@ -226,6 +226,15 @@ pub fn check_value(spec: &'static OptSpec, value: &Literal) -> Result<(), Proble
         }
         (OptKind::Bool, Literal::Bool(_)) | (OptKind::Text, Literal::Str(_)) => Ok(()),
         (OptKind::Duration, Literal::Str(s)) => parse_duration(s).map(|_| ()).map_err(|_| bad()),
+        // An empty list would check (or do) nothing, silently.
+        (OptKind::EnumList(_), Literal::Array(items)) if items.is_empty() => {
+            Err(Problem::BadValue {
+                key: spec.key,
+                found: "an empty array".into(),
+                expected: format!("at least one value: {}", spec.kind.describe()),
+                suggestion: None,
+            })
+        }
         (OptKind::EnumList(values), Literal::Array(items)) => {
             match items
                 .iter()

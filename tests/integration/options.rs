@@ -140,7 +140,7 @@ const PROBES: &[Probe] = &[
         primitive: "preflight",
         key: "sites",
         a: "note(`${preflight(#{ vms: [\"sql-01\"], sites: [\"recovery\"] }).checked}`);\nnote(`${preflight(#{ vms: [], sites: [\"recovery\"] })}`);",
-        b: "note(`${preflight(#{ vms: [\"sql-01\"], sites: [] }).checked}`);\nnote(`${preflight(#{ vms: [], sites: [] })}`);",
+        b: "note(`${preflight(#{ vms: [\"sql-01\"], sites: [\"primary\"] }).checked}`);\nnote(`${preflight(#{ vms: [], sites: [\"primary\"] })}`);",
         seen: Seen::InDryRun,
     },
     Probe {

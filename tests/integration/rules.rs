@@ -163,6 +163,15 @@ fn preflight_checks_the_sites_it_is_given_and_operations_in_progress() {
     // A site name that does not exist is refused.
     let bad = check(&ask(", sites: [\"dr\"]"), &down);
     assert_eq!(of(&bad, Code::InvalidOption).len(), 1, "{:?}", bad.findings);
+    // No site at all would check nothing: refused too.
+    let none = check(&ask(", sites: []"), &down);
+    let found = of(&none, Code::InvalidOption);
+    assert_eq!(found.len(), 1, "{:?}", none.findings);
+    assert!(
+        format!("{:?}", none.findings).contains("an empty array"),
+        "{:?}",
+        none.findings
+    );
 }
 
 #[test]

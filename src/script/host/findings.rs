@@ -153,7 +153,7 @@ impl Host {
                 if !error.recommended_action.is_empty() {
                     f = f.note(format!("recommended action: {}", error.recommended_action));
                 }
-                f.help("nothing was done for this call: the error code says why (give the request id to Azure support); `runbook status --target NAME` shows the VMs' states")
+                f.help("the service did not act on this request (a job it started earlier, one this wait follows too, goes on there); the error code says why (give the request id to Azure support); `runbook status --target NAME` shows the VMs' states and jobs")
             }
             BackendError::UnknownJob(id) => Finding::new(
                 Code::ServiceRefused,
