@@ -150,6 +150,11 @@ pub fn simulate(opts: &RunOptions, interactive: bool) -> Result<(Outcome, f64), 
             }
             // A target that does not exist is the first thing to say.
             config.target(target)?;
+            if opts.inventory.is_some() || opts.speed.is_some() {
+                return Err(Error::Usage(
+                    "--inventory and --speed are for the embedded simulator: a live run plans against the target's live state (with the durations of the inventory runbook.toml names) and runs at the service's pace. Nothing was read or issued".into(),
+                ));
+            }
             preview::can_ask(opts)?;
             let backend = Arc::new(config.backend(target)?);
             // Its long waits (throttling, retries) show while the live state is read.

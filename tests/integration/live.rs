@@ -240,6 +240,31 @@ fn without_a_terminal_or_yes_and_with_auto_approve_nothing_is_read_or_issued() {
             ],
             "--auto-approve is for the embedded simulator only",
         ),
+        // The embedded simulator's options are refused, not ignored.
+        (
+            vec![
+                "run",
+                "plan.rhai",
+                "--target",
+                "sim",
+                "--yes",
+                "--speed",
+                "100",
+            ],
+            "--inventory and --speed are for the embedded simulator",
+        ),
+        (
+            vec![
+                "run",
+                "plan.rhai",
+                "--target",
+                "sim",
+                "--yes",
+                "--inventory",
+                "plan.rhai",
+            ],
+            "--inventory and --speed are for the embedded simulator",
+        ),
         // A target that does not exist is said first, not the missing terminal.
         (
             vec!["run", "plan.rhai", "--target", "nope"],
