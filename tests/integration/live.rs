@@ -35,7 +35,12 @@ fn server_of(inventory: &Inventory) -> (SocketAddr, Arc<Server>, Arc<Simulator>)
 /// The example estate, its drills made recent: the server's clock is the wall clock, and a
 /// preflight wants a drill in the last 30 days.
 fn examples_inventory() -> Inventory {
-    let text = std::fs::read_to_string(root().join("runbooks/inventory.toml")).unwrap();
+    recent_drills("runbooks/inventory.toml")
+}
+
+/// The inventory at `path` (from the repository's root), its drills made recent.
+fn recent_drills(path: &str) -> Inventory {
+    let text = std::fs::read_to_string(root().join(path)).unwrap();
     let yesterday = runbook::clock::Timestamp::from_system(
         std::time::SystemTime::now() - Duration::from_secs(86_400),
     )
@@ -50,7 +55,17 @@ fn examples_inventory() -> Inventory {
             }
         })
         .collect();
-    Inventory::parse(&text, "the example estate").expect("the example inventory")
+    Inventory::parse(&text, path).expect("the example inventory")
+}
+
+/// The id of the one run in project `dir`.
+fn only_run(dir: &Path) -> String {
+    let runs: Vec<_> = std::fs::read_dir(dir.join(".runbook/runs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    runs[0].clone()
 }
 
 /// A project whose target `sim` is the server at `addr`; with `inventory`, its
@@ -512,14 +527,7 @@ fn a_resumed_commit_reads_the_vm_again_and_refuses_when_it_changed() {
         if changed {
             sim.set_health("app-01", Health::Critical).unwrap();
         }
-        let id = std::fs::read_dir(dir.path().join(".runbook/runs"))
-            .unwrap()
-            .next()
-            .unwrap()
-            .unwrap()
-            .file_name()
-            .to_string_lossy()
-            .into_owned();
+        let id = only_run(dir.path());
         let resumed = runbook(dir.path(), &["resume", &id, "--no-progress"]);
         let shown = text(&resumed);
         let commits = issued(&server)
@@ -617,14 +625,7 @@ fn a_wait_that_timed_out_twice_is_followed_again_by_the_next_resume() {
         ],
     );
     assert_eq!(first.status.code(), Some(1), "{}", text(&first));
-    let id = std::fs::read_dir(dir.path().join(".runbook/runs"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .file_name()
-        .to_string_lossy()
-        .into_owned();
+    let id = only_run(dir.path());
     let second = runbook(dir.path(), &["resume", &id, "--no-progress"]);
     assert_eq!(second.status.code(), Some(1), "{}", text(&second));
     // The service finishes the job.
@@ -705,14 +706,7 @@ fn a_resume_with_changed_text_is_dry_run_against_the_live_state_first() {
         use std::os::unix::process::ExitStatusExt;
         assert_eq!(crashed.status.signal(), Some(9), "{}", text(&crashed));
         std::fs::write(dir.path().join("plan.rhai"), &changed).unwrap();
-        let id = std::fs::read_dir(dir.path().join(".runbook/runs"))
-            .unwrap()
-            .next()
-            .unwrap()
-            .unwrap()
-            .file_name()
-            .to_string_lossy()
-            .into_owned();
+        let id = only_run(dir.path());
         let resumed = runbook(
             dir.path(),
             &["resume", &id, "--allow-changed", "--no-progress"],
@@ -741,22 +735,7 @@ fn a_resume_with_changed_text_is_dry_run_against_the_live_state_first() {
 /// of refusing the outage runbook's reverse replication, and says so.
 #[test]
 fn the_outage_runbook_is_planned_against_a_disconnected_site_and_starts() {
-    let text = std::fs::read_to_string(root().join("runbooks/outage.toml")).unwrap();
-    let recent = runbook::clock::Timestamp::from_system(
-        std::time::SystemTime::now() - Duration::from_secs(86_400),
-    )
-    .rfc3339();
-    let text: String = text
-        .lines()
-        .map(|l| {
-            if l.starts_with("last_test_failover") {
-                format!("last_test_failover = \"{recent}\"\n")
-            } else {
-                format!("{l}\n")
-            }
-        })
-        .collect();
-    let (addr, server, _sim) = server_of(&Inventory::parse(&text, "the outage").unwrap());
+    let (addr, server, _sim) = server_of(&recent_drills("runbooks/outage.toml"));
     let dir = project(addr, None);
     std::fs::copy(
         root().join("runbooks/outage-unplanned-failover.rhai"),
