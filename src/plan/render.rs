@@ -230,7 +230,15 @@ fn moment_text(m: &Moment) -> String {
 
 /// Escapes text for a markdown table cell.
 fn cell(text: &str) -> String {
-    text.replace('|', "\\|").replace('\n', " ")
+    md_text(text).replace('|', "\\|").replace('\n', " ")
+}
+
+/// Text a runbook wrote (a note, a step's title), shown as text in markdown: no HTML of
+/// its own reaches the page.
+pub(crate) fn md_text(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 pub(crate) fn md_table(
@@ -328,11 +336,12 @@ pub fn markdown(plan: &Plan) -> String {
     out
 }
 
-/// Text safe inside a Mermaid task name (no `:`, `;` or `#`, which end or escape it).
+/// Text safe inside a Mermaid task name (no `:`, `;` or `#`, which end or escape it, and no
+/// HTML).
 pub(crate) fn mermaid_text(text: &str) -> String {
     text.chars()
         .map(|c| match c {
-            ':' | ';' | '#' | '\n' => ' ',
+            ':' | ';' | '#' | '\n' | '<' | '>' | '&' => ' ',
             c => c,
         })
         .collect()

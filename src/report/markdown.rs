@@ -2,7 +2,7 @@
 //! lanes (in the plan's chart format), the tables and the lists.
 
 use super::{lists, summary, tables, Audit};
-use crate::plan::render::{chart_time, md_table, mermaid_text};
+use crate::plan::render::{chart_time, md_table, md_text, mermaid_text};
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -57,7 +57,7 @@ pub(crate) fn gantt(a: &Audit) -> String {
 
 pub fn markdown(a: &Audit) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "# Run {}: {}\n", a.run, a.runbook);
+    let _ = writeln!(out, "# Run {}: {}\n", a.run, md_text(&a.runbook));
     md_table(
         &mut out,
         &["", ""],
@@ -76,9 +76,9 @@ pub fn markdown(a: &Audit) -> String {
     for (title, items) in lists(a) {
         let _ = writeln!(out, "\n## {title}\n");
         for (item, subs) in items {
-            let _ = writeln!(out, "- {item}");
+            let _ = writeln!(out, "- {}", md_text(&item));
             for s in subs {
-                let _ = writeln!(out, "  - {s}");
+                let _ = writeln!(out, "  - {}", md_text(&s));
             }
         }
     }

@@ -163,3 +163,23 @@ fn the_html_chart_has_a_time_axis_and_every_label_in_full() {
     );
     assert!(!html.contains("overflow:hidden"), "no label is clipped");
 }
+
+/// What a runbook wrote (a step's title, a note, a VM's name in the chart) is text in the
+/// markdown report: no HTML of its own reaches the page or the chart.
+#[test]
+fn the_markdown_report_shows_the_runbooks_words_as_text() {
+    let mut audit = audit_of_the_site_failover();
+    let hostile = "<img src=x onerror=alert(1)> & <b>bold</b> | cell";
+    audit.approvals[0].title = hostile.into();
+    if let Some(note) = audit.notes.first_mut() {
+        note.text = hostile.into();
+    }
+    audit.operations[0].vm = hostile.into();
+    let markdown = report::markdown(&audit);
+    assert!(!markdown.contains("<img"), "{markdown}");
+    assert!(!markdown.contains("<b>"), "{markdown}");
+    assert!(
+        markdown.contains("&lt;img src=x onerror=alert(1)&gt; &amp; &lt;b&gt;bold&lt;/b&gt;"),
+        "{markdown}"
+    );
+}
