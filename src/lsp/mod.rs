@@ -12,6 +12,7 @@ mod hover;
 mod navigate;
 mod project;
 mod syntax;
+mod transport;
 mod worker;
 
 use crate::diagnostics::offset_of_utf16;
@@ -36,7 +37,7 @@ use worker::{Job, Published, Shared};
 
 /// Serves the editor on standard input and output until it says `exit`.
 pub fn serve() -> Result<i32, Error> {
-    let (connection, io) = Connection::stdio();
+    let (connection, io) = transport::stdio();
     let ran = run(connection);
     // The input and output threads end once the editor closes its end (or, after a
     // protocol error, soon: the reader's own error is the better message then).

@@ -580,3 +580,28 @@ fn a_stream_that_is_not_the_protocol_is_a_clear_error_not_a_panic() {
     assert!(stderr.contains("language server"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// A message announced at terabytes is refused before anything is allocated for it: the
+/// server exits with its error instead of aborting (the stream stays open meanwhile).
+#[test]
+fn a_huge_announced_message_is_refused_not_allocated() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_runbook"))
+        .arg("lsp")
+        .current_dir(dir.path())
+        .env("XDG_CACHE_HOME", dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(b"Content-Length: 9999999999999\r\n\r\n{")
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    drop(stdin);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("more than the 64 MiB"), "{stderr}");
+}
