@@ -138,12 +138,26 @@ pub fn build(host: Rc<Host>, resolver: Resolver, call_stack: bool) -> Engine {
 /// thread of their own first, within the check's time limit.
 const QUICK_PARSE: usize = 64 << 10;
 
+/// Texts declaring at most this many names parse quickly whatever their size (a few
+/// milliseconds), so they are not parsed twice.
+const QUICK_DECLARATIONS: usize = 2_048;
+
+/// An upper bound of the declarations in `text`: its `let`, `const`, `for`, `fn` and
+/// `catch` words and its closures' bars (in comments and strings too).
+fn declarations(text: &str) -> usize {
+    let words = text
+        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .filter(|w| matches!(*w, "let" | "const" | "for" | "fn" | "catch"))
+        .count();
+    words + text.matches('|').count() / 2
+}
+
 /// Whether `text` parses (or fails to) before `limit` passes. Rhai's parser takes time
 /// quadratic in the variables a script declares (65,535 `let`s take minutes), and it cannot
-/// be interrupted: a long text is parsed on a thread of its own, which is left to finish
-/// alone when the limit passes first.
+/// be interrupted: a long text that declares many names is parsed on a thread of its own
+/// first, which is left to finish alone when the limit passes first.
 pub fn parses_in_time(text: &str, limit: limits::TimeLimit) -> bool {
-    if text.len() <= QUICK_PARSE {
+    if text.len() <= QUICK_PARSE || declarations(text) <= QUICK_DECLARATIONS {
         return true;
     }
     let (done, finished) = std::sync::mpsc::channel();
@@ -214,4 +228,27 @@ pub fn watch(engine: &mut Engine, host: Rc<Host>, limit: Option<limits::TimeLimi
         }
         host.is_interrupted().then(|| "interrupted".into())
     });
+}
+
+#[cfg(test)]
+mod parse_tests {
+    use super::*;
+
+    #[test]
+    fn only_long_texts_declaring_many_names_are_parsed_twice() {
+        let limit = limits::TimeLimit::from_now(std::time::Duration::from_secs(60));
+        // Long, few names: parsed once (no guard thread needed).
+        let long: String = (0..5_000)
+            .map(|i| format!("note(\"line {i} of a long runbook\");\n"))
+            .collect();
+        assert!(long.len() > QUICK_PARSE && declarations(&long) <= QUICK_DECLARATIONS);
+        assert!(parses_in_time(&long, limit));
+        // However the words are spaced, they count.
+        let spaced: String = (0..3_000).map(|i| format!("let\tv{i}=|x|\nx;\n")).collect();
+        assert!(
+            declarations(&spaced) >= 3_000 + 3_000,
+            "{}",
+            declarations(&spaced)
+        );
+    }
 }
