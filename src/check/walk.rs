@@ -562,7 +562,7 @@ fn arity(
 }
 
 /// The value of a literal expression, if it is one.
-fn literal(expr: &Expr) -> Option<Literal> {
+pub(super) fn literal(expr: &Expr) -> Option<Literal> {
     Some(match expr {
         Expr::StringConstant(s, _) => Literal::Str(s.to_string()),
         Expr::BoolConstant(b, _) => Literal::Bool(*b),

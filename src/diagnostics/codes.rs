@@ -158,6 +158,12 @@ codes! {
     AvoidableDataLoss = "RB124", "avoidable-data-loss", Warning,
         "an unplanned failover without `shutdown_source` while the source site is connected",
         "An unplanned failover may lose the changes not replicated yet; while the source site answers, a planned failover (or shutting the source down first) loses nothing.";
+    BadParam = "RB130", "bad-param", Error,
+        "a parameter declaration that cannot be read before the run, or a parameter without a value",
+        "Parameters are checked and set before anything runs: one whose name or options are not literals, whose type is unknown or whose default is not one of its choices cannot be listed, validated or recorded.";
+    ParamStandIn = "RB131", "param-stand-in", Note,
+        "a required parameter that `check` dry-ran with a stand-in value",
+        "A parameter without a default needs `--set` at run time; the dry run used a stand-in, so what depends on its value was checked with that one only.";
 }
 
 #[cfg(test)]

@@ -652,6 +652,38 @@ wait_job(reverse_replicate(web), #{ timeout: "1h" });
 "#,
             ),
         },
+        Code::BadParam => Explanation {
+            detects: "`param(name, #{ ... })` calls are read from the runbook without running \
+                it, so `runbook params` lists them and `--set` is checked before anything runs. \
+                The name and the option map must be literals; `type` one of string, int, bool, \
+                duration, vms; the default and the choices of that type, the default one of \
+                the choices. A parameter with no value when the run reaches it is reported too.",
+            example: demo(
+                r#"let site = param("down_site", #{ choices: ["primary", "recovery"], "default": "secondary" });
+note(`recovering ${site}`);
+"#,
+            ),
+            fix: demo(
+                r#"let site = param("down_site", #{ choices: ["primary", "recovery"], "default": "primary" });
+note(`recovering ${site}`);
+"#,
+            ),
+        },
+        Code::ParamStandIn => Explanation {
+            detects: "A parameter without a default, whose value `check` was not given with \
+                `--set`: the dry run went on with a stand-in value (its first choice, `<name>` \
+                for a string, 0, false, 1m, or no VMs).",
+            example: demo(
+                r#"let ticket = param("ticket", #{ help: "the change ticket" });
+note(`change ${ticket}`);
+"#,
+            ),
+            fix: demo(
+                r#"let ticket = param("ticket", #{ help: "the change ticket", "default": "none" });
+note(`change ${ticket}`);
+"#,
+            ),
+        },
         Code::FailureLeavesUnsafe => Explanation {
             detects: "Reported by `runbook check --what-if` only (see RB117 for the \
                 scenarios). The runbook handles the failure, by completing or by throwing an \

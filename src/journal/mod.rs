@@ -258,6 +258,10 @@ pub struct Header {
     /// Wall-clock start, RFC 3339.
     pub started_wall: String,
     pub version: String,
+    /// The parameters' values the run started with (none in a journal written before
+    /// parameters were recorded): a resume goes on with them.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub params: std::collections::BTreeMap<String, String>,
 }
 
 impl Header {
@@ -789,6 +793,7 @@ mod tests {
             pid: 1,
             started_wall: "2026-11-26T00:00:00Z".into(),
             version: "0".into(),
+            params: Default::default(),
         }
     }
 

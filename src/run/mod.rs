@@ -50,6 +50,9 @@ pub struct RunOptions {
     pub take_over: bool,
     /// Start a live run without asking after its plan (unattended runs).
     pub yes: bool,
+    /// The parameters' values `--set` gives (checked against the runbook's declarations
+    /// before anything runs; on resume, those the journal recorded).
+    pub params: Vec<(String, String)>,
 }
 
 impl RunOptions {
@@ -66,6 +69,7 @@ impl RunOptions {
             journal: false,
             take_over: false,
             yes: true,
+            params: Vec::new(),
         }
     }
 }
@@ -156,6 +160,11 @@ pub fn simulate(opts: &RunOptions, interactive: bool) -> Result<(Outcome, f64), 
             backend.notify(Arc::new(progress::Plain));
             let identity = config.target(target)?.identity();
             let text = read_text(&opts.path)?;
+            crate::check::params::values_for(
+                &crate::paths::display(&opts.path),
+                &text,
+                &opts.params,
+            )?;
             preview::confirm(opts, &config, target, backend.as_ref(), &text, &rt)?;
             let venue = Venue::service(backend, format!("target `{target}`")).locked(identity);
             (venue, text)
@@ -175,7 +184,13 @@ pub fn simulate(opts: &RunOptions, interactive: bool) -> Result<(Outcome, f64), 
                     "--speed must be between 0.01 and 10000000, not {speed}"
                 )));
             }
-            (Venue::simulator(inventory, speed), read_text(&opts.path)?)
+            let text = read_text(&opts.path)?;
+            crate::check::params::values_for(
+                &crate::paths::display(&opts.path),
+                &text,
+                &opts.params,
+            )?;
+            (Venue::simulator(inventory, speed), text)
         }
     };
     start(opts, &config, venue, interactive, Start { rt, text })
@@ -503,6 +518,7 @@ fn open_journal(
     resolver: &Resolver,
     venue: &Venue,
     now: crate::clock::Timestamp,
+    params: &crate::script::params::Values,
 ) -> Result<Rc<journal::Journal>, String> {
     let store = j.run.store.clone();
     if let Some(resume) = &j.resume {
@@ -545,6 +561,7 @@ fn open_journal(
         pid: std::process::id(),
         started_wall: crate::clock::Timestamp::from_system(std::time::SystemTime::now()).rfc3339(),
         version: env!("CARGO_PKG_VERSION").to_string(),
+        params: params.clone(),
     };
     let journal = journal::Journal::create_in(store, &j.run.id, header, now)?;
     if let Some(lock) = &j.lock {
@@ -643,6 +660,27 @@ fn execute(
             None
         }
     };
+    // The parameters' values: `--set` and the defaults, or on resume the journal's.
+    let values = match &ast {
+        Some(ast) => {
+            let (declared, _) = crate::check::params::discover(ast, &source);
+            let recorded: Option<Vec<(String, String)>> = journaling
+                .as_ref()
+                .and_then(|j| j.resume.as_ref())
+                .and_then(|r| r.loaded.header())
+                .map(|h| h.params.clone().into_iter().collect());
+            let sets = recorded.as_deref().unwrap_or(&opts.params);
+            match crate::script::params::resolve(&declared, sets, true) {
+                Ok(values) => values,
+                Err(e) => {
+                    discard_new(journaling.as_ref());
+                    return Err(Error::Usage(format!("{name}: {e}; nothing was run")));
+                }
+            }
+        }
+        None => Default::default(),
+    };
+    host.set_params(values.clone());
     let Some(ast) = ast else {
         outcome.not_started = true;
         if journaling.as_ref().is_some_and(|j| j.resume.is_none()) {
@@ -654,8 +692,8 @@ fn execute(
     };
     let journal = match &journaling {
         Some(j) => {
-            let journal =
-                open_journal(j, opts, text, &resolver, &venue, clock.now()).map_err(|e| {
+            let journal = open_journal(j, opts, text, &resolver, &venue, clock.now(), &values)
+                .map_err(|e| {
                     discard_new(journaling.as_ref());
                     Error::Usage(format!("{e}; nothing was run"))
                 })?;
@@ -799,6 +837,8 @@ pub struct ResumeOptions {
     pub allow_changed: bool,
     pub progress: bool,
     pub color: bool,
+    /// `--set` given to resume: refused when it differs from the values the run started with.
+    pub params: Vec<(String, String)>,
 }
 
 /// Resumes a run that crashed or was interrupted; returns the exit code.
@@ -870,6 +910,17 @@ pub fn resume(opts: &ResumeOptions) -> Result<i32, Error> {
             "run {id} cannot be resumed: run {by} took over its lock and went on in its place"
         )));
     }
+    for (name, value) in &opts.params {
+        if header.params.get(name).map(String::as_str) != Some(value.trim()) {
+            return Err(Error::Usage(format!(
+                "run {id} cannot be resumed with --set {name}={value}: it started with {}; a resume goes on with the values it started with (start a new run for others)",
+                match header.params.get(name) {
+                    Some(v) => format!("{name}={v}"),
+                    None => format!("no value for `{name}`"),
+                }
+            )));
+        }
+    }
     let venue = Venue::service(Arc::new(backend), format!("target `{target}`")).locked(identity);
     let run_opts = RunOptions {
         path: header.runbook.clone(),
@@ -882,6 +933,7 @@ pub fn resume(opts: &ResumeOptions) -> Result<i32, Error> {
         journal: true,
         take_over: false,
         yes: true,
+        params: header.params.clone().into_iter().collect(),
     };
     errln!(
         "resuming run {id}: {} recorded calls are answered from the journal, then the run goes on",

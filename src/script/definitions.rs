@@ -278,7 +278,7 @@ mod tests {
         for primitive in PRIMITIVES {
             if let Some(t) = return_type(primitive.returns) {
                 assert!(
-                    ["Vm", "Job", "Array", "Map"].contains(&t),
+                    ["Vm", "Job", "Array", "Map", "?"].contains(&t),
                     "{}: {t}",
                     primitive.name
                 );

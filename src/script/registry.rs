@@ -3,7 +3,7 @@
 //! registration, dispatch, the static checks, option parsing and the README's API table all
 //! read this table.
 
-use super::host::{checks, operations, reads, steps, waits, Handler};
+use super::host::{checks, inputs, operations, reads, steps, waits, Handler};
 use std::ops::RangeInclusive;
 
 /// What a parameter accepts.
@@ -53,6 +53,10 @@ pub enum OptKind {
     VmList,
     /// An array of these strings.
     EnumList(&'static [&'static str]),
+    /// An array of strings.
+    TextList,
+    /// Any value (its type is checked by the primitive, e.g. a parameter's default).
+    Value,
 }
 
 impl OptKind {
@@ -70,6 +74,8 @@ impl OptKind {
             OptKind::Duration => "a duration such as \"90s\", \"30m\" or \"2h\"".into(),
             OptKind::Text => "a string".into(),
             OptKind::VmList => "an array of Vms or VM names".into(),
+            OptKind::TextList => "an array of strings".into(),
+            OptKind::Value => "a string, number, boolean or array of strings".into(),
             OptKind::EnumList(values) => format!(
                 "an array of {}",
                 values
@@ -232,9 +238,25 @@ const fn o(key: &'static str, kind: OptKind, doc: &'static str) -> OptSpec {
 const KIND: &[&str] = &["planned", "unplanned"];
 const DIRECTION: &[&str] = &["primary_to_recovery", "recovery_to_primary"];
 const SITE: &[&str] = &["primary", "recovery"];
+const PARAM_TYPES: &[&str] = super::params::TYPES;
 
 /// Every primitive of the script API, in the order the documentation lists them.
 pub static PRIMITIVES: &[Primitive] = &[
+    Primitive {
+        name: "param",
+        params: &[p("name", ParamKind::Text), opt("opts")],
+        options: &[
+            o("type", OptKind::Enum(PARAM_TYPES), "the value's type (default: the default's type, else string): a duration is a string such as \"30m\", vms an array of VM names (`--set tier=web-01,web-02`)"),
+            o("choices", OptKind::TextList, "the values allowed; `check` dry-runs each (every combination of up to 16, else the defaults and each choice once)"),
+            o("default", OptKind::Value, "the value when `--set` gives none (written `\"default\": ...`, as Rhai reserves the word); without it the parameter is required"),
+            o("help", OptKind::Text, "what the parameter means, shown by `runbook params`"),
+        ],
+        refused: &[],
+        effect: Effect::Control,
+        returns: "?",
+        doc: "A runbook input, set with `--set name=value` on `run`, `check` and `plan` and listed by `runbook params`: its value (checked against its type and choices before anything runs), recorded in the journal and the report; `resume` uses the recorded one. Declare it at the top of the runbook with a literal name and option map, so it is found without running the runbook.",
+        handler: inputs::param,
+    },
     Primitive {
         name: "vm",
         params: &[p("name", ParamKind::Vm)],

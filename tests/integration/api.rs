@@ -46,6 +46,7 @@ fn every_stdlib_module_checks_clean_and_is_used_by_an_example() {
 fn every_primitive_is_implemented() {
     // A runbook that calls each primitive once in an order the simulator accepts.
     let text = r#"
+        let site = param("site", #{ choices: ["primary", "recovery"], "default": "primary" });
         let web = vm("web-01");
         let all = vms(#{ name: "web-*" });
         let s = status(web);

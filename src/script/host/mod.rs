@@ -7,13 +7,14 @@
 //! One concern per room: [`findings`] (call sites and raised errors), [`args`] (arguments
 //! and options), [`reads`] (`vm`, `vms`, `status`), [`operations`] (failovers, commits,
 //! reverse replication, drills, cancel), [`waits`] (waits, polling, timeouts), [`checks`]
-//! (verify, preflight), [`steps`] (manual steps, notes), [`replay`] (issuing through the
+//! (verify, preflight), [`steps`] (manual steps, notes), [`inputs`] (parameters), [`replay`] (issuing through the
 //! journal, settling, divergence) and [`finish`] (the end of a run).
 
 pub(super) mod args;
 pub(super) mod checks;
 pub(super) mod findings;
 pub(super) mod finish;
+pub(super) mod inputs;
 pub(super) mod operations;
 pub(super) mod reads;
 pub(super) mod replay;
@@ -145,6 +146,10 @@ pub struct Host {
     inherited: RefCell<Vec<Unfinished>>,
     /// Whether the last read was answered from the journal (a resume's replay).
     replayed_read: Cell<bool>,
+    /// The parameters' values (`--set`, defaults, or the journal's on resume).
+    params: RefCell<crate::script::params::Values>,
+    /// The parameters the runbook declared while it ran, with their values, in order.
+    used: RefCell<Vec<(crate::script::params::Declared, String)>>,
 }
 
 impl Host {
@@ -174,7 +179,24 @@ impl Host {
             steps: Cell::new(0),
             inherited: RefCell::new(Vec::new()),
             replayed_read: Cell::new(false),
+            params: Default::default(),
+            used: RefCell::new(Vec::new()),
         }
+    }
+
+    /// Gives the runbook's parameters these values.
+    pub fn set_params(&self, values: crate::script::params::Values) {
+        *self.params.borrow_mut() = values;
+    }
+
+    /// The parameters' values the host was given.
+    pub fn params(&self) -> crate::script::params::Values {
+        self.params.borrow().clone()
+    }
+
+    /// The parameters the runbook declared as it ran, each with the value it got.
+    pub fn params_used(&self) -> Vec<(crate::script::params::Declared, String)> {
+        self.used.borrow().clone()
     }
 
     /// Adopts `jobs` (of the run whose lock this one took over) rather than issuing the
