@@ -40,6 +40,9 @@ pub struct Audit {
     pub operator: String,
     pub started: String,
     pub state: String,
+    /// The parameters' values the run started with (absent when it had none).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, String>,
     /// When the run began, on the run's clock; every offset counts from here.
     #[serde(skip)]
     pub origin: Timestamp,
@@ -209,6 +212,7 @@ impl Audit {
             operator: header.operator.clone(),
             started: header.started_wall.clone(),
             state: crate::journal::runs::state_of(loaded),
+            params: header.params.clone(),
             origin,
             operations: Vec::new(),
             vms: Vec::new(),

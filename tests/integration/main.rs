@@ -20,6 +20,7 @@ mod lro;
 mod lsp;
 mod mermaid;
 mod options;
+mod params;
 mod pipes;
 mod plan;
 mod recovery;
