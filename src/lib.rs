@@ -25,6 +25,7 @@
 #[macro_use]
 mod output;
 
+pub mod actions;
 pub mod backend;
 pub mod check;
 pub mod cli;

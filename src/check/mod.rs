@@ -237,6 +237,7 @@ pub(crate) fn check_with(
         return (report(findings, sources), None);
     }
     let no_values = Values::new();
+    let actions = crate::actions::Actions::of_folder(root);
     let setup = Setup {
         name,
         root,
@@ -246,6 +247,7 @@ pub(crate) fn check_with(
             .limit
             .unwrap_or_else(|| TimeLimit::from_now(TIME_LIMIT)),
         params: &no_values,
+        actions: &actions,
     };
     let session = Session::new(&setup, &Variant::default(), watch.observer);
     let engine = &session.engine;
@@ -467,6 +469,8 @@ pub(crate) struct Setup<'a> {
     pub limit: TimeLimit,
     /// The parameters' values.
     pub params: &'a Values,
+    /// The actions of runbook.toml (never run by a dry run).
+    pub actions: &'a crate::actions::Actions,
 }
 
 /// How a what-if dry run differs from the plain one.
@@ -527,6 +531,7 @@ impl Session {
             setup.name,
         ));
         host.set_params(setup.params.clone());
+        host.set_actions(setup.actions.clone());
         let resolver = Resolver::new(setup.root);
         resolver.limit_time(setup.limit);
         let mut engine = engine::build(host.clone(), resolver.clone(), setup.call_stack);

@@ -232,6 +232,7 @@ pub fn check_text_params(
         return (report, None);
     };
     let values = session.host.params();
+    let actions = crate::actions::Actions::of_folder(root);
     let baseline: Vec<Trigger> = session
         .host
         .jobs()
@@ -253,6 +254,7 @@ pub fn check_text_params(
         call_stack: false,
         limit,
         params: &values,
+        actions: &actions,
     };
     let total = baseline.len();
     let first_site = baseline.iter().find_map(|t| match t {

@@ -164,6 +164,12 @@ codes! {
     ParamStandIn = "RB131", "param-stand-in", Note,
         "a required parameter that `check` dry-ran with a stand-in value",
         "A parameter without a default needs `--set` at run time; the dry run used a stand-in, so what depends on its value was checked with that one only.";
+    UnknownAction = "RB132", "unknown-action", Error,
+        "a call of an action that runbook.toml does not declare",
+        "Actions (switching DNS, a load balancer) are declared in runbook.toml, never written in the script: a name it does not declare would stop the recovery at that step.";
+    ActionFailed = "RB133", "action-failed", Error,
+        "an action failed: its command exited non-zero or timed out, or its webhook answered an error",
+        "The step around the VMs did not happen (DNS still points at the site that is down); the runbook can catch the error and fall back, or the run stops there with the action's output.";
 }
 
 #[cfg(test)]

@@ -684,6 +684,35 @@ note(`change ${ticket}`);
 "#,
             ),
         },
+        Code::UnknownAction => Explanation {
+            detects: "Every `action(name, ...)` the dry run reaches is looked up among the \
+                `[actions.NAME]` of the runbook.toml found from the runbook's folder up; an \
+                unknown name is reported with the closest declared one. `check` never runs an \
+                action.",
+            example: with(
+                Estate::Unknown,
+                r#"action("switch-dns", #{ to: "recovery" });
+"#,
+            ),
+            fix: with(
+                Estate::Unknown,
+                r#"note("declare [actions.switch-dns] in runbook.toml, then call action(\"switch-dns\", #{ to: \"recovery\" })");
+"#,
+            ),
+        },
+        Code::ActionFailed => Explanation {
+            detects: "During `runbook run`: an action's command exited with a non-zero code, \
+                was killed at its timeout or could not start, or its webhook answered an \
+                error, a redirect (never followed) or nothing. The error is catchable at the \
+                runbook line; its message holds the end of the action's output.",
+            example: run(
+                "runbook run runbooks/site-failover.rhai --target prod\n\
+                 # [actions.switch-dns] command exits 1\n",
+            ),
+            fix: run(
+                "try { action(\"switch-dns\", #{ to: \"recovery\" }); } catch (e) { manual_step(\"switch DNS by hand\"); }\n",
+            ),
+        },
         Code::FailureLeavesUnsafe => Explanation {
             detects: "Reported by `runbook check --what-if` only (see RB117 for the \
                 scenarios). The runbook handles the failure, by completing or by throwing an \

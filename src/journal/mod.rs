@@ -125,6 +125,28 @@ pub enum Entry {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         line: Option<String>,
     },
+    /// About to run action `name` of runbook.toml. Written before it starts.
+    ActionIntent {
+        name: String,
+        /// The idempotency key the action is given (the first intent's, on a re-run).
+        key: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        line: Option<String>,
+    },
+    /// How the action of intent `intent` ended.
+    ActionDone {
+        intent: u64,
+        ok: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        exit: Option<i32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status: Option<u16>,
+        /// The last bytes of its output.
+        output: String,
+        seconds: f64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        why: Option<String>,
+    },
     /// The run stopped: how, and the VMs' states at that moment.
     End {
         state: RunState,
@@ -145,6 +167,8 @@ impl Entry {
                 | Entry::Issued { .. }
                 | Entry::Waited { .. }
                 | Entry::Step { .. }
+                | Entry::ActionIntent { .. }
+                | Entry::ActionDone { .. }
         )
     }
 
@@ -162,6 +186,8 @@ impl Entry {
             Entry::Note { .. } => "a note".into(),
             Entry::Skipped { vm, operation, .. } => format!("{operation} of `{vm}`, skipped"),
             Entry::End { .. } => "the run's end".into(),
+            Entry::ActionIntent { name, .. } => format!("action `{name}`"),
+            Entry::ActionDone { intent, .. } => format!("the end of the action of record {intent}"),
         }
     }
 }

@@ -236,9 +236,28 @@ impl Audit {
                 states.push(seen);
             }
         };
+        let mut actions: BTreeMap<u64, String> = BTreeMap::new();
         for Record { seq, at, entry } in &loaded.records {
             let at = *at;
             match entry {
+                Entry::ActionIntent { name, .. } => {
+                    actions.insert(*seq, name.clone());
+                }
+                Entry::ActionDone {
+                    intent,
+                    ok,
+                    seconds,
+                    why,
+                    ..
+                } => audit.notes.push(Note {
+                    at: offset(at),
+                    text: format!(
+                        "action `{}` {} in {seconds:.1}s{}",
+                        actions.get(intent).map_or("?", String::as_str),
+                        if *ok { "succeeded" } else { "failed" },
+                        why.as_deref().map(|w| format!(": {w}")).unwrap_or_default()
+                    ),
+                }),
                 Entry::Intent {
                     vm,
                     operation,

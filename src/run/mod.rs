@@ -681,6 +681,11 @@ fn execute(
         None => Default::default(),
     };
     host.set_params(values.clone());
+    host.set_actions(
+        Config::discover(folder)
+            .map(|c| c.actions())
+            .unwrap_or_default(),
+    );
     let Some(ast) = ast else {
         outcome.not_started = true;
         if journaling.as_ref().is_some_and(|j| j.resume.is_none()) {

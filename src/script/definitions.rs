@@ -141,6 +141,7 @@ fn param_type(kind: ParamKind) -> &'static str {
         ParamKind::Job => "Job",
         ParamKind::Jobs => "Array",
         ParamKind::Text => "String",
+        ParamKind::Args => "Map",
         ParamKind::Options => "Map",
     }
 }

@@ -3,7 +3,7 @@
 //! registration, dispatch, the static checks, option parsing and the README's API table all
 //! read this table.
 
-use super::host::{checks, inputs, operations, reads, steps, waits, Handler};
+use super::host::{actions, checks, inputs, operations, reads, steps, waits, Handler};
 use std::ops::RangeInclusive;
 
 /// What a parameter accepts.
@@ -17,6 +17,8 @@ pub enum ParamKind {
     Jobs,
     /// A string.
     Text,
+    /// A map of any values, passed on as it is (an action's arguments).
+    Args,
     /// An option map (always the last parameter).
     Options,
 }
@@ -28,6 +30,7 @@ impl ParamKind {
             ParamKind::Job => "a Job",
             ParamKind::Jobs => "an array of Jobs",
             ParamKind::Text => "a string",
+            ParamKind::Args => "a map `#{ ... }`",
             ParamKind::Options => "an option map `#{ ... }`",
         }
     }
@@ -434,6 +437,23 @@ pub static PRIMITIVES: &[Primitive] = &[
         returns: "()",
         doc: "Pauses for an operator's confirmation, recorded with who and when.",
         handler: steps::manual_step,
+    },
+    Primitive {
+        name: "action",
+        params: &[
+            p("name", ParamKind::Text),
+            Param {
+                name: "args",
+                kind: ParamKind::Args,
+                optional: true,
+            },
+        ],
+        options: &[],
+        refused: &[],
+        effect: Effect::Mutate,
+        returns: "map",
+        doc: "Runs action `name` of runbook.toml (`[actions.NAME]`: a `command` or a `webhook`), never a command written in the script: `args` as JSON on its stdin (a webhook's POST body), with RUNBOOK_RUN, RUNBOOK_STEP and RUNBOOK_IDEMPOTENCY_KEY (a webhook's `Idempotency-Key` header). Returns `ok`, `exit` (or `status`), `output` (its last 2 KiB) and `seconds`; a failure or timeout throws (catchable). Journaled before and after: a resume never runs it again once its end was recorded, and one cut off runs again only when `idempotent = true`, else after an operator's approval. `check` and `plan` never run it: they count its `expected` duration.",
+        handler: actions::action,
     },
     Primitive {
         name: "note",

@@ -47,6 +47,8 @@ fn every_primitive_is_implemented() {
     // A runbook that calls each primitive once in an order the simulator accepts.
     let text = r#"
         let site = param("site", #{ choices: ["primary", "recovery"], "default": "primary" });
+        // No runbook.toml declares an action here: the error is caught.
+        try { action("switch-dns", #{ to: site }); } catch (e) { note("no action"); }
         let web = vm("web-01");
         let all = vms(#{ name: "web-*" });
         let s = status(web);

@@ -7,9 +7,10 @@
 //! One concern per room: [`findings`] (call sites and raised errors), [`args`] (arguments
 //! and options), [`reads`] (`vm`, `vms`, `status`), [`operations`] (failovers, commits,
 //! reverse replication, drills, cancel), [`waits`] (waits, polling, timeouts), [`checks`]
-//! (verify, preflight), [`steps`] (manual steps, notes), [`inputs`] (parameters), [`replay`] (issuing through the
+//! (verify, preflight), [`steps`] (manual steps, notes), [`inputs`] (parameters), [`actions`] (actions of runbook.toml), [`replay`] (issuing through the
 //! journal, settling, divergence) and [`finish`] (the end of a run).
 
+pub(super) mod actions;
 pub(super) mod args;
 pub(super) mod checks;
 pub(super) mod findings;
@@ -150,6 +151,9 @@ pub struct Host {
     params: RefCell<crate::script::params::Values>,
     /// The parameters the runbook declared while it ran, with their values, in order.
     used: RefCell<Vec<(crate::script::params::Declared, String)>>,
+    /// The actions of runbook.toml, and how many the run reached.
+    actions: RefCell<crate::actions::Actions>,
+    actions_run: Cell<u32>,
 }
 
 impl Host {
@@ -181,7 +185,14 @@ impl Host {
             replayed_read: Cell::new(false),
             params: Default::default(),
             used: RefCell::new(Vec::new()),
+            actions: RefCell::default(),
+            actions_run: Cell::new(0),
         }
+    }
+
+    /// The actions `action(...)` may run.
+    pub fn set_actions(&self, actions: crate::actions::Actions) {
+        *self.actions.borrow_mut() = actions;
     }
 
     /// Gives the runbook's parameters these values.

@@ -150,7 +150,7 @@ struct Answered<'a> {
 impl Host {
     /// Asks the operator (or another terminal, through the run's folder) to confirm step
     /// `number`.
-    fn ask(
+    pub(super) fn ask(
         &self,
         number: u32,
         title: &str,
