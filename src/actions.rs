@@ -103,6 +103,8 @@ pub fn webhook_url(text: &str) -> Result<reqwest::Url, String> {
 pub struct Actions {
     pub dir: PathBuf,
     pub declared: BTreeMap<String, ActionConfig>,
+    /// The notification channels (`[notify.NAME]`), which `check` validates alike.
+    pub channels: BTreeMap<String, crate::notify::NotifyConfig>,
 }
 
 impl Actions {

@@ -21,6 +21,8 @@ struct File {
     state: Option<StateSection>,
     #[serde(default)]
     actions: std::collections::BTreeMap<String, crate::actions::ActionConfig>,
+    #[serde(default)]
+    notify: std::collections::BTreeMap<String, crate::notify::NotifyConfig>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -59,6 +61,8 @@ pub struct Config {
     pub state: Option<crate::journal::store::StateUrl>,
     /// The actions runbooks may run (`[actions.NAME]`).
     pub actions: std::collections::BTreeMap<String, crate::actions::ActionConfig>,
+    /// The channels told of a run's events (`[notify.NAME]`).
+    pub notify: std::collections::BTreeMap<String, crate::notify::NotifyConfig>,
 }
 
 impl Config {
@@ -71,6 +75,7 @@ impl Config {
                 .map(crate::paths::folder_of)
                 .unwrap_or_else(|| PathBuf::from(".")),
             declared: self.actions.clone(),
+            channels: self.notify.clone(),
         }
     }
 
@@ -94,7 +99,7 @@ impl Config {
             span: e.span().map(Into::into),
             text: text.clone(),
             help: Some(
-                "runbook.toml knows `inventory = \"FILE\"`, `[simulator] speed = N`, `[check] time_limit = \"10s\"`, `[state] url = \"az://CONTAINER/PREFIX\"`, `[actions.NAME]` and `[targets.NAME]` (subscription, resource_group, vault, api_version, endpoint, poll_min)".into(),
+                "runbook.toml knows `inventory = \"FILE\"`, `[simulator] speed = N`, `[check] time_limit = \"10s\"`, `[state] url = \"az://CONTAINER/PREFIX\"`, `[actions.NAME]`, `[notify.NAME]` and `[targets.NAME]` (subscription, resource_group, vault, api_version, endpoint, poll_min)".into(),
             ),
         })?;
         let at = |span: std::ops::Range<usize>, message: String| Error::Config {
@@ -142,7 +147,12 @@ impl Config {
             ),
             None => None,
         };
-        if let Some(problem) = file.actions.iter().find_map(|(n, a)| a.problem(n)) {
+        if let Some(problem) = file
+            .actions
+            .iter()
+            .find_map(|(n, a)| a.problem(n))
+            .or_else(|| file.notify.iter().find_map(|(n, c)| c.problem(n)))
+        {
             return Err(Error::Config {
                 path: shown,
                 message: problem,
@@ -153,6 +163,7 @@ impl Config {
         }
         Ok(Config {
             actions: file.actions,
+            notify: file.notify,
             path: Some(path.to_path_buf()),
             inventory: inventory.map(|(path, _)| path),
             speed: file.simulator.speed.map(|s| s.into_inner()),

@@ -37,6 +37,7 @@ pub mod estate;
 pub mod files;
 pub mod journal;
 pub mod lsp;
+pub mod notify;
 pub mod paths;
 pub mod plan;
 pub mod report;

@@ -532,6 +532,11 @@ impl Session {
         ));
         host.set_params(setup.params.clone());
         host.set_actions(setup.actions.clone());
+        host.set_notifier(Arc::new(crate::notify::Notifier::new(
+            setup.actions.channels.clone(),
+            "",
+            None,
+        )));
         let resolver = Resolver::new(setup.root);
         resolver.limit_time(setup.limit);
         let mut engine = engine::build(host.clone(), resolver.clone(), setup.call_stack);

@@ -170,6 +170,9 @@ codes! {
     ActionFailed = "RB133", "action-failed", Error,
         "an action failed: its command exited non-zero or timed out, or its webhook answered an error",
         "The step around the VMs did not happen (DNS still points at the site that is down); the runbook can catch the error and fall back, or the run stops there with the action's output.";
+    UnknownChannel = "RB134", "unknown-channel", Error,
+        "a notification to a channel that runbook.toml does not declare",
+        "Stakeholders would not hear what the runbook meant to tell them, and the run would stop at that line.";
 }
 
 #[cfg(test)]

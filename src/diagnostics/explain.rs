@@ -713,6 +713,22 @@ note(`change ${ticket}`);
                 "try { action(\"switch-dns\", #{ to: \"recovery\" }); } catch (e) { manual_step(\"switch DNS by hand\"); }\n",
             ),
         },
+        Code::UnknownChannel => Explanation {
+            detects: "Every `notify(channel, text)` the dry run reaches is looked up among the \
+                `[notify.NAME]` channels of the runbook.toml found from the runbook's folder \
+                up; an unknown name is reported with the closest declared one. `check` sends \
+                nothing.",
+            example: with(
+                Estate::Unknown,
+                r#"notify("ops", "failing over the web tier");
+"#,
+            ),
+            fix: with(
+                Estate::Unknown,
+                r#"note("failing over the web tier (declare [notify.ops] in runbook.toml to tell the ops channel)");
+"#,
+            ),
+        },
         Code::FailureLeavesUnsafe => Explanation {
             detects: "Reported by `runbook check --what-if` only (see RB117 for the \
                 scenarios). The runbook handles the failure, by completing or by throwing an \

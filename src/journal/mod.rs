@@ -147,6 +147,16 @@ pub enum Entry {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         why: Option<String>,
     },
+    /// A notification's delivery ended (in the background; recorded when the run next
+    /// looked).
+    Notified {
+        channel: String,
+        event: String,
+        ok: bool,
+        attempts: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        why: Option<String>,
+    },
     /// The run stopped: how, and the VMs' states at that moment.
     End {
         state: RunState,
@@ -187,6 +197,9 @@ impl Entry {
             Entry::Skipped { vm, operation, .. } => format!("{operation} of `{vm}`, skipped"),
             Entry::End { .. } => "the run's end".into(),
             Entry::ActionIntent { name, .. } => format!("action `{name}`"),
+            Entry::Notified { channel, event, .. } => {
+                format!("notification `{event}` to `{channel}`")
+            }
             Entry::ActionDone { intent, .. } => format!("the end of the action of record {intent}"),
         }
     }

@@ -240,6 +240,20 @@ impl Audit {
         for Record { seq, at, entry } in &loaded.records {
             let at = *at;
             match entry {
+                Entry::Notified {
+                    channel,
+                    event,
+                    ok: false,
+                    why,
+                    ..
+                } => audit.notes.push(Note {
+                    at: offset(at),
+                    text: format!(
+                        "notification `{event}` to `{channel}` was not delivered{}",
+                        why.as_deref().map(|w| format!(": {w}")).unwrap_or_default()
+                    ),
+                }),
+                Entry::Notified { .. } => {}
                 Entry::ActionIntent { name, .. } => {
                     actions.insert(*seq, name.clone());
                 }

@@ -27,6 +27,17 @@ pub fn show(id: &str, loaded: &Loaded) -> String {
 pub(crate) fn line(r: &Record, origin: Timestamp) -> String {
     let at = clock(r.at.since(origin).as_secs());
     let what = match &r.entry {
+        Entry::Notified {
+            channel,
+            event,
+            ok,
+            attempts,
+            why,
+        } => format!(
+            "notification `{event}` to `{channel}` {} after {attempts} attempt(s){}",
+            if *ok { "delivered" } else { "not delivered" },
+            why.as_deref().map(|w| format!(": {w}")).unwrap_or_default()
+        ),
         Entry::ActionIntent { name, key, line } => format!(
             "action `{name}` starts (key {key}){}",
             line.as_deref()

@@ -598,7 +598,7 @@ fn execute(
     let host = Host::new(
         sim,
         clock.clone(),
-        Exec::Runtime(handle),
+        Exec::Runtime(handle.clone()),
         Mode::Run,
         progress.clone(),
         Some(token.clone()),
@@ -681,11 +681,18 @@ fn execute(
         None => Default::default(),
     };
     host.set_params(values.clone());
-    host.set_actions(
-        Config::discover(folder)
-            .map(|c| c.actions())
-            .unwrap_or_default(),
-    );
+    let declared = Config::discover(folder)
+        .map(|c| c.actions())
+        .unwrap_or_default();
+    let run_id = journaling
+        .as_ref()
+        .map_or_else(|| "unjournaled".to_string(), |j| j.run.id.clone());
+    host.set_notifier(Arc::new(crate::notify::Notifier::new(
+        declared.channels.clone(),
+        &run_id,
+        Some(handle.clone()),
+    )));
+    host.set_actions(declared);
     let Some(ast) = ast else {
         outcome.not_started = true;
         if journaling.as_ref().is_some_and(|j| j.resume.is_none()) {
@@ -717,6 +724,23 @@ fn execute(
         Some(j) => host.with_journal(j.clone()),
         None => host,
     });
+    let resuming = journaling.as_ref().is_some_and(|j| j.resume.is_some());
+    host.notify_event(
+        if resuming {
+            "run_resumed"
+        } else {
+            "run_started"
+        },
+        &format!(
+            "{} {name}{}",
+            if resuming { "resumed" } else { "started" },
+            opts.target
+                .as_deref()
+                .map(|t| format!(" against target `{t}`"))
+                .unwrap_or_else(|| " on the embedded simulator".into())
+        ),
+        serde_json::json!({ "runbook": name, "target": opts.target }),
+    );
     let engine = engine::build(host.clone(), resolver.clone(), true);
     match engine.run_ast(&ast) {
         Ok(()) => host.finish(),
@@ -735,6 +759,18 @@ fn execute(
     outcome.simulated = host.elapsed();
     outcome.wall = wall.elapsed();
     outcome.interrupted = token.is_cancelled();
+    let (event, said) = match (&outcome.failure, outcome.interrupted) {
+        (_, true) => ("run_stopped", "was interrupted".to_string()),
+        (Some(f), false) => ("run_stopped", format!("failed: {}", f.message)),
+        (None, false) => ("run_finished", "succeeded".to_string()),
+    };
+    host.notify_event(
+        event,
+        &format!("{name} {said}"),
+        serde_json::json!({ "state": if outcome.failure.is_some() || outcome.interrupted { "stopped" } else { "succeeded" } }),
+    );
+    // The last deliveries are waited for a moment, so their outcome is journaled.
+    host.record_deliveries(Some(Duration::from_secs(2)));
     if let Some(j) = &journal {
         let state = match (&outcome.failure, outcome.interrupted) {
             (_, true) => journal::RunState::Interrupted,

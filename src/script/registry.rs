@@ -456,6 +456,16 @@ pub static PRIMITIVES: &[Primitive] = &[
         handler: actions::action,
     },
     Primitive {
+        name: "notify",
+        params: &[p("channel", ParamKind::Text), p("text", ParamKind::Text)],
+        options: &[],
+        refused: &[],
+        effect: Effect::Control,
+        returns: "()",
+        doc: "Sends `text` to channel `channel` of runbook.toml (`[notify.NAME]`, a webhook of kind json, teams or slack), in the background: a delivery that fails is retried a few times, then a warning line; it never stops or slows the run. `check` validates the channel's name and sends nothing.",
+        handler: steps::notify,
+    },
+    Primitive {
         name: "note",
         params: &[p("text", ParamKind::Text)],
         options: &[],

@@ -142,15 +142,15 @@ fn check_and_plan_never_run_an_action_and_name_unknown_ones() {
 
 /// One request a receiver got: its path, headers (lower-case names) and body.
 #[derive(Debug, Clone)]
-struct Received {
-    path: String,
-    headers: Vec<(String, String)>,
-    body: String,
+pub(crate) struct Received {
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
 }
 
 /// A webhook receiver on loopback: answers `/hook` with 200, `/moved` with a 307 to
 /// `/elsewhere`, and records every request.
-fn receiver() -> (String, Arc<Mutex<Vec<Received>>>) {
+pub(crate) fn receiver() -> (String, Arc<Mutex<Vec<Received>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let got: Arc<Mutex<Vec<Received>>> = Arc::default();

@@ -49,6 +49,7 @@ fn every_primitive_is_implemented() {
         let site = param("site", #{ choices: ["primary", "recovery"], "default": "primary" });
         // No runbook.toml declares an action here: the error is caught.
         try { action("switch-dns", #{ to: site }); } catch (e) { note("no action"); }
+        try { notify("ops", "starting"); } catch (e) { note("no channel"); }
         let web = vm("web-01");
         let all = vms(#{ name: "web-*" });
         let s = status(web);

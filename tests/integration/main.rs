@@ -20,6 +20,7 @@ mod located;
 mod lro;
 mod lsp;
 mod mermaid;
+mod notify;
 mod options;
 mod params;
 mod pipes;

@@ -154,6 +154,8 @@ pub struct Host {
     /// The actions of runbook.toml, and how many the run reached.
     actions: RefCell<crate::actions::Actions>,
     actions_run: Cell<u32>,
+    /// The channels of runbook.toml told of the run's events.
+    notifier: RefCell<Option<Arc<crate::notify::Notifier>>>,
 }
 
 impl Host {
@@ -187,6 +189,50 @@ impl Host {
             used: RefCell::new(Vec::new()),
             actions: RefCell::default(),
             actions_run: Cell::new(0),
+            notifier: RefCell::new(None),
+        }
+    }
+
+    /// The channels `notify(...)` and the run's events go to.
+    pub fn set_notifier(&self, notifier: Arc<crate::notify::Notifier>) {
+        *self.notifier.borrow_mut() = Some(notifier);
+    }
+
+    /// Tells every channel of `event`, with the run's recovery time so far.
+    pub fn notify_event(&self, event: &str, text: &str, mut fields: serde_json::Value) {
+        let Some(n) = self.notifier.borrow().clone() else {
+            return;
+        };
+        if self.mode == Mode::Run {
+            if let Some(o) = fields.as_object_mut() {
+                o.insert("recovery_seconds".into(), self.elapsed().as_secs().into());
+            }
+            n.event(event, text, fields);
+        }
+    }
+
+    /// Records the deliveries that ended in the journal; at the end of the run, after
+    /// waiting at most `settle` for those in flight.
+    pub fn record_deliveries(&self, settle: Option<Duration>) {
+        let Some(n) = self.notifier.borrow().clone() else {
+            return;
+        };
+        if let Some(limit) = settle {
+            n.settle(limit);
+        }
+        if let Some(j) = &self.journal {
+            for d in n.take() {
+                let entry = crate::journal::Entry::Notified {
+                    channel: d.channel,
+                    event: d.event,
+                    ok: d.ok,
+                    attempts: d.attempts,
+                    why: d.why,
+                };
+                if let Err(e) = j.append(self.clock.now(), entry) {
+                    tracing::warn!("{e}");
+                }
+            }
         }
     }
 
