@@ -2,6 +2,7 @@
 //! target it runs on the embedded simulator, on a clock paced by a speed factor, and says
 //! so. Ctrl-C stops issuing new operations and never cancels a failover in progress.
 
+mod around;
 mod preview;
 mod progress;
 pub mod summary;
@@ -660,39 +661,24 @@ fn execute(
             None
         }
     };
-    // The parameters' values: `--set` and the defaults, or on resume the journal's.
-    let values = match &ast {
-        Some(ast) => {
-            let (declared, _) = crate::check::params::discover(ast, &source);
-            let recorded: Option<Vec<(String, String)>> = journaling
-                .as_ref()
-                .and_then(|j| j.resume.as_ref())
-                .and_then(|r| r.loaded.header())
-                .map(|h| h.params.clone().into_iter().collect());
-            let sets = recorded.as_deref().unwrap_or(&opts.params);
-            match crate::script::params::resolve(&declared, sets, true) {
-                Ok(values) => values,
-                Err(e) => {
-                    discard_new(journaling.as_ref());
-                    return Err(Error::Usage(format!("{name}: {e}; nothing was run")));
-                }
-            }
+    let recorded = journaling
+        .as_ref()
+        .and_then(|j| j.resume.as_ref())
+        .and_then(|r| r.loaded.header());
+    let values = match around::values(ast.as_ref(), &source, recorded, &opts.params) {
+        Ok(values) => values,
+        Err(e) => {
+            discard_new(journaling.as_ref());
+            return Err(Error::Usage(format!("{name}: {e}; nothing was run")));
         }
-        None => Default::default(),
     };
     host.set_params(values.clone());
-    let declared = Config::discover(folder)
-        .map(|c| c.actions())
-        .unwrap_or_default();
-    let run_id = journaling
-        .as_ref()
-        .map_or_else(|| "unjournaled".to_string(), |j| j.run.id.clone());
-    host.set_notifier(Arc::new(crate::notify::Notifier::new(
-        declared.channels.clone(),
-        &run_id,
-        Some(handle.clone()),
-    )));
-    host.set_actions(declared);
+    around::declare(
+        &host,
+        folder,
+        journaling.as_ref().map(|j| j.run.id.as_str()),
+        &handle,
+    );
     let Some(ast) = ast else {
         outcome.not_started = true;
         if journaling.as_ref().is_some_and(|j| j.resume.is_none()) {
@@ -724,22 +710,11 @@ fn execute(
         Some(j) => host.with_journal(j.clone()),
         None => host,
     });
-    let resuming = journaling.as_ref().is_some_and(|j| j.resume.is_some());
-    host.notify_event(
-        if resuming {
-            "run_resumed"
-        } else {
-            "run_started"
-        },
-        &format!(
-            "{} {name}{}",
-            if resuming { "resumed" } else { "started" },
-            opts.target
-                .as_deref()
-                .map(|t| format!(" against target `{t}`"))
-                .unwrap_or_else(|| " on the embedded simulator".into())
-        ),
-        serde_json::json!({ "runbook": name, "target": opts.target }),
+    around::started(
+        &host,
+        name,
+        opts.target.as_deref(),
+        journaling.as_ref().is_some_and(|j| j.resume.is_some()),
     );
     let engine = engine::build(host.clone(), resolver.clone(), true);
     match engine.run_ast(&ast) {
@@ -759,16 +734,7 @@ fn execute(
     outcome.simulated = host.elapsed();
     outcome.wall = wall.elapsed();
     outcome.interrupted = token.is_cancelled();
-    let (event, said) = match (&outcome.failure, outcome.interrupted) {
-        (_, true) => ("run_stopped", "was interrupted".to_string()),
-        (Some(f), false) => ("run_stopped", format!("failed: {}", f.message)),
-        (None, false) => ("run_finished", "succeeded".to_string()),
-    };
-    host.notify_event(
-        event,
-        &format!("{name} {said}"),
-        serde_json::json!({ "state": if outcome.failure.is_some() || outcome.interrupted { "stopped" } else { "succeeded" } }),
-    );
+    around::ended(&host, name, outcome.failure.as_ref(), outcome.interrupted);
     // The last deliveries are waited for a moment, so their outcome is journaled.
     host.record_deliveries(Some(Duration::from_secs(2)));
     if let Some(j) = &journal {
