@@ -355,3 +355,29 @@ fn killed_after_the_end_was_recorded_an_action_never_runs_again() {
         assert_eq!(calls(dir.path()).len(), 1, "idempotent={idempotent}");
     }
 }
+
+#[test]
+fn a_webhook_that_never_answers_fails_at_its_timeout() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    // Accepts connections and never answers.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let dir = project(
+        &format!("[actions.hang]\nwebhook = \"{base}/hook\"\ntimeout = \"400ms\"\n"),
+        "try { action(\"hang\", #{}); } catch (e) { note(`caught: ${e}`); }\n",
+    );
+    let started = std::time::Instant::now();
+    let out = runbook(dir.path(), &["run", "a.rhai", "--no-progress"], None);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("no answer within its timeout of 400ms"),
+        "{}",
+        text(&out)
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}
