@@ -19,6 +19,10 @@ struct File {
     #[serde(default)]
     targets: std::collections::BTreeMap<String, crate::backend::azure::TargetConfig>,
     state: Option<StateSection>,
+    #[serde(default)]
+    actions: std::collections::BTreeMap<String, crate::actions::ActionConfig>,
+    #[serde(default)]
+    notify: std::collections::BTreeMap<String, crate::notify::NotifyConfig>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -55,9 +59,26 @@ pub struct Config {
     /// Where runs' journals and locks are kept (`[state] url`); none: the project's
     /// `.runbook/` folder.
     pub state: Option<crate::journal::store::StateUrl>,
+    /// The actions runbooks may run (`[actions.NAME]`).
+    pub actions: std::collections::BTreeMap<String, crate::actions::ActionConfig>,
+    /// The channels told of a run's events (`[notify.NAME]`).
+    pub notify: std::collections::BTreeMap<String, crate::notify::NotifyConfig>,
 }
 
 impl Config {
+    /// The actions it declares, with the folder their commands run in.
+    pub fn actions(&self) -> crate::actions::Actions {
+        crate::actions::Actions {
+            dir: self
+                .path
+                .as_deref()
+                .map(crate::paths::folder_of)
+                .unwrap_or_else(|| PathBuf::from(".")),
+            declared: self.actions.clone(),
+            channels: self.notify.clone(),
+        }
+    }
+
     /// Finds `runbook.toml` in `start` or the nearest folder above it.
     pub fn discover(start: &Path) -> Result<Config, Error> {
         match find(start) {
@@ -78,7 +99,7 @@ impl Config {
             span: e.span().map(Into::into),
             text: text.clone(),
             help: Some(
-                "runbook.toml knows `inventory = \"FILE\"`, `[simulator] speed = N`, `[check] time_limit = \"10s\"`, `[state] url = \"az://CONTAINER/PREFIX\"` and `[targets.NAME]` (subscription, resource_group, vault, api_version, endpoint, poll_min)".into(),
+                "runbook.toml knows `inventory = \"FILE\"`, `[simulator] speed = N`, `[check] time_limit = \"10s\"`, `[state] url = \"az://CONTAINER/PREFIX\"`, `[actions.NAME]`, `[notify.NAME]` and `[targets.NAME]` (subscription, resource_group, vault, api_version, endpoint, poll_min)".into(),
             ),
         })?;
         let at = |span: std::ops::Range<usize>, message: String| Error::Config {
@@ -126,7 +147,23 @@ impl Config {
             ),
             None => None,
         };
+        if let Some(problem) = file
+            .actions
+            .iter()
+            .find_map(|(n, a)| a.problem(n))
+            .or_else(|| file.notify.iter().find_map(|(n, c)| c.problem(n)))
+        {
+            return Err(Error::Config {
+                path: shown,
+                message: problem,
+                span: None,
+                text,
+                help: Some("an action is `[actions.NAME]` with `command = [\"program\", \"arg\"]` or `webhook = \"https://...\"`, and optionally `timeout`, `expected` (durations), `idempotent` and `secret_headers = { Header = \"ENV_VAR\" }`".into()),
+            });
+        }
         Ok(Config {
+            actions: file.actions,
+            notify: file.notify,
             path: Some(path.to_path_buf()),
             inventory: inventory.map(|(path, _)| path),
             speed: file.simulator.speed.map(|s| s.into_inner()),

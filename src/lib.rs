@@ -25,6 +25,7 @@
 #[macro_use]
 mod output;
 
+pub mod actions;
 pub mod backend;
 pub mod check;
 pub mod cli;
@@ -36,6 +37,7 @@ pub mod estate;
 pub mod files;
 pub mod journal;
 pub mod lsp;
+pub mod notify;
 pub mod paths;
 pub mod plan;
 pub mod report;

@@ -1,6 +1,7 @@
 //! `runbook check`: the static checks, then a dry run on the simulator with a virtual clock,
 //! all findings collected. It never talks to a real target.
 
+pub mod params;
 pub mod walk;
 pub mod whatif;
 
@@ -16,6 +17,7 @@ use crate::script::exec::Exec;
 use crate::script::host::{Host, Mode};
 use crate::script::limits::TimeLimit;
 use crate::script::observer::{Observer, Quiet};
+use crate::script::params::Values;
 use crate::script::resolver::Resolver;
 use std::path::Path;
 use std::rc::Rc;
@@ -26,7 +28,7 @@ use std::time::Duration;
 pub const TIME_LIMIT: Duration = Duration::from_secs(10);
 
 /// What the dry run did.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct DryRun {
     /// Simulated time from the first to the last moment of the run.
     #[serde(serialize_with = "secs")]
@@ -130,11 +132,44 @@ pub fn check_text_within(
     inventory: Option<&Inventory>,
     limit: TimeLimit,
 ) -> Report {
+    check_text_params(name, text, root, inventory, limit, &[])
+}
+
+/// [`check_text_within`] with the parameters' values `sets` gives (`--set`); the choices of
+/// the others are dry-run in combinations.
+pub fn check_text_params(
+    name: &str,
+    text: &str,
+    root: Option<&Path>,
+    inventory: Option<&Inventory>,
+    limit: TimeLimit,
+    sets: &[(String, String)],
+) -> Report {
     let watch = Watch {
         limit: Some(limit),
+        sets,
+        combinations: true,
         ..Watch::default()
     };
     check_with(name, text, root, inventory, &watch).0
+}
+
+/// [`check_file_within`] with the parameters' values `sets` gives (`--set`).
+pub fn check_file_params(
+    path: &Path,
+    inventory: Option<&Inventory>,
+    limit: TimeLimit,
+    sets: &[(String, String)],
+) -> Result<Report, Error> {
+    let (name, text, root) = read_runbook(path)?;
+    Ok(check_text_params(
+        &name,
+        &text,
+        Some(&root),
+        inventory,
+        limit,
+        sets,
+    ))
 }
 
 /// Checks runbook `text` named `name`, with imports resolved in `root`.
@@ -144,7 +179,11 @@ pub fn check_text(
     root: Option<&Path>,
     inventory: Option<&Inventory>,
 ) -> Report {
-    check_with(name, text, root, inventory, &Watch::default()).0
+    let watch = Watch {
+        combinations: true,
+        ..Watch::default()
+    };
+    check_with(name, text, root, inventory, &watch).0
 }
 
 /// Makes the observer of a dry run from the run's simulator and clock.
@@ -161,6 +200,11 @@ pub(crate) struct Watch<'a> {
     pub observer: Option<&'a MakeObserver<'a>>,
     /// When the dry runs must stop (default: [`TIME_LIMIT`] from the start of the check).
     pub limit: Option<TimeLimit>,
+    /// The parameters' values `--set` gives.
+    pub sets: &'a [(String, String)],
+    /// Dry-run every combination of the parameters' choices (`check`), not only the
+    /// defaults and `--set` (`plan`).
+    pub combinations: bool,
 }
 
 /// [`check_text`], also returning the session of the dry run that produced the findings
@@ -192,6 +236,8 @@ pub(crate) fn check_with(
         );
         return (report(findings, sources), None);
     }
+    let no_values = Values::new();
+    let actions = crate::actions::Actions::of_folder(root);
     let setup = Setup {
         name,
         root,
@@ -200,6 +246,8 @@ pub(crate) fn check_with(
         limit: watch
             .limit
             .unwrap_or_else(|| TimeLimit::from_now(TIME_LIMIT)),
+        params: &no_values,
+        actions: &actions,
     };
     let session = Session::new(&setup, &Variant::default(), watch.observer);
     let engine = &session.engine;
@@ -239,37 +287,50 @@ pub(crate) fn check_with(
     walker.check(&ast, &source);
     findings.append(&mut walker.findings);
 
+    let (declared, mut unreadable) = params::discover(&ast, &source);
+    findings.append(&mut unreadable);
+    let runs = param_runs(&declared, watch, &start, &mut findings);
     let dry_run = if findings.iter().any(|f| f.severity == Severity::Error) {
         None
     } else {
-        let (mut found, mut dry) = session.dry_run(&ast);
-        let runaway = found.iter().any(|f| {
-            matches!(
-                f.code,
-                Code::OperationLimit | Code::ResourceLimit | Code::TimeLimit
-            )
-        });
-        if !watch.traced && !runaway && found.iter().any(|f| f.location.is_some()) {
-            // Findings at a place: run again with Rhai's call stack kept (deterministic, on
-            // the same virtual clock), so each names the chain of calls that led to it. Clean
-            // runbooks, the common case, pay nothing for the call stack; a runaway one is
-            // not run twice.
-            let traced = Session::new(
-                &Setup {
-                    call_stack: true,
-                    ..setup
-                },
-                &Variant::default(),
-                None,
-            );
-            (found, dry) = traced.dry_run(&ast);
-            sources.extend(&traced.resolver.sources());
+        let mut found: Vec<(Finding, Vec<usize>)> = Vec::new();
+        let mut first = None;
+        let mut names_used = false;
+        for (i, values) in runs.iter().enumerate() {
+            let combination = Setup {
+                params: values,
+                ..setup
+            };
+            let fresh;
+            let ran = if i == 0 {
+                session.host.set_params(values.clone());
+                &session
+            } else {
+                fresh = Session::new(&combination, &Variant::default(), None);
+                &fresh
+            };
+            let (these, dry) = dry_run_of(&combination, &ast, ran, watch, &mut sources);
+            for f in these {
+                match found.iter_mut().find(|(g, _)| *g == f) {
+                    Some((_, by)) => by.push(i),
+                    None => found.push((f, vec![i])),
+                }
+            }
+            names_used |= dry.names_used;
+            first.get_or_insert(dry);
         }
-        if found.iter().any(|f| f.location.is_none()) {
-            place_unplaced(&setup, &ast, &mut found);
+        for (f, by) in found {
+            let labels = if by.len() < runs.len() {
+                by.iter()
+                    .map(|&i| crate::script::params::label(&runs[i], &declared))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            findings.push(f.with_params(labels));
         }
-        findings.append(&mut found);
-        if inventory.is_none() && dry.names_used {
+        let dry = first.unwrap_or_default();
+        if inventory.is_none() && names_used {
             findings.push(
                 Finding::new(Code::NamesNotChecked, format!("{name}: no inventory is known, so VM names were not checked"))
                     .at(start.clone())
@@ -286,6 +347,92 @@ pub(crate) fn check_with(
         ..report(findings, sources)
     };
     (report, ran)
+}
+
+/// The parameters' values of each dry run: the defaults and `--set` first, then (for
+/// `check`) the other combinations of choices. RB130 for `--set` values that do not fit
+/// (the command line checked them already), RB131 for required parameters dry-run with a
+/// stand-in.
+fn param_runs(
+    declared: &[crate::script::params::Declared],
+    watch: &Watch,
+    start: &Option<Location>,
+    findings: &mut Vec<Finding>,
+) -> Vec<Values> {
+    let fixed = match crate::script::params::resolve(declared, watch.sets, false) {
+        // Only what `--set` gives is fixed: the defaults vary with the choices.
+        Ok(mut values) => {
+            values.retain(|k, _| watch.sets.iter().any(|(n, _)| n == k));
+            values
+        }
+        Err(message) => {
+            findings.push(Finding::new(Code::BadParam, message).at(start.clone()));
+            Values::new()
+        }
+    };
+    for d in declared
+        .iter()
+        .filter(|d| d.required() && !fixed.contains_key(&d.name))
+    {
+        let at = start
+            .as_ref()
+            .map(|s| Location::new(s.source.clone(), d.line.max(1), 1, 0));
+        findings.push(
+            Finding::new(
+                Code::ParamStandIn,
+                format!(
+                    "parameter `{}` has no default: the dry run used \"{}\"",
+                    d.name,
+                    d.stand_in()
+                ),
+            )
+            .at(at)
+            .help(format!("check with a real value: --set {}=...", d.name)),
+        );
+    }
+    let mut runs = crate::script::params::combinations(declared, &fixed);
+    if !watch.combinations {
+        runs.truncate(1);
+    }
+    runs
+}
+
+/// One dry run of `ast` in `session` (of `setup`): its findings, with their chains of calls
+/// (a second, traced run when some are at a place and the first was not traced).
+fn dry_run_of(
+    setup: &Setup,
+    ast: &rhai::AST,
+    session: &Session,
+    watch: &Watch,
+    sources: &mut Sources,
+) -> (Vec<Finding>, DryRun) {
+    let (mut found, mut dry) = session.dry_run(ast);
+    let runaway = found.iter().any(|f| {
+        matches!(
+            f.code,
+            Code::OperationLimit | Code::ResourceLimit | Code::TimeLimit
+        )
+    });
+    if !watch.traced && !runaway && found.iter().any(|f| f.location.is_some()) {
+        // Findings at a place: run again with Rhai's call stack kept (deterministic, on
+        // the same virtual clock), so each names the chain of calls that led to it. Clean
+        // runbooks, the common case, pay nothing for the call stack; a runaway one is
+        // not run twice.
+        let traced = Session::new(
+            &Setup {
+                call_stack: true,
+                ..*setup
+            },
+            &Variant::default(),
+            None,
+        );
+        (found, dry) = traced.dry_run(ast);
+        sources.extend(&traced.resolver.sources());
+    }
+    if found.iter().any(|f| f.location.is_none()) {
+        place_unplaced(setup, ast, &mut found);
+    }
+    (found, dry)
 }
 
 /// Gives findings of errors Rhai left without a position (a data race) the last place the
@@ -320,6 +467,10 @@ pub(crate) struct Setup<'a> {
     pub call_stack: bool,
     /// When every dry run of this check must stop.
     pub limit: TimeLimit,
+    /// The parameters' values.
+    pub params: &'a Values,
+    /// The actions of runbook.toml (never run by a dry run).
+    pub actions: &'a crate::actions::Actions,
 }
 
 /// How a what-if dry run differs from the plain one.
@@ -379,6 +530,13 @@ impl Session {
             None,
             setup.name,
         ));
+        host.set_params(setup.params.clone());
+        host.set_actions(setup.actions.clone());
+        host.set_notifier(Arc::new(crate::notify::Notifier::new(
+            setup.actions.channels.clone(),
+            "",
+            None,
+        )));
         let resolver = Resolver::new(setup.root);
         resolver.limit_time(setup.limit);
         let mut engine = engine::build(host.clone(), resolver.clone(), setup.call_stack);

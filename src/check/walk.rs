@@ -346,6 +346,11 @@ impl<'a> Walker<'a> {
                     _ if literal.is_some() => self.bad_arg(scope, prim, param.kind, arg),
                     _ => {}
                 },
+                ParamKind::Args => {
+                    if literal.is_some() && !matches!(arg, Expr::Map(..)) {
+                        self.bad_arg(scope, prim, param.kind, arg);
+                    }
+                }
                 ParamKind::Vm | ParamKind::Text => match &literal {
                     Some(Literal::Str(name))
                         if param.kind == ParamKind::Vm || prim.name == "vm" =>
@@ -562,7 +567,7 @@ fn arity(
 }
 
 /// The value of a literal expression, if it is one.
-fn literal(expr: &Expr) -> Option<Literal> {
+pub(super) fn literal(expr: &Expr) -> Option<Literal> {
     Some(match expr {
         Expr::StringConstant(s, _) => Literal::Str(s.to_string()),
         Expr::BoolConstant(b, _) => Literal::Bool(*b),

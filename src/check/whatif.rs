@@ -189,15 +189,50 @@ pub fn check_text_within(
     inventory: Option<&Inventory>,
     limit: TimeLimit,
 ) -> (Report, Option<WhatIf>) {
+    check_text_params(name, text, root, inventory, limit, &[])
+}
+
+/// [`check_file_within`] with the parameters' values `sets` gives (`--set`).
+pub fn check_file_params(
+    path: &Path,
+    inventory: Option<&Inventory>,
+    limit: TimeLimit,
+    sets: &[(String, String)],
+) -> Result<(Report, Option<WhatIf>), Error> {
+    let (name, text, root) = super::read_runbook(path)?;
+    Ok(check_text_params(
+        &name,
+        &text,
+        Some(&root),
+        inventory,
+        limit,
+        sets,
+    ))
+}
+
+/// [`check_text_within`] with the parameters' values `sets` gives: the check dry-runs the
+/// combinations of the others' choices, the scenarios run with the defaults and `sets`.
+pub fn check_text_params(
+    name: &str,
+    text: &str,
+    root: Option<&Path>,
+    inventory: Option<&Inventory>,
+    limit: TimeLimit,
+    sets: &[(String, String)],
+) -> (Report, Option<WhatIf>) {
     let watch = Watch {
         traced: true,
         observer: None,
         limit: Some(limit),
+        sets,
+        combinations: true,
     };
     let (mut report, session) = check_with(name, text, root, inventory, &watch);
     let Some(session) = session.filter(|_| report.count(Severity::Error) == 0) else {
         return (report, None);
     };
+    let values = session.host.params();
+    let actions = crate::actions::Actions::of_folder(root);
     let baseline: Vec<Trigger> = session
         .host
         .jobs()
@@ -218,6 +253,8 @@ pub fn check_text_within(
         inventory,
         call_stack: false,
         limit,
+        params: &values,
+        actions: &actions,
     };
     let total = baseline.len();
     let first_site = baseline.iter().find_map(|t| match t {

@@ -45,13 +45,18 @@ type Arg = Result<PathBuf, (PathBuf, Error)>;
 pub(super) fn check_files(
     files: &[PathBuf],
     inventory: Option<&Path>,
-    deny_warnings: bool,
-    format: Format,
-    what_if: bool,
-    time_limit: Option<Duration>,
+    flags: &Flags,
     color: bool,
 ) -> Result<i32, Error> {
+    let Flags {
+        deny_warnings,
+        format,
+        what_if,
+        time_limit,
+        ..
+    } = *flags;
     let paths = expand(files)?;
+    let sets = sets_of(&paths, &flags.sets)?;
     let color = color && std::io::stdout().is_terminal();
     let mut code = exit::OK;
     let mut summary = Summary::default();
@@ -59,7 +64,8 @@ pub(super) fn check_files(
     for arg in paths {
         let (path, checked) = match arg {
             Ok(path) => {
-                let checked = check_one(&path, inventory, what_if, time_limit);
+                let given = sets.get(&path).map_or(&[][..], Vec::as_slice);
+                let checked = check_one(&path, inventory, what_if, time_limit, given);
                 (path, checked)
             }
             Err((path, refused)) => (path, Err(refused)),
@@ -104,6 +110,7 @@ fn check_one(
     inventory: Option<&Path>,
     what_if: bool,
     time_limit: Option<Duration>,
+    sets: &[(String, String)],
 ) -> Result<Checked, Error> {
     let started = Instant::now();
     let inv = inventory_for(path, inventory)?;
@@ -118,10 +125,64 @@ fn check_one(
         deadline: started + limit,
     };
     if what_if {
-        whatif::check_file_within(path, inv.as_ref(), limit)
+        whatif::check_file_params(path, inv.as_ref(), limit, sets)
     } else {
-        check::check_file_within(path, inv.as_ref(), limit).map(|report| (report, None))
+        check::check_file_params(path, inv.as_ref(), limit, sets).map(|report| (report, None))
     }
+}
+
+/// What `check` was asked to do beyond its files.
+#[derive(Debug, Clone)]
+pub(super) struct Flags {
+    pub deny_warnings: bool,
+    pub format: Format,
+    pub what_if: bool,
+    pub time_limit: Option<Duration>,
+    /// `--set NAME=VALUE`.
+    pub sets: Vec<(String, String)>,
+}
+
+/// The `--set` values each file declares, checked before any file is: a name no file
+/// declares (with the closest declared one) or a value a file's declaration refuses is a
+/// usage error. Files that cannot be read are left to their check.
+fn sets_of(
+    paths: &[Arg],
+    sets: &[(String, String)],
+) -> Result<std::collections::HashMap<PathBuf, Vec<(String, String)>>, Error> {
+    let mut out = std::collections::HashMap::new();
+    if sets.is_empty() {
+        return Ok(out);
+    }
+    let mut all = Vec::new();
+    for path in paths.iter().filter_map(|a| a.as_ref().ok()) {
+        let Ok(text) = crate::config::read_text(path) else {
+            continue;
+        };
+        let name = crate::paths::display(path);
+        let declared = check::params::declared_in(&name, &text)?;
+        let mine: Vec<(String, String)> = sets
+            .iter()
+            .filter(|(n, _)| declared.iter().any(|d| &d.name == n))
+            .cloned()
+            .collect();
+        crate::script::params::resolve(&declared, &mine, false)
+            .map_err(|e| Error::Usage(format!("{name}: {e}; nothing was checked")))?;
+        all.extend(declared);
+        out.insert(path.clone(), mine);
+    }
+    // A name no file declares: resolved against all of them, for the closest name.
+    let unknown: Vec<(String, String)> = sets
+        .iter()
+        .filter(|(n, _)| !all.iter().any(|d| &d.name == n))
+        .cloned()
+        .collect();
+    if let Some(first) = unknown.first() {
+        let e = crate::script::params::resolve(&all, std::slice::from_ref(first), false)
+            .err()
+            .unwrap_or_default();
+        return Err(Error::Usage(format!("{e}; nothing was checked")));
+    }
+    Ok(out)
 }
 
 /// The files to check, in order and each once: an argument naming a file is taken as it is;

@@ -2,6 +2,7 @@
 
 mod check;
 mod explain;
+mod params;
 mod plan;
 mod shell;
 
@@ -121,6 +122,10 @@ pub enum Command {
         /// takes longer is reported as RB119.
         #[arg(long, value_name = "DURATION", value_parser = time_limit)]
         time_limit: Option<std::time::Duration>,
+        /// A parameter's value, NAME=VALUE (repeatable); the choices of the others are
+        /// dry-run in every combination (at most 16, else the defaults and each choice once).
+        #[arg(long = "set", value_name = "NAME=VALUE", value_parser = set_value)]
+        set: Vec<(String, String)>,
     },
     /// Show the dry run as a plan: operations in time and in parallel lanes, each VM's
     /// state before and after, manual steps, and the estimated recovery time.
@@ -138,6 +143,9 @@ pub enum Command {
         /// How to print the plan.
         #[arg(long, value_enum, default_value = "text")]
         format: plan::PlanFormat,
+        /// A parameter's value, NAME=VALUE (repeatable; `runbook params FILE` lists them).
+        #[arg(long = "set", value_name = "NAME=VALUE", value_parser = set_value)]
+        set: Vec<(String, String)>,
     },
     /// Run a runbook (on the embedded simulator when no target is given).
     Run {
@@ -167,6 +175,17 @@ pub enum Command {
         /// Take over the target's lock from a run whose process is gone.
         #[arg(long)]
         take_over: bool,
+        /// A parameter's value, NAME=VALUE (repeatable; `runbook params FILE` lists them).
+        #[arg(long = "set", value_name = "NAME=VALUE", value_parser = set_value)]
+        set: Vec<(String, String)>,
+    },
+    /// List a runbook's parameters (`param(...)`): name, type, choices, default, help.
+    Params {
+        /// The runbook.
+        file: PathBuf,
+        /// A table, or JSON for tools.
+        #[arg(long, value_enum, default_value = "text")]
+        format: runs::ListFormat,
     },
     /// The ASR-compatible simulator server.
     Simulator {
@@ -255,13 +274,17 @@ fn dispatch(command: Command, color: bool) -> Result<i32, Error> {
             format,
             what_if,
             time_limit,
+            set,
         } => check::check_files(
             &files,
             inventory.as_deref(),
-            deny_warnings,
-            format,
-            what_if,
-            time_limit,
+            &check::Flags {
+                deny_warnings,
+                format,
+                what_if,
+                time_limit,
+                sets: set,
+            },
             color,
         ),
         Command::Plan {
@@ -269,11 +292,12 @@ fn dispatch(command: Command, color: bool) -> Result<i32, Error> {
             compare,
             inventory,
             format,
+            set,
         } => match (compare.as_deref(), file) {
             (Some([old, new]), _) => {
                 plan::compare_files(old, new, inventory.as_deref(), format, color)
             }
-            (_, Some(file)) => plan::plan_file(&file, inventory.as_deref(), format, color),
+            (_, Some(file)) => plan::plan_file(&file, inventory.as_deref(), format, color, &set),
             _ => Err(Error::Usage(
                 "plan needs a runbook, or --compare OLD NEW".into(),
             )),
@@ -287,6 +311,7 @@ fn dispatch(command: Command, color: bool) -> Result<i32, Error> {
             target,
             take_over,
             yes,
+            set,
         } => {
             if let Some(s) = speed {
                 if !(0.01..=10_000_000.0).contains(&s) {
@@ -307,8 +332,10 @@ fn dispatch(command: Command, color: bool) -> Result<i32, Error> {
                 journal: true,
                 take_over,
                 yes,
+                params: set,
             })
         }
+        Command::Params { file, format } => params::list(&file, format),
         Command::Simulator {
             command:
                 SimulatorCommand::Serve {
@@ -378,6 +405,11 @@ fn dispatch(command: Command, color: bool) -> Result<i32, Error> {
         Command::Completions { shell } => shell::completions(shell),
         Command::Man { dir } => shell::man(dir.as_deref()),
     }
+}
+
+/// `--set NAME=VALUE`.
+fn set_value(text: &str) -> Result<(String, String), String> {
+    crate::script::params::parse_set(text)
 }
 
 /// `--time-limit`: a duration such as `10s` or `500ms`.

@@ -30,9 +30,12 @@ pub fn plan_file(
     inventory: Option<&Path>,
     format: PlanFormat,
     color: bool,
+    sets: &[(String, String)],
 ) -> Result<i32, Error> {
+    let text = crate::config::read_text(file)?;
+    crate::check::params::values_for(&crate::paths::display(file), &text, sets)?;
     let inv = inventory_for(file, inventory)?;
-    let outcome = plan::plan_file(file, inv.as_ref())?;
+    let outcome = plan::plan_file_params(file, inv.as_ref(), sets)?;
     Ok(print_outcome(&outcome, format, color))
 }
 

@@ -25,6 +25,10 @@ pub enum RunCommand {
         /// Plain progress lines instead of spinners.
         #[arg(long)]
         no_progress: bool,
+        /// A parameter's value, NAME=VALUE: a resume goes on with the values the run
+        /// started with, and refuses one that differs.
+        #[arg(long = "set", value_name = "NAME=VALUE", value_parser = crate::script::params::parse_set)]
+        set: Vec<(String, String)>,
     },
     /// List the project's runs and their state.
     Runs {
@@ -98,6 +102,7 @@ pub fn dispatch(command: RunCommand, color: bool) -> Result<i32, Error> {
             project,
             allow_changed,
             no_progress,
+            set,
         } => {
             crate::output::survive_hangup();
             run::resume(&ResumeOptions {
@@ -106,6 +111,7 @@ pub fn dispatch(command: RunCommand, color: bool) -> Result<i32, Error> {
                 allow_changed,
                 progress: !no_progress,
                 color,
+                params: set,
             })
         }
         RunCommand::Runs {

@@ -158,6 +158,21 @@ codes! {
     AvoidableDataLoss = "RB124", "avoidable-data-loss", Warning,
         "an unplanned failover without `shutdown_source` while the source site is connected",
         "An unplanned failover may lose the changes not replicated yet; while the source site answers, a planned failover (or shutting the source down first) loses nothing.";
+    BadParam = "RB130", "bad-param", Error,
+        "a parameter declaration that cannot be read before the run, or a parameter without a value",
+        "Parameters are checked and set before anything runs: one whose name or options are not literals, whose type is unknown or whose default is not one of its choices cannot be listed, validated or recorded.";
+    ParamStandIn = "RB131", "param-stand-in", Note,
+        "a required parameter that `check` dry-ran with a stand-in value",
+        "A parameter without a default needs `--set` at run time; the dry run used a stand-in, so what depends on its value was checked with that one only.";
+    UnknownAction = "RB132", "unknown-action", Error,
+        "a call of an action that runbook.toml does not declare",
+        "Actions (switching DNS, a load balancer) are declared in runbook.toml, never written in the script: a name it does not declare would stop the recovery at that step.";
+    ActionFailed = "RB133", "action-failed", Error,
+        "an action failed: its command exited non-zero or timed out, or its webhook answered an error",
+        "The step around the VMs did not happen (DNS still points at the site that is down); the runbook can catch the error and fall back, or the run stops there with the action's output.";
+    UnknownChannel = "RB134", "unknown-channel", Error,
+        "a notification to a channel that runbook.toml does not declare",
+        "Stakeholders would not hear what the runbook meant to tell them, and the run would stop at that line.";
 }
 
 #[cfg(test)]

@@ -652,6 +652,83 @@ wait_job(reverse_replicate(web), #{ timeout: "1h" });
 "#,
             ),
         },
+        Code::BadParam => Explanation {
+            detects: "`param(name, #{ ... })` calls are read from the runbook without running \
+                it, so `runbook params` lists them and `--set` is checked before anything runs. \
+                The name and the option map must be literals; `type` one of string, int, bool, \
+                duration, vms; the default and the choices of that type, the default one of \
+                the choices. A parameter with no value when the run reaches it is reported too.",
+            example: demo(
+                r#"let site = param("down_site", #{ choices: ["primary", "recovery"], "default": "secondary" });
+note(`recovering ${site}`);
+"#,
+            ),
+            fix: demo(
+                r#"let site = param("down_site", #{ choices: ["primary", "recovery"], "default": "primary" });
+note(`recovering ${site}`);
+"#,
+            ),
+        },
+        Code::ParamStandIn => Explanation {
+            detects: "A parameter without a default, whose value `check` was not given with \
+                `--set`: the dry run went on with a stand-in value (its first choice, `<name>` \
+                for a string, 0, false, 1m, or no VMs).",
+            example: demo(
+                r#"let ticket = param("ticket", #{ help: "the change ticket" });
+note(`change ${ticket}`);
+"#,
+            ),
+            fix: demo(
+                r#"let ticket = param("ticket", #{ help: "the change ticket", "default": "none" });
+note(`change ${ticket}`);
+"#,
+            ),
+        },
+        Code::UnknownAction => Explanation {
+            detects: "Every `action(name, ...)` the dry run reaches is looked up among the \
+                `[actions.NAME]` of the runbook.toml found from the runbook's folder up; an \
+                unknown name is reported with the closest declared one. `check` never runs an \
+                action.",
+            example: with(
+                Estate::Unknown,
+                r#"action("switch-dns", #{ to: "recovery" });
+"#,
+            ),
+            fix: with(
+                Estate::Unknown,
+                r#"note("declare [actions.switch-dns] in runbook.toml, then call action(\"switch-dns\", #{ to: \"recovery\" })");
+"#,
+            ),
+        },
+        Code::ActionFailed => Explanation {
+            detects: "During `runbook run`: an action's command exited with a non-zero code, \
+                was killed at its timeout or could not start, or its webhook answered an \
+                error, a redirect (never followed) or nothing. The error is catchable at the \
+                runbook line; its message holds the end of the action's output.",
+            example: run(
+                "runbook run runbooks/site-failover.rhai --target prod\n\
+                 # [actions.switch-dns] command exits 1\n",
+            ),
+            fix: run(
+                "try { action(\"switch-dns\", #{ to: \"recovery\" }); } catch (e) { manual_step(\"switch DNS by hand\"); }\n",
+            ),
+        },
+        Code::UnknownChannel => Explanation {
+            detects: "Every `notify(channel, text)` the dry run reaches is looked up among the \
+                `[notify.NAME]` channels of the runbook.toml found from the runbook's folder \
+                up; an unknown name is reported with the closest declared one. `check` sends \
+                nothing.",
+            example: with(
+                Estate::Unknown,
+                r#"notify("ops", "failing over the web tier");
+"#,
+            ),
+            fix: with(
+                Estate::Unknown,
+                r#"note("failing over the web tier (declare [notify.ops] in runbook.toml to tell the ops channel)");
+"#,
+            ),
+        },
         Code::FailureLeavesUnsafe => Explanation {
             detects: "Reported by `runbook check --what-if` only (see RB117 for the \
                 scenarios). The runbook handles the failure, by completing or by throwing an \

@@ -41,6 +41,9 @@ pub struct JsonFinding<'a> {
     pub notes: &'a [String],
     /// Innermost call first, down to the call in the checked file.
     pub called_from: Vec<Call<'a>>,
+    /// The parameters' values that produce it, one entry per combination `check` dry-ran
+    /// (empty: every combination does).
+    pub params: &'a [String],
 }
 
 impl<'a> JsonFinding<'a> {
@@ -67,6 +70,7 @@ impl<'a> JsonFinding<'a> {
                 .iter()
                 .map(|frame| call(&frame.function, &frame.location))
                 .collect(),
+            params: &finding.params,
         }
     }
 }

@@ -103,6 +103,10 @@ pub struct Finding {
     /// offer it as a quick fix.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replacement: Option<String>,
+    /// The parameters' values that produce the finding, when `check` dry-ran several and
+    /// not all of them do (`down_site=recovery`, one entry per combination).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub params: Vec<String>,
 }
 
 impl Finding {
@@ -118,7 +122,29 @@ impl Finding {
             notes: Vec::new(),
             chain: Vec::new(),
             replacement: None,
+            params: Vec::new(),
         }
+    }
+
+    /// Says which parameters' values produce the finding, in its message too (so every
+    /// output format shows it).
+    pub fn with_params(mut self, combinations: Vec<String>) -> Self {
+        if combinations.is_empty() {
+            return self;
+        }
+        let shown: Vec<String> = combinations
+            .iter()
+            .map(|c| {
+                if c.is_empty() {
+                    "the defaults".to_string()
+                } else {
+                    c.clone()
+                }
+            })
+            .collect();
+        self.message = format!("{} (with {})", self.message, shown.join("; or with "));
+        self.params = combinations;
+        self
     }
 
     pub fn at(mut self, location: Option<Location>) -> Self {

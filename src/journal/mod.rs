@@ -125,6 +125,38 @@ pub enum Entry {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         line: Option<String>,
     },
+    /// About to run action `name` of runbook.toml. Written before it starts.
+    ActionIntent {
+        name: String,
+        /// The idempotency key the action is given (the first intent's, on a re-run).
+        key: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        line: Option<String>,
+    },
+    /// How the action of intent `intent` ended.
+    ActionDone {
+        intent: u64,
+        ok: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        exit: Option<i32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status: Option<u16>,
+        /// The last bytes of its output.
+        output: String,
+        seconds: f64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        why: Option<String>,
+    },
+    /// A notification's delivery ended (in the background; recorded when the run next
+    /// looked).
+    Notified {
+        channel: String,
+        event: String,
+        ok: bool,
+        attempts: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        why: Option<String>,
+    },
     /// The run stopped: how, and the VMs' states at that moment.
     End {
         state: RunState,
@@ -145,6 +177,8 @@ impl Entry {
                 | Entry::Issued { .. }
                 | Entry::Waited { .. }
                 | Entry::Step { .. }
+                | Entry::ActionIntent { .. }
+                | Entry::ActionDone { .. }
         )
     }
 
@@ -162,6 +196,11 @@ impl Entry {
             Entry::Note { .. } => "a note".into(),
             Entry::Skipped { vm, operation, .. } => format!("{operation} of `{vm}`, skipped"),
             Entry::End { .. } => "the run's end".into(),
+            Entry::ActionIntent { name, .. } => format!("action `{name}`"),
+            Entry::Notified { channel, event, .. } => {
+                format!("notification `{event}` to `{channel}`")
+            }
+            Entry::ActionDone { intent, .. } => format!("the end of the action of record {intent}"),
         }
     }
 }
@@ -258,6 +297,10 @@ pub struct Header {
     /// Wall-clock start, RFC 3339.
     pub started_wall: String,
     pub version: String,
+    /// The parameters' values the run started with (none in a journal written before
+    /// parameters were recorded): a resume goes on with them.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub params: std::collections::BTreeMap<String, String>,
 }
 
 impl Header {
@@ -812,6 +855,7 @@ mod tests {
             pid: 1,
             started_wall: "2026-11-26T00:00:00Z".into(),
             version: "0".into(),
+            params: Default::default(),
         }
     }
 

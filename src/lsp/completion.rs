@@ -135,7 +135,7 @@ fn values(spec: &OptSpec) -> Vec<String> {
         OptKind::EnumList(values) => vec![format!("[{}]", quoted(values).join(", "))],
         OptKind::Bool => vec!["true".into(), "false".into()],
         OptKind::Duration => ["\"30m\"", "\"1h\"", "\"4h\""].map(String::from).to_vec(),
-        OptKind::Text | OptKind::VmList => Vec::new(),
+        OptKind::Text | OptKind::VmList | OptKind::TextList | OptKind::Value => Vec::new(),
     }
 }
 

@@ -18,7 +18,16 @@ pub(crate) fn hover(project: &Project, offset: usize) -> Option<Hover> {
     let token = &tokens[at];
     let text = match &token.kind {
         Kind::Ident(name) => identifier(project, at, name)?,
-        Kind::Str(value) => string(project, &syntax::place(tokens, at), value)?,
+        Kind::Str(value) => match syntax::place(tokens, at) {
+            // A quoted key (`"default": ...`, a word Rhai reserves).
+            Place::OptionKey { call, index }
+                if tokens.get(at + 1).is_some_and(|t| t.kind == Kind::Colon) =>
+            {
+                let (prim, spec) = option_of(&call, index, value)?;
+                option(prim, spec)
+            }
+            place => string(project, &place, value)?,
+        },
         _ => return None,
     };
     Some(Hover {
@@ -293,9 +302,19 @@ mod tests {
             };
             for spec in prim.options {
                 let mut args = vec!["x".to_string(); index];
-                args.push(format!("#{{ {}: 1 }}", spec.key));
+                // Rhai reserves `default`: such a key is written quoted.
+                if spec.key == "default" {
+                    args.push(format!("#{{ \"{}\": 1 }}", spec.key));
+                } else {
+                    args.push(format!("#{{ {}: 1 }}", spec.key));
+                }
                 let text = format!("{}({});", prim.name, args.join(", "));
-                let doc = shown(&text, &format!("{}:", spec.key)).unwrap();
+                let needle = if spec.key == "default" {
+                    format!("\"{}", spec.key)
+                } else {
+                    format!("{}:", spec.key)
+                };
+                let doc = shown(&text, &needle).unwrap();
                 assert!(doc.contains(spec.doc), "{}.{}: {doc}", prim.name, spec.key);
             }
         }

@@ -456,6 +456,7 @@ mod tests {
             manual_steps: Vec::new(),
             notes: Vec::new(),
             vms: Vec::new(),
+            params: Vec::new(),
             findings: Vec::new(),
             sources: Default::default(),
         }

@@ -147,6 +147,8 @@ pub struct Plan {
     /// they point into.
     pub findings: Vec<Finding>,
     pub sources: Sources,
+    /// The parameters the runbook declared, each with the value the plan used.
+    pub params: Vec<(crate::script::params::Declared, String)>,
 }
 
 /// A plan, or the check's report when the runbook has errors and there is no plan to show.
@@ -165,12 +167,36 @@ pub fn plan_file(path: &Path, inventory: Option<&Inventory>) -> Result<Outcome, 
     Ok(plan_text(&name, &text, Some(&root), inventory))
 }
 
+/// [`plan_file`] with the parameters' values `sets` gives (`--set`).
+pub fn plan_file_params(
+    path: &Path,
+    inventory: Option<&Inventory>,
+    sets: &[(String, String)],
+) -> Result<Outcome, Error> {
+    let text = crate::config::read_text(path)?;
+    let name = crate::paths::display(path);
+    let root = crate::paths::folder_of(path);
+    Ok(plan_text_params(&name, &text, Some(&root), inventory, sets))
+}
+
 /// Plans runbook `text` named `name`, with imports resolved in `root`.
 pub fn plan_text(
     name: &str,
     text: &str,
     root: Option<&Path>,
     inventory: Option<&Inventory>,
+) -> Outcome {
+    plan_text_params(name, text, root, inventory, &[])
+}
+
+/// [`plan_text`] with the parameters' values `sets` gives (the others' defaults, or for a
+/// required one a stand-in, RB131).
+pub fn plan_text_params(
+    name: &str,
+    text: &str,
+    root: Option<&Path>,
+    inventory: Option<&Inventory>,
+    sets: &[(String, String)],
 ) -> Outcome {
     let recorder: RefCell<Option<Rc<Recorder>>> = RefCell::new(None);
     let observe = |sim: &Arc<Simulator>, clock: &Arc<VirtualClock>| -> Rc<dyn Observer> {
@@ -181,6 +207,7 @@ pub fn plan_text(
     let watch = Watch {
         traced: true,
         observer: Some(&observe),
+        sets,
         ..Watch::default()
     };
     let (report, session) = check_with(name, text, root, inventory, &watch);
@@ -201,6 +228,7 @@ pub fn plan_text(
             manual_steps: Vec::new(),
             notes: Vec::new(),
             vms: Vec::new(),
+            params: Vec::new(),
             findings: report.findings,
             sources: report.sources,
         },
@@ -230,6 +258,7 @@ fn build(
     let recovery = recovery(&operations, &vms);
     let offset = |at: Timestamp| at.since(t0);
     Plan {
+        params: session.host.params_used(),
         runbook: name.to_string(),
         inventory,
         start: t0,

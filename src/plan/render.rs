@@ -155,6 +155,14 @@ pub fn text(plan: &Plan) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "Plan of {}", plan.runbook);
     let _ = writeln!(out, "{}", basis_sentence(plan));
+    if !plan.params.is_empty() {
+        let shown: Vec<String> = plan
+            .params
+            .iter()
+            .map(|(d, v)| format!("{}={v}", d.name))
+            .collect();
+        let _ = writeln!(out, "Parameters: {}.", shown.join(", "));
+    }
     let _ = writeln!(
         out,
         "\nEstimated recovery time: {}.",
@@ -429,6 +437,16 @@ struct JsonPlan<'a> {
     notes: Vec<JsonNote<'a>>,
     vms: Vec<JsonVm<'a>>,
     findings: Vec<JsonFinding<'a>>,
+    /// The parameters and the values the plan used (absent when the runbook has none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    params: Vec<JsonParam<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct JsonParam<'a> {
+    #[serde(flatten)]
+    declared: &'a crate::script::params::Declared,
+    value: &'a str,
 }
 
 #[derive(serde::Serialize)]
@@ -554,6 +572,11 @@ pub fn json(plan: &Plan) -> String {
             .findings
             .iter()
             .map(|f| JsonFinding::new(f, &plan.sources, &plan.runbook))
+            .collect(),
+        params: plan
+            .params
+            .iter()
+            .map(|(declared, value)| JsonParam { declared, value })
             .collect(),
     };
     serde_json::to_string_pretty(&doc).unwrap_or_default()

@@ -22,14 +22,19 @@ pub(super) fn summary(a: &Audit) -> Vec<(&'static str, String)> {
     } else {
         ""
     };
-    vec![
+    let mut rows = vec![
         ("state", a.state.clone()),
         ("target", format!("{}{simulated}", a.target)),
         ("operator", a.operator.clone()),
         ("started", a.started.clone()),
-        ("operations", a.operations.len().to_string()),
-        ("recovery time", recovery),
-    ]
+    ];
+    if !a.params.is_empty() {
+        let shown: Vec<String> = a.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        rows.push(("parameters", shown.join(", ")));
+    }
+    rows.push(("operations", a.operations.len().to_string()));
+    rows.push(("recovery time", recovery));
+    rows
 }
 
 /// A table of the report, in every form alike.

@@ -40,6 +40,9 @@ pub struct Audit {
     pub operator: String,
     pub started: String,
     pub state: String,
+    /// The parameters' values the run started with (absent when it had none).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, String>,
     /// When the run began, on the run's clock; every offset counts from here.
     #[serde(skip)]
     pub origin: Timestamp,
@@ -209,6 +212,7 @@ impl Audit {
             operator: header.operator.clone(),
             started: header.started_wall.clone(),
             state: crate::journal::runs::state_of(loaded),
+            params: header.params.clone(),
             origin,
             operations: Vec::new(),
             vms: Vec::new(),
@@ -232,9 +236,42 @@ impl Audit {
                 states.push(seen);
             }
         };
+        let mut actions: BTreeMap<u64, String> = BTreeMap::new();
         for Record { seq, at, entry } in &loaded.records {
             let at = *at;
             match entry {
+                Entry::Notified {
+                    channel,
+                    event,
+                    ok: false,
+                    why,
+                    ..
+                } => audit.notes.push(Note {
+                    at: offset(at),
+                    text: format!(
+                        "notification `{event}` to `{channel}` was not delivered{}",
+                        why.as_deref().map(|w| format!(": {w}")).unwrap_or_default()
+                    ),
+                }),
+                Entry::Notified { .. } => {}
+                Entry::ActionIntent { name, .. } => {
+                    actions.insert(*seq, name.clone());
+                }
+                Entry::ActionDone {
+                    intent,
+                    ok,
+                    seconds,
+                    why,
+                    ..
+                } => audit.notes.push(Note {
+                    at: offset(at),
+                    text: format!(
+                        "action `{}` {} in {seconds:.1}s{}",
+                        actions.get(intent).map_or("?", String::as_str),
+                        if *ok { "succeeded" } else { "failed" },
+                        why.as_deref().map(|w| format!(": {w}")).unwrap_or_default()
+                    ),
+                }),
                 Entry::Intent {
                     vm,
                     operation,

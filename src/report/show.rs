@@ -27,6 +27,39 @@ pub fn show(id: &str, loaded: &Loaded) -> String {
 pub(crate) fn line(r: &Record, origin: Timestamp) -> String {
     let at = clock(r.at.since(origin).as_secs());
     let what = match &r.entry {
+        Entry::Notified {
+            channel,
+            event,
+            ok,
+            attempts,
+            why,
+        } => format!(
+            "notification `{event}` to `{channel}` {} after {attempts} attempt(s){}",
+            if *ok { "delivered" } else { "not delivered" },
+            why.as_deref().map(|w| format!(": {w}")).unwrap_or_default()
+        ),
+        Entry::ActionIntent { name, key, line } => format!(
+            "action `{name}` starts (key {key}){}",
+            line.as_deref()
+                .map(|l| format!(" at {l}"))
+                .unwrap_or_default()
+        ),
+        Entry::ActionDone {
+            intent,
+            ok,
+            exit,
+            status,
+            seconds,
+            why,
+            ..
+        } => format!(
+            "action of record {intent} {} in {seconds:.1}s{}{}",
+            if *ok { "succeeded" } else { "failed" },
+            exit.or(status.map(i32::from))
+                .map(|c| format!(" ({c})"))
+                .unwrap_or_default(),
+            why.as_deref().map(|w| format!(": {w}")).unwrap_or_default()
+        ),
         Entry::Start(h) => format!(
             "start {} on {} by {} (pid {} on {}), sha256 {}",
             crate::paths::display(&h.runbook),

@@ -2,6 +2,7 @@
 //! target it runs on the embedded simulator, on a clock paced by a speed factor, and says
 //! so. Ctrl-C stops issuing new operations and never cancels a failover in progress.
 
+mod around;
 mod preview;
 mod progress;
 pub mod summary;
@@ -50,6 +51,9 @@ pub struct RunOptions {
     pub take_over: bool,
     /// Start a live run without asking after its plan (unattended runs).
     pub yes: bool,
+    /// The parameters' values `--set` gives (checked against the runbook's declarations
+    /// before anything runs; on resume, those the journal recorded).
+    pub params: Vec<(String, String)>,
 }
 
 impl RunOptions {
@@ -66,6 +70,7 @@ impl RunOptions {
             journal: false,
             take_over: false,
             yes: true,
+            params: Vec::new(),
         }
     }
 }
@@ -161,6 +166,11 @@ pub fn simulate(opts: &RunOptions, interactive: bool) -> Result<(Outcome, f64), 
             backend.notify(Arc::new(progress::Plain));
             let identity = config.target(target)?.identity();
             let text = read_text(&opts.path)?;
+            crate::check::params::values_for(
+                &crate::paths::display(&opts.path),
+                &text,
+                &opts.params,
+            )?;
             let go_ahead = opts.yes.then_some("--yes was given");
             preview::confirm(
                 opts,
@@ -189,7 +199,13 @@ pub fn simulate(opts: &RunOptions, interactive: bool) -> Result<(Outcome, f64), 
                     "--speed must be between 0.01 and 10000000, not {speed}"
                 )));
             }
-            (Venue::simulator(inventory, speed), read_text(&opts.path)?)
+            let text = read_text(&opts.path)?;
+            crate::check::params::values_for(
+                &crate::paths::display(&opts.path),
+                &text,
+                &opts.params,
+            )?;
+            (Venue::simulator(inventory, speed), text)
         }
     };
     start(opts, &config, venue, interactive, Start { rt, text })
@@ -517,6 +533,7 @@ fn open_journal(
     resolver: &Resolver,
     venue: &Venue,
     now: crate::clock::Timestamp,
+    params: &crate::script::params::Values,
 ) -> Result<Rc<journal::Journal>, String> {
     let store = j.run.store.clone();
     if let Some(resume) = &j.resume {
@@ -559,6 +576,7 @@ fn open_journal(
         pid: std::process::id(),
         started_wall: crate::clock::Timestamp::from_system(std::time::SystemTime::now()).rfc3339(),
         version: env!("CARGO_PKG_VERSION").to_string(),
+        params: params.clone(),
     };
     let journal = journal::Journal::create_in(store, &j.run.id, header, now)?;
     if let Some(lock) = &j.lock {
@@ -595,7 +613,7 @@ fn execute(
     let host = Host::new(
         sim,
         clock.clone(),
-        Exec::Runtime(handle),
+        Exec::Runtime(handle.clone()),
         Mode::Run,
         progress.clone(),
         Some(token.clone()),
@@ -657,6 +675,24 @@ fn execute(
             None
         }
     };
+    let recorded = journaling
+        .as_ref()
+        .and_then(|j| j.resume.as_ref())
+        .and_then(|r| r.loaded.header());
+    let values = match around::values(ast.as_ref(), &source, recorded, &opts.params) {
+        Ok(values) => values,
+        Err(e) => {
+            discard_new(journaling.as_ref());
+            return Err(Error::Usage(format!("{name}: {e}; nothing was run")));
+        }
+    };
+    host.set_params(values.clone());
+    around::declare(
+        &host,
+        folder,
+        journaling.as_ref().map(|j| j.run.id.as_str()),
+        &handle,
+    );
     let Some(ast) = ast else {
         outcome.not_started = true;
         if journaling.as_ref().is_some_and(|j| j.resume.is_none()) {
@@ -668,8 +704,8 @@ fn execute(
     };
     let journal = match &journaling {
         Some(j) => {
-            let journal =
-                open_journal(j, opts, text, &resolver, &venue, clock.now()).map_err(|e| {
+            let journal = open_journal(j, opts, text, &resolver, &venue, clock.now(), &values)
+                .map_err(|e| {
                     discard_new(journaling.as_ref());
                     Error::Usage(format!("{e}; nothing was run"))
                 })?;
@@ -688,6 +724,12 @@ fn execute(
         Some(j) => host.with_journal(j.clone()),
         None => host,
     });
+    around::started(
+        &host,
+        name,
+        opts.target.as_deref(),
+        journaling.as_ref().is_some_and(|j| j.resume.is_some()),
+    );
     let engine = engine::build(host.clone(), resolver.clone(), true);
     match engine.run_ast(&ast) {
         Ok(()) => host.finish(),
@@ -706,6 +748,9 @@ fn execute(
     outcome.simulated = host.elapsed();
     outcome.wall = wall.elapsed();
     outcome.interrupted = token.is_cancelled();
+    around::ended(&host, name, outcome.failure.as_ref(), outcome.interrupted);
+    // The last deliveries are waited for a moment, so their outcome is journaled.
+    host.record_deliveries(Some(Duration::from_secs(2)));
     if let Some(j) = &journal {
         let state = match (&outcome.failure, outcome.interrupted) {
             (_, true) => journal::RunState::Interrupted,
@@ -813,6 +858,8 @@ pub struct ResumeOptions {
     pub allow_changed: bool,
     pub progress: bool,
     pub color: bool,
+    /// `--set` given to resume: refused when it differs from the values the run started with.
+    pub params: Vec<(String, String)>,
 }
 
 /// Resumes a run that crashed or was interrupted; returns the exit code.
@@ -884,6 +931,17 @@ pub fn resume(opts: &ResumeOptions) -> Result<i32, Error> {
             "run {id} cannot be resumed: run {by} took over its lock and went on in its place"
         )));
     }
+    for (name, value) in &opts.params {
+        if header.params.get(name).map(String::as_str) != Some(value.trim()) {
+            return Err(Error::Usage(format!(
+                "run {id} cannot be resumed with --set {name}={value}: it started with {}; a resume goes on with the values it started with (start a new run for others)",
+                match header.params.get(name) {
+                    Some(v) => format!("{name}={v}"),
+                    None => format!("no value for `{name}`"),
+                }
+            )));
+        }
+    }
     let backend = Arc::new(backend);
     let run_opts = RunOptions {
         path: header.runbook.clone(),
@@ -896,6 +954,7 @@ pub fn resume(opts: &ResumeOptions) -> Result<i32, Error> {
         journal: true,
         take_over: false,
         yes: true,
+        params: header.params.clone().into_iter().collect(),
     };
     let rt = runtime()?;
     let text = read_text(&run_opts.path)?;

@@ -141,6 +141,7 @@ fn param_type(kind: ParamKind) -> &'static str {
         ParamKind::Job => "Job",
         ParamKind::Jobs => "Array",
         ParamKind::Text => "String",
+        ParamKind::Args => "Map",
         ParamKind::Options => "Map",
     }
 }
@@ -278,7 +279,7 @@ mod tests {
         for primitive in PRIMITIVES {
             if let Some(t) = return_type(primitive.returns) {
                 assert!(
-                    ["Vm", "Job", "Array", "Map"].contains(&t),
+                    ["Vm", "Job", "Array", "Map", "?"].contains(&t),
                     "{}: {t}",
                     primitive.name
                 );

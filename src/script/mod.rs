@@ -11,6 +11,7 @@ pub mod host;
 pub mod limits;
 pub mod observer;
 pub mod options;
+pub mod params;
 pub mod registry;
 pub mod resolver;
 pub mod stdlib;

@@ -224,7 +224,15 @@ pub fn check_value(spec: &'static OptSpec, value: &Literal) -> Result<(), Proble
                 })
             }
         }
-        (OptKind::Bool, Literal::Bool(_)) | (OptKind::Text, Literal::Str(_)) => Ok(()),
+        (OptKind::Bool, Literal::Bool(_))
+        | (OptKind::Text, Literal::Str(_))
+        | (OptKind::Value, Literal::Str(_) | Literal::Int(_) | Literal::Bool(_))
+        | (OptKind::Value, Literal::Array(_)) => Ok(()),
+        (OptKind::TextList, Literal::Array(items))
+            if items.iter().all(|i| matches!(i, Literal::Str(_))) =>
+        {
+            Ok(())
+        }
         (OptKind::Duration, Literal::Str(s)) => parse_duration(s).map(|_| ()).map_err(|_| bad()),
         // An empty list would check (or do) nothing, silently.
         (OptKind::EnumList(_), Literal::Array(items)) if items.is_empty() => {

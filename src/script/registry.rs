@@ -3,7 +3,7 @@
 //! registration, dispatch, the static checks, option parsing and the README's API table all
 //! read this table.
 
-use super::host::{checks, operations, reads, steps, waits, Handler};
+use super::host::{actions, checks, inputs, operations, reads, steps, waits, Handler};
 use std::ops::RangeInclusive;
 
 /// What a parameter accepts.
@@ -17,6 +17,8 @@ pub enum ParamKind {
     Jobs,
     /// A string.
     Text,
+    /// A map of any values, passed on as it is (an action's arguments).
+    Args,
     /// An option map (always the last parameter).
     Options,
 }
@@ -28,6 +30,7 @@ impl ParamKind {
             ParamKind::Job => "a Job",
             ParamKind::Jobs => "an array of Jobs",
             ParamKind::Text => "a string",
+            ParamKind::Args => "a map `#{ ... }`",
             ParamKind::Options => "an option map `#{ ... }`",
         }
     }
@@ -53,6 +56,10 @@ pub enum OptKind {
     VmList,
     /// An array of these strings.
     EnumList(&'static [&'static str]),
+    /// An array of strings.
+    TextList,
+    /// Any value (its type is checked by the primitive, e.g. a parameter's default).
+    Value,
 }
 
 impl OptKind {
@@ -70,6 +77,8 @@ impl OptKind {
             OptKind::Duration => "a duration such as \"90s\", \"30m\" or \"2h\"".into(),
             OptKind::Text => "a string".into(),
             OptKind::VmList => "an array of Vms or VM names".into(),
+            OptKind::TextList => "an array of strings".into(),
+            OptKind::Value => "a string, number, boolean or array of strings".into(),
             OptKind::EnumList(values) => format!(
                 "an array of {}",
                 values
@@ -232,9 +241,25 @@ const fn o(key: &'static str, kind: OptKind, doc: &'static str) -> OptSpec {
 const KIND: &[&str] = &["planned", "unplanned"];
 const DIRECTION: &[&str] = &["primary_to_recovery", "recovery_to_primary"];
 const SITE: &[&str] = &["primary", "recovery"];
+const PARAM_TYPES: &[&str] = super::params::TYPES;
 
 /// Every primitive of the script API, in the order the documentation lists them.
 pub static PRIMITIVES: &[Primitive] = &[
+    Primitive {
+        name: "param",
+        params: &[p("name", ParamKind::Text), opt("opts")],
+        options: &[
+            o("type", OptKind::Enum(PARAM_TYPES), "the value's type (default: the default's type, else string): a duration is a string such as \"30m\", vms an array of VM names (`--set tier=web-01,web-02`)"),
+            o("choices", OptKind::TextList, "the values allowed; `check` dry-runs each (every combination of up to 16, else the defaults and each choice once)"),
+            o("default", OptKind::Value, "the value when `--set` gives none (written `\"default\": ...`, as Rhai reserves the word); without it the parameter is required"),
+            o("help", OptKind::Text, "what the parameter means, shown by `runbook params`"),
+        ],
+        refused: &[],
+        effect: Effect::Control,
+        returns: "?",
+        doc: "A runbook input, set with `--set name=value` on `run`, `check` and `plan` and listed by `runbook params`: its value (checked against its type and choices before anything runs), recorded in the journal and the report; `resume` uses the recorded one. Declare it at the top of the runbook with a literal name and option map, so it is found without running the runbook.",
+        handler: inputs::param,
+    },
     Primitive {
         name: "vm",
         params: &[p("name", ParamKind::Vm)],
@@ -412,6 +437,33 @@ pub static PRIMITIVES: &[Primitive] = &[
         returns: "()",
         doc: "Pauses for an operator's confirmation, recorded with who and when.",
         handler: steps::manual_step,
+    },
+    Primitive {
+        name: "action",
+        params: &[
+            p("name", ParamKind::Text),
+            Param {
+                name: "args",
+                kind: ParamKind::Args,
+                optional: true,
+            },
+        ],
+        options: &[],
+        refused: &[],
+        effect: Effect::Mutate,
+        returns: "map",
+        doc: "Runs action `name` of runbook.toml (`[actions.NAME]`: a `command` or a `webhook`), never a command written in the script: `args` as JSON on its stdin (a webhook's POST body), with RUNBOOK_RUN, RUNBOOK_STEP and RUNBOOK_IDEMPOTENCY_KEY (a webhook's `Idempotency-Key` header). Returns `ok`, `exit` (or `status`), `output` (its last 2 KiB) and `seconds`; a failure or timeout throws (catchable). Journaled before and after: a resume never runs it again once its end was recorded, and one cut off runs again only when `idempotent = true`, else after an operator's approval. `check` and `plan` never run it: they count its `expected` duration.",
+        handler: actions::action,
+    },
+    Primitive {
+        name: "notify",
+        params: &[p("channel", ParamKind::Text), p("text", ParamKind::Text)],
+        options: &[],
+        refused: &[],
+        effect: Effect::Control,
+        returns: "()",
+        doc: "Sends `text` to channel `channel` of runbook.toml (`[notify.NAME]`, a webhook of kind json, teams or slack), in the background: a delivery that fails is retried a few times, then a warning line; it never stops or slows the run. `check` validates the channel's name and sends nothing.",
+        handler: steps::notify,
     },
     Primitive {
         name: "note",

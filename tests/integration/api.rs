@@ -46,6 +46,10 @@ fn every_stdlib_module_checks_clean_and_is_used_by_an_example() {
 fn every_primitive_is_implemented() {
     // A runbook that calls each primitive once in an order the simulator accepts.
     let text = r#"
+        let site = param("site", #{ choices: ["primary", "recovery"], "default": "primary" });
+        // No runbook.toml declares an action here: the error is caught.
+        try { action("switch-dns", #{ to: site }); } catch (e) { note("no action"); }
+        try { notify("ops", "starting"); } catch (e) { note("no channel"); }
         let web = vm("web-01");
         let all = vms(#{ name: "web-*" });
         let s = status(web);

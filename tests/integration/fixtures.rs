@@ -19,6 +19,7 @@ const RUN_ONLY: &[Code] = &[
     Code::NoAnswer,
     Code::ServiceRefused,
     Code::CredentialsRejected,
+    Code::ActionFailed,
 ];
 
 fn fixtures() -> Vec<PathBuf> {

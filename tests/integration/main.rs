@@ -3,6 +3,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod actions;
 mod api;
 mod azure;
 mod bad_input;
@@ -19,7 +20,9 @@ mod located;
 mod lro;
 mod lsp;
 mod mermaid;
+mod notify;
 mod options;
+mod params;
 mod pipes;
 mod plan;
 mod recovery;

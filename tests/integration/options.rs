@@ -38,6 +38,35 @@ struct Probe {
 const FAILOVER_THEN: &str = "wait_job(j, #{ timeout: \"1h\" });\n";
 
 const PROBES: &[Probe] = &[
+    // A parameter's options change its value, or how the plan lists it.
+    Probe {
+        primitive: "param",
+        key: "type",
+        a: "let n = param(\"n\", #{ \"default\": \"3\" }); note(type_of(n));",
+        b: "let n = param(\"n\", #{ type: \"int\", \"default\": \"3\" }); note(type_of(n));",
+        seen: Seen::InDryRun,
+    },
+    Probe {
+        primitive: "param",
+        key: "choices",
+        a: "let s = param(\"s\", #{ choices: [\"a\", \"b\"], \"default\": \"a\" }); note(s);",
+        b: "let s = param(\"s\", #{ choices: [\"a\", \"c\"], \"default\": \"a\" }); note(s);",
+        seen: Seen::InDryRun,
+    },
+    Probe {
+        primitive: "param",
+        key: "default",
+        a: "let s = param(\"s\", #{ \"default\": \"a\" }); note(s);",
+        b: "let s = param(\"s\", #{ \"default\": \"b\" }); note(s);",
+        seen: Seen::InDryRun,
+    },
+    Probe {
+        primitive: "param",
+        key: "help",
+        a: "let s = param(\"s\", #{ \"default\": \"a\", help: \"one\" }); note(s);",
+        b: "let s = param(\"s\", #{ \"default\": \"a\", help: \"two\" }); note(s);",
+        seen: Seen::InDryRun,
+    },
     Probe {
         primitive: "vms",
         key: "name",

@@ -76,6 +76,19 @@ impl Host {
     pub(super) fn fail(&self, ctx: &NativeCallContext, finding: Finding) -> Raise {
         let site = self.site(ctx);
         let finding = self.at(finding, &site);
+        if matches!(
+            finding.code,
+            Code::JobFailed | Code::ActionFailed | Code::ServiceRefused | Code::VerifyFailed
+        ) {
+            self.notify_event(
+                "operation_failed",
+                &finding.message,
+                serde_json::json!({
+                    "code": finding.code.as_str(),
+                    "at": finding.place(),
+                }),
+            );
+        }
         self.raise(ctx, finding, true)
     }
 

@@ -7,13 +7,15 @@
 //! One concern per room: [`findings`] (call sites and raised errors), [`args`] (arguments
 //! and options), [`reads`] (`vm`, `vms`, `status`), [`operations`] (failovers, commits,
 //! reverse replication, drills, cancel), [`waits`] (waits, polling, timeouts), [`checks`]
-//! (verify, preflight), [`steps`] (manual steps, notes), [`replay`] (issuing through the
+//! (verify, preflight), [`steps`] (manual steps, notes), [`inputs`] (parameters), [`actions`] (actions of runbook.toml), [`replay`] (issuing through the
 //! journal, settling, divergence) and [`finish`] (the end of a run).
 
+pub(super) mod actions;
 pub(super) mod args;
 pub(super) mod checks;
 pub(super) mod findings;
 pub(super) mod finish;
+pub(super) mod inputs;
 pub(super) mod operations;
 pub(super) mod reads;
 pub(super) mod replay;
@@ -145,6 +147,15 @@ pub struct Host {
     inherited: RefCell<Vec<Unfinished>>,
     /// Whether the last read was answered from the journal (a resume's replay).
     replayed_read: Cell<bool>,
+    /// The parameters' values (`--set`, defaults, or the journal's on resume).
+    params: RefCell<crate::script::params::Values>,
+    /// The parameters the runbook declared while it ran, with their values, in order.
+    used: RefCell<Vec<(crate::script::params::Declared, String)>>,
+    /// The actions of runbook.toml, and how many the run reached.
+    actions: RefCell<crate::actions::Actions>,
+    actions_run: Cell<u32>,
+    /// The channels of runbook.toml told of the run's events.
+    notifier: RefCell<Option<Arc<crate::notify::Notifier>>>,
 }
 
 impl Host {
@@ -174,7 +185,75 @@ impl Host {
             steps: Cell::new(0),
             inherited: RefCell::new(Vec::new()),
             replayed_read: Cell::new(false),
+            params: Default::default(),
+            used: RefCell::new(Vec::new()),
+            actions: RefCell::default(),
+            actions_run: Cell::new(0),
+            notifier: RefCell::new(None),
         }
+    }
+
+    /// The channels `notify(...)` and the run's events go to.
+    pub fn set_notifier(&self, notifier: Arc<crate::notify::Notifier>) {
+        *self.notifier.borrow_mut() = Some(notifier);
+    }
+
+    /// Tells every channel of `event`, with the run's recovery time so far.
+    pub fn notify_event(&self, event: &str, text: &str, mut fields: serde_json::Value) {
+        let Some(n) = self.notifier.borrow().clone() else {
+            return;
+        };
+        if self.mode == Mode::Run {
+            if let Some(o) = fields.as_object_mut() {
+                o.insert("recovery_seconds".into(), self.elapsed().as_secs().into());
+            }
+            n.event(event, text, fields);
+        }
+    }
+
+    /// Records the deliveries that ended in the journal; at the end of the run, after
+    /// waiting at most `settle` for those in flight.
+    pub fn record_deliveries(&self, settle: Option<Duration>) {
+        let Some(n) = self.notifier.borrow().clone() else {
+            return;
+        };
+        if let Some(limit) = settle {
+            n.settle(limit);
+        }
+        if let Some(j) = &self.journal {
+            for d in n.take() {
+                let entry = crate::journal::Entry::Notified {
+                    channel: d.channel,
+                    event: d.event,
+                    ok: d.ok,
+                    attempts: d.attempts,
+                    why: d.why,
+                };
+                if let Err(e) = j.append(self.clock.now(), entry) {
+                    tracing::warn!("{e}");
+                }
+            }
+        }
+    }
+
+    /// The actions `action(...)` may run.
+    pub fn set_actions(&self, actions: crate::actions::Actions) {
+        *self.actions.borrow_mut() = actions;
+    }
+
+    /// Gives the runbook's parameters these values.
+    pub fn set_params(&self, values: crate::script::params::Values) {
+        *self.params.borrow_mut() = values;
+    }
+
+    /// The parameters' values the host was given.
+    pub fn params(&self) -> crate::script::params::Values {
+        self.params.borrow().clone()
+    }
+
+    /// The parameters the runbook declared as it ran, each with the value it got.
+    pub fn params_used(&self) -> Vec<(crate::script::params::Declared, String)> {
+        self.used.borrow().clone()
     }
 
     /// Adopts `jobs` (of the run whose lock this one took over) rather than issuing the

@@ -21,6 +21,53 @@ pub(in crate::script) fn note(h: &Host, call: &Call) -> Result<Dynamic, Raise> {
     Ok(Dynamic::UNIT)
 }
 
+/// `notify(channel, text)`.
+pub(in crate::script) fn notify(h: &Host, call: &Call) -> Result<Dynamic, Raise> {
+    let channel = h.text_arg(call)?;
+    let text = match call.opt_arg(1).and_then(|a| {
+        a.read_lock::<rhai::ImmutableString>()
+            .map(|s| s.to_string())
+    }) {
+        Some(text) => text,
+        None => {
+            return Err(h.fail(
+                call.ctx,
+                Finding::new(Code::InvalidArgument, "`notify` needs the text as a string"),
+            ))
+        }
+    };
+    let notifier = h.notifier.borrow().clone();
+    let known: Vec<String> = notifier
+        .as_ref()
+        .map(|n| n.channels.keys().cloned().collect())
+        .unwrap_or_default();
+    if !known.contains(&channel) {
+        let mut f = Finding::new(
+            Code::UnknownChannel,
+            format!("no notification channel `{channel}` is declared in runbook.toml"),
+        )
+        .label("unknown channel");
+        f = match crate::diagnostics::did_you_mean(&channel, known.iter().map(String::as_str)) {
+            Some(s) => f
+                .help(format!("did you mean `{s}`?"))
+                .replace_with(crate::diagnostics::string_literal(s)),
+            None => f.help(format!(
+                "declare it in runbook.toml: [notify.{channel}] with webhook = \"https://...\" (or webhook_env = \"VARIABLE\") and kind = \"json\", \"teams\" or \"slack\""
+            )),
+        };
+        return Err(h.fail(call.ctx, f));
+    }
+    h.observer.note(&format!("notify {channel}: {text}"));
+    if h.mode == super::Mode::Run {
+        if let Some(n) = notifier {
+            let fields = serde_json::json!({ "recovery_seconds": h.elapsed().as_secs() });
+            n.send(&channel, "message", &text, fields);
+        }
+        h.record_deliveries(None);
+    }
+    Ok(Dynamic::UNIT)
+}
+
 /// `manual_step(title, [opts])`.
 pub(in crate::script) fn manual_step(h: &Host, call: &Call) -> Result<Dynamic, Raise> {
     let ctx = call.ctx;
@@ -150,7 +197,7 @@ struct Answered<'a> {
 impl Host {
     /// Asks the operator (or another terminal, through the run's folder) to confirm step
     /// `number`.
-    fn ask(
+    pub(super) fn ask(
         &self,
         number: u32,
         title: &str,
@@ -191,6 +238,15 @@ impl Host {
                 crate::journal::runs::project_arg(store.project())
             ));
         }
+        let approve = request
+            .approve_command
+            .clone()
+            .unwrap_or_else(|| format!("runbook approve RUN {number}"));
+        self.notify_event(
+            "step_waiting",
+            &format!("manual step {number} `{title}` waits for an operator: {approve}"),
+            serde_json::json!({ "step": number, "title": title, "approve": approve }),
+        );
         let answer = self.observer.step(&request);
         if let (Some(store), Some(run)) = (&store, &run) {
             store.clear_waiting(run, &waiting);

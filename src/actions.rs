@@ -1,0 +1,344 @@
+//! Actions: the steps around the VMs (switching DNS, a load balancer), declared in
+//! `runbook.toml` as `[actions.NAME]` with a `command` or a `webhook`, never written in the
+//! script. Here: their configuration, checked when the file is loaded, and running one: a
+//! command with its arguments as JSON on stdin, or a POST of them to a webhook (no redirect
+//! followed, secret headers from environment variables, never printed), each within its
+//! timeout, with a bounded tail of its output.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long an action may take without a `timeout`.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The most output kept of an action (its last bytes).
+pub const TAIL: usize = 2048;
+
+/// `[actions.NAME]` of `runbook.toml`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ActionConfig {
+    /// The program and its arguments; a relative program is found in the project folder.
+    pub command: Option<Vec<String>>,
+    /// The URL the arguments are POSTed to (https, or http on loopback).
+    pub webhook: Option<String>,
+    /// How long it may take (default 5m).
+    pub timeout: Option<String>,
+    /// Whether running it twice does no harm: a resume runs it again when its completion
+    /// was not recorded, without asking.
+    #[serde(default)]
+    pub idempotent: bool,
+    /// How long it usually takes, for `check` and `plan` (default 0s).
+    pub expected: Option<String>,
+    /// Webhook headers whose values are secrets: header name to the environment variable
+    /// that holds the value.
+    #[serde(default)]
+    pub secret_headers: BTreeMap<String, String>,
+}
+
+impl ActionConfig {
+    /// Why the declaration cannot be used, if it cannot.
+    pub fn problem(&self, name: &str) -> Option<String> {
+        match (&self.command, &self.webhook) {
+            (Some(_), Some(_)) => {
+                return Some(format!(
+                    "action `{name}` has both a command and a webhook: give one"
+                ))
+            }
+            (None, None) => {
+                return Some(format!(
+                    "action `{name}` needs `command = [...]` or `webhook = \"https://...\"`"
+                ))
+            }
+            (Some(c), None) if c.is_empty() || c[0].is_empty() => {
+                return Some(format!("the command of action `{name}` is empty"))
+            }
+            (None, Some(url)) => {
+                if let Err(e) = webhook_url(url) {
+                    return Some(format!("the webhook of action `{name}`: {e}"));
+                }
+            }
+            _ => {}
+        }
+        for (what, value) in [("timeout", &self.timeout), ("expected", &self.expected)] {
+            if let Some(Err(e)) = value.as_deref().map(crate::clock::parse_duration) {
+                return Some(format!("the {what} of action `{name}`: {e}"));
+            }
+        }
+        None
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+            .as_deref()
+            .and_then(|t| crate::clock::parse_duration(t).ok())
+            .unwrap_or(DEFAULT_TIMEOUT)
+    }
+
+    pub fn expected(&self) -> Duration {
+        self.expected
+            .as_deref()
+            .and_then(|t| crate::clock::parse_duration(t).ok())
+            .unwrap_or(Duration::ZERO)
+    }
+}
+
+/// A webhook URL the client will POST to: https, or plain http on loopback only.
+pub fn webhook_url(text: &str) -> Result<reqwest::Url, String> {
+    let url = reqwest::Url::parse(text).map_err(|e| format!("`{text}` is not a URL: {e}"))?;
+    let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if loopback => Ok(url),
+        _ => Err("a webhook must be https (plain http only on loopback)".into()),
+    }
+}
+
+/// The actions a project declares, and the folder their commands run in.
+#[derive(Debug, Clone, Default)]
+pub struct Actions {
+    pub dir: PathBuf,
+    pub declared: BTreeMap<String, ActionConfig>,
+    /// The notification channels (`[notify.NAME]`), which `check` validates alike.
+    pub channels: BTreeMap<String, crate::notify::NotifyConfig>,
+}
+
+impl Actions {
+    /// The actions of the `runbook.toml` found from `folder` up (none when there is none
+    /// or it cannot be read: the command that loads it reports that).
+    pub fn of_folder(folder: Option<&Path>) -> Actions {
+        let Some(folder) = folder else {
+            return Actions::default();
+        };
+        match crate::config::Config::discover(folder) {
+            Ok(config) => config.actions(),
+            Err(_) => Actions::default(),
+        }
+    }
+}
+
+/// How an action ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Done {
+    pub ok: bool,
+    /// A command's exit code.
+    pub exit: Option<i32>,
+    /// A webhook's HTTP status.
+    pub status: Option<u16>,
+    /// The last [`TAIL`] bytes of its output (a command's stdout then stderr, a webhook's body).
+    pub output: String,
+    pub seconds: f64,
+    /// Why it failed, in words.
+    pub why: Option<String>,
+}
+
+/// What an action is told besides its arguments.
+pub struct Context<'a> {
+    pub run: &'a str,
+    pub step: u32,
+    pub key: &'a str,
+}
+
+fn tail(bytes: &[u8]) -> String {
+    let start = bytes.len().saturating_sub(TAIL);
+    let text = String::from_utf8_lossy(&bytes[start..]).into_owned();
+    text.trim_end().to_string()
+}
+
+/// Runs `command` in `dir` with `args` (JSON) on stdin, within `timeout`.
+pub fn run_command(
+    command: &[String],
+    dir: &Path,
+    args: &str,
+    ctx: &Context,
+    timeout: Duration,
+) -> Done {
+    let started = Instant::now();
+    let program = if command[0].contains('/') && Path::new(&command[0]).is_relative() {
+        dir.join(&command[0])
+    } else {
+        PathBuf::from(&command[0])
+    };
+    let spawned = Command::new(&program)
+        .args(&command[1..])
+        .current_dir(dir)
+        .env("RUNBOOK_RUN", ctx.run)
+        .env("RUNBOOK_STEP", ctx.step.to_string())
+        .env("RUNBOOK_IDEMPOTENCY_KEY", ctx.key)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(e) => {
+            return Done {
+                ok: false,
+                exit: None,
+                status: None,
+                output: String::new(),
+                seconds: started.elapsed().as_secs_f64(),
+                why: Some(format!("cannot start `{}`: {e}", program.display())),
+            }
+        }
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        let args = args.to_string();
+        // A command that does not read its input must not block the run.
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(args.as_bytes());
+        });
+    }
+    let reader = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut out = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut out);
+            }
+            out
+        })
+    };
+    let out = reader(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = reader(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if started.elapsed() >= timeout => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            Err(_) => break None,
+        }
+    };
+    let mut bytes = out.join().unwrap_or_default();
+    bytes.extend(err.join().unwrap_or_default());
+    let seconds = started.elapsed().as_secs_f64();
+    let output = tail(&bytes);
+    match status {
+        Some(s) if s.success() => Done {
+            ok: true,
+            exit: s.code(),
+            status: None,
+            output,
+            seconds,
+            why: None,
+        },
+        Some(s) => Done {
+            ok: false,
+            exit: s.code(),
+            status: None,
+            output,
+            seconds,
+            why: Some(match s.code() {
+                Some(code) => format!("it exited with {code}"),
+                None => "it was killed by a signal".into(),
+            }),
+        },
+        None => Done {
+            ok: false,
+            exit: None,
+            status: None,
+            output,
+            seconds,
+            why: Some(format!(
+                "it did not end within its timeout of {} and was killed",
+                crate::clock::human(timeout)
+            )),
+        },
+    }
+}
+
+/// POSTs `args` (JSON) to `url` within `timeout`, with the run, step and idempotency key as
+/// headers and the secret headers from the environment. Redirects are not followed.
+pub async fn post_webhook(
+    url: &str,
+    secret_headers: &BTreeMap<String, String>,
+    args: &str,
+    ctx: &Context<'_>,
+    timeout: Duration,
+) -> Done {
+    let started = Instant::now();
+    let failed = |why: String| Done {
+        ok: false,
+        exit: None,
+        status: None,
+        output: String::new(),
+        seconds: started.elapsed().as_secs_f64(),
+        why: Some(why),
+    };
+    let url = match webhook_url(url) {
+        Ok(url) => url,
+        Err(e) => return failed(e),
+    };
+    let client = match reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(timeout)
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => return failed(format!("no HTTP client: {e}")),
+    };
+    let mut request = client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("idempotency-key", ctx.key)
+        .header("x-runbook-run", ctx.run)
+        .header("x-runbook-step", ctx.step.to_string())
+        .body(args.to_string());
+    for (header, var) in secret_headers {
+        match std::env::var(var) {
+            Ok(value) => request = request.header(header.as_str(), value),
+            Err(_) => {
+                return failed(format!(
+                    "the environment variable {var} (header {header}) is not set"
+                ))
+            }
+        }
+    }
+    let response = match request.send().await {
+        // Never the URL or the headers: they may hold secrets.
+        Err(e) if e.is_timeout() => {
+            return failed(format!(
+                "no answer within its timeout of {}",
+                crate::clock::human(timeout)
+            ))
+        }
+        Err(_) => return failed("the webhook could not be reached".into()),
+        Ok(r) => r,
+    };
+    let status = response.status();
+    let body = response.bytes().await.unwrap_or_default();
+    let output = tail(&body);
+    let seconds = started.elapsed().as_secs_f64();
+    let ok = status.is_success();
+    Done {
+        ok,
+        exit: None,
+        status: Some(status.as_u16()),
+        output,
+        seconds,
+        why: (!ok).then(|| {
+            if status.is_redirection() {
+                format!("it answered {status}, a redirect, which is not followed")
+            } else {
+                format!("it answered {status}")
+            }
+        }),
+    }
+}
