@@ -127,6 +127,9 @@ mod tests {
             retry_after: None,
             expected_end: None,
             skipped: None,
+            plan: false,
+            tasks: Vec::new(),
+            waiting: None,
         }
     }
 

@@ -422,6 +422,9 @@ mod tests {
             retry_after: None,
             expected_end: None,
             skipped: None,
+            plan: false,
+            tasks: Vec::new(),
+            waiting: None,
         };
         progress.job_started(&job);
         clock.advance(Duration::from_secs(90));

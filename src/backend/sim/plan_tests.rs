@@ -307,10 +307,10 @@ fn only_a_suspended_job_resumes_and_only_a_failed_one_restarts() {
     let job = s
         .start_plan("pair", &failover(Direction::PrimaryToRecovery))
         .unwrap();
-    let err = s.resume_job(&job.id).unwrap_err();
+    let err = s.resume_suspended(&job.id).unwrap_err();
     assert!(format!("{err:?}").contains("not Suspended"), "{err:?}");
     assert!(matches!(
-        s.resume_job("nope"),
+        s.resume_suspended("nope"),
         Err(BackendError::UnknownJob(_))
     ));
     let err = block_on(s.restart_job(&job.id)).unwrap_err();

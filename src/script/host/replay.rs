@@ -377,6 +377,28 @@ impl Host {
             self.record_issued(j, seq, &answer, true);
             return Ok(answer);
         }
+        if request.plan {
+            // The plan must still allow the operation, with no job of its own running.
+            let plan = self
+                .exec
+                .block_on(self.backend.plan_state(name))
+                .map_err(|e| cannot(e.to_string()))?;
+            if !plan.allows(op) || plan.current_job.is_some() {
+                return Err(cannot(format!(
+                    "the service has no job for it, and recovery plan `{name}` now allows {}{}",
+                    if plan.allowed_operations.is_empty() {
+                        "no operation".to_string()
+                    } else {
+                        plan.allowed_operations.join(", ")
+                    },
+                    plan.current_job
+                        .as_deref()
+                        .map(|job| format!(", with job {job} running"))
+                        .unwrap_or_default()
+                )));
+            }
+            return self.send_settled(ctx, j, seq, name, request);
+        }
         let item = self
             .exec
             .block_on(self.backend.item(name))
@@ -395,10 +417,23 @@ impl Host {
                     .unwrap_or_default()
             )));
         }
+        self.send_settled(ctx, j, seq, name, request)
+    }
+
+    /// Sends the request of intent `seq`, which the service proved it never received.
+    fn send_settled(
+        &self,
+        ctx: &NativeCallContext,
+        j: &Journal,
+        seq: u64,
+        name: &str,
+        request: OperationRequest,
+    ) -> Result<Result<JobInfo, BackendError>, Raise> {
+        let (op, target) = (request.operation, request.target(name));
         self.observer.note(&format!(
-            "{op} of `{name}` never reached the service before the interruption; issuing it now"
+            "{op} of {target} never reached the service before the interruption; issuing it now"
         ));
-        self.journal_writable(ctx, &format!("{op} of `{name}`"), j)?;
+        self.journal_writable(ctx, &format!("{op} of {target}"), j)?;
         let answer = self.exec.block_on(self.backend.start(name, &request));
         self.record_issued(j, seq, &answer, false);
         Ok(answer)
