@@ -246,6 +246,7 @@ impl Audit {
                     audit.operations.push(Operation {
                         vm: vm.clone(),
                         operation: match job {
+                            Some(j) if operation == "resume" => format!("resume of job {j}"),
                             Some(j) => format!("cancel of job {j}"),
                             None => operation.clone(),
                         },
@@ -311,7 +312,9 @@ impl Audit {
                 }
                 Entry::Waited { outcome, seen, .. } => {
                     let jobs: &[JobInfo] = match outcome {
-                        Waited::Done(jobs) | Waited::TimedOut(jobs) => jobs,
+                        Waited::Done(jobs) | Waited::TimedOut(jobs) | Waited::Suspended(jobs) => {
+                            jobs
+                        }
                         Waited::Failed(_) => &[],
                     };
                     for (k, job) in jobs.iter().enumerate() {

@@ -20,7 +20,7 @@ const TOKEN: &str = "live-test-token";
 const SPEED: f64 = 20_000.0;
 
 /// A simulator server of `inventory` on loopback, jobs `SPEED` times faster than real time.
-fn server_of(inventory: &Inventory) -> (SocketAddr, Arc<Server>, Arc<Simulator>) {
+pub(crate) fn server_of(inventory: &Inventory) -> (SocketAddr, Arc<Server>, Arc<Simulator>) {
     let clock: Arc<dyn Clock> = Arc::new(RealClock::new(SPEED));
     let sim = Arc::new(Simulator::new(inventory, clock, false));
     let options = ServerOptions {
@@ -55,7 +55,7 @@ fn examples_inventory() -> Inventory {
 
 /// A project whose target `sim` is the server at `addr`; with `inventory`, its
 /// runbook.toml names that inventory file (copied in) for durations.
-fn project(addr: SocketAddr, inventory: Option<&str>) -> tempfile::TempDir {
+pub(crate) fn project(addr: SocketAddr, inventory: Option<&str>) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let mut config = String::new();
     if let Some(text) = inventory {
@@ -69,7 +69,7 @@ fn project(addr: SocketAddr, inventory: Option<&str>) -> tempfile::TempDir {
     dir
 }
 
-fn command(dir: &Path, args: &[&str]) -> Command {
+pub(crate) fn command(dir: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_runbook"));
     cmd.args(args)
         .current_dir(dir)
@@ -80,11 +80,11 @@ fn command(dir: &Path, args: &[&str]) -> Command {
     cmd
 }
 
-fn runbook(dir: &Path, args: &[&str]) -> Output {
+pub(crate) fn runbook(dir: &Path, args: &[&str]) -> Output {
     command(dir, args).output().unwrap()
 }
 
-fn text(out: &Output) -> String {
+pub(crate) fn text(out: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -94,8 +94,19 @@ fn text(out: &Output) -> String {
 
 /// Runs the binary with `args`, approving every manual step it waits at from another
 /// process (`runbook approve RUN STEP`), as a second operator would.
-fn run_approving(dir: &Path, args: &[&str]) -> Output {
-    let mut child = command(dir, args)
+pub(crate) fn run_approving(dir: &Path, args: &[&str]) -> Output {
+    spawn_approving(command(dir, args))
+}
+
+/// Runs `cmd` (made by [`command`], in its project), approving every manual step it waits
+/// at from another process.
+pub(crate) fn spawn_approving(mut cmd: Command) -> Output {
+    let dir = cmd
+        .get_current_dir()
+        .expect("a project folder")
+        .to_path_buf();
+    let dir = dir.as_path();
+    let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -130,7 +141,7 @@ fn run_approving(dir: &Path, args: &[&str]) -> Output {
 }
 
 /// Each item's protection state, site and replication.
-fn states(sim: &Simulator) -> BTreeMap<String, String> {
+pub(crate) fn states(sim: &Simulator) -> BTreeMap<String, String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
@@ -150,7 +161,7 @@ fn states(sim: &Simulator) -> BTreeMap<String, String> {
 }
 
 /// How many mutating requests of each kind reached the service.
-fn issued(server: &Server) -> BTreeMap<String, u64> {
+pub(crate) fn issued(server: &Server) -> BTreeMap<String, u64> {
     server
         .stats()
         .into_iter()

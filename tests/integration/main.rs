@@ -22,6 +22,7 @@ mod mermaid;
 mod options;
 mod pipes;
 mod plan;
+mod plans;
 mod recovery;
 mod reports;
 mod rules;

@@ -6,7 +6,7 @@
 //! before the plan's failover job ended.
 
 use super::{Call, Host, Raise};
-use crate::backend::{BackendError, Direction, Operation, OperationRequest};
+use crate::backend::{BackendError, Direction, JobInfo, Operation, OperationRequest};
 use crate::diagnostics::{Code, Finding};
 use rhai::{Dynamic, NativeCallContext};
 
@@ -143,6 +143,37 @@ fn plan_request(operation: Operation, direction: Option<Direction>) -> Operation
 }
 
 impl Host {
+    /// The plans' jobs among `jobs` that wait at a manual action: each is a manual step of
+    /// the run (numbered like the script's own, approved here or by `runbook approve`),
+    /// and once approved the job is resumed through the journal.
+    pub(super) fn manual_action(
+        &self,
+        ctx: &NativeCallContext,
+        jobs: &[JobInfo],
+    ) -> Result<(), Raise> {
+        for job in jobs {
+            let Some(action) = job.waiting.clone() else {
+                continue;
+            };
+            let title = format!("{action} (manual action of recovery plan `{}`)", job.vm);
+            let instructions = format!(
+                "the plan's job {} waits at this manual action; approving it resumes the job",
+                job.id
+            );
+            self.confirm(ctx, &title, Some(&instructions), super::steps::DEFAULT_STEP)?;
+            let info = self
+                .issue_resume(ctx, job, &action)?
+                .map_err(|e| self.backend_error(ctx, e))?;
+            self.observer.note(&format!(
+                "resumed job {} of recovery plan `{}` after `{action}`",
+                info.id, info.vm
+            ));
+            self.update(&info);
+            self.observer.job_updated(&info);
+        }
+        Ok(())
+    }
+
     /// The groups of recovery plan `name` (read through the journal), checked against ASR's
     /// limits; its members, in boot order, are returned and remembered for the plan rules
     /// and for what the run leaves behind.

@@ -216,6 +216,7 @@ impl Host {
             operation: op.as_str().to_string(),
             request: Some(request.clone()),
             job: None,
+            action: None,
             key: j.key(seq),
             line: Some(self.site(ctx).runbook_location().to_string()),
         };
@@ -295,6 +296,7 @@ impl Host {
                 operation: op.as_str().to_string(),
                 request: Some(old),
                 job: None,
+                action: None,
                 key: found.key.clone(),
                 line: Some(self.site(ctx).runbook_location().to_string()),
             };
@@ -439,6 +441,89 @@ impl Host {
         Ok(answer)
     }
 
+    /// Resumes a plan's job suspended at manual action `action`, through the journal. An
+    /// unsettled resume is sent again only while the job still waits at that action: a job
+    /// that went on (or waits at another action) was resumed already.
+    pub(super) fn issue_resume(
+        &self,
+        ctx: &NativeCallContext,
+        job: &JobInfo,
+        action: &str,
+    ) -> Result<Result<JobInfo, BackendError>, Raise> {
+        let comments = format!("approved in runbook: {action}");
+        let send = || {
+            self.exec
+                .block_on(self.backend.resume_job(&job.id, &comments))
+        };
+        let Some(j) = &self.journal else {
+            return Ok(send());
+        };
+        let what = format!("the resume of job {}", job.id);
+        let seq = match j.next_answer() {
+            Some(Record {
+                seq,
+                entry:
+                    Entry::Intent {
+                        job: Some(id),
+                        operation,
+                        ..
+                    },
+                ..
+            }) if id == job.id && operation == "resume" => match j.next_answer() {
+                Some(Record {
+                    entry: Entry::Issued { intent, answer, .. },
+                    ..
+                }) if intent == seq => return Ok(answer.into()),
+                Some(other) => return Err(self.diverged(ctx, &what, other)),
+                None => {
+                    let now = self.exec.block_on(self.backend.job(&job.id));
+                    match &now {
+                        Ok(info)
+                            if info.waiting.as_deref() == Some(action)
+                                && !info.state.is_terminal() =>
+                        {
+                            seq
+                        }
+                        Ok(_) => {
+                            self.record_issued(j, seq, &now, true);
+                            return Ok(now);
+                        }
+                        Err(e) => {
+                            return Err(self.refuse(
+                                ctx,
+                                Finding::new(
+                                    Code::Refused,
+                                    format!("cannot tell whether {what} (journal record {seq}) reached the service: {e}"),
+                                )
+                                .help("nothing was sent again; resume again once the service answers"),
+                            ))
+                        }
+                    }
+                }
+            },
+            Some(other) => return Err(self.diverged(ctx, &what, other)),
+            None => {
+                self.journal_writable(ctx, &what, j)?;
+                let seq = j.next_seq();
+                let intent = Entry::Intent {
+                    vm: job.vm.clone(),
+                    operation: "resume".into(),
+                    request: None,
+                    job: Some(job.id.clone()),
+                    action: Some(action.to_string()),
+                    key: j.key(seq),
+                    line: Some(self.site(ctx).runbook_location().to_string()),
+                };
+                j.append(self.clock.now(), intent)
+                    .map_err(|why| self.journal_failed(ctx, &what, why))?;
+                seq
+            }
+        };
+        let answer = send();
+        self.record_issued(j, seq, &answer, false);
+        Ok(answer)
+    }
+
     /// Cancels a job through the journal, as [`Host::issue`] starts one. Cancelling again
     /// is harmless, so an unsettled cancel is simply sent again unless the job ended.
     pub(super) fn issue_cancel(
@@ -453,9 +538,14 @@ impl Host {
         let seq = match j.next_answer() {
             Some(Record {
                 seq,
-                entry: Entry::Intent { job: Some(id), .. },
+                entry:
+                    Entry::Intent {
+                        job: Some(id),
+                        operation,
+                        ..
+                    },
                 ..
-            }) if id == job.id => match j.next_answer() {
+            }) if id == job.id && operation == "cancel" => match j.next_answer() {
                 Some(Record {
                     entry: Entry::Issued { intent, answer, .. },
                     ..
@@ -481,6 +571,7 @@ impl Host {
                     operation: "cancel".into(),
                     request: None,
                     job: Some(job.id.clone()),
+                    action: None,
                     key: j.key(seq),
                     line: Some(self.site(ctx).runbook_location().to_string()),
                 };

@@ -90,52 +90,73 @@ impl Host {
                 }
             }
         }
-        let recorded = match self.journal.as_ref().and_then(|j| j.next_answer()) {
-            Some(Record {
-                entry: Entry::Waited { jobs, outcome, .. },
-                seq,
-                ..
-            }) if jobs == ids => match outcome {
-                // Not the jobs' end, and the run stopped on it: follow the jobs again.
-                Waited::Failed(_) | Waited::TimedOut(_)
-                    if !self.journal.as_ref().is_some_and(|j| j.replaying()) =>
-                {
-                    None
-                }
-                Waited::Done(done) if done.len() != ids.len() => {
-                    return Err(self.diverged_at(ctx, "a wait", seq, "a wait with another outcome"))
-                }
-                Waited::TimedOut(open) if open.is_empty() => {
-                    return Err(self.diverged_at(ctx, "a wait", seq, "a wait with another outcome"))
-                }
-                outcome => Some(outcome),
-            },
-            Some(other) => {
-                return Err(self.diverged(ctx, &format!("a wait for {} job(s)", ids.len()), other))
-            }
-            None => None,
-        };
-        let outcome = match recorded {
-            Some(outcome) => outcome,
-            None => {
-                let (outcome, seen) = self.poll(ctx, ids, timeout)?;
-                if let Some(j) = &self.journal {
-                    let entry = Entry::Waited {
-                        jobs: ids.to_vec(),
-                        outcome: outcome.clone(),
-                        seen,
-                    };
-                    if let Err(e) = j.append(self.clock.now(), entry) {
-                        tracing::warn!("{e}");
+        let done = loop {
+            let recorded = match self.journal.as_ref().and_then(|j| j.next_answer()) {
+                Some(Record {
+                    entry: Entry::Waited { jobs, outcome, .. },
+                    seq,
+                    ..
+                }) if jobs == ids => match outcome {
+                    // Not the jobs' end, and the run stopped on it: follow the jobs again.
+                    Waited::Failed(_) | Waited::TimedOut(_)
+                        if !self.journal.as_ref().is_some_and(|j| j.replaying()) =>
+                    {
+                        None
                     }
+                    Waited::Done(done) if done.len() != ids.len() => {
+                        return Err(self.diverged_at(
+                            ctx,
+                            "a wait",
+                            seq,
+                            "a wait with another outcome",
+                        ))
+                    }
+                    Waited::TimedOut(open) if open.is_empty() => {
+                        return Err(self.diverged_at(
+                            ctx,
+                            "a wait",
+                            seq,
+                            "a wait with another outcome",
+                        ))
+                    }
+                    outcome => Some(outcome),
+                },
+                Some(other) => {
+                    return Err(self.diverged(
+                        ctx,
+                        &format!("a wait for {} job(s)", ids.len()),
+                        other,
+                    ))
                 }
-                outcome
+                None => None,
+            };
+            let outcome = match recorded {
+                Some(outcome) => outcome,
+                None => {
+                    let (outcome, seen) = self.poll(ctx, ids, timeout)?;
+                    if let Some(j) = &self.journal {
+                        let entry = Entry::Waited {
+                            jobs: ids.to_vec(),
+                            outcome: outcome.clone(),
+                            seen,
+                        };
+                        if let Err(e) = j.append(self.clock.now(), entry) {
+                            tracing::warn!("{e}");
+                        }
+                    }
+                    outcome
+                }
+            };
+            match outcome {
+                Waited::Done(done) => break done,
+                Waited::TimedOut(latest) => {
+                    return Err(self.timed_out(ctx, &latest, timeout, explicit))
+                }
+                Waited::Failed(e) => return Err(self.backend_error(ctx, e)),
+                // A plan's job waits at a manual action: the operator's approval resumes it,
+                // then the wait goes on.
+                Waited::Suspended(jobs) => self.manual_action(ctx, &jobs)?,
             }
-        };
-        let done = match outcome {
-            Waited::Done(done) => done,
-            Waited::TimedOut(latest) => return Err(self.timed_out(ctx, &latest, timeout, explicit)),
-            Waited::Failed(e) => return Err(self.backend_error(ctx, e)),
         };
         for info in &done {
             self.update(info);
@@ -231,6 +252,9 @@ impl Host {
                 tracing::trace!(job = %info.id, state = %info.state, "polled");
                 self.update(&info);
                 self.observer.job_updated(&info);
+                if info.waiting.is_some() && !info.state.is_terminal() {
+                    return Ok((Waited::Suspended(vec![info]), Vec::new()));
+                }
                 // Only the in-process simulator shares the run's clock (and says when a job
                 // will end); a service's timestamps are on its own clock.
                 if info.expected_end.is_some() && info.ended.is_some_and(|end| end > deadline) {
