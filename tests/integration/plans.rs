@@ -202,3 +202,41 @@ fn a_run_killed_anywhere_in_a_plans_job_resumes_and_sends_each_request_once() {
         all_back_in_protection(&sim);
     }
 }
+
+#[test]
+fn status_lists_the_plans_and_an_export_keeps_their_groups() {
+    let (addr, _server, _sim) = server_of(&inventory());
+    let dir = quick_project(addr);
+    let out = crate::live::runbook(dir.path(), &["status", "--target", "sim"]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{shown}");
+    let row = shown
+        .lines()
+        .find(|l| l.contains("tiers"))
+        .unwrap_or_else(|| panic!("no row for the plan: {shown}"));
+    assert!(row.contains("1: db | 2: app-1, app-2 | 3: web-1"), "{row}");
+    assert!(row.contains("planned_failover"), "{row}");
+    let out = crate::live::runbook(
+        dir.path(),
+        &[
+            "inventory",
+            "export",
+            "--target",
+            "sim",
+            "--output",
+            "live.toml",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let exported = Inventory::load(&dir.path().join("live.toml")).unwrap();
+    assert_eq!(
+        exported.plans["tiers"].groups,
+        vec![vec!["db"], vec!["app-1", "app-2"], vec!["web-1"]]
+    );
+    // A check of the runbook against the exported estate knows the plan.
+    let out = crate::live::runbook(
+        dir.path(),
+        &["check", "plans.rhai", "--inventory", "live.toml"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
