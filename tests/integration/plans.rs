@@ -150,6 +150,23 @@ fn a_plan_fails_over_commits_and_reprotects_as_one_job_its_manual_action_approve
         .map(|t| t["vm"].as_str().unwrap())
         .collect();
     assert_eq!(tasks, ["db", "app-1", "app-2", "web-1"]);
+    // The per-VM tasks in the progress, the summary and the report.
+    assert!(
+        shown.contains("tiers group 2: planned_failover of app-2 Succeeded"),
+        "{shown}"
+    );
+    assert!(shown.contains("plan tiers (4/4 VMs done)"), "{shown}");
+    let (id, _) = journal(dir.path());
+    let report = crate::live::runbook(dir.path(), &["report", &id]);
+    let report = text(&report);
+    let section = report
+        .split("## Recovery plans' tasks")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no tasks in the report: {report}"));
+    assert!(
+        section.contains("| 1 | tiers | 3 | web-1 | Succeeded |"),
+        "{section}"
+    );
 }
 
 #[test]
