@@ -379,3 +379,56 @@ pub fn request_of(action: &str, body: &wire::ActionInput) -> Result<OperationReq
         plan: false,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plans_action_gives_its_direction_and_a_list_of_provider_inputs() {
+        let failover = OperationRequest {
+            direction: Some(Direction::PrimaryToRecovery),
+            plan: true,
+            ..OperationRequest::new(Operation::UnplannedFailover)
+        };
+        let (action, body) = plan_action_of(&failover);
+        let body = serde_json::to_value(body.unwrap()).unwrap();
+        assert_eq!(action, "unplannedFailover");
+        assert_eq!(body["properties"]["failoverDirection"], "PrimaryToRecovery");
+        assert!(body["properties"]["providerSpecificDetails"].is_array());
+        for op in [Operation::ReverseReplicate, Operation::Commit] {
+            let (_, body) = plan_action_of(&OperationRequest {
+                plan: true,
+                ..OperationRequest::new(op)
+            });
+            assert!(body.is_none(), "{op}");
+        }
+    }
+
+    #[test]
+    fn a_plans_job_reads_its_tasks_and_the_manual_action_it_waits_at() {
+        let job: wire::Job = serde_json::from_value(serde_json::json!({
+            "id": "/v/replicationJobs/j", "name": "j",
+            "properties": {
+                "scenarioName": "PlannedFailover", "state": "Suspended",
+                "targetObjectId": "/v/replicationRecoveryPlans/tiers", "targetObjectName": "tiers",
+                "tasks": [
+                    {"taskId": "Group1-db", "state": "Succeeded"},
+                    {"taskId": "ManualAction-2", "state": "Suspended",
+                     "customDetails": {"instanceType": "ManualActionTaskDetails", "name": "look"}},
+                    {"taskId": "Group2-web", "state": "NotStarted"}
+                ]
+            }
+        }))
+        .unwrap();
+        let info = job_from_wire(&job, None).unwrap();
+        assert!(info.plan);
+        assert_eq!(info.waiting.as_deref(), Some("look"));
+        let tasks: Vec<(usize, &str)> = info
+            .tasks
+            .iter()
+            .map(|t| (t.group, t.vm.as_str()))
+            .collect();
+        assert_eq!(tasks, [(1, "db"), (2, "web")]);
+    }
+}
