@@ -43,12 +43,12 @@ impl Host {
         instructions: Option<&str>,
         timeout: Duration,
     ) -> Result<(), Raise> {
-        let h = self;
-        step(h, ctx, title, instructions, timeout)
+        confirm(self, ctx, title, instructions, timeout)
     }
 }
 
-fn step(
+/// [`Host::confirm`]'s body.
+fn confirm(
     h: &Host,
     ctx: &NativeCallContext,
     title: &str,
