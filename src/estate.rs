@@ -2,7 +2,7 @@
 //! writes an inventory from the live state so pull-request checks run against the real
 //! estate's names and states.
 
-use crate::backend::{Backend, BackendError, Item, Operation, Provider, Site};
+use crate::backend::{Backend, BackendError, Item, Operation, PlanState, Provider, Site};
 use crate::clock::Timestamp;
 use crate::run::summary::plain_table;
 
@@ -38,6 +38,59 @@ pub fn status_table(items: &[Item]) -> String {
         ]);
     }
     table.to_string()
+}
+
+/// The recovery plans' table of `runbook status`: each plan's groups in boot order, what
+/// it allows now and its running job.
+pub fn plans_table(plans: &[(String, Vec<Vec<String>>)], states: &[PlanState]) -> String {
+    let mut table = plain_table(vec![
+        "recovery plan",
+        "groups (boot order)",
+        "allowed operations",
+        "running job",
+    ]);
+    for (name, groups) in plans {
+        let state = states.iter().find(|s| &s.name == name);
+        let groups: Vec<String> = groups
+            .iter()
+            .enumerate()
+            .map(|(i, g)| format!("{}: {}", i + 1, g.join(", ")))
+            .collect();
+        let allowed: Vec<&str> = state
+            .map(|s| {
+                s.allowed_operations
+                    .iter()
+                    .filter_map(|a| Operation::from_allowed_name(a))
+                    .map(Operation::as_str)
+                    .collect()
+            })
+            .unwrap_or_default();
+        table.add_row(vec![
+            name.clone(),
+            groups.join(" | "),
+            if allowed.is_empty() {
+                "-".to_string()
+            } else {
+                allowed.join(", ")
+            },
+            state
+                .and_then(|s| s.current_job.clone())
+                .unwrap_or_else(|| "-".to_string()),
+        ]);
+    }
+    table.to_string()
+}
+
+/// Each recovery plan's state now (for `runbook status`).
+pub async fn plan_states(
+    backend: &dyn Backend,
+    estate: &Estate,
+) -> Result<Vec<PlanState>, BackendError> {
+    let mut out = Vec::new();
+    for (name, _) in &estate.plans {
+        out.push(backend.plan_state(name).await?);
+    }
+    Ok(out)
 }
 
 fn quoted(text: &str) -> String {

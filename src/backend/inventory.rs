@@ -48,6 +48,19 @@ enum PlanSpec {
 #[serde(deny_unknown_fields)]
 struct GroupsSpec {
     groups: Vec<Vec<String>>,
+    /// Manual actions: the plan's job waits before a group until the operator resumes it.
+    #[serde(default)]
+    actions: Vec<ActionSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActionSpec {
+    name: String,
+    /// The group (from 1) the action runs before.
+    before_group: usize,
+    #[serde(default)]
+    instructions: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -189,6 +202,17 @@ pub struct ItemSeed {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlanSeed {
     pub groups: Vec<Vec<String>>,
+    /// Manual actions, each before its group, on failovers and drills of the plan.
+    pub actions: Vec<ManualSeed>,
+}
+
+/// A recovery plan's manual action: its job is suspended there until resumed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManualSeed {
+    pub name: String,
+    pub instructions: String,
+    /// The group (from 1) it runs before.
+    pub before_group: usize,
 }
 
 impl PlanSeed {
@@ -197,10 +221,6 @@ impl PlanSeed {
         self.groups.iter().flatten()
     }
 }
-
-/// ASR's limits on a recovery plan.
-const PLAN_GROUPS: usize = 7;
-const PLAN_ITEMS: usize = 100;
 
 /// A site's VMM server.
 #[derive(Debug, Clone)]
@@ -425,7 +445,9 @@ impl Inventory {
     }
 }
 
-/// A plan's groups, checked: members that are items, each once, within ASR's limits. An
+/// A plan's groups, checked: members that are items, each once, manual actions before a
+/// group of the plan. ASR's limits on a plan's size are `check`'s (RB125), so that a plan
+/// over them is a finding at the runbook's line rather than an unreadable inventory. An
 /// error carries where its member is quoted in `text`, if it is about one.
 fn plan_seed(
     plan: &str,
@@ -437,23 +459,36 @@ fn plan_seed(
         text.find(&format!("\"{member}\""))
             .map(|a| a..a + member.len() + 2)
     };
-    let groups = match spec {
-        PlanSpec::Members(members) => vec![members],
-        PlanSpec::Groups(g) => g.groups,
+    let (groups, actions) = match spec {
+        PlanSpec::Members(members) => (vec![members], Vec::new()),
+        PlanSpec::Groups(g) => (g.groups, g.actions),
     };
-    if groups.is_empty() || groups.iter().any(Vec::is_empty) {
+    if let Some(a) = actions
+        .iter()
+        .find(|a| a.before_group == 0 || a.before_group > groups.len())
+    {
         return Err((
             format!(
-                "recovery plan `{plan}` has an empty group; every group needs at least one item"
+                "recovery plan `{plan}`: manual action `{}` runs before group {}, but the plan's groups are 1 to {}",
+                a.name,
+                a.before_group,
+                groups.len()
             ),
             None,
         ));
     }
-    if groups.len() > PLAN_GROUPS {
+    let actions = actions
+        .into_iter()
+        .map(|a| ManualSeed {
+            name: a.name,
+            instructions: a.instructions,
+            before_group: a.before_group,
+        })
+        .collect();
+    if groups.is_empty() || groups.iter().any(Vec::is_empty) {
         return Err((
             format!(
-                "recovery plan `{plan}` has {} groups; ASR allows at most {PLAN_GROUPS}",
-                groups.len()
+                "recovery plan `{plan}` has an empty group; every group needs at least one item"
             ),
             None,
         ));
@@ -473,16 +508,7 @@ fn plan_seed(
             ));
         }
     }
-    if seen.len() > PLAN_ITEMS {
-        return Err((
-            format!(
-                "recovery plan `{plan}` has {} items; ASR allows at most {PLAN_ITEMS}",
-                seen.len()
-            ),
-            None,
-        ));
-    }
-    Ok(PlanSeed { groups })
+    Ok(PlanSeed { groups, actions })
 }
 
 fn op_names() -> String {
@@ -575,12 +601,32 @@ mod tests {
             ["c", "a", "b"]
         );
         for (plans, wanted, at) in [
-            ("[plans]\np = [\"a\", \"zz\"]\n", "names `zz`, which is not an item", "\"zz\""),
-            ("[plans.p]\ngroups = [[\"a\"], [\"b\", \"a\"]]\n", "lists `a` twice", "\"a\""),
-            ("[plans.p]\ngroups = [[\"a\"], []]\n", "has an empty group", "p"),
+            (
+                "[plans]\np = [\"a\", \"zz\"]\n",
+                "names `zz`, which is not an item",
+                "\"zz\"",
+            ),
+            (
+                "[plans.p]\ngroups = [[\"a\"], [\"b\", \"a\"]]\n",
+                "lists `a` twice",
+                "\"a\"",
+            ),
+            (
+                "[plans.p]\ngroups = [[\"a\"], []]\n",
+                "has an empty group",
+                "p",
+            ),
             ("[plans]\np = []\n", "has an empty group", "p"),
-            ("[plans.p]\ngroups = [[\"a\"], [\"b\"], [\"c\"], [\"a\"], [\"a\"], [\"a\"], [\"a\"], [\"a\"]]\n", "8 groups; ASR allows at most 7", "p"),
-            ("[plans.p]\ngroup = [[\"a\"]]\n", "a list of item names (one group), or a table with `groups", "group"),
+            (
+                "[plans.p]\ngroups = [[\"a\"]]\nactions = [{ name = \"x\", before_group = 2 }]\n",
+                "runs before group 2",
+                "p",
+            ),
+            (
+                "[plans.p]\ngroup = [[\"a\"]]\n",
+                "a list of item names (one group), or a table with `groups",
+                "group",
+            ),
             ("[plans]\np = \"a\"\n", "a list of item names", "\"a\""),
         ] {
             let text = format!("{plans}{items}");

@@ -183,6 +183,10 @@ pub struct OperationRequest {
     /// (`x-ms-client-request-id`): how a job whose answer was lost is found again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+    /// The target is a server-side recovery plan (named where a VM is), all its members as
+    /// one job whose groups run in their boot order.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub plan: bool,
 }
 
 impl OperationRequest {
@@ -194,7 +198,50 @@ impl OperationRequest {
             network: None,
             comments: None,
             key: None,
+            plan: false,
         }
+    }
+
+    /// What a target is called in messages: `` `web-01` `` or `` recovery plan `tiers` ``.
+    pub fn target(&self, name: &str) -> String {
+        if self.plan {
+            format!("recovery plan `{name}`")
+        } else {
+            format!("`{name}`")
+        }
+    }
+}
+
+/// One member's task in a recovery plan's job.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TaskInfo {
+    /// The plan's group the member is in, from 1 (its place in the boot order).
+    pub group: usize,
+    pub vm: String,
+    pub state: JobState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<ServiceError>,
+}
+
+/// A recovery plan as the service shows it now: what it allows, and its running job.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PlanState {
+    pub name: String,
+    /// The plan's `allowedOperations` (`PlannedFailover`, `Commit`...).
+    pub allowed_operations: Vec<String>,
+    /// The plan's job that has not ended, if one runs.
+    pub current_job: Option<String>,
+}
+
+impl PlanState {
+    pub fn allows(&self, op: Operation) -> bool {
+        self.allowed_operations
+            .iter()
+            .any(|a| a == op.allowed_name())
     }
 }
 
@@ -340,6 +387,15 @@ pub struct JobInfo {
     /// re-run converges), so the call returned this job, succeeded at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skipped: Option<String>,
+    /// A recovery plan's job (`vm` is the plan's name): one task per member.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub plan: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tasks: Vec<TaskInfo>,
+    /// A plan's job suspended at a manual action: the action's name. The job goes on once
+    /// resumed (`replicationJobs/{job}/resume`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<String>,
 }
 
 impl JobInfo {
@@ -451,6 +507,10 @@ pub trait Backend: Send + Sync {
     /// Where to tell of the waits the backend makes on its own (see [`Notices`]); a backend
     /// that never waits on its own ignores it.
     fn notify(&self, _to: std::sync::Arc<dyn Notices>) {}
+    /// A recovery plan's state now: its allowed operations and running job.
+    async fn plan_state(&self, plan: &str) -> Result<PlanState, BackendError>;
+    /// Resumes job `id`, suspended at a manual action of its recovery plan.
+    async fn resume_job(&self, id: &str, comments: &str) -> Result<JobInfo, BackendError>;
     /// The operator confirmed the manual step titled `step`. A simulator brings back the
     /// sites that reconnect at that step; a service knows nothing of manual steps.
     fn operator_confirmed(&self, step: &str) {

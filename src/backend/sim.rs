@@ -8,14 +8,14 @@ mod plan_jobs;
 mod plan_tests;
 mod plans;
 
-pub use plans::{PlanAction, PlanJobView, PlanRequest, PlanView, TaskView};
+pub use plans::{ManualView, PlanAction, PlanJobView, PlanRequest, PlanView, TaskView};
 
 use super::inventory::{
     Durations, Health, InitialState, Inventory, ItemSeed, PlanSeed, Reconnect, SiteSeed,
 };
 use super::{
     Backend, BackendError, Direction, Item, JobInfo, JobState, Operation, OperationRequest,
-    Provider, ServiceError, Site,
+    PlanState, Provider, ServiceError, Site,
 };
 use crate::clock::{Clock, Timestamp};
 use std::cmp::Reverse;
@@ -403,6 +403,14 @@ fn job_id(seq: u64) -> String {
 }
 
 impl State {
+    /// Remembers a request that reached the simulator (the last [`RECEIVED`]).
+    fn receive(&mut self, target: &str, request: OperationRequest) {
+        if self.received.len() == RECEIVED {
+            self.received.pop_front();
+        }
+        self.received.push_back((target.to_string(), request));
+    }
+
     /// Makes sure `name` is in `items`: from its seed, or (open world) as a fresh item.
     fn ensure(&mut self, name: &str, open_world: bool) -> Result<(), BackendError> {
         if self.materialize(name) {
@@ -647,6 +655,9 @@ impl State {
                     retry_after: None,
                     expected_end: Some(ends),
                     skipped: None,
+                    plan: false,
+                    tasks: Vec::new(),
+                    waiting: None,
                 },
                 request: request.clone(),
                 starts,
@@ -755,10 +766,14 @@ impl Backend for Simulator {
 
     async fn start(&self, vm: &str, request: &OperationRequest) -> Result<JobInfo, BackendError> {
         let (mut st, now) = self.settled();
-        if st.received.len() == RECEIVED {
-            st.received.pop_front();
+        st.receive(vm, request.clone());
+        if request.plan {
+            if request.operation.is_failover() {
+                st.failed_over = true;
+            }
+            let job = st.start_plan(vm, &plans::PlanRequest::of(request), now)?;
+            return job.info().ok_or(BackendError::UnknownJob(job.id));
         }
-        st.received.push_back((vm.to_string(), request.clone()));
         st.ensure(vm, self.open_world)?;
         let Some(item) = st.items.get(vm) else {
             return Err(BackendError::UnknownJob(vm.to_string()));
@@ -791,6 +806,7 @@ impl Backend for Simulator {
     async fn job(&self, id: &str) -> Result<JobInfo, BackendError> {
         let (st, now) = self.settled();
         st.view(id, now)
+            .or_else(|| st.plan_job_view(id, now).and_then(|j| j.info()))
             .ok_or_else(|| BackendError::UnknownJob(id.to_string()))
     }
 
@@ -803,6 +819,9 @@ impl Backend for Simulator {
         let Some(key) = &request.key else {
             return Ok(None);
         };
+        if request.plan {
+            return Ok(self.plan_job_by_key(vm, key).and_then(|j| j.info()));
+        }
         let (st, now) = self.settled();
         Ok(st
             .jobs
@@ -846,6 +865,15 @@ impl Backend for Simulator {
         }
         st.view(id, now)
             .ok_or_else(|| BackendError::UnknownJob(id.to_string()))
+    }
+
+    async fn plan_state(&self, plan: &str) -> Result<PlanState, BackendError> {
+        Simulator::plan_state(self, plan)
+    }
+
+    async fn resume_job(&self, id: &str, _comments: &str) -> Result<JobInfo, BackendError> {
+        self.resume_suspended(id)?;
+        self.job(id).await
     }
 
     fn operator_confirmed(&self, step: &str) {

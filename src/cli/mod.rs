@@ -375,14 +375,17 @@ fn dispatch(command: Command, color: bool) -> Result<i32, Error> {
             serve(&addr, inventory.as_deref(), options)
         }
         Command::Status { target } => {
-            let estate = estate_of(&target)?;
+            let (estate, plans) = estate_of(&target, true)?;
             outln!("{}", crate::estate::status_table(&estate.items));
+            if !estate.plans.is_empty() {
+                outln!("\n{}", crate::estate::plans_table(&estate.plans, &plans));
+            }
             Ok(exit::OK)
         }
         Command::Inventory {
             command: InventoryCommand::Export { target, output },
         } => {
-            let estate = estate_of(&target)?;
+            let (estate, _) = estate_of(&target, false)?;
             let now = crate::clock::Timestamp::from_system(std::time::SystemTime::now());
             let text = estate.inventory_toml(&format!("target `{target}`"), now);
             match output {
@@ -505,14 +508,26 @@ fn endpoint_advice(local: std::net::SocketAddr) -> String {
 }
 
 /// The estate of target `name` (from runbook.toml in this folder or above).
-fn estate_of(name: &str) -> Result<crate::estate::Estate, Error> {
+/// The estate of target `name`, with its recovery plans' states if `plans`.
+fn estate_of(
+    name: &str,
+    plans: bool,
+) -> Result<(crate::estate::Estate, Vec<crate::backend::PlanState>), Error> {
     let config = crate::config::Config::discover(std::path::Path::new("."))?;
     let backend = config.backend(name)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::Usage(format!("cannot start the runtime: {e}")))?;
-    rt.block_on(crate::estate::read(&backend)).map_err(|e| {
+    rt.block_on(async {
+        let estate = crate::estate::read(&backend).await?;
+        let states = match plans {
+            true => crate::estate::plan_states(&backend, &estate).await?,
+            false => Vec::new(),
+        };
+        Ok((estate, states))
+    })
+    .map_err(|e: crate::backend::BackendError| {
         let message = format!(
             "cannot read target `{name}` at {}: {e}",
             crate::backend::Backend::describe(&backend)

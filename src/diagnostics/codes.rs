@@ -158,6 +158,15 @@ codes! {
     AvoidableDataLoss = "RB124", "avoidable-data-loss", Warning,
         "an unplanned failover without `shutdown_source` while the source site is connected",
         "An unplanned failover may lose the changes not replicated yet; while the source site answers, a planned failover (or shutting the source down first) loses nothing.";
+    PlanTooLarge = "RB125", "plan-too-large", Error,
+        "a recovery plan with more than 100 items or more than 7 groups",
+        "ASR holds at most 100 protected items and 7 groups in a recovery plan: the service refuses such a plan, so the runbook cannot rely on it.";
+    PlanMemberTwice = "RB126", "plan-member-twice", Error,
+        "a VM failed over on its own while a failover of its recovery plan runs (or the plan while the VM's own failover runs)",
+        "A VM runs one operation at a time: the second failover is refused or fails its member, and the plan's boot order no longer holds.";
+    PlanCommitEarly = "RB127", "plan-commit-early", Error,
+        "a commit of a recovery plan before its failover job ended",
+        "A commit deletes every other recovery point of the plan's VMs: before the failover job ended, its VMs are neither failed over nor verified, and the service refuses the commit.";
     BadParam = "RB130", "bad-param", Error,
         "a parameter declaration that cannot be read before the run, or a parameter without a value",
         "Parameters are checked and set before anything runs: one whose name or options are not literals, whose type is unknown or whose default is not one of its choices cannot be listed, validated or recorded.";

@@ -70,6 +70,32 @@ name = "app-01"
 );
 
 /// An estate in which app-01's planned failover fails.
+const BIG_PLAN: Estate = Estate::Inventory(
+    r#"[plans.everything]
+groups = [["db"], ["app-1"], ["app-2"], ["app-3"], ["web-1"], ["web-2"], ["web-3"], ["edge"]]
+[plans.back]
+groups = [["db"], ["app-1", "app-2", "app-3"]]
+[plans.front]
+groups = [["web-1", "web-2", "web-3"], ["edge"]]
+[[items]]
+name = "db"
+[[items]]
+name = "app-1"
+[[items]]
+name = "app-2"
+[[items]]
+name = "app-3"
+[[items]]
+name = "web-1"
+[[items]]
+name = "web-2"
+[[items]]
+name = "web-3"
+[[items]]
+name = "edge"
+"#,
+);
+
 const FAULTY: Estate = Estate::Inventory(
     r#"[[items]]
 name = "app-01"
@@ -649,6 +675,69 @@ wait_job(failover(web, #{ kind: "unplanned", shutdown_source: true }), #{ timeou
 verify(web, #{ active_location: "recovery", healthy: true });
 wait_job(commit(web), #{ timeout: "10m" });
 wait_job(reverse_replicate(web), #{ timeout: "1h" });
+"#,
+            ),
+        },
+        Code::PlanTooLarge => Explanation {
+            detects: "An operation on a server-side recovery plan (`failover_plan`, \
+                `commit_plan`, `reverse_replicate_plan`, `test_failover_plan`, \
+                `cleanup_test_failover_plan`) whose plan, as the inventory or the service \
+                shows it, has more than 100 protected items or more than 7 groups. The \
+                operation is refused before anything is sent.",
+            example: with(
+                BIG_PLAN,
+                r#"wait_job(test_failover_plan("everything", #{ network: "drill-net" }), #{ timeout: "4h" });
+wait_job(cleanup_test_failover_plan("everything"), #{ timeout: "4h" });
+"#,
+            ),
+            fix: with(
+                BIG_PLAN,
+                r#"// Two plans within ASR's limits, one after the other (the front end after its back end).
+for plan in ["back", "front"] {
+    wait_job(test_failover_plan(plan, #{ network: "drill-net" }), #{ timeout: "4h" });
+    wait_job(cleanup_test_failover_plan(plan), #{ timeout: "4h" });
+}
+"#,
+            ),
+        },
+        Code::PlanMemberTwice => Explanation {
+            detects: "A `failover` of a VM while the runbook's failover of a recovery plan \
+                that holds it has not been seen to end, or a `failover_plan` while a failover \
+                of one of its members has not. The second failover is refused before it is sent.",
+            example: demo(
+                r#"let plan = failover_plan("web-tier", #{ kind: "planned" });
+let web = failover(vm("web-01"), #{ kind: "planned" });
+wait_all([plan, web], #{ timeout: "4h" });
+"#,
+            ),
+            fix: demo(
+                r#"// The plan fails web-01 over with the other VMs of the web tier.
+wait_job(failover_plan("web-tier", #{ kind: "planned" }), #{ timeout: "4h" });
+for name in ["web-01", "web-02", "web-03"] {
+    verify(name, #{ active_location: "recovery", healthy: true });
+}
+wait_job(commit_plan("web-tier"), #{ timeout: "1h" });
+wait_job(reverse_replicate_plan("web-tier"), #{ timeout: "4h" });
+"#,
+            ),
+        },
+        Code::PlanCommitEarly => Explanation {
+            detects: "A `commit_plan` while the runbook's failover of that plan has not been \
+                seen to end: its job was never waited for, or is still running. The commit \
+                is refused before it is sent.",
+            example: demo(
+                r#"let job = failover_plan("web-tier", #{ kind: "planned" });
+wait_job(commit_plan("web-tier"), #{ timeout: "1h" });
+wait_job(job, #{ timeout: "4h" });
+"#,
+            ),
+            fix: demo(
+                r#"wait_job(failover_plan("web-tier", #{ kind: "planned" }), #{ timeout: "4h" });
+for name in ["web-01", "web-02", "web-03"] {
+    verify(name, #{ active_location: "recovery", healthy: true });
+}
+wait_job(commit_plan("web-tier"), #{ timeout: "1h" });
+wait_job(reverse_replicate_plan("web-tier"), #{ timeout: "4h" });
 "#,
             ),
         },

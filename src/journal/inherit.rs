@@ -90,7 +90,7 @@ pub fn unfinished(loaded: &Loaded) -> Vec<Unfinished> {
                         .as_ref()
                         .is_some_and(|j| done.iter().any(|d| d.id == j.id))
                 }),
-                Waited::TimedOut(running) => {
+                Waited::TimedOut(running) | Waited::Suspended(running) => {
                     for (_, u) in &mut open {
                         if let Some(now) = running
                             .iter()
@@ -127,6 +127,9 @@ mod tests {
             retry_after: None,
             expected_end: None,
             skipped: None,
+            plan: false,
+            tasks: Vec::new(),
+            waiting: None,
         }
     }
 
@@ -139,6 +142,7 @@ mod tests {
                 operation: operation.into(),
                 request: None,
                 job: None,
+                action: None,
                 key: format!("key-{seq}"),
                 line: None,
             },

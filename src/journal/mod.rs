@@ -64,9 +64,12 @@ pub enum Entry {
         operation: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         request: Option<OperationRequest>,
-        /// The job a cancel is for.
+        /// The job a cancel or a resume is for.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         job: Option<String>,
+        /// A resume: the manual action of the plan's job it answers.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        action: Option<String>,
         /// The id the service echoes in the job it creates (`x-ms-client-request-id`).
         key: String,
         /// The runbook line that made the call.
@@ -241,6 +244,9 @@ pub enum Waited {
     TimedOut(Vec<JobInfo>),
     /// The service could not be read.
     Failed(BackendError),
+    /// A recovery plan's job was suspended at a manual action (the jobs as seen then): the
+    /// operator's approval and the job's resume follow.
+    Suspended(Vec<JobInfo>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

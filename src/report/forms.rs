@@ -45,7 +45,8 @@ pub(super) struct Table {
     pub(super) rows: Vec<Vec<String>>,
 }
 
-/// The report's tables that have rows: operations, VM states, verifications, manual steps.
+/// The report's tables that have rows: operations, recovery plans' tasks, VM states,
+/// verifications, manual steps.
 pub(super) fn tables(a: &Audit) -> Vec<Table> {
     let operations = a
         .operations
@@ -71,6 +72,25 @@ pub(super) fn tables(a: &Audit) -> Vec<Table> {
                     .as_ref()
                     .map_or_else(|| "-".into(), ToString::to_string),
             ]
+        })
+        .collect();
+    // A recovery plan's job: its per-VM tasks under the operation's number.
+    let tasks = a
+        .operations
+        .iter()
+        .enumerate()
+        .flat_map(|(i, o)| {
+            o.tasks.iter().map(move |t| {
+                vec![
+                    (i + 1).to_string(),
+                    o.vm.clone(),
+                    t.group.to_string(),
+                    t.vm.clone(),
+                    t.state.to_string(),
+                    t.started.map_or_else(|| "-".into(), |s| s.rfc3339()),
+                    t.ended.map_or_else(|| "-".into(), |s| s.rfc3339()),
+                ]
+            })
         })
         .collect();
     let vms = a
@@ -137,6 +157,12 @@ pub(super) fn tables(a: &Audit) -> Vec<Table> {
                 "runbook line",
             ],
             rows: operations,
+        },
+        Table {
+            title: "Recovery plans' tasks",
+            intro: Some("Each VM's task in a recovery plan's job, by the plan's group (its boot order); times are the service's."),
+            header: &["#", "plan", "group", "VM", "state", "started", "ended"],
+            rows: tasks,
         },
         Table {
             title: "VM states",

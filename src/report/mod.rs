@@ -81,6 +81,9 @@ pub struct Operation {
     /// Why nothing was issued: the VM was already where the call would take it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skipped: Option<String>,
+    /// A recovery plan's job: each member's task, as last seen.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tasks: Vec<crate::backend::TaskInfo>,
 }
 
 impl Operation {
@@ -283,6 +286,7 @@ impl Audit {
                     audit.operations.push(Operation {
                         vm: vm.clone(),
                         operation: match job {
+                            Some(j) if operation == "resume" => format!("resume of job {j}"),
                             Some(j) => format!("cancel of job {j}"),
                             None => operation.clone(),
                         },
@@ -297,6 +301,7 @@ impl Audit {
                         warnings: Vec::new(),
                         settled: false,
                         skipped: None,
+                        tasks: Vec::new(),
                     });
                 }
                 Entry::Skipped {
@@ -319,6 +324,7 @@ impl Audit {
                     warnings: Vec::new(),
                     settled: false,
                     skipped: Some(reason.clone()),
+                    tasks: Vec::new(),
                 }),
                 Entry::Issued {
                     intent,
@@ -331,6 +337,14 @@ impl Audit {
                     let op = &mut audit.operations[i];
                     op.settled = *settled;
                     match answer {
+                        // A resume answers with the plan's job it resumed: that job's row
+                        // stays the plan operation's own; the resume is done once accepted.
+                        Answer::Ok(job) if op.operation.starts_with("resume") => {
+                            op.job = Some(job.id.clone());
+                            op.state = "resumed".into();
+                            op.end = Some(offset(at).max(op.start));
+                            op.job_seconds = Some(0);
+                        }
                         Answer::Ok(job) => {
                             // A cancel answers with the job it cancelled: that job's row
                             // stays the operation's own.
@@ -348,7 +362,9 @@ impl Audit {
                 }
                 Entry::Waited { outcome, seen, .. } => {
                     let jobs: &[JobInfo] = match outcome {
-                        Waited::Done(jobs) | Waited::TimedOut(jobs) => jobs,
+                        Waited::Done(jobs) | Waited::TimedOut(jobs) | Waited::Suspended(jobs) => {
+                            jobs
+                        }
                         Waited::Failed(_) => &[],
                     };
                     for (k, job) in jobs.iter().enumerate() {
@@ -469,6 +485,9 @@ fn apply(op: &mut Operation, job: &JobInfo, seen: u64) {
     op.job_seconds = job.duration().map(|d| d.as_secs());
     op.errors = job.errors.iter().flat_map(|e| e.lines()).collect();
     op.warnings = job.warnings.clone();
+    if !job.tasks.is_empty() {
+        op.tasks = job.tasks.clone();
+    }
 }
 
 /// Puts each operation in a lane: operations that overlap in time are in different lanes,

@@ -104,7 +104,7 @@ pub(crate) fn line(r: &Record, origin: Timestamp) -> String {
         } => format!(
             "INTENT {} of {vm}{}",
             job.as_ref()
-                .map_or_else(|| operation.clone(), |j| format!("cancel of job {j}")),
+                .map_or_else(|| operation.clone(), |j| format!("{operation} of job {j}")),
             line.as_ref()
                 .map(|l| format!(" at {l}"))
                 .unwrap_or_default()
@@ -135,6 +135,13 @@ pub(crate) fn line(r: &Record, origin: Timestamp) -> String {
                     .collect::<Vec<_>>()
                     .join(", "),
                 Waited::TimedOut(_) => "timed out".into(),
+                Waited::Suspended(jobs) => format!(
+                    "suspended at manual action {}",
+                    jobs.iter()
+                        .filter_map(|j| j.waiting.as_deref())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
                 Waited::Failed(e) => e.to_string(),
             }
         ),

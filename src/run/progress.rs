@@ -62,6 +62,8 @@ pub struct Progress {
     out: Arc<Lines>,
     bars: RefCell<HashMap<String, ProgressBar>>,
     last_state: RefCell<HashMap<String, String>>,
+    /// A recovery plan's job's tasks as last shown, by job and VM.
+    last_task: RefCell<HashMap<(String, String), String>>,
     /// When the run first saw each job, on its own clock: a service's clock may run ahead
     /// of it (the simulator server, sped up), so the job's own start time says nothing of
     /// how long the run has waited.
@@ -97,6 +99,7 @@ impl Progress {
             multi,
             bars: RefCell::new(HashMap::new()),
             last_state: RefCell::new(HashMap::new()),
+            last_task: RefCell::new(HashMap::new()),
             first_seen: RefCell::new(HashMap::new()),
             clock,
             auto_approve,
@@ -158,7 +161,45 @@ impl Progress {
     }
 
     fn describe(job: &JobInfo) -> String {
-        format!("{} of {}", job.operation, job.vm)
+        if job.plan {
+            let done = job
+                .tasks
+                .iter()
+                .filter(|t| t.state == JobState::Succeeded)
+                .count();
+            let tasks = match job.tasks.len() {
+                0 => String::new(),
+                n => format!(" ({done}/{n} VMs done)"),
+            };
+            format!("{} of recovery plan {}{tasks}", job.operation, job.vm)
+        } else {
+            format!("{} of {}", job.operation, job.vm)
+        }
+    }
+
+    /// A plan's per-VM tasks whose state changed since last shown, one line each (a failed
+    /// one also in a quiet run).
+    fn tasks_changed(&self, job: &JobInfo) {
+        for task in &job.tasks {
+            let key = (job.id.clone(), task.vm.clone());
+            let state = task.state.to_string();
+            let previous = self.last_task.borrow_mut().insert(key, state.clone());
+            if previous.as_deref() == Some(state.as_str()) || task.state == JobState::NotStarted {
+                continue;
+            }
+            if self.quiet && task.state != JobState::Failed {
+                continue;
+            }
+            self.line(&format!(
+                "  {} group {}: {} of {} {state}",
+                job.vm, task.group, job.operation, task.vm
+            ));
+            for e in &task.errors {
+                for l in e.lines() {
+                    self.line(&format!("    {l}"));
+                }
+            }
+        }
     }
 
     /// The operator's lines, from a reader thread started on first use (one for the run, so
@@ -223,6 +264,7 @@ impl Observer for Progress {
     }
 
     fn job_updated(&self, job: &JobInfo) {
+        self.tasks_changed(job);
         let running = self.running(job);
         if let Some(bar) = self.bars.borrow().get(&job.id) {
             bar.set_message(running);
@@ -422,6 +464,9 @@ mod tests {
             retry_after: None,
             expected_end: None,
             skipped: None,
+            plan: false,
+            tasks: Vec::new(),
+            waiting: None,
         };
         progress.job_started(&job);
         clock.advance(Duration::from_secs(90));

@@ -42,10 +42,35 @@ pub fn table(outcome: &Outcome) -> String {
         "runbook line",
     ]);
     for (i, rec) in outcome.jobs.iter().enumerate() {
+        // A recovery plan's job: how many of its VMs' tasks are done, and the others.
+        let target = if rec.info.plan {
+            let tasks = &rec.info.tasks;
+            let done = tasks
+                .iter()
+                .filter(|t| t.state == crate::backend::JobState::Succeeded)
+                .count();
+            let not_done: Vec<String> = tasks
+                .iter()
+                .filter(|t| t.state != crate::backend::JobState::Succeeded)
+                .map(|t| format!("{} {}", t.vm, t.state))
+                .collect();
+            let rest = if not_done.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", not_done.join(", "))
+            };
+            format!(
+                "plan {} ({done}/{} VMs done{rest})",
+                rec.info.vm,
+                tasks.len()
+            )
+        } else {
+            rec.info.vm.clone()
+        };
         jobs.add_row(vec![
             (i + 1).to_string(),
             rec.info.operation.to_string(),
-            rec.info.vm.clone(),
+            target,
             if rec.info.skipped.is_some() {
                 "skipped".to_string()
             } else {

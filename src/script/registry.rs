@@ -3,7 +3,7 @@
 //! registration, dispatch, the static checks, option parsing and the README's API table all
 //! read this table.
 
-use super::host::{actions, checks, inputs, operations, reads, steps, waits, Handler};
+use super::host::{actions, checks, inputs, operations, plans, reads, steps, waits, Handler};
 use std::ops::RangeInclusive;
 
 /// What a parameter accepts.
@@ -370,6 +370,75 @@ pub static PRIMITIVES: &[Primitive] = &[
         returns: "Job",
         doc: "Cancels a job. Refuses failover jobs: a cancelled failover leaves the VM without replication.",
         handler: operations::cancel,
+    },
+    Primitive {
+        name: "failover_plan",
+        params: &[p("plan", ParamKind::Text), p("opts", ParamKind::Options)],
+        options: &[
+            OptSpec {
+                key: "kind",
+                kind: OptKind::Enum(KIND),
+                required: true,
+                only_with: None,
+                doc: "planned (no data loss; shuts the source VMs down) or unplanned (an outage; may lose changes not yet replicated)",
+            },
+            o("direction", OptKind::Enum(DIRECTION), "default: primary_to_recovery"),
+            OptSpec {
+                key: "shutdown_source",
+                kind: OptKind::Bool,
+                required: false,
+                only_with: Some(("kind", "unplanned")),
+                doc: "try to shut the source VMs down and sync first; the failover goes on if that fails",
+            },
+        ],
+        refused: &[NO_RECOVERY_POINT],
+        effect: Effect::Mutate,
+        returns: "Job",
+        doc: "Starts a failover of a server-side recovery plan as one job: its groups in their boot order, a manual action's wait included. Returns the plan's job at once.",
+        handler: plans::failover_plan,
+    },
+    Primitive {
+        name: "commit_plan",
+        params: &[p("plan", ParamKind::Text)],
+        options: &[],
+        refused: &[],
+        effect: Effect::Destructive,
+        returns: "Job",
+        doc: "Commits the failover of every VM of a recovery plan, as one job. Deletes their other recovery points: verify them first; refused before the plan's failover job ended.",
+        handler: plans::commit_plan,
+    },
+    Primitive {
+        name: "reverse_replicate_plan",
+        params: &[p("plan", ParamKind::Text)],
+        options: &[],
+        refused: &[],
+        effect: Effect::Mutate,
+        returns: "Job",
+        doc: "Reprotects every VM of a recovery plan, as one job: each replicates from the site it is active on back to the other one.",
+        handler: plans::reverse_replicate_plan,
+    },
+    Primitive {
+        name: "test_failover_plan",
+        params: &[p("plan", ParamKind::Text), opt("opts")],
+        options: &[
+            o("network", OptKind::Text, "the isolated network the drill VMs join"),
+            o("direction", OptKind::Enum(DIRECTION), "default: primary_to_recovery"),
+        ],
+        refused: &[NO_RECOVERY_POINT],
+        effect: Effect::Mutate,
+        returns: "Job",
+        doc: "Starts a DR drill of a recovery plan as one job: a test failover of its VMs in their boot order into an isolated network.",
+        handler: plans::test_failover_plan,
+    },
+    Primitive {
+        name: "cleanup_test_failover_plan",
+        params: &[p("plan", ParamKind::Text), opt("opts")],
+        options: &[o("notes", OptKind::Text, "the drill's observations, kept with the job")],
+        refused: &[],
+        effect: Effect::Mutate,
+        returns: "Job",
+        doc: "Ends a recovery plan's drill, as one job: deletes its test VMs.",
+        handler: plans::cleanup_test_failover_plan,
     },
     Primitive {
         name: "wait_job",

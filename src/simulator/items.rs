@@ -29,7 +29,7 @@ pub(crate) async fn item_id_of(server: &Server, vault: &str, name: &str) -> Stri
 
 pub(crate) async fn item_wire(server: &Server, vault: &str, item: &Item) -> wire::ProtectedItem {
     let current = match &item.current_job {
-        Some(id) => server.sim.job(id).await.ok(),
+        Some(id) => server.sim.job(id).await.ok().filter(|j| !j.plan),
         None => None,
     };
     let mut wire = convert::item_to_wire(item, &item_path(vault, item), current.as_ref());

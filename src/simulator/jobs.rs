@@ -74,10 +74,11 @@ impl AnyJob {
 }
 
 async fn any_job(server: &Server, id: &str) -> Result<AnyJob, BackendError> {
-    match server.sim.job(id).await {
-        Ok(job) => Ok(AnyJob::Item(job)),
-        Err(e) => server.sim.plan_job(id).map(AnyJob::Plan).ok_or(e),
+    // A plan's job first: the simulator's `job` answers for both kinds.
+    if let Some(job) = server.sim.plan_job(id) {
+        return Ok(AnyJob::Plan(job));
     }
+    server.sim.job(id).await.map(AnyJob::Item)
 }
 
 /// One job as the service shows it.
@@ -149,7 +150,7 @@ pub(crate) async fn action(
             server.created(&job, caller);
             Some(job)
         }),
-        _ => server.sim.resume_job(id).map(|()| None),
+        _ => server.sim.resume_suspended(id).map(|()| None),
     };
     match follows {
         Ok(follows) => {

@@ -74,7 +74,7 @@ pub(crate) async fn plan_wire(server: &Server, vault: &str, plan: &PlanView) -> 
 pub(crate) fn plan_job_wire(job: &PlanJobView, vault: &str, activity: Option<&str>) -> wire::Job {
     let (description, allowed) = convert::state_to_wire(&job.state);
     let scenario = job.action.scenario();
-    let tasks = job
+    let mut tasks: Vec<serde_json::Value> = job
         .tasks
         .iter()
         .map(|t| {
@@ -93,6 +93,36 @@ pub(crate) fn plan_job_wire(job: &PlanJobView, vault: &str, activity: Option<&st
             })
         })
         .collect();
+    if let Some(manual) = &job.waiting {
+        // The manual action the job is suspended at (before its group's tasks).
+        let at = tasks
+            .iter()
+            .position(|t| {
+                t["taskId"]
+                    .as_str()
+                    .is_some_and(|id| id.starts_with(&format!("Group{}-", manual.group)))
+            })
+            .unwrap_or(tasks.len());
+        tasks.insert(
+            at,
+            serde_json::json!({
+                "taskId": format!("ManualAction-{}", manual.group),
+                "name": "ManualActionTask",
+                "friendlyName": manual.name,
+                "state": "Suspended",
+                "stateDescription": "Suspended",
+                "startTime": manual.since.rfc3339(),
+                "allowedActions": ["Resume"],
+                "taskType": "ManualActionTaskDetails",
+                "customDetails": {
+                    "instanceType": "ManualActionTaskDetails",
+                    "name": manual.name,
+                    "instructions": manual.instructions,
+                },
+                "errors": [],
+            }),
+        );
+    }
     wire::Job {
         id: format!("{vault}/replicationJobs/{}", job.id),
         name: job.id.clone(),
@@ -108,7 +138,7 @@ pub(crate) fn plan_job_wire(job: &PlanJobView, vault: &str, activity: Option<&st
             start_time: Some(job.started.rfc3339()),
             end_time: job.ended.map(|t| t.rfc3339()),
             allowed_actions: allowed,
-            target_object_id: job.plan.clone(),
+            target_object_id: plan_id(vault, &job.plan),
             target_object_name: job.plan.clone(),
         },
     }
@@ -167,6 +197,7 @@ fn plan_request(action: PlanAction, body: &[u8]) -> Result<PlanRequest, String> 
         shutdown_source: sources == Some("Required"),
         network: p.network_id.clone(),
         comments: p.comments.clone(),
+        key: None,
     })
 }
 
@@ -190,6 +221,10 @@ pub(crate) async fn action(
     let request = match plan_request(action, body) {
         Ok(r) => r,
         Err(m) => return invalid_content(m),
+    };
+    let request = PlanRequest {
+        key: caller.client_request_id.clone(),
+        ..request
     };
     server.count(&format!("issued plan {name} {}", action.rest()));
     match server.sim.start_plan(name, &request) {

@@ -66,9 +66,16 @@ fn every_primitive_is_implemented() {
         let r = reverse_replicate(web);
         let c = cancel(r);
         wait_job(reverse_replicate(web), #{ timeout: "1h" });
+        wait_job(test_failover_plan("p", #{ network: "iso", direction: "recovery_to_primary" }), #{ timeout: "1h" });
+        wait_job(cleanup_test_failover_plan("p", #{ notes: "ok" }), #{ timeout: "1h" });
+        let back = failover_plan("p", #{ kind: "planned", direction: "recovery_to_primary" });
+        wait_job(back, #{ timeout: "1h" });
+        verify(web, #{ active_location: "primary", healthy: true });
+        wait_job(commit_plan("p"), #{ timeout: "1h" });
+        wait_job(reverse_replicate_plan("p"), #{ timeout: "1h" });
     "#;
     let inv = runbook::backend::inventory::Inventory::parse(
-        "[[items]]\nname = \"web-01\"\nlast_test_failover = \"2026-11-20T00:00:00Z\"\n",
+        "[plans]\np = [\"web-01\"]\n[[items]]\nname = \"web-01\"\nlast_test_failover = \"2026-11-20T00:00:00Z\"\n",
         "test",
     )
     .unwrap();

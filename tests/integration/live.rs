@@ -20,7 +20,7 @@ const TOKEN: &str = "live-test-token";
 const SPEED: f64 = 20_000.0;
 
 /// A simulator server of `inventory` on loopback, jobs `SPEED` times faster than real time.
-fn server_of(inventory: &Inventory) -> (SocketAddr, Arc<Server>, Arc<Simulator>) {
+pub(crate) fn server_of(inventory: &Inventory) -> (SocketAddr, Arc<Server>, Arc<Simulator>) {
     let clock: Arc<dyn Clock> = Arc::new(RealClock::new(SPEED));
     let sim = Arc::new(Simulator::new(inventory, clock, false));
     let options = ServerOptions {
@@ -70,7 +70,7 @@ fn only_run(dir: &Path) -> String {
 
 /// A project whose target `sim` is the server at `addr`; with `inventory`, its
 /// runbook.toml names that inventory file (copied in) for durations.
-fn project(addr: SocketAddr, inventory: Option<&str>) -> tempfile::TempDir {
+pub(crate) fn project(addr: SocketAddr, inventory: Option<&str>) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let mut config = String::new();
     if let Some(text) = inventory {
@@ -84,7 +84,7 @@ fn project(addr: SocketAddr, inventory: Option<&str>) -> tempfile::TempDir {
     dir
 }
 
-fn command(dir: &Path, args: &[&str]) -> Command {
+pub(crate) fn command(dir: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_runbook"));
     cmd.args(args)
         .current_dir(dir)
@@ -95,11 +95,11 @@ fn command(dir: &Path, args: &[&str]) -> Command {
     cmd
 }
 
-fn runbook(dir: &Path, args: &[&str]) -> Output {
+pub(crate) fn runbook(dir: &Path, args: &[&str]) -> Output {
     command(dir, args).output().unwrap()
 }
 
-fn text(out: &Output) -> String {
+pub(crate) fn text(out: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -109,12 +109,18 @@ fn text(out: &Output) -> String {
 
 /// Runs the binary with `args`, approving every manual step it waits at from another
 /// process (`runbook approve RUN STEP`), as a second operator would.
-fn run_approving(dir: &Path, args: &[&str]) -> Output {
-    approving(dir, command(dir, args))
+pub(crate) fn run_approving(dir: &Path, args: &[&str]) -> Output {
+    spawn_approving(command(dir, args))
 }
 
-/// Runs `cmd` (a run in `dir`), approving each manual step it waits at from another process.
-fn approving(dir: &Path, mut cmd: Command) -> Output {
+/// Runs `cmd` (made by [`command`], in its project), approving every manual step it waits
+/// at from another process.
+pub(crate) fn spawn_approving(mut cmd: Command) -> Output {
+    let dir = cmd
+        .get_current_dir()
+        .expect("a project folder")
+        .to_path_buf();
+    let dir = dir.as_path();
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -150,7 +156,7 @@ fn approving(dir: &Path, mut cmd: Command) -> Output {
 }
 
 /// Each item's protection state, site and replication.
-fn states(sim: &Simulator) -> BTreeMap<String, String> {
+pub(crate) fn states(sim: &Simulator) -> BTreeMap<String, String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
@@ -170,7 +176,7 @@ fn states(sim: &Simulator) -> BTreeMap<String, String> {
 }
 
 /// How many mutating requests of each kind reached the service.
-fn issued(server: &Server) -> BTreeMap<String, u64> {
+pub(crate) fn issued(server: &Server) -> BTreeMap<String, u64> {
     server
         .stats()
         .into_iter()
@@ -756,7 +762,7 @@ fn the_outage_runbook_is_planned_against_a_disconnected_site_and_starts() {
         ],
     );
     cmd.env("RUNBOOK_CRASH_AT", "2:before");
-    let out = approving(dir.path(), cmd);
+    let out = spawn_approving(cmd);
     let shown = self::text(&out);
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(out.status.signal(), Some(9), "{shown}");

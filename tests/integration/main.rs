@@ -25,6 +25,7 @@ mod options;
 mod params;
 mod pipes;
 mod plan;
+mod plans;
 mod recovery;
 mod reports;
 mod rules;

@@ -26,8 +26,14 @@ impl Azure {
         vm: &str,
         request: &OperationRequest,
     ) -> Result<JobInfo, BackendError> {
-        let id = self.id_of(vm).await?;
-        let (action, body) = convert::action_of(request);
+        let (id, (action, body)) = if request.plan {
+            (
+                format!("replicationRecoveryPlans/{vm}"),
+                convert::plan_action_of(request),
+            )
+        } else {
+            (self.id_of(vm).await?, convert::action_of(request))
+        };
         let url = self.url(&format!("{id}/{action}"));
         // Jobs this POST may create start after this (with room for clock skew).
         let since = Timestamp::from_system(std::time::SystemTime::now() - CLOCK_SKEW);
@@ -105,8 +111,11 @@ impl Azure {
                 retry_after: None,
                 expected_end: None,
                 skipped: None,
+                plan: request.plan,
+                tasks: Vec::new(),
+                waiting: None,
             },
-            None if status == StatusCode::OK && completed_at_once(&text, &id) => {
+            None if status == StatusCode::OK && !request.plan && completed_at_once(&text, &id) => {
                 // The documented 200: the protected item, the action done; no job to follow.
                 JobInfo {
                     id: format!("completed-{}", self.next_request()),
@@ -120,6 +129,9 @@ impl Azure {
                     retry_after: None,
                     expected_end: None,
                     skipped: None,
+                    plan: request.plan,
+                    tasks: Vec::new(),
+                    waiting: None,
                 }
             }
             None => {
@@ -191,6 +203,9 @@ impl Azure {
             retry_after: None,
             expected_end: None,
             skipped: None,
+            plan: request.plan,
+            tasks: Vec::new(),
+            waiting: None,
         };
         let info = convert::job_from_wire(job, Some(&known)).ok_or_else(|| {
             BackendError::Transport(format!("the service's job for `{vm}` is unreadable"))

@@ -4,7 +4,7 @@
 use super::parse_time;
 use super::wire;
 use crate::backend::{
-    Direction, Item, JobInfo, JobState, Operation, OperationRequest, ServiceError, Site,
+    Direction, Item, JobInfo, JobState, Operation, OperationRequest, ServiceError, Site, TaskInfo,
 };
 
 /// The service's protected item as the backend's [`Item`].
@@ -111,6 +111,16 @@ pub fn job_from_wire(job: &wire::Job, known: Option<&JobInfo>) -> Option<JobInfo
                 })
         })
         .collect();
+    // A recovery plan's job targets the plan (its ARM id names `replicationRecoveryPlans`).
+    let plan = known.is_some_and(|k| k.plan)
+        || p.target_object_id
+            .to_ascii_lowercase()
+            .contains("/replicationrecoveryplans/");
+    let (tasks, waiting) = if plan {
+        plan_tasks(&p.tasks)
+    } else {
+        (Vec::new(), None)
+    };
     Some(JobInfo {
         id: job.name.clone(),
         operation,
@@ -132,6 +142,9 @@ pub fn job_from_wire(job: &wire::Job, known: Option<&JobInfo>) -> Option<JobInfo
         retry_after: None,
         expected_end: None,
         skipped: None,
+        plan,
+        tasks,
+        waiting,
     })
 }
 
@@ -181,6 +194,10 @@ pub fn state_to_wire(state: &JobState) -> (&'static str, Vec<String>) {
         JobState::InProgress => ("InProgress", vec!["Cancel".to_string()]),
         JobState::Succeeded => ("Completed", Vec::new()),
         JobState::Failed => ("Failed", vec!["Restart".to_string()]),
+        JobState::Other(s) if s == "Suspended" => (
+            "Suspended",
+            vec!["Cancel".to_string(), "Resume".to_string()],
+        ),
         _ => ("Cancelled", Vec::new()),
     }
 }
@@ -269,6 +286,67 @@ pub fn action_of(request: &OperationRequest) -> (&'static str, Option<wire::Acti
     }
 }
 
+/// The POST action and body for an operation on a recovery plan: `failoverDirection` is
+/// required (failovers and drills) and `providerSpecificDetails` is an array; a plan's
+/// `reProtect` and `failoverCommit` take no body.
+pub fn plan_action_of(request: &OperationRequest) -> (&'static str, Option<wire::ActionInput>) {
+    let (action, body) = action_of(request);
+    let body = match request.operation {
+        Operation::ReverseReplicate | Operation::Commit => None,
+        _ => body.map(|mut input| {
+            input.properties.provider_specific_details = input
+                .properties
+                .provider_specific_details
+                .take()
+                .map(|d| serde_json::Value::Array(vec![d]));
+            input
+        }),
+    };
+    (action, body)
+}
+
+/// A plan job's tasks: one per member (`Group{n}-{vm}` task ids), and the manual action it
+/// is suspended at, if it is.
+fn plan_tasks(tasks: &[serde_json::Value]) -> (Vec<TaskInfo>, Option<String>) {
+    let text = |t: &serde_json::Value, k: &str| t.get(k).and_then(|v| v.as_str()).map(String::from);
+    let mut out = Vec::new();
+    let mut waiting = None;
+    for t in tasks {
+        let state = JobState::parse(&text(t, "state").unwrap_or_default());
+        let kind = t
+            .get("customDetails")
+            .and_then(|d| d.get("instanceType"))
+            .and_then(|v| v.as_str())
+            .unwrap_or_default();
+        if kind == "ManualActionTaskDetails" {
+            if !state.is_terminal() && state != JobState::NotStarted {
+                waiting = t
+                    .get("customDetails")
+                    .and_then(|d| d.get("name"))
+                    .and_then(|v| v.as_str())
+                    .map(String::from)
+                    .or_else(|| text(t, "friendlyName"));
+            }
+            continue;
+        }
+        let id = text(t, "taskId").unwrap_or_default();
+        let (group, vm) = id
+            .strip_prefix("Group")
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(n, vm)| Some((n.parse().ok()?, vm.to_string())))
+            .unwrap_or_else(|| (0, text(t, "friendlyName").unwrap_or(id)));
+        out.push(TaskInfo {
+            group,
+            vm,
+            state,
+            started: text(t, "startTime").as_deref().and_then(parse_time),
+            ended: text(t, "endTime").as_deref().and_then(parse_time),
+            errors: Vec::new(),
+        });
+    }
+    (out, waiting)
+}
+
 /// The operation a POST action asks for (the server's side of [`action_of`]).
 pub fn request_of(action: &str, body: &wire::ActionInput) -> Result<OperationRequest, String> {
     let operation = match action.to_ascii_lowercase().as_str() {
@@ -298,5 +376,59 @@ pub fn request_of(action: &str, body: &wire::ActionInput) -> Result<OperationReq
         network: p.network_id.clone(),
         comments: p.comments.clone(),
         key: None,
+        plan: false,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plans_action_gives_its_direction_and_a_list_of_provider_inputs() {
+        let failover = OperationRequest {
+            direction: Some(Direction::PrimaryToRecovery),
+            plan: true,
+            ..OperationRequest::new(Operation::UnplannedFailover)
+        };
+        let (action, body) = plan_action_of(&failover);
+        let body = serde_json::to_value(body.unwrap()).unwrap();
+        assert_eq!(action, "unplannedFailover");
+        assert_eq!(body["properties"]["failoverDirection"], "PrimaryToRecovery");
+        assert!(body["properties"]["providerSpecificDetails"].is_array());
+        for op in [Operation::ReverseReplicate, Operation::Commit] {
+            let (_, body) = plan_action_of(&OperationRequest {
+                plan: true,
+                ..OperationRequest::new(op)
+            });
+            assert!(body.is_none(), "{op}");
+        }
+    }
+
+    #[test]
+    fn a_plans_job_reads_its_tasks_and_the_manual_action_it_waits_at() {
+        let job: wire::Job = serde_json::from_value(serde_json::json!({
+            "id": "/v/replicationJobs/j", "name": "j",
+            "properties": {
+                "scenarioName": "PlannedFailover", "state": "Suspended",
+                "targetObjectId": "/v/replicationRecoveryPlans/tiers", "targetObjectName": "tiers",
+                "tasks": [
+                    {"taskId": "Group1-db", "state": "Succeeded"},
+                    {"taskId": "ManualAction-2", "state": "Suspended",
+                     "customDetails": {"instanceType": "ManualActionTaskDetails", "name": "look"}},
+                    {"taskId": "Group2-web", "state": "NotStarted"}
+                ]
+            }
+        }))
+        .unwrap();
+        let info = job_from_wire(&job, None).unwrap();
+        assert!(info.plan);
+        assert_eq!(info.waiting.as_deref(), Some("look"));
+        let tasks: Vec<(usize, &str)> = info
+            .tasks
+            .iter()
+            .map(|t| (t.group, t.vm.as_str()))
+            .collect();
+        assert_eq!(tasks, [(1, "db"), (2, "web")]);
+    }
 }

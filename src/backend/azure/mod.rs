@@ -38,7 +38,7 @@ mod target;
 pub use adopt::job_name;
 pub use target::{TargetConfig, DEFAULT_API_VERSION};
 
-use super::{Backend, BackendError, Item, JobInfo, Notices, OperationRequest, Provider};
+use super::{Backend, BackendError, Item, JobInfo, Notices, OperationRequest, PlanState, Provider};
 use crate::clock::{parse_duration, Timestamp};
 use polling::Polls;
 use std::collections::HashMap;
@@ -185,6 +185,14 @@ impl Backend for Azure {
 
     async fn providers(&self) -> Result<Vec<Provider>, BackendError> {
         self.read_providers().await
+    }
+
+    async fn plan_state(&self, plan: &str) -> Result<PlanState, BackendError> {
+        self.read_plan_state(plan).await
+    }
+
+    async fn resume_job(&self, id: &str, comments: &str) -> Result<JobInfo, BackendError> {
+        self.resume(id, comments).await
     }
 
     fn notify(&self, to: Arc<dyn Notices>) {

@@ -4,7 +4,7 @@
 
 use super::requests::Pages;
 use super::{convert, wire, Azure};
-use crate::backend::{BackendError, Item, Provider, Site};
+use crate::backend::{BackendError, Item, JobState, PlanState, Provider, Site};
 use std::collections::HashMap;
 
 impl Azure {
@@ -59,6 +59,37 @@ impl Azure {
                 other => other,
             })?;
         Ok(members(&found, &self.names_by_id().await?))
+    }
+
+    /// A recovery plan's allowed operations and running job.
+    pub(crate) async fn read_plan_state(&self, plan: &str) -> Result<PlanState, BackendError> {
+        let (found, _) = self
+            .get::<wire::RecoveryPlan>(&format!("replicationRecoveryPlans/{plan}"))
+            .await
+            .map_err(|e| match e {
+                BackendError::Service(s) if s.code.contains("NotFound") => {
+                    BackendError::UnknownPlan {
+                        name: plan.to_string(),
+                        candidates: Vec::new(),
+                    }
+                }
+                other => other,
+            })?;
+        let p = &found.properties;
+        let running = p
+            .current_scenario_status
+            .as_deref()
+            .is_some_and(|s| !JobState::parse(s).is_terminal() && s != "None");
+        Ok(PlanState {
+            name: found.name.clone(),
+            allowed_operations: p.allowed_operations.clone(),
+            current_job: p
+                .current_scenario
+                .as_ref()
+                .filter(|_| running)
+                .and_then(|c| c.job_id.rsplit('/').next().map(String::from))
+                .filter(|id| !id.is_empty()),
+        })
     }
 
     /// Item names by their ids (lower-cased, as ARM compares them).

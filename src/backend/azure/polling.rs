@@ -116,6 +116,28 @@ impl Azure {
         Ok(self.remember(info).await)
     }
 
+    /// Asks the service to resume a job suspended at a manual action, then reads it.
+    pub(crate) async fn resume(&self, id: &str, comments: &str) -> Result<JobInfo, BackendError> {
+        let url = self.url(&format!("replicationJobs/{id}/resume"));
+        let body = wire::ActionInput {
+            properties: wire::ActionProperties {
+                comments: Some(comments.to_string()),
+                ..Default::default()
+            },
+        };
+        let (status, headers, text) =
+            self.send(Method::POST, &url, Some(&body))
+                .await
+                .map_err(|f| match f {
+                    Failure::Ambiguous(e) | Failure::Other(e) => e,
+                })?;
+        if !status.is_success() {
+            return Err(arm_error_at(&url, status, &headers, &text));
+        }
+        let info = self.job_once(id).await?;
+        Ok(self.remember(info).await)
+    }
+
     fn job_info(
         &self,
         job: &wire::Job,

@@ -449,6 +449,9 @@ mod tests {
             retry_after: None,
             expected_end: None,
             skipped: None,
+            plan: false,
+            tasks: Vec::new(),
+            waiting: None,
         };
         let info = convert::job_from_wire(&job, Some(&known)).unwrap();
         assert_eq!((info.vm.as_str(), info.started), ("web-01", Timestamp(5)));

@@ -38,17 +38,17 @@ impl Simulator {
         self.start(&vm, &request).await.map(|job| job.id)
     }
 
-    /// Resumes a job suspended at a manual action. No job suspends yet (recovery plans
-    /// have no manual actions so far), so this says why the job cannot be resumed.
-    pub fn resume_job(&self, id: &str) -> Result<(), BackendError> {
-        let state = match self.plan_job(id) {
-            Some(job) => job.state,
-            None => {
-                let (st, now) = self.settled();
-                st.view(id, now)
-                    .ok_or_else(|| BackendError::UnknownJob(id.to_string()))?
-                    .state
-            }
+    /// Resumes a job suspended at a manual action of its recovery plan; an item's job never
+    /// suspends.
+    pub fn resume_suspended(&self, id: &str) -> Result<(), BackendError> {
+        if self.plan_job(id).is_some() {
+            return self.resume_plan_job(id);
+        }
+        let state = {
+            let (st, now) = self.settled();
+            st.view(id, now)
+                .ok_or_else(|| BackendError::UnknownJob(id.to_string()))?
+                .state
         };
         Err(not_allowed(format!(
             "Job {id} is {state}, not Suspended: only a job waiting at a manual action can be resumed."

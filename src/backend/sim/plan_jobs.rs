@@ -4,11 +4,12 @@
 //! after it are skipped. Jobs advance lazily, like the items' (events in time order, settled
 //! when the simulator is next asked).
 //!
-//! A job is a sequence of [`Step`]s so that other kinds of step (a manual action that
-//! suspends the job until `resume`) can join the groups without changing how jobs advance.
+//! A plan's manual action is a step of its own before a group: the job is `Suspended`
+//! there (as ASR's is) until it is resumed (`replicationJobs/{job}/resume`), then goes on.
 
-use super::plans::{member_request, plan_error, PlanJobView, PlanRequest, TaskView};
+use super::plans::{member_request, plan_error, ManualView, PlanJobView, PlanRequest, TaskView};
 use super::{Run, State, POLL};
+use crate::backend::inventory::ManualSeed;
 use crate::backend::{BackendError, JobState, OperationRequest, ServiceError};
 use crate::clock::Timestamp;
 use std::cmp::Reverse;
@@ -48,6 +49,32 @@ pub(super) struct PlanJob {
 enum Step {
     /// A group's members, their tasks run together; the step ends when the last one does.
     Group { number: usize, tasks: Vec<Task> },
+    /// A manual action: the job is suspended here until resumed.
+    Manual(Manual),
+}
+
+#[derive(Debug)]
+struct Manual {
+    name: String,
+    instructions: String,
+    /// The group it runs before, from 1.
+    group: usize,
+    state: JobState,
+    started: Option<Timestamp>,
+}
+
+/// The job's state while it waits at a manual action.
+fn suspended() -> JobState {
+    JobState::Other("Suspended".into())
+}
+
+impl Step {
+    fn tasks(&self) -> &[Task] {
+        match self {
+            Step::Group { tasks, .. } => tasks,
+            Step::Manual(_) => &[],
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -131,8 +158,8 @@ impl State {
         }
         let groups: Vec<Vec<String>> = job.steps[job.current..]
             .iter()
-            .map(|Step::Group { tasks, .. }| {
-                tasks
+            .map(|step| {
+                step.tasks()
                     .iter()
                     .filter(|t| t.state != JobState::Succeeded)
                     .map(|t| t.vm.clone())
@@ -141,14 +168,55 @@ impl State {
             .filter(|g| !g.is_empty())
             .collect();
         let (plan, request) = (job.plan.clone(), job.request.clone());
-        self.start_groups(&plan, groups, &request, now)
+        self.start_groups(&plan, groups, &[], &request, now)
     }
 
-    /// Starts `request` on `groups` of `plan` as one job, or says why a member refuses.
+    /// Resumes job `id`, suspended at a manual action: the action is done, the job goes on.
+    pub(super) fn resume_plan(&mut self, id: &str, now: Timestamp) -> Result<(), BackendError> {
+        let job = self
+            .plan_jobs
+            .jobs
+            .get_mut(id)
+            .ok_or_else(|| BackendError::UnknownJob(id.to_string()))?;
+        let Some(Step::Manual(manual)) = job.steps.get_mut(job.current) else {
+            return Err(plan_error(
+                "OperationNotAllowed",
+                format!(
+                    "Job {id} is {}, not Suspended: only a job waiting at a manual action can be resumed.",
+                    job.state
+                ),
+            ));
+        };
+        if job.state != suspended() {
+            return Err(plan_error(
+                "OperationNotAllowed",
+                format!(
+                    "Job {id} is {}, not Suspended: only a job waiting at a manual action can be resumed.",
+                    job.state
+                ),
+            ));
+        }
+        manual.state = JobState::Succeeded;
+        job.state = JobState::InProgress;
+        let last = job.current + 1 == job.steps.len();
+        if !last {
+            job.current += 1;
+        }
+        if last {
+            self.end_plan_job(id, JobState::Succeeded, now);
+        } else {
+            self.begin_step(id, now);
+        }
+        Ok(())
+    }
+
+    /// Starts `request` on `groups` of `plan` as one job, with its manual `actions` (each
+    /// before its group), or says why a member refuses.
     pub(super) fn start_groups(
         &mut self,
         plan: &str,
         groups: Vec<Vec<String>>,
+        actions: &[ManualSeed],
         request: &PlanRequest,
         now: Timestamp,
     ) -> Result<PlanJobView, BackendError> {
@@ -169,14 +237,22 @@ impl State {
                 item.busy = Some(id.clone());
             }
         }
-        let steps = groups
-            .iter()
-            .enumerate()
-            .map(|(i, group)| Step::Group {
+        let mut steps = Vec::new();
+        for (i, group) in groups.iter().enumerate() {
+            for action in actions.iter().filter(|a| a.before_group == i + 1) {
+                steps.push(Step::Manual(Manual {
+                    name: action.name.clone(),
+                    instructions: action.instructions.clone(),
+                    group: i + 1,
+                    state: JobState::NotStarted,
+                    started: None,
+                }));
+            }
+            steps.push(Step::Group {
                 number: i + 1,
                 tasks: group.iter().map(|vm| Task::new(vm)).collect(),
-            })
-            .collect();
+            });
+        }
         self.plan_jobs.jobs.insert(
             id.clone(),
             PlanJob {
@@ -204,7 +280,20 @@ impl State {
         };
         let request = job.request.clone();
         let mut what_if = job.what_if.then_some(job.ordinal);
-        let Step::Group { tasks, .. } = &job.steps[job.current];
+        let tasks = match &job.steps[job.current] {
+            Step::Group { tasks, .. } => tasks,
+            Step::Manual(_) => {
+                // The job waits for the operator: nothing advances until it is resumed.
+                if let Some(job) = self.plan_jobs.jobs.get_mut(id) {
+                    job.state = suspended();
+                    if let Some(Step::Manual(m)) = job.steps.get_mut(job.current) {
+                        m.state = suspended();
+                        m.started = Some(at);
+                    }
+                }
+                return;
+            }
+        };
         let mut planned = Vec::new();
         for task in tasks {
             let Some(item) = self.items.get(&task.vm) else {
@@ -230,7 +319,9 @@ impl State {
             return;
         };
         job.what_if = false;
-        let Step::Group { tasks, .. } = &mut job.steps[job.current];
+        let Step::Group { tasks, .. } = &mut job.steps[job.current] else {
+            return;
+        };
         let mut wakes = Vec::new();
         for (task, (work, run)) in tasks.iter_mut().zip(planned) {
             let ends = at.plus(run.length);
@@ -259,7 +350,9 @@ impl State {
         if job.state.is_terminal() {
             return;
         }
-        let Step::Group { tasks, .. } = &mut job.steps[job.current];
+        let Step::Group { tasks, .. } = &mut job.steps[job.current] else {
+            return;
+        };
         let mut done = Vec::new();
         for task in tasks.iter_mut() {
             let Some(ends) = task.ends.filter(|e| task.running() && *e <= at) else {
@@ -315,7 +408,18 @@ impl State {
         job.ended = Some(at);
         let mut cancelled = Vec::new();
         let mut members = Vec::new();
-        for Step::Group { tasks, .. } in &mut job.steps {
+        for step in &mut job.steps {
+            let tasks = match step {
+                Step::Group { tasks, .. } => tasks,
+                Step::Manual(m) => {
+                    m.state = match m.state {
+                        JobState::NotStarted => JobState::Other("Skipped".into()),
+                        JobState::Succeeded => JobState::Succeeded,
+                        _ => JobState::Cancelled,
+                    };
+                    continue;
+                }
+            };
             for task in tasks {
                 members.push(task.vm.clone());
                 if task.running() {
@@ -362,11 +466,22 @@ impl State {
         let mut tasks = Vec::new();
         let mut errors = Vec::new();
         let mut next: Option<Timestamp> = None;
-        for Step::Group {
-            number,
-            tasks: list,
-        } in &job.steps
-        {
+        let mut waiting = None;
+        for step in &job.steps {
+            let (number, list) = match step {
+                Step::Group { number, tasks } => (number, tasks),
+                Step::Manual(m) => {
+                    if m.state == suspended() {
+                        waiting = Some(ManualView {
+                            name: m.name.clone(),
+                            instructions: m.instructions.clone(),
+                            group: m.group,
+                            since: m.started.unwrap_or(job.started),
+                        });
+                    }
+                    continue;
+                }
+            };
             for task in list {
                 if let Some(ends) = task.ends.filter(|_| task.running()) {
                     next = Some(next.map_or(ends, |n| n.min(ends)));
@@ -397,6 +512,7 @@ impl State {
             ended: job.ended,
             tasks,
             retry_after,
+            waiting,
         })
     }
 }

@@ -1,5 +1,5 @@
 //! The simulator's recovery plans: boot order, allowed operations, one job per action, a
-//! failing member, cancel, restart and failover cancel.
+//! failing member, cancel, restart, failover cancel and manual actions.
 
 use super::*;
 use crate::clock::VirtualClock;
@@ -307,10 +307,10 @@ fn only_a_suspended_job_resumes_and_only_a_failed_one_restarts() {
     let job = s
         .start_plan("pair", &failover(Direction::PrimaryToRecovery))
         .unwrap();
-    let err = s.resume_job(&job.id).unwrap_err();
+    let err = s.resume_suspended(&job.id).unwrap_err();
     assert!(format!("{err:?}").contains("not Suspended"), "{err:?}");
     assert!(matches!(
-        s.resume_job("nope"),
+        s.resume_suspended("nope"),
         Err(BackendError::UnknownJob(_))
     ));
     let err = block_on(s.restart_job(&job.id)).unwrap_err();
@@ -337,4 +337,40 @@ fn a_restart_runs_a_failed_items_operation_again_as_a_new_job() {
         (Operation::Commit, JobState::Succeeded)
     );
     assert_eq!(item(&s, "a").protection_state, "PlannedFailoverCommitted");
+}
+
+#[test]
+fn a_manual_action_suspends_the_job_before_its_group_until_resumed() {
+    let text = "[plans.gated]\ngroups = [[\"a\"], [\"b\"]]\nactions = [{ name = \"look\", before_group = 2 }]\n[[items]]\nname = \"a\"\n[[items]]\nname = \"b\"\n";
+    let clock = Arc::new(VirtualClock::new(Timestamp(0)));
+    let inv = Inventory::parse(text, "test").unwrap();
+    let s = Simulator::new(&inv, clock.clone(), false);
+    let job = s
+        .start_plan("gated", &failover(Direction::PrimaryToRecovery))
+        .unwrap();
+    assert!(job.waiting.is_none());
+    clock.advance(minutes(60));
+    let job = s.plan_job(&job.id).unwrap();
+    // Group 1 done; the job waits at the action however long it takes.
+    assert_eq!(job.state.as_str(), "Suspended");
+    assert_eq!(job.waiting.as_ref().map(|w| w.name.as_str()), Some("look"));
+    assert_eq!(
+        states(&job),
+        [(1, "a", "Succeeded"), (2, "b", "NotStarted")]
+    );
+    let info = block_on(s.job(&job.id)).unwrap();
+    assert_eq!((info.plan, info.waiting.as_deref()), (true, Some("look")));
+    s.resume_suspended(&job.id).unwrap();
+    // Resumed: the next group runs; a second resume is refused.
+    assert!(s.resume_suspended(&job.id).is_err());
+    clock.advance(minutes(60));
+    let job = s.plan_job(&job.id).unwrap();
+    assert_eq!(job.state, JobState::Succeeded);
+    assert_eq!(states(&job), [(1, "a", "Succeeded"), (2, "b", "Succeeded")]);
+    // A commit has no manual action: it never suspends.
+    let commit = s
+        .start_plan("gated", &PlanRequest::new(PlanAction::Commit))
+        .unwrap();
+    clock.advance(minutes(60));
+    assert_eq!(s.plan_job(&commit.id).unwrap().state, JobState::Succeeded);
 }

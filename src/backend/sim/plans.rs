@@ -5,7 +5,8 @@
 use super::plan_jobs::PlanJob;
 use super::{SimItem, Simulator, State};
 use crate::backend::{
-    BackendError, Direction, JobState, Operation, OperationRequest, ServiceError,
+    BackendError, Direction, JobInfo, JobState, Operation, OperationRequest, PlanState,
+    ServiceError, TaskInfo,
 };
 use crate::clock::Timestamp;
 use std::time::Duration;
@@ -99,6 +100,8 @@ pub struct PlanRequest {
     pub network: Option<String>,
     /// Test failover cleanup: the operator's notes.
     pub comments: Option<String>,
+    /// The request's own id (`x-ms-client-request-id`), echoed by the job it creates.
+    pub key: Option<String>,
 }
 
 impl PlanRequest {
@@ -109,6 +112,40 @@ impl PlanRequest {
             shutdown_source: false,
             network: None,
             comments: None,
+            key: None,
+        }
+    }
+
+    /// The runbook's operation this plan action is (`plan: true`), if it is one.
+    pub fn operation_request(&self) -> Option<OperationRequest> {
+        Some(OperationRequest {
+            direction: self.direction,
+            shutdown_source: self.shutdown_source,
+            network: self.network.clone(),
+            comments: self.comments.clone(),
+            key: self.key.clone(),
+            plan: true,
+            ..OperationRequest::new(self.action.operation()?)
+        })
+    }
+
+    /// The plan action a runbook's plan operation asks for.
+    pub fn of(request: &OperationRequest) -> PlanRequest {
+        let action = match request.operation {
+            Operation::PlannedFailover => PlanAction::PlannedFailover,
+            Operation::UnplannedFailover => PlanAction::UnplannedFailover,
+            Operation::Commit => PlanAction::Commit,
+            Operation::ReverseReplicate => PlanAction::ReverseReplicate,
+            Operation::TestFailover => PlanAction::TestFailover,
+            Operation::TestFailoverCleanup => PlanAction::TestFailoverCleanup,
+        };
+        PlanRequest {
+            action,
+            direction: request.direction,
+            shutdown_source: request.shutdown_source,
+            network: request.network.clone(),
+            comments: request.comments.clone(),
+            key: request.key.clone(),
         }
     }
 }
@@ -141,6 +178,52 @@ pub struct PlanJobView {
     /// One task per member, step by step.
     pub tasks: Vec<TaskView>,
     pub retry_after: Option<Duration>,
+    /// The manual action the job is suspended at, if it is.
+    pub waiting: Option<ManualView>,
+}
+
+/// A plan's manual action the job waits at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManualView {
+    pub name: String,
+    pub instructions: String,
+    /// The group it runs before, from 1.
+    pub group: usize,
+    pub since: Timestamp,
+}
+
+impl PlanJobView {
+    /// The job as the backend's callers see it: the plan's name in place of a VM's, a task
+    /// per member. A failover cancel is no runbook operation: `None`.
+    pub fn info(&self) -> Option<JobInfo> {
+        Some(JobInfo {
+            id: self.id.clone(),
+            operation: self.action.operation()?,
+            vm: self.plan.clone(),
+            state: self.state.clone(),
+            errors: self.errors.clone(),
+            warnings: self.tasks.iter().flat_map(|t| t.warnings.clone()).collect(),
+            started: self.started,
+            ended: self.ended,
+            retry_after: self.retry_after,
+            expected_end: None,
+            skipped: None,
+            plan: true,
+            tasks: self
+                .tasks
+                .iter()
+                .map(|t| TaskInfo {
+                    group: t.group,
+                    vm: t.vm.clone(),
+                    state: t.state.clone(),
+                    started: t.started,
+                    ended: t.ended,
+                    errors: t.errors.clone(),
+                })
+                .collect(),
+            waiting: self.waiting.as_ref().map(|w| w.name.clone()),
+        })
+    }
 }
 
 /// One member's task in a plan job.
@@ -269,14 +352,19 @@ impl State {
             .collect()
     }
 
-    fn start_plan(
+    pub(super) fn start_plan(
         &mut self,
         plan: &str,
         request: &PlanRequest,
         now: Timestamp,
     ) -> Result<PlanJobView, BackendError> {
         let groups = self.plan_groups(plan)?;
-        self.start_groups(plan, groups, request, now)
+        // Manual actions run on the way to a site: failovers and drills.
+        let actions = match request.action.directional() {
+            true => self.plans.get(plan).map(|p| p.actions.clone()),
+            false => None,
+        };
+        self.start_groups(plan, groups, &actions.unwrap_or_default(), request, now)
     }
 
     fn plan_view(&mut self, plan: &str, now: Timestamp) -> Result<PlanView, BackendError> {
@@ -329,7 +417,40 @@ impl Simulator {
         request: &PlanRequest,
     ) -> Result<PlanJobView, BackendError> {
         let (mut st, now) = self.settled();
+        if let Some(op) = request.operation_request() {
+            st.receive(plan, op);
+        }
         st.start_plan(plan, request, now)
+    }
+
+    /// A plan's allowed operations and running job.
+    pub fn plan_state(&self, name: &str) -> Result<PlanState, BackendError> {
+        let view = self.plan(name)?;
+        Ok(PlanState {
+            name: view.name,
+            allowed_operations: view.allowed_operations,
+            current_job: view
+                .current
+                .filter(|j| !j.state.is_terminal())
+                .map(|j| j.id),
+        })
+    }
+
+    /// The plan job a start with `key` created, if any.
+    pub fn plan_job_by_key(&self, plan: &str, key: &str) -> Option<PlanJobView> {
+        let (st, now) = self.settled();
+        let job = st
+            .plan_jobs
+            .jobs
+            .values()
+            .find(|j| j.plan == plan && j.request.key.as_deref() == Some(key))?;
+        st.plan_job_view(&job.id, now)
+    }
+
+    /// Resumes plan job `id`, suspended at a manual action.
+    pub fn resume_plan_job(&self, id: &str) -> Result<(), BackendError> {
+        let (mut st, now) = self.settled();
+        st.resume_plan(id, now)
     }
 
     /// A plan job, if `id` names one.

@@ -6,8 +6,10 @@
 //!
 //! One concern per room: [`findings`] (call sites and raised errors), [`args`] (arguments
 //! and options), [`reads`] (`vm`, `vms`, `status`), [`operations`] (failovers, commits,
-//! reverse replication, drills, cancel), [`waits`] (waits, polling, timeouts), [`checks`]
-//! (verify, preflight), [`steps`] (manual steps, notes), [`inputs`] (parameters), [`actions`] (actions of runbook.toml), [`replay`] (issuing through the
+//! reverse replication, drills, cancel), [`plans`] (a recovery plan's operations as one
+//! job, and the plan rules), [`waits`] (waits, polling, timeouts), [`checks`] (verify,
+//! preflight), [`steps`] (manual steps, notes), [`inputs`] (parameters), [`actions`]
+//! (actions of runbook.toml), [`replay`] (issuing through the
 //! journal, settling, divergence) and [`finish`] (the end of a run).
 
 pub(super) mod actions;
@@ -17,6 +19,7 @@ pub(super) mod findings;
 pub(super) mod finish;
 pub(super) mod inputs;
 pub(super) mod operations;
+pub(super) mod plans;
 pub(super) mod reads;
 pub(super) mod replay;
 pub(super) mod steps;
@@ -98,6 +101,8 @@ struct State {
     handles: HashMap<String, JobHandle>,
     /// Jobs whose warnings were reported already.
     warned: HashSet<String>,
+    /// The members of the recovery plans the run acted on.
+    plan_members: BTreeMap<String, Vec<String>>,
 }
 
 type Raise = Box<EvalAltResult>;

@@ -34,6 +34,7 @@ pub(in crate::script) fn failover(h: &Host, call: &Call) -> Result<Dynamic, Rais
         let reason = format!("`{name}` is already active on the {} site", target.as_str());
         return Ok(h.skip(call.ctx, &name, operation, reason));
     }
+    h.plan_failing_over(call.ctx, &name)?;
     let shutdown_source = opts.flag("shutdown_source").unwrap_or(false);
     if !planned && !shutdown_source {
         h.warn_avoidable_loss(call.ctx, &name, direction.source());
@@ -180,6 +181,9 @@ impl Host {
             retry_after: None,
             expected_end: None,
             skipped: Some(reason.clone()),
+            plan: false,
+            tasks: Vec::new(),
+            waiting: None,
         };
         st.last_op.insert(name.to_string(), site.clone());
         let index = st.jobs.len();
@@ -207,7 +211,7 @@ impl Host {
 
     /// An unplanned failover without a source shutdown while the source site is connected
     /// may lose what was not replicated yet: a dry run says so.
-    fn warn_avoidable_loss(&self, ctx: &NativeCallContext, name: &str, source: Site) {
+    pub(super) fn warn_avoidable_loss(&self, ctx: &NativeCallContext, name: &str, source: Site) {
         if self.mode != super::Mode::Check {
             return;
         }
@@ -263,13 +267,15 @@ impl Host {
 
     /// Issues `request` on `name` and keeps its job; a job the service refused because the
     /// item is busy (532) is its own finding.
-    fn start(
+    pub(super) fn start(
         &self,
         ctx: &NativeCallContext,
         name: &str,
         request: OperationRequest,
     ) -> Result<Dynamic, Raise> {
         let op = request.operation;
+        let plan = request.plan;
+        let target = request.target(name);
         tracing::debug!(vm = name, operation = %op, "issuing");
         let (answer, replayed) = self.issue(ctx, name, request)?;
         let job = answer.map_err(|e| self.backend_error(ctx, e))?;
@@ -302,17 +308,20 @@ impl Host {
         tracing::debug!(vm = name, operation = %op, job = %job.id, state = %job.state, "issued");
         if replayed {
             self.observer.note(&format!(
-                "{op} of `{name}`: job {} (from the journal; not sent again)",
+                "{op} of {target}: job {} (from the journal; not sent again)",
                 job.id
             ));
         } else {
             self.observer.job_started(&job);
         }
         let mut st = self.state.borrow_mut();
-        if op == Operation::TestFailover {
+        // A plan's members were recorded by the plan's primitive.
+        if op == Operation::TestFailover && !plan {
             st.drills.insert(name.to_string(), site.clone());
         }
-        st.last_op.insert(name.to_string(), site.clone());
+        if !plan {
+            st.last_op.insert(name.to_string(), site.clone());
+        }
         let index = st.jobs.len();
         st.by_id.insert(job.id.clone(), index);
         st.jobs.push(JobRecord {

@@ -238,6 +238,7 @@ impl Host {
             operation: op.as_str().to_string(),
             request: Some(request.clone()),
             job: None,
+            action: None,
             key: j.key(seq),
             line: Some(self.site(ctx).runbook_location().to_string()),
         };
@@ -317,6 +318,7 @@ impl Host {
                 operation: op.as_str().to_string(),
                 request: Some(old),
                 job: None,
+                action: None,
                 key: found.key.clone(),
                 line: Some(self.site(ctx).runbook_location().to_string()),
             };
@@ -399,6 +401,28 @@ impl Host {
             self.record_issued(j, seq, &answer, true);
             return Ok(answer);
         }
+        if request.plan {
+            // The plan must still allow the operation, with no job of its own running.
+            let plan = self
+                .exec
+                .block_on(self.backend.plan_state(name))
+                .map_err(|e| cannot(e.to_string()))?;
+            if !plan.allows(op) || plan.current_job.is_some() {
+                return Err(cannot(format!(
+                    "the service has no job for it, and recovery plan `{name}` now allows {}{}",
+                    if plan.allowed_operations.is_empty() {
+                        "no operation".to_string()
+                    } else {
+                        plan.allowed_operations.join(", ")
+                    },
+                    plan.current_job
+                        .as_deref()
+                        .map(|job| format!(", with job {job} running"))
+                        .unwrap_or_default()
+                )));
+            }
+            return self.send_settled(ctx, j, seq, name, request);
+        }
         let item = self
             .exec
             .block_on(self.backend.item(name))
@@ -421,11 +445,107 @@ impl Host {
         if op == crate::backend::Operation::Commit {
             self.still_verified(ctx, name, op, &item)?;
         }
+        self.send_settled(ctx, j, seq, name, request)
+    }
+
+    /// Sends the request of intent `seq`, which the service proved it never received.
+    fn send_settled(
+        &self,
+        ctx: &NativeCallContext,
+        j: &Journal,
+        seq: u64,
+        name: &str,
+        request: OperationRequest,
+    ) -> Result<Result<JobInfo, BackendError>, Raise> {
+        let (op, target) = (request.operation, request.target(name));
         self.observer.note(&format!(
-            "{op} of `{name}` never reached the service before the interruption; issuing it now"
+            "{op} of {target} never reached the service before the interruption; issuing it now"
         ));
-        self.journal_writable(ctx, &format!("{op} of `{name}`"), j)?;
+        self.journal_writable(ctx, &format!("{op} of {target}"), j)?;
         let answer = self.exec.block_on(self.backend.start(name, &request));
+        self.record_issued(j, seq, &answer, false);
+        Ok(answer)
+    }
+
+    /// Resumes a plan's job suspended at manual action `action`, through the journal. An
+    /// unsettled resume is sent again only while the job still waits at that action: a job
+    /// that went on (or waits at another action) was resumed already.
+    pub(super) fn issue_resume(
+        &self,
+        ctx: &NativeCallContext,
+        job: &JobInfo,
+        action: &str,
+    ) -> Result<Result<JobInfo, BackendError>, Raise> {
+        let comments = format!("approved in runbook: {action}");
+        let send = || {
+            self.exec
+                .block_on(self.backend.resume_job(&job.id, &comments))
+        };
+        let Some(j) = &self.journal else {
+            return Ok(send());
+        };
+        let what = format!("the resume of job {}", job.id);
+        let seq = match j.next_answer() {
+            Some(Record {
+                seq,
+                entry:
+                    Entry::Intent {
+                        job: Some(id),
+                        operation,
+                        ..
+                    },
+                ..
+            }) if id == job.id && operation == "resume" => match j.next_answer() {
+                Some(Record {
+                    entry: Entry::Issued { intent, answer, .. },
+                    ..
+                }) if intent == seq => return Ok(answer.into()),
+                Some(other) => return Err(self.diverged(ctx, &what, other)),
+                None => {
+                    let now = self.exec.block_on(self.backend.job(&job.id));
+                    match &now {
+                        Ok(info)
+                            if info.waiting.as_deref() == Some(action)
+                                && !info.state.is_terminal() =>
+                        {
+                            seq
+                        }
+                        Ok(_) => {
+                            self.record_issued(j, seq, &now, true);
+                            return Ok(now);
+                        }
+                        Err(e) => {
+                            return Err(self.refuse(
+                                ctx,
+                                Finding::new(
+                                    Code::Refused,
+                                    format!("cannot tell whether {what} (journal record {seq}) reached the service: {e}"),
+                                )
+                                .help("nothing was sent again; resume again once the service answers"),
+                            ))
+                        }
+                    }
+                }
+            },
+            Some(other) => return Err(self.diverged(ctx, &what, other)),
+            None => {
+                self.journal_writable(ctx, &what, j)?;
+                let seq = j.next_seq();
+                let intent = Entry::Intent {
+                    vm: job.vm.clone(),
+                    operation: "resume".into(),
+                    request: None,
+                    job: Some(job.id.clone()),
+                    action: Some(action.to_string()),
+                    key: j.key(seq),
+                    line: Some(self.site(ctx).runbook_location().to_string()),
+                };
+                j.append(self.clock.now(), intent)
+                    .map_err(|why| self.journal_failed(ctx, &what, why))?;
+                seq
+            }
+        };
+        let answer = send();
         self.record_issued(j, seq, &answer, false);
         Ok(answer)
     }
@@ -444,9 +564,14 @@ impl Host {
         let seq = match j.next_answer() {
             Some(Record {
                 seq,
-                entry: Entry::Intent { job: Some(id), .. },
+                entry:
+                    Entry::Intent {
+                        job: Some(id),
+                        operation,
+                        ..
+                    },
                 ..
-            }) if id == job.id => match j.next_answer() {
+            }) if id == job.id && operation == "cancel" => match j.next_answer() {
                 Some(Record {
                     entry: Entry::Issued { intent, answer, .. },
                     ..
@@ -472,6 +597,7 @@ impl Host {
                     operation: "cancel".into(),
                     request: None,
                     job: Some(job.id.clone()),
+                    action: None,
                     key: j.key(seq),
                     line: Some(self.site(ctx).runbook_location().to_string()),
                 };

@@ -8,6 +8,7 @@ use crate::diagnostics::{Code, Finding};
 use crate::journal::{Entry, Record, StepOutcome};
 use crate::script::observer::{StepAnswer, StepRequest};
 use rhai::Dynamic;
+use rhai::NativeCallContext;
 use std::time::Duration;
 
 /// How long a manual step waits without a timeout option.
@@ -70,10 +71,37 @@ pub(in crate::script) fn notify(h: &Host, call: &Call) -> Result<Dynamic, Raise>
 
 /// `manual_step(title, [opts])`.
 pub(in crate::script) fn manual_step(h: &Host, call: &Call) -> Result<Dynamic, Raise> {
-    let ctx = call.ctx;
     let title = h.text_arg(call)?;
-    let title = title.as_str();
     let opts = h.opts(call)?;
+    let timeout = opts.duration("timeout").unwrap_or(DEFAULT_STEP);
+    let instructions = opts.text("instructions");
+    h.confirm(call.ctx, &title, instructions.as_deref(), timeout)?;
+    Ok(Dynamic::UNIT)
+}
+
+impl Host {
+    /// A manual step (the script's own, or a recovery plan's manual action): numbered in
+    /// the run, asked here and through `runbook approve`, journaled with who and when, and
+    /// answered from the journal on resume.
+    pub(super) fn confirm(
+        &self,
+        ctx: &NativeCallContext,
+        title: &str,
+        instructions: Option<&str>,
+        timeout: Duration,
+    ) -> Result<(), Raise> {
+        confirm(self, ctx, title, instructions, timeout)
+    }
+}
+
+/// [`Host::confirm`]'s body.
+fn confirm(
+    h: &Host,
+    ctx: &NativeCallContext,
+    title: &str,
+    instructions: Option<&str>,
+    timeout: Duration,
+) -> Result<(), Raise> {
     if h.is_interrupted() {
         return Err(h.refuse(
             ctx,
@@ -83,8 +111,6 @@ pub(in crate::script) fn manual_step(h: &Host, call: &Call) -> Result<Dynamic, R
             ),
         ));
     }
-    let timeout = opts.duration("timeout").unwrap_or(DEFAULT_STEP);
-    let instructions = opts.text("instructions");
     let number = h.steps.get() + 1;
     h.steps.set(number);
     let asked = std::time::Instant::now();
@@ -113,7 +139,7 @@ pub(in crate::script) fn manual_step(h: &Host, call: &Call) -> Result<Dynamic, R
                     waited: waited_real_seconds.map(Duration::from_secs),
                 });
                 h.backend.operator_confirmed(title);
-                return Ok(Dynamic::UNIT);
+                return Ok(());
             }
             StepOutcome::TimedOut => {
                 return Err(h.fail(
@@ -129,7 +155,7 @@ pub(in crate::script) fn manual_step(h: &Host, call: &Call) -> Result<Dynamic, R
             }
         },
         Some(other) => return Err(h.diverged(ctx, &format!("manual step `{title}`"), other)),
-        None => h.ask(number, title, instructions.as_deref(), timeout),
+        None => h.ask(number, title, instructions, timeout),
     };
     // The operator answers in real time, whatever the run's clock says.
     let waited = asked.elapsed();
@@ -159,7 +185,7 @@ pub(in crate::script) fn manual_step(h: &Host, call: &Call) -> Result<Dynamic, R
                 wall: Some(wall),
                 waited: Some(waited),
             });
-            Ok(Dynamic::UNIT)
+            Ok(())
         }
         StepAnswer::Aborted => Err(h.refuse(
             ctx,

@@ -90,73 +90,80 @@ impl Host {
                 }
             }
         }
-        let recorded = loop {
-            let Some(j) = self.journal.as_ref() else {
-                break None;
-            };
-            break match j.next_answer() {
-                Some(Record {
-                    entry: Entry::Waited { jobs, outcome, .. },
-                    seq,
-                    ..
-                }) if jobs == ids => match outcome {
-                    // Not the jobs' end, and the attempt stopped on it: the next attempt
-                    // followed them again (its wait follows), or they are followed now.
-                    Waited::Failed(_) | Waited::TimedOut(_) if j.stopped_on(seq) => {
-                        if j.replaying() {
-                            continue;
+        let done = loop {
+            let recorded = loop {
+                let Some(j) = self.journal.as_ref() else {
+                    break None;
+                };
+                break match j.next_answer() {
+                    Some(Record {
+                        entry: Entry::Waited { jobs, outcome, .. },
+                        seq,
+                        ..
+                    }) if jobs == ids => match outcome {
+                        // Not the jobs' end, and the attempt stopped on it: the next attempt
+                        // followed them again (its wait follows), or they are followed now.
+                        Waited::Failed(_) | Waited::TimedOut(_) if j.stopped_on(seq) => {
+                            if j.replaying() {
+                                continue;
+                            }
+                            None
                         }
-                        None
-                    }
-                    Waited::Done(done) if done.len() != ids.len() => {
-                        return Err(self.diverged_at(
+                        Waited::Done(done) if done.len() != ids.len() => {
+                            return Err(self.diverged_at(
+                                ctx,
+                                "a wait",
+                                seq,
+                                "a wait with another outcome",
+                            ))
+                        }
+                        Waited::TimedOut(open) if open.is_empty() => {
+                            return Err(self.diverged_at(
+                                ctx,
+                                "a wait",
+                                seq,
+                                "a wait with another outcome",
+                            ))
+                        }
+                        outcome => Some(outcome),
+                    },
+                    Some(other) => {
+                        return Err(self.diverged(
                             ctx,
-                            "a wait",
-                            seq,
-                            "a wait with another outcome",
+                            &format!("a wait for {} job(s)", ids.len()),
+                            other,
                         ))
                     }
-                    Waited::TimedOut(open) if open.is_empty() => {
-                        return Err(self.diverged_at(
-                            ctx,
-                            "a wait",
-                            seq,
-                            "a wait with another outcome",
-                        ))
-                    }
-                    outcome => Some(outcome),
-                },
-                Some(other) => {
-                    return Err(self.diverged(
-                        ctx,
-                        &format!("a wait for {} job(s)", ids.len()),
-                        other,
-                    ))
-                }
-                None => None,
+                    None => None,
+                };
             };
-        };
-        let outcome = match recorded {
-            Some(outcome) => outcome,
-            None => {
-                let (outcome, seen) = self.poll(ctx, ids, timeout)?;
-                if let Some(j) = &self.journal {
-                    let entry = Entry::Waited {
-                        jobs: ids.to_vec(),
-                        outcome: outcome.clone(),
-                        seen,
-                    };
-                    if let Err(e) = j.append(self.clock.now(), entry) {
-                        tracing::warn!("{e}");
+            let outcome = match recorded {
+                Some(outcome) => outcome,
+                None => {
+                    let (outcome, seen) = self.poll(ctx, ids, timeout)?;
+                    if let Some(j) = &self.journal {
+                        let entry = Entry::Waited {
+                            jobs: ids.to_vec(),
+                            outcome: outcome.clone(),
+                            seen,
+                        };
+                        if let Err(e) = j.append(self.clock.now(), entry) {
+                            tracing::warn!("{e}");
+                        }
                     }
+                    outcome
                 }
-                outcome
+            };
+            match outcome {
+                Waited::Done(done) => break done,
+                Waited::TimedOut(latest) => {
+                    return Err(self.timed_out(ctx, &latest, timeout, explicit))
+                }
+                Waited::Failed(e) => return Err(self.backend_error(ctx, e)),
+                // A plan's job waits at a manual action: the operator's approval resumes it,
+                // then the wait goes on.
+                Waited::Suspended(jobs) => self.manual_action(ctx, &jobs)?,
             }
-        };
-        let done = match outcome {
-            Waited::Done(done) => done,
-            Waited::TimedOut(latest) => return Err(self.timed_out(ctx, &latest, timeout, explicit)),
-            Waited::Failed(e) => return Err(self.backend_error(ctx, e)),
         };
         for info in &done {
             self.update(info);
@@ -252,6 +259,9 @@ impl Host {
                 tracing::trace!(job = %info.id, state = %info.state, "polled");
                 self.update(&info);
                 self.observer.job_updated(&info);
+                if info.waiting.is_some() && !info.state.is_terminal() {
+                    return Ok((Waited::Suspended(vec![info]), Vec::new()));
+                }
                 // Only the in-process simulator shares the run's clock (and says when a job
                 // will end); a service's timestamps are on its own clock.
                 if info.expected_end.is_some() && info.ended.is_some_and(|end| end > deadline) {
