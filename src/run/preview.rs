@@ -82,7 +82,13 @@ pub(super) fn confirm(
         color: opts.color,
         width: 100,
     };
-    let plan = match crate::plan::plan_text(&name, text, Some(&root), Some(&inventory)) {
+    let plan = match crate::plan::plan_text_params(
+        &name,
+        text,
+        Some(&root),
+        Some(&inventory),
+        &opts.params,
+    ) {
         Outcome::Rejected(report) => {
             for f in &report.findings {
                 errln!("{}", render(f, &report.sources, render_opts));

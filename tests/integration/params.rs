@@ -257,3 +257,37 @@ fn a_resume_after_kill_9_uses_the_recorded_values_and_refuses_others() {
     assert_eq!(audit["params"]["vm"], "app-02", "{audit}");
     assert_eq!(audit["params"]["down_site"], "primary", "{audit}");
 }
+
+/// The plan a live run shows and checks is the one of its `--set` values, not of the
+/// defaults: a combination `check` refuses is refused before anything is issued.
+#[test]
+fn a_live_run_is_planned_with_its_set_values() {
+    let (addr, server, _sim) = start_server();
+    let dir = crate::durable::project(addr);
+    std::fs::write(dir.path().join("plan.rhai"), PARAMS).unwrap();
+    let out = runbook(
+        dir.path(),
+        &[
+            "run",
+            "plan.rhai",
+            "--target",
+            "sim",
+            "--yes",
+            "--no-progress",
+            "--set",
+            "down_site=recovery",
+            "--set",
+            "tier=app",
+        ],
+        None,
+    );
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(shown.contains("[RB102]"), "{shown}");
+    assert!(shown.contains("nothing was issued"), "{shown}");
+    assert!(
+        !server.stats().keys().any(|k| k.starts_with("issued")),
+        "{:?}",
+        server.stats()
+    );
+}
