@@ -305,46 +305,102 @@ pub fn plan_action_of(request: &OperationRequest) -> (&'static str, Option<wire:
     (action, body)
 }
 
-/// A plan job's tasks: one per member (`Group{n}-{vm}` task ids), and the manual action it
-/// is suspended at, if it is.
+/// A plan job's tasks: one per member, and the manual action it is suspended at, if it is.
+/// Two shapes are read: the service's, where a group's task holds its members' tasks in
+/// `groupTaskCustomDetails.childTasks` (each naming its VM in `customDetails.jobTask`), and
+/// a flat list with `Group{n}-{vm}` task ids.
 fn plan_tasks(tasks: &[serde_json::Value]) -> (Vec<TaskInfo>, Option<String>) {
-    let text = |t: &serde_json::Value, k: &str| t.get(k).and_then(|v| v.as_str()).map(String::from);
     let mut out = Vec::new();
     let mut waiting = None;
+    let mut groups = 0;
+    let children = |t: &serde_json::Value| {
+        t.pointer("/groupTaskCustomDetails/childTasks")
+            .and_then(|v| v.as_array())
+            .cloned()
+    };
+    // In the service's shape, the tasks outside the groups (prerequisite checks, the
+    // shutdown of the source) are not members.
+    let nested = tasks.iter().any(|t| children(t).is_some());
     for t in tasks {
-        let state = JobState::parse(&text(t, "state").unwrap_or_default());
-        let kind = t
-            .get("customDetails")
-            .and_then(|d| d.get("instanceType"))
+        let manual = t
+            .pointer("/customDetails/instanceType")
             .and_then(|v| v.as_str())
-            .unwrap_or_default();
-        if kind == "ManualActionTaskDetails" {
-            if !state.is_terminal() && state != JobState::NotStarted {
-                waiting = t
-                    .get("customDetails")
-                    .and_then(|d| d.get("name"))
-                    .and_then(|v| v.as_str())
-                    .map(String::from)
-                    .or_else(|| text(t, "friendlyName"));
+            == Some("ManualActionTaskDetails");
+        match children(t) {
+            Some(members) => {
+                groups += 1;
+                let group = group_number(t).unwrap_or(groups);
+                for member in &members {
+                    plan_task(member, Some(group), &mut out, &mut waiting);
+                }
             }
-            continue;
+            None if nested && !manual => {}
+            None => plan_task(t, None, &mut out, &mut waiting),
         }
-        let id = text(t, "taskId").unwrap_or_default();
-        let (group, vm) = id
-            .strip_prefix("Group")
-            .and_then(|rest| rest.split_once('-'))
-            .and_then(|(n, vm)| Some((n.parse().ok()?, vm.to_string())))
-            .unwrap_or_else(|| (0, text(t, "friendlyName").unwrap_or(id)));
-        out.push(TaskInfo {
-            group,
-            vm,
-            state,
-            started: text(t, "startTime").as_deref().and_then(parse_time),
-            ended: text(t, "endTime").as_deref().and_then(parse_time),
-            errors: Vec::new(),
-        });
     }
     (out, waiting)
+}
+
+/// A group task's number in the boot order, from its `groupId` or its name ("Group 2").
+fn group_number(t: &serde_json::Value) -> Option<usize> {
+    let details = t.get("groupTaskCustomDetails")?;
+    ["groupId", "name"].iter().find_map(|k| {
+        let digits: String = details
+            .get(*k)?
+            .as_str()?
+            .chars()
+            .filter(char::is_ascii_digit)
+            .collect();
+        digits.parse().ok()
+    })
+}
+
+/// One task of a plan's job: a member's (in `group` when its group task says), or the
+/// manual action the job waits at.
+fn plan_task(
+    t: &serde_json::Value,
+    group: Option<usize>,
+    out: &mut Vec<TaskInfo>,
+    waiting: &mut Option<String>,
+) {
+    let text = |k: &str| t.get(k).and_then(|v| v.as_str()).map(String::from);
+    let state = JobState::parse(&text("state").unwrap_or_default());
+    let kind = t
+        .pointer("/customDetails/instanceType")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default();
+    if kind == "ManualActionTaskDetails" {
+        if !state.is_terminal() && state != JobState::NotStarted {
+            *waiting = t
+                .pointer("/customDetails/name")
+                .and_then(|v| v.as_str())
+                .map(String::from)
+                .or_else(|| text("friendlyName"));
+        }
+        return;
+    }
+    let id = text("taskId").unwrap_or_default();
+    let flat = id
+        .strip_prefix("Group")
+        .and_then(|rest| rest.split_once('-'))
+        .and_then(|(n, vm)| Some((n.parse().ok()?, vm.to_string())));
+    let named = t
+        .pointer("/customDetails/jobTask/targetObjectName")
+        .and_then(|v| v.as_str())
+        .map(String::from);
+    let (group, vm) = match (group, flat) {
+        (Some(g), _) => (g, named.or_else(|| text("friendlyName")).unwrap_or(id)),
+        (None, Some(flat)) => flat,
+        (None, None) => (0, named.or_else(|| text("friendlyName")).unwrap_or(id)),
+    };
+    out.push(TaskInfo {
+        group,
+        vm,
+        state,
+        started: text("startTime").as_deref().and_then(parse_time),
+        ended: text("endTime").as_deref().and_then(parse_time),
+        errors: Vec::new(),
+    });
 }
 
 /// The operation a POST action asks for (the server's side of [`action_of`]).
@@ -430,5 +486,52 @@ mod tests {
             .map(|t| (t.group, t.vm.as_str()))
             .collect();
         assert_eq!(tasks, [(1, "db"), (2, "web")]);
+    }
+
+    /// The service's shape: a group's task holds its members' tasks, each naming its VM in
+    /// `customDetails.jobTask` (the swagger's GroupTaskDetails and JobTaskDetails).
+    #[test]
+    fn a_plans_job_in_the_services_shape_reads_its_groups_members() {
+        let member = |vm: &str, state: &str| {
+            serde_json::json!({
+                "taskId": format!("t-{vm}"), "name": "VmFailover", "state": state,
+                "friendlyName": "Start the virtual machine",
+                "customDetails": {"instanceType": "VirtualMachineTaskDetails",
+                    "jobTask": {"jobId": "x", "targetObjectName": vm}}
+            })
+        };
+        let job: wire::Job = serde_json::from_value(serde_json::json!({
+            "id": "/v/replicationJobs/j", "name": "j",
+            "properties": {
+                "scenarioName": "PlannedFailover", "state": "Suspended",
+                "targetObjectId": "/v/replicationRecoveryPlans/tiers", "targetObjectName": "tiers",
+                "tasks": [
+                    {"taskId": "prereq", "name": "Prerequisites check", "state": "Succeeded",
+                     "friendlyName": "Prerequisites check for planned failover"},
+                    {"taskId": "g1", "state": "Succeeded",
+                     "groupTaskCustomDetails": {"instanceType": "RecoveryPlanGroupTaskDetails",
+                        "name": "Group 1: Start", "groupId": "1", "rpGroupType": "Boot",
+                        "childTasks": [member("db", "Succeeded")]}},
+                    {"taskId": "g2", "state": "Suspended",
+                     "groupTaskCustomDetails": {"instanceType": "RecoveryPlanGroupTaskDetails",
+                        "name": "Group 2: Start", "groupId": "2", "rpGroupType": "Boot",
+                        "childTasks": [
+                            {"taskId": "m", "state": "Suspended", "friendlyName": "check the network",
+                             "customDetails": {"instanceType": "ManualActionTaskDetails",
+                                "name": "check the network"}},
+                            member("web-1", "NotStarted"), member("web-2", "NotStarted")
+                        ]}}
+                ]
+            }
+        }))
+        .unwrap();
+        let info = job_from_wire(&job, None).unwrap();
+        assert_eq!(info.waiting.as_deref(), Some("check the network"));
+        let tasks: Vec<(usize, &str)> = info
+            .tasks
+            .iter()
+            .map(|t| (t.group, t.vm.as_str()))
+            .collect();
+        assert_eq!(tasks, [(1, "db"), (2, "web-1"), (2, "web-2")]);
     }
 }
