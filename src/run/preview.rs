@@ -103,7 +103,7 @@ pub(super) fn confirm(
     for f in &plan.findings {
         errln!("{}", render(f, &plan.sources, render_opts));
     }
-    errln!("{}", summary(&plan, &origin, &durations));
+    errln!("{}", summary(&plan, &inventory, &origin, &durations));
     for line in &assumed {
         errln!("  {line}");
     }
@@ -132,8 +132,10 @@ pub(super) fn confirm(
 }
 
 /// The plan in a few lines: each VM's operations in order, and the estimated recovery time.
-fn summary(plan: &Plan, origin: &str, durations: &str) -> String {
-    let mut by_vm: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+/// A recovery plan's operations are listed under `plan NAME (N VMs)` and count its members.
+fn summary(plan: &Plan, inventory: &Inventory, origin: &str, durations: &str) -> String {
+    let mut by_vm: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut vms: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
     let mut skipped = 0;
     for step in &plan.operations {
         let op = if step.result == "Skipped" {
@@ -142,7 +144,21 @@ fn summary(plan: &Plan, origin: &str, durations: &str) -> String {
         } else {
             step.operation.to_string()
         };
-        by_vm.entry(step.vm.as_str()).or_default().push(op);
+        let name = match inventory
+            .plans
+            .get(&step.vm)
+            .filter(|_| !inventory.has(&step.vm))
+        {
+            Some(members) => {
+                vms.extend(members.members().map(String::as_str));
+                format!("plan {} ({} VMs)", step.vm, members.members().count())
+            }
+            None => {
+                vms.insert(step.vm.as_str());
+                step.vm.clone()
+            }
+        };
+        by_vm.entry(name).or_default().push(op);
     }
     let width = by_vm.keys().map(|v| v.chars().count()).max().unwrap_or(0);
     let mut out = format!("PLAN against {origin} ({durations}):\n");
@@ -155,7 +171,7 @@ fn summary(plan: &Plan, origin: &str, durations: &str) -> String {
     let issued = plan.operations.len() - skipped;
     out.push_str(&format!(
         "  {issued} operation(s) to issue on {} VM(s){}",
-        by_vm.len(),
+        vms.len(),
         if skipped > 0 {
             format!(", {skipped} skipped (the VMs are already where the runbook takes them)")
         } else {

@@ -156,6 +156,15 @@ fn a_plan_fails_over_commits_and_reprotects_as_one_job_its_manual_action_approve
         "{shown}"
     );
     assert!(shown.contains("plan tiers (4/4 VMs done)"), "{shown}");
+    // The plan before the run names the plan and counts its members.
+    assert!(
+        shown.contains("  plan tiers (4 VMs)  planned_failover, commit, reverse_replicate"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("operation(s) to issue on 4 VM(s)"),
+        "{shown}"
+    );
     let (id, _) = journal(dir.path());
     let report = crate::live::runbook(dir.path(), &["report", &id]);
     let report = text(&report);
