@@ -311,3 +311,35 @@ fn a_re_run_against_an_estate_already_failed_over_skips_and_converges() {
     );
     assert!(plan.findings.is_empty(), "{:?}", plan.findings);
 }
+
+#[test]
+fn a_plans_commit_wants_each_member_verified_since_its_failover() {
+    let inv = estate("[plans]\nweb = [\"web-01\", \"web-02\"]\n");
+    let run = |verify: &str| {
+        format!("wait_job(failover_plan(\"web\", #{{ kind: \"planned\" }}), #{{ timeout: \"1h\" }});\n{verify}wait_job(commit_plan(\"web\"), #{{ timeout: \"1h\" }});\nwait_job(reverse_replicate_plan(\"web\"), #{{ timeout: \"1h\" }});\n")
+    };
+    let none = check(&run(""), &inv);
+    let found = of(&none, Code::CommitWithoutVerify);
+    assert_eq!(found.len(), 1, "{:?}", none.findings);
+    assert_eq!(found[0].0, Severity::Warning);
+    assert!(
+        found[0]
+            .1
+            .contains("2 of its VMs on their site: web-01, web-02"),
+        "{found:?}"
+    );
+    let one = check(
+        &run("verify(\"web-01\", #{ active_location: \"recovery\" });\n"),
+        &inv,
+    );
+    let found = of(&one, Code::CommitWithoutVerify);
+    assert!(
+        found.len() == 1 && found[0].1.contains(": web-02"),
+        "{found:?}"
+    );
+    let both = check(
+        &run("for vm in [\"web-01\", \"web-02\"] { verify(vm, #{ active_location: \"recovery\" }); }\n"),
+        &inv,
+    );
+    assert!(both.findings.is_empty(), "{:?}", both.findings);
+}

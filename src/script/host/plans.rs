@@ -52,7 +52,7 @@ pub(in crate::script) fn failover_plan(h: &Host, call: &Call) -> Result<Dynamic,
 pub(in crate::script) fn commit_plan(h: &Host, call: &Call) -> Result<Dynamic, Raise> {
     let ctx = call.ctx;
     let name = h.text_arg(call)?;
-    h.plan_members_of(ctx, &name)?;
+    let members = h.plan_members_of(ctx, &name)?;
     let running = {
         let st = h.state.borrow();
         st.jobs
@@ -78,6 +78,7 @@ pub(in crate::script) fn commit_plan(h: &Host, call: &Call) -> Result<Dynamic, R
             .help("wait for the failover with wait_job(job), verify the plan's VMs on the recovery site, then commit"),
         ));
     }
+    h.check_members_verified(ctx, &name, &members);
     h.start(ctx, &name, plan_request(Operation::Commit, None))
 }
 
@@ -177,6 +178,44 @@ impl Host {
     /// The groups of recovery plan `name` (read through the journal), checked against ASR's
     /// limits; its members, in boot order, are returned and remembered for the plan rules
     /// and for what the run leaves behind.
+    /// A plan's commit deletes every other recovery point of each member, as a VM's does:
+    /// each member should have been verified on its site since the failover (RB108).
+    fn check_members_verified(&self, ctx: &NativeCallContext, plan: &str, members: &[String]) {
+        let unverified: Vec<&str> = {
+            let st = self.state.borrow();
+            members
+                .iter()
+                .filter(|vm| {
+                    let since = st.failover_started.get(*vm).copied().unwrap_or_default();
+                    !st.verified
+                        .get(*vm)
+                        .is_some_and(|v| v.of_site() && v.at >= since)
+                })
+                .map(String::as_str)
+                .collect()
+        };
+        if unverified.is_empty() {
+            return;
+        }
+        let site = self.site(ctx);
+        self.warn(self.at(
+            Finding::new(
+                Code::CommitWithoutVerify,
+                format!(
+                    "commit of recovery plan `{plan}` is not preceded by a verify of {} of its VMs on their site: {}",
+                    unverified.len(),
+                    unverified.join(", ")
+                ),
+            )
+            .label("commit deletes every other recovery point of the plan's VMs")
+            .help(format!(
+                "verify each first, e.g. verify({:?}, #{{ active_location: \"recovery\", healthy: true }})",
+                unverified[0]
+            )),
+            &site,
+        ));
+    }
+
     fn plan_members_of(&self, ctx: &NativeCallContext, name: &str) -> Result<Vec<String>, Raise> {
         self.names_used.set(true);
         let groups: Vec<Vec<String>> = self
