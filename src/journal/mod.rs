@@ -10,6 +10,7 @@
 pub mod approvals;
 pub mod inherit;
 pub mod lock;
+pub mod machine;
 pub mod runs;
 pub mod store;
 

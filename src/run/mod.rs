@@ -164,7 +164,8 @@ pub fn simulate(opts: &RunOptions, interactive: bool) -> Result<(Outcome, f64), 
             let backend = Arc::new(config.backend(target)?);
             // Its long waits (throttling, retries) show while the live state is read.
             backend.notify(Arc::new(progress::Plain));
-            let identity = config.target(target)?.identity();
+            let named = config.target(target)?;
+            let (identity, endpoint) = (named.identity(), named.endpoint.clone());
             let text = read_text(&opts.path)?;
             crate::check::params::values_for(
                 &crate::paths::display(&opts.path),
@@ -181,7 +182,8 @@ pub fn simulate(opts: &RunOptions, interactive: bool) -> Result<(Outcome, f64), 
                 &rt,
                 go_ahead,
             )?;
-            let venue = Venue::service(backend, format!("target `{target}`")).locked(identity);
+            let venue =
+                Venue::service(backend, format!("target `{target}`")).locked(identity, &endpoint);
             (venue, text)
         }
         None => {
@@ -237,6 +239,8 @@ pub struct Venue {
     banner: String,
     /// What the run locks (the vault's identity); nothing on the embedded simulator.
     identity: Option<String>,
+    /// The key of the machine's lock of that vault (identity and endpoint).
+    machine: Option<String>,
 }
 
 impl Venue {
@@ -255,6 +259,7 @@ impl Venue {
             inventory: Some(inventory),
             speed,
             identity: None,
+            machine: None,
         }
     }
 
@@ -273,11 +278,14 @@ impl Venue {
             inventory: Some(inventory),
             speed: f64::INFINITY,
             identity: None,
+            machine: None,
         }
     }
 
-    /// Locks `identity` (a vault) for the length of the run.
-    pub fn locked(mut self, identity: String) -> Venue {
+    /// Locks `identity` (a vault at `endpoint`) for the length of the run, in the project
+    /// and on this machine.
+    pub fn locked(mut self, identity: String, endpoint: &str) -> Venue {
+        self.machine = Some(journal::machine::key(&identity, endpoint));
         self.identity = Some(identity);
         self
     }
@@ -294,6 +302,7 @@ impl Venue {
             inventory: None,
             speed: 1.0,
             identity: None,
+            machine: None,
         }
     }
 }
@@ -417,6 +426,27 @@ fn run_with(
             discard_new(journaling.as_ref());
             return Err(e);
         }
+    };
+    // Another copy of the project on this machine may run against the same vault.
+    let _machine = match (&venue.machine, &lock) {
+        (Some(key), Some(_)) => {
+            let (run, project) = match &journaling {
+                Some(j) => (j.run.id.clone(), j.run.project.clone()),
+                None => (
+                    format!("unjournaled-{}", std::process::id()),
+                    journal::runs::project_of(None, &opts.path),
+                ),
+            };
+            let target = opts.target.clone().unwrap_or_default();
+            match journal::machine::acquire(key, &run, &project, &target) {
+                Ok(held) => held,
+                Err(e) => {
+                    discard_new(journaling.as_ref());
+                    return Err(e);
+                }
+            }
+        }
+        _ => None,
     };
     if let Some(j) = journaling.as_mut() {
         if let Some(stale) = lock.as_ref().and_then(|l| l.took_over()) {
@@ -973,7 +1003,8 @@ pub fn resume(opts: &ResumeOptions) -> Result<i32, Error> {
             go_ahead,
         )?;
     }
-    let venue = Venue::service(backend, format!("target `{target}`")).locked(identity);
+    let venue =
+        Venue::service(backend, format!("target `{target}`")).locked(identity, &named.endpoint);
     errln!(
         "resuming run {id}: {} recorded calls are answered from the journal, then the run goes on",
         loaded

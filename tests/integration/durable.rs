@@ -327,6 +327,70 @@ fn a_crash_before_the_header_leaves_nothing_to_resume_and_nothing_issued() {
 }
 
 #[test]
+fn two_copies_of_a_project_on_one_machine_do_not_both_run_against_one_vault() {
+    let (addr, server, _) = start_server();
+    let (a, b) = (project(addr), project(addr));
+    std::fs::write(
+        a.path().join("wait.rhai"),
+        "manual_step(\"Call the application owner\", #{ timeout: \"10m\" });\nlet j = failover(\"app-01\", #{ kind: \"planned\" });\nwait_job(j);\n",
+    )
+    .unwrap();
+    let mut first = spawn(
+        a.path(),
+        &[
+            "run",
+            "wait.rhai",
+            "--target",
+            "sim",
+            "--yes",
+            "--no-progress",
+        ],
+    );
+    let id = waiting_at(a.path(), 1, first.id());
+    let second = runbook(
+        b.path(),
+        &[
+            "run",
+            "plan.rhai",
+            "--target",
+            "sim",
+            "--yes",
+            "--no-progress",
+        ],
+        None,
+    );
+    let message = text(&second);
+    assert_eq!(second.status.code(), Some(2), "{message}");
+    assert!(
+        message.contains(&format!(
+            "locked on this machine by run {id} of another copy of the project"
+        )),
+        "{message}"
+    );
+    assert!(
+        run_ids(b.path()).is_empty(),
+        "a refused run leaves no run folder"
+    );
+    assert!(!server.stats().keys().any(|k| k.starts_with("issued")));
+    // Gone however it ended, the first run holds nothing: the second copy runs.
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let again = runbook(
+        b.path(),
+        &[
+            "run",
+            "plan.rhai",
+            "--target",
+            "sim",
+            "--yes",
+            "--no-progress",
+        ],
+        None,
+    );
+    assert!(again.status.success(), "{}", text(&again));
+}
+
+#[test]
 fn a_second_run_on_the_same_target_is_refused_and_a_stale_lock_is_detected() {
     let (addr, server, _) = start_server();
     let dir = project(addr);
