@@ -73,11 +73,7 @@ pub fn acquire(
     };
     super::runs::create_private_dir(&dir).map_err(|e| Error::io(&dir, &e))?;
     let path = dir.join(format!("{}.lock", &super::sha256(key.as_bytes())[..16]));
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true).write(true).create(true).truncate(false);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(&path).map_err(|e| Error::io(&path, &e))?;
+    let mut file = super::lock::open_lock_file(&path)?;
     match file.try_lock() {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => {
