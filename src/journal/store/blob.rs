@@ -1,6 +1,6 @@
 //! Runs kept in Azure Blob Storage (`[state] url = "az://CONTAINER/PREFIX"`), through the
 //! `object_store` crate: under the prefix, `runs/<id>/journal/` (the records, see
-//! [`super::blob_journal`]), `runs/<id>/waiting.json`, `runs/<id>/approvals/<step>.json` and
+//! [`super::blob_journal`]), `runs/<id>/waiting.json`, `runs/<id>/approvals/<step>-<title hash>.json` and
 //! `runs/<id>/superseded`; `locks/<vault>.json` (the leases, see [`super::lease`]); and
 //! `clock`, a probe blob whose last-modified time is the store's now.
 //!
@@ -583,12 +583,14 @@ impl Store for Arc<BlobStore> {
 
     fn add_approval(&self, id: &str, given: &Given) -> Result<bool, String> {
         let body = Bytes::from(serde_json::to_vec(given).unwrap_or_default());
-        let key = self.run_key(id, &format!("approvals/{}.json", given.step));
+        let name = crate::journal::approvals::file_name(given.step, &given.title);
+        let key = self.run_key(id, &format!("approvals/{name}"));
         self.put(&key, body, PutMode::Create).map(|v| v.is_some())
     }
 
-    fn approval(&self, id: &str, step: u32) -> Option<Given> {
-        let key = self.run_key(id, &format!("approvals/{step}.json"));
+    fn approval(&self, id: &str, step: u32, title: &str) -> Option<Given> {
+        let name = crate::journal::approvals::file_name(step, title);
+        let key = self.run_key(id, &format!("approvals/{name}"));
         let found = self.read_clocked(&key).ok()??;
         serde_json::from_slice(&found.bytes).ok()
     }

@@ -118,7 +118,10 @@ impl Store for LocalStore {
         let folder = self.dir(id).join("approvals");
         create_private_dir(&folder)
             .map_err(|e| format!("{}: {e}", crate::paths::display(&folder)))?;
-        let path = folder.join(format!("{}.json", given.step));
+        let path = folder.join(crate::journal::approvals::file_name(
+            given.step,
+            &given.title,
+        ));
         let shown = |e: std::io::Error| format!("{}: {e}", crate::paths::display(&path));
         let mut file = match create_private(&path) {
             Ok(f) => f,
@@ -132,8 +135,11 @@ impl Store for LocalStore {
         Ok(true)
     }
 
-    fn approval(&self, id: &str, step: u32) -> Option<Given> {
-        let path = self.dir(id).join("approvals").join(format!("{step}.json"));
+    fn approval(&self, id: &str, step: u32, title: &str) -> Option<Given> {
+        let path = self
+            .dir(id)
+            .join("approvals")
+            .join(crate::journal::approvals::file_name(step, title));
         serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
     }
 

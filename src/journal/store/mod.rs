@@ -160,7 +160,8 @@ pub trait Store: Send + Sync {
     fn waiting(&self, id: &str) -> Option<Waiting>;
     /// Records an approval; false when the step was approved already.
     fn add_approval(&self, id: &str, given: &Given) -> Result<bool, String>;
-    fn approval(&self, id: &str, step: u32) -> Option<Given>;
+    /// The approval of step `step` titled `title`, if one was given.
+    fn approval(&self, id: &str, step: u32, title: &str) -> Option<Given>;
     /// How often a waiting run looks for an approval given elsewhere.
     fn approval_poll(&self) -> Duration;
 }

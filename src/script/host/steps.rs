@@ -256,7 +256,12 @@ impl Host {
                     return None;
                 }
                 polled.set(Some(std::time::Instant::now()));
-                store.approval(run, number).map(|g| g.by)
+                // An approval of another step that had this number (in an earlier
+                // attempt) does not answer this one.
+                store
+                    .approval(run, number, title)
+                    .filter(|g| g.answers(title))
+                    .map(|g| g.by)
             };
             request.external = Some(&poll);
             request.approve_command = Some(format!(
