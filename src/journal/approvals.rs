@@ -110,7 +110,11 @@ mod tests {
             at: "2026-12-02T00:00:00Z".into(),
         };
         assert_eq!(store.add_approval("run", &given), Ok(true));
-        assert_eq!(store.add_approval("run", &given), Ok(false), "approved already");
+        assert_eq!(
+            store.add_approval("run", &given),
+            Ok(false),
+            "approved already"
+        );
         assert!(store.approval("run", 1, "Primary site back").is_none());
         assert_eq!(
             store.approval("run", 1, "Run action `bump` again?"),

@@ -137,3 +137,45 @@ fn check_validates_channel_names_and_sends_nothing() {
     std::thread::sleep(Duration::from_millis(200));
     assert!(got.lock().unwrap().is_empty(), "check sent a notification");
 }
+
+/// A resume replays what the earlier attempt did without telling the channels again: a
+/// `notify` before the crash reaches them once.
+#[test]
+fn a_resumed_run_does_not_tell_again_what_it_told_before_the_crash() {
+    let (base, got) = receiver();
+    let (addr, _server, _sim) = crate::durable::start_server();
+    let dir = crate::durable::project(addr);
+    let toml = std::fs::read_to_string(dir.path().join("runbook.toml")).unwrap();
+    std::fs::write(
+        dir.path().join("runbook.toml"),
+        format!("{toml}\n[notify.ops]\nwebhook = \"{base}/ops\"\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("n.rhai"),
+        "notify(\"ops\", \"DNS switched to the recovery site\");\nlet j = failover(\"app-01\", #{ kind: \"planned\" });\nwait_job(j, #{ timeout: \"1h\" });\nnote(\"done\");\n",
+    )
+    .unwrap();
+    let run = ["run", "n.rhai", "--target", "sim", "--yes", "--no-progress"];
+    // Killed after the failover's answer (records: start, read, intent, issued).
+    let out = runbook(dir.path(), &run, Some("4:after"));
+    assert!(crate::durable::killed(&out), "{}", text(&out));
+    let id = run_ids(dir.path()).pop().unwrap();
+    let journal = std::fs::read_to_string(journal_of(dir.path(), &id)).unwrap();
+    assert!(journal.contains("\"issued\""), "{journal}");
+    let resumed = runbook(dir.path(), &["resume", &id, "--no-progress"], None);
+    assert!(resumed.status.success(), "{}", text(&resumed));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let told = || {
+        got.lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.body.contains("DNS switched to the recovery site"))
+            .count()
+    };
+    while told() < 1 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(told(), 1, "{:?}", got.lock().unwrap());
+}

@@ -76,10 +76,13 @@ impl Host {
     pub(super) fn fail(&self, ctx: &NativeCallContext, finding: Finding) -> Raise {
         let site = self.site(ctx);
         let finding = self.at(finding, &site);
-        if matches!(
-            finding.code,
-            Code::JobFailed | Code::ActionFailed | Code::ServiceRefused | Code::VerifyFailed
-        ) {
+        // A failure replayed from an earlier attempt's journal was told then.
+        if !self.replaying()
+            && matches!(
+                finding.code,
+                Code::JobFailed | Code::ActionFailed | Code::ServiceRefused | Code::VerifyFailed
+            )
+        {
             self.notify_event(
                 "operation_failed",
                 &finding.message,

@@ -204,6 +204,11 @@ impl Host {
     }
 
     /// Tells every channel of `event`, with the run's recovery time so far.
+    /// Whether calls are answered from an earlier attempt's journal still.
+    pub(super) fn replaying(&self) -> bool {
+        self.journal.as_ref().is_some_and(|j| j.replaying())
+    }
+
     pub fn notify_event(&self, event: &str, text: &str, mut fields: serde_json::Value) {
         let Some(n) = self.notifier.borrow().clone() else {
             return;

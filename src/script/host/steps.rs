@@ -59,7 +59,8 @@ pub(in crate::script) fn notify(h: &Host, call: &Call) -> Result<Dynamic, Raise>
         return Err(h.fail(call.ctx, f));
     }
     h.observer.note(&format!("notify {channel}: {text}"));
-    if h.mode == super::Mode::Run {
+    // Before the point an earlier attempt reached, the channel heard it already.
+    if h.mode == super::Mode::Run && !h.replaying() {
         if let Some(n) = notifier {
             let fields = serde_json::json!({ "recovery_seconds": h.elapsed().as_secs() });
             n.send(&channel, "message", &text, fields);
