@@ -266,3 +266,56 @@ fn status_lists_the_plans_and_an_export_keeps_their_groups() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
+
+/// Killed while waiting at the plan's manual action, and the job resumed elsewhere (the
+/// portal) meanwhile: the resume neither asks again nor resumes the job a second time.
+#[test]
+fn a_manual_action_resumed_elsewhere_after_a_crash_is_not_asked_or_resumed_again() {
+    use runbook::backend::Backend;
+    let (addr, server, sim) = server_of(&inventory());
+    let dir = quick_project(addr);
+    let mut child = command(dir.path(), RUN)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let waiting = loop {
+        assert!(std::time::Instant::now() < deadline, "the run never waited");
+        let found = std::fs::read_dir(dir.path().join(".runbook/runs"))
+            .ok()
+            .and_then(|mut rd| rd.next())
+            .and_then(|e| e.ok())
+            .map(|e| e.path().join("waiting.json"))
+            .filter(|p| p.exists());
+        if let Some(path) = found {
+            break path;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(waiting.exists());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let (id, records) = journal(dir.path());
+    let job = records
+        .iter()
+        .find(|r| r["type"] == "issued")
+        .and_then(|r| r["answer"]["ok"]["id"].as_str())
+        .expect("the plan's job")
+        .to_string();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(sim.resume_job(&job, "resumed in the portal"))
+        .unwrap();
+    let resumed = run_approving(dir.path(), &["resume", &id, "--no-progress"]);
+    let shown = text(&resumed);
+    assert_eq!(resumed.status.code(), Some(0), "{shown}");
+    assert!(
+        shown.contains("went on past `check the database`"),
+        "{shown}"
+    );
+    assert_eq!(sent(&server).get("resume"), Some(&0), "{shown}");
+    all_back_in_protection(&sim);
+}

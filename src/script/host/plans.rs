@@ -156,6 +156,22 @@ impl Host {
             let Some(action) = job.waiting.clone() else {
                 continue;
             };
+            // Read again (through the journal): after a crash, the job may have been
+            // resumed elsewhere (the portal, another operator) and gone on.
+            let now = self.read_fresh(ctx, "job", &job.id, || {
+                self.exec.block_on(self.backend.job(&job.id))
+            })?;
+            if let Ok(now) = &now {
+                if now.waiting.as_deref() != Some(action.as_str()) || now.state.is_terminal() {
+                    self.observer.note(&format!(
+                        "job {} of recovery plan `{}` went on past `{action}` (resumed elsewhere); not asking",
+                        now.id, now.vm
+                    ));
+                    self.update(now);
+                    self.observer.job_updated(now);
+                    continue;
+                }
+            }
             let title = format!("{action} (manual action of recovery plan `{}`)", job.vm);
             let instructions = format!(
                 "the plan's job {} waits at this manual action; approving it resumes the job",
@@ -175,9 +191,6 @@ impl Host {
         Ok(())
     }
 
-    /// The groups of recovery plan `name` (read through the journal), checked against ASR's
-    /// limits; its members, in boot order, are returned and remembered for the plan rules
-    /// and for what the run leaves behind.
     /// A plan's commit deletes every other recovery point of each member, as a VM's does:
     /// each member should have been verified on its site since the failover (RB108).
     fn check_members_verified(&self, ctx: &NativeCallContext, plan: &str, members: &[String]) {
@@ -216,6 +229,9 @@ impl Host {
         ));
     }
 
+    /// The groups of recovery plan `name` (read through the journal), checked against ASR's
+    /// limits; its members, in boot order, are returned and remembered for the plan rules
+    /// and for what the run leaves behind.
     fn plan_members_of(&self, ctx: &NativeCallContext, name: &str) -> Result<Vec<String>, Raise> {
         self.names_used.set(true);
         let groups: Vec<Vec<String>> = self

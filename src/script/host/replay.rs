@@ -66,6 +66,29 @@ impl Host {
         key: &str,
         live: impl FnOnce() -> Result<T, BackendError>,
     ) -> Result<Result<T, BackendError>, Raise> {
+        self.read_as(ctx, call, key, false, live)
+    }
+
+    /// [`Host::read`] of what changes while nobody looks (a job's state): an answer the
+    /// last attempt stopped on is stale, whatever it was, and is read again.
+    pub(super) fn read_fresh<T: serde::Serialize + serde::de::DeserializeOwned>(
+        &self,
+        ctx: &NativeCallContext,
+        call: &str,
+        key: &str,
+        live: impl FnOnce() -> Result<T, BackendError>,
+    ) -> Result<Result<T, BackendError>, Raise> {
+        self.read_as(ctx, call, key, true, live)
+    }
+
+    fn read_as<T: serde::Serialize + serde::de::DeserializeOwned>(
+        &self,
+        ctx: &NativeCallContext,
+        call: &str,
+        key: &str,
+        fresh: bool,
+        live: impl FnOnce() -> Result<T, BackendError>,
+    ) -> Result<Result<T, BackendError>, Raise> {
         let Some(j) = &self.journal else {
             return Ok(live());
         };
@@ -82,7 +105,10 @@ impl Host {
                     ..
                 }) if c == call && k == key => match answer {
                     // The attempt stopped on it: the next one's answer follows, if any.
-                    Answer::Err(e) if !e.is_answer() && j.stopped_on(seq) => {
+                    ref a
+                        if j.stopped_on(seq)
+                            && (fresh || matches!(a, Answer::Err(e) if !e.is_answer())) =>
+                    {
                         if j.replaying() {
                             continue;
                         }
@@ -467,6 +493,34 @@ impl Host {
         Ok(answer)
     }
 
+    /// The recorded answer to intent `seq`: `None` when there is none, or when it is a lost
+    /// answer the last attempt stopped on (later attempts' answers superseding earlier ones).
+    fn answer_of(
+        &self,
+        j: &Journal,
+        seq: u64,
+    ) -> Option<Result<Result<JobInfo, BackendError>, Record>> {
+        loop {
+            return match j.next_answer()? {
+                Record {
+                    seq: answered,
+                    entry: Entry::Issued { intent, answer, .. },
+                    ..
+                } if intent == seq => {
+                    let answer: Result<JobInfo, BackendError> = answer.into();
+                    if answer.as_ref().is_err_and(|e| !e.is_answer()) && j.stopped_on(answered) {
+                        if j.replaying() {
+                            continue;
+                        }
+                        return None;
+                    }
+                    Some(Ok(answer))
+                }
+                other => Some(Err(other)),
+            };
+        }
+    }
+
     /// Resumes a plan's job suspended at manual action `action`, through the journal. An
     /// unsettled resume is sent again only while the job still waits at that action: a job
     /// that went on (or waits at another action) was resumed already.
@@ -495,12 +549,10 @@ impl Host {
                         ..
                     },
                 ..
-            }) if id == job.id && operation == "resume" => match j.next_answer() {
-                Some(Record {
-                    entry: Entry::Issued { intent, answer, .. },
-                    ..
-                }) if intent == seq => return Ok(answer.into()),
-                Some(other) => return Err(self.diverged(ctx, &what, other)),
+            }) if id == job.id && operation == "resume" => match self.answer_of(j, seq) {
+                Some(Ok(answer)) => return Ok(answer),
+                Some(Err(other)) => return Err(self.diverged(ctx, &what, other)),
+                // Never answered, or its answer was lost: the job says what became of it.
                 None => {
                     let now = self.exec.block_on(self.backend.job(&job.id));
                     match &now {
