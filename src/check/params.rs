@@ -107,15 +107,24 @@ pub fn discover(ast: &AST, source: &Arc<str>) -> (Vec<Declared>, Vec<Finding>) {
 }
 
 /// The parameters runbook `text` (named `name`) declares, found without running it; an
-/// error (exit 2) when a declaration cannot be read. A runbook that does not parse
-/// declares none here: its run or check reports the syntax error.
+/// error (exit 2) when a declaration cannot be read, or when the runbook does not parse
+/// (its parameters cannot be known then).
 pub fn declared_in(name: &str, text: &str) -> Result<Vec<Declared>, Error> {
     let mut engine = rhai::Engine::new_raw();
     // Unoptimised, as the checks compile it: literal maps stay maps.
     engine.set_optimization_level(rhai::OptimizationLevel::None);
-    let Ok(ast) = engine.compile(text) else {
-        return Ok(Vec::new());
-    };
+    let ast = engine.compile(text).map_err(|e| {
+        let at = e.position();
+        let place = match (at.line(), at.position()) {
+            (Some(line), Some(column)) => format!("{name}:{line}:{column}"),
+            (Some(line), None) => format!("{name}:{line}"),
+            _ => name.to_string(),
+        };
+        Error::Usage(format!(
+            "{place}: error[RB001]: {}; its parameters cannot be read (`runbook check {name}` shows the error)",
+            e.err_type()
+        ))
+    })?;
     let source: Arc<str> = Arc::from(name);
     let (declared, findings) = discover(&ast, &source);
     match findings.first() {
@@ -132,7 +141,12 @@ pub fn declared_in(name: &str, text: &str) -> Result<Vec<Declared>, Error> {
 /// The values `sets` (`--set`) give runbook `text`'s parameters, checked before anything
 /// runs: an unknown name, a bad value or a missing required one is a usage error (exit 2).
 pub fn values_for(name: &str, text: &str, sets: &[(String, String)]) -> Result<Values, Error> {
-    let declared = declared_in(name, text)?;
+    let declared = match declared_in(name, text) {
+        Ok(declared) => declared,
+        // Nothing to set: the run or check reports the syntax error in full.
+        Err(_) if sets.is_empty() => Vec::new(),
+        Err(e) => return Err(e),
+    };
     resolve(&declared, sets, true)
         .map_err(|e| Error::Usage(format!("{name}: {e}; nothing was run")))
 }

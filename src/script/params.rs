@@ -183,6 +183,16 @@ impl Declared {
     /// choice when it is one of them misspelt.
     pub fn value(&self, text: &str) -> Result<String, String> {
         let text = text.trim();
+        if text.is_empty() && matches!(self.ty, ParamType::String | ParamType::Vms) {
+            return Err(format!(
+                "an empty value is not a {}",
+                if self.ty == ParamType::Vms {
+                    "list of VM names"
+                } else {
+                    "value"
+                }
+            ));
+        }
         let value = match self.ty {
             ParamType::String => text.to_string(),
             ParamType::Int => text

@@ -82,6 +82,31 @@ fn a_bad_set_is_exit_2_with_the_closest_name_before_anything_runs() {
     );
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("note: CHG-7"), "{}", text(&out));
+    // An empty value is no value.
+    let out = runbook(needs.path(), &["run", "p.rhai", "--set", "ticket="], None);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("an empty value"), "{}", text(&out));
+    // A runbook that does not parse: its parameters cannot be known, and it says why.
+    let broken = project_with("let t = param(\"ticket\", #{ help: \"the change\" });\nnote(t;\n");
+    let out = runbook(broken.path(), &["params", "p.rhai"], None);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("p.rhai:2:") && text(&out).contains("error[RB001]"),
+        "{}",
+        text(&out)
+    );
+    let out = runbook(
+        broken.path(),
+        &["run", "p.rhai", "--set", "ticket=CHG-7"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        !text(&out).contains("declares no parameters"),
+        "{}",
+        text(&out)
+    );
+    assert!(no_runs(broken.path()));
 }
 
 /// The check's findings as JSON: (code, line, params) of each.
