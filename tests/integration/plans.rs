@@ -319,3 +319,43 @@ fn a_manual_action_resumed_elsewhere_after_a_crash_is_not_asked_or_resumed_again
     assert_eq!(sent(&server).get("resume"), Some(&0), "{shown}");
     all_back_in_protection(&sim);
 }
+
+/// Killed right after a plan commit's intent, before its request left, with a member no
+/// longer healthy meanwhile: the resume reads the members again and sends no commit.
+#[test]
+fn a_resumed_plan_commit_reads_its_members_again_and_refuses_when_one_changed() {
+    let clean = {
+        let (addr, _server, _sim) = server_of(&inventory());
+        let dir = quick_project(addr);
+        let out = run_approving(dir.path(), RUN);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        let (_, records) = journal(dir.path());
+        records
+            .iter()
+            .find(|r| r["type"] == "intent" && r["operation"] == "commit")
+            .and_then(|r| r["seq"].as_u64())
+            .expect("the commit's intent")
+    };
+    let (addr, server, sim) = server_of(&inventory());
+    let dir = quick_project(addr);
+    let mut cmd = command(dir.path(), RUN);
+    cmd.env("RUNBOOK_CRASH_AT", format!("{clean}:after"));
+    let crashed = crate::live::spawn_approving(cmd);
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(crashed.status.signal(), Some(9), "{}", text(&crashed));
+    sim.set_health("app-2", runbook::backend::inventory::Health::Critical)
+        .unwrap();
+    let (id, _) = journal(dir.path());
+    let resumed = run_approving(dir.path(), &["resume", &id, "--no-progress"]);
+    let shown = text(&resumed);
+    assert_eq!(resumed.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains("[RB112]") && shown.contains("app-2"),
+        "{shown}"
+    );
+    assert_eq!(
+        sent(&server).get("issued plan tiers failoverCommit"),
+        None,
+        "a commit went out to a plan whose member changed: {shown}"
+    );
+}

@@ -447,6 +447,23 @@ impl Host {
                         .unwrap_or_default()
                 )));
             }
+            // What cannot be undone goes out only to members still as they were verified.
+            if op == crate::backend::Operation::Commit {
+                let members = self
+                    .state
+                    .borrow()
+                    .plan_members
+                    .get(name)
+                    .cloned()
+                    .unwrap_or_default();
+                for vm in members {
+                    let item = self
+                        .exec
+                        .block_on(self.backend.item(&vm))
+                        .map_err(|e| cannot(e.to_string()))?;
+                    self.still_verified(ctx, &vm, op, &item)?;
+                }
+            }
             return self.send_settled(ctx, j, seq, name, request);
         }
         let item = self
