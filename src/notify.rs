@@ -163,12 +163,15 @@ impl Notifier {
             .unwrap_or_default()
     }
 
-    /// Waits at most `limit` for deliveries in flight (at the end of the run).
-    pub fn settle(&self, limit: Duration) {
+    /// Waits at most `limit` for deliveries in flight (at the end of the run); returns how
+    /// many were still in flight then.
+    pub fn settle(&self, limit: Duration) -> usize {
         let until = std::time::Instant::now() + limit;
-        while self.pending.load(std::sync::atomic::Ordering::SeqCst) > 0
-            && std::time::Instant::now() < until
-        {
+        loop {
+            let pending = self.pending.load(std::sync::atomic::Ordering::SeqCst);
+            if pending == 0 || std::time::Instant::now() >= until {
+                return pending;
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
     }

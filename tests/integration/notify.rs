@@ -179,3 +179,42 @@ fn a_resumed_run_does_not_tell_again_what_it_told_before_the_crash() {
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(told(), 1, "{:?}", got.lock().unwrap());
 }
+
+/// A channel that takes the connection and never answers: the run does not wait for it
+/// past its end's short settling, and says (and journals) that notifications may be lost.
+#[test]
+fn notifications_still_in_delivery_when_the_run_ends_are_said_not_dropped() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            held.push(stream);
+        }
+    });
+    let dir = project(&format!(
+        "[notify.ops]\nwebhook = \"http://127.0.0.1:{port}/ops\"\n"
+    ));
+    let started = Instant::now();
+    let out = runbook(
+        dir.path(),
+        &["run", "n.rhai", "--auto-approve", "--no-progress"],
+        None,
+    );
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "the run was slowed"
+    );
+    assert!(
+        all.contains("were still being delivered when the run ended"),
+        "{all}"
+    );
+    let id = run_ids(dir.path()).pop().unwrap();
+    let journal = std::fs::read_to_string(journal_of(dir.path(), &id)).unwrap();
+    assert!(
+        journal.contains("still in delivery when the run ended"),
+        "{journal}"
+    );
+}

@@ -227,10 +227,27 @@ impl Host {
         let Some(n) = self.notifier.borrow().clone() else {
             return;
         };
-        if let Some(limit) = settle {
-            n.settle(limit);
+        let undelivered = settle.map_or(0, |limit| n.settle(limit));
+        if undelivered > 0 {
+            errln!(
+                "warning: {undelivered} notification(s) were still being delivered when the run ended and may not have reached their channels"
+            );
         }
         if let Some(j) = &self.journal {
+            if undelivered > 0 {
+                let entry = crate::journal::Entry::Notified {
+                    channel: "*".into(),
+                    event: "run_end".into(),
+                    ok: false,
+                    attempts: 0,
+                    why: Some(format!(
+                        "{undelivered} notification(s) still in delivery when the run ended"
+                    )),
+                };
+                if let Err(e) = j.append(self.clock.now(), entry) {
+                    tracing::warn!("{e}");
+                }
+            }
             for d in n.take() {
                 let entry = crate::journal::Entry::Notified {
                     channel: d.channel,
