@@ -66,6 +66,37 @@ pub struct Config {
 }
 
 impl Config {
+    /// What its actions and channels need and this machine does not have: environment
+    /// variables they name that are not set, programs that are not found. A live run says
+    /// so before its first operation, not at the action in the middle of the recovery.
+    pub fn unready(&self) -> Vec<String> {
+        let unset = |var: &str| std::env::var_os(var).is_none_or(|v| v.is_empty());
+        let mut out = Vec::new();
+        let dir = self.actions().dir;
+        for (name, action) in &self.actions {
+            for var in action.secret_headers.values().filter(|v| unset(v)) {
+                out.push(format!("action `{name}` needs ${var}, which is not set"));
+            }
+            if let Some(program) = action.command.as_ref().and_then(|c| c.first()) {
+                if !program_found(program, &dir) {
+                    out.push(format!(
+                        "action `{name}`: the program `{program}` is not found"
+                    ));
+                }
+            }
+        }
+        for (name, channel) in &self.notify {
+            let vars = channel
+                .webhook_env
+                .iter()
+                .chain(channel.secret_headers.values());
+            for var in vars.filter(|v| unset(v)) {
+                out.push(format!("channel `{name}` needs ${var}, which is not set"));
+            }
+        }
+        out
+    }
+
     /// The actions it declares, with the folder their commands run in.
     pub fn actions(&self) -> crate::actions::Actions {
         crate::actions::Actions {
@@ -220,3 +251,18 @@ pub fn find(start: &Path) -> Option<PathBuf> {
 
 /// Reads a runbook named on the command line (see [`crate::files`]).
 pub use crate::files::read_script as read_text;
+
+/// Whether `program` can be run: a path (relative to `dir`) that exists, or a name found on
+/// `PATH`.
+fn program_found(program: &str, dir: &Path) -> bool {
+    if program.contains('/') {
+        let path = Path::new(program);
+        return if path.is_relative() {
+            dir.join(path).is_file()
+        } else {
+            path.is_file()
+        };
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
+}

@@ -107,6 +107,9 @@ pub(super) fn confirm(
     for line in &assumed {
         errln!("  {line}");
     }
+    for line in config.unready() {
+        errln!("  warning: {line}: the runbook stops there if it uses it");
+    }
     if !busy.is_empty() {
         errln!(
             "  warning: {} VM(s) have a job in progress now, which the plan does not show: {}. The service refuses another operation on them until it ends; `runbook status --target {target}` shows them",

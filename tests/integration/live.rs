@@ -817,3 +817,38 @@ fn the_plan_names_the_vms_with_a_job_in_progress() {
         "{shown}"
     );
 }
+
+/// What the actions and channels of runbook.toml need and this machine lacks is said in
+/// the plan, before the first operation, not at the action in the middle of the recovery.
+#[test]
+fn the_plan_says_which_actions_and_channels_cannot_work_here() {
+    let (addr, _server, _sim) = server_of(&examples_inventory());
+    let dir = project(addr, None);
+    let toml = std::fs::read_to_string(dir.path().join("runbook.toml")).unwrap();
+    std::fs::write(
+        dir.path().join("runbook.toml"),
+        format!("{toml}\n[actions.dns]\ncommand = [\"no-such-program-for-the-test\"]\n\n[actions.lb]\nwebhook = \"http://127.0.0.1:9/lb\"\nsecret_headers = {{ Authorization = \"UNSET_LB_AUTH_FOR_THE_TEST\" }}\n\n[notify.ops]\nwebhook_env = \"UNSET_OPS_HOOK_FOR_THE_TEST\"\n"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("plan.rhai"), "note(\"nothing to do\");\n").unwrap();
+    let out = runbook(
+        dir.path(),
+        &[
+            "run",
+            "plan.rhai",
+            "--target",
+            "sim",
+            "--yes",
+            "--no-progress",
+        ],
+    );
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{shown}");
+    for says in [
+        "action `dns`: the program `no-such-program-for-the-test` is not found",
+        "action `lb` needs $UNSET_LB_AUTH_FOR_THE_TEST, which is not set",
+        "channel `ops` needs $UNSET_OPS_HOOK_FOR_THE_TEST, which is not set",
+    ] {
+        assert!(shown.contains(says), "{says}: {shown}");
+    }
+}
