@@ -8,7 +8,7 @@
 use super::{Call, Host, Mode, Raise};
 use crate::actions::{self, ActionConfig, Context, Done};
 use crate::diagnostics::{did_you_mean, Code, Finding};
-use crate::journal::{Entry, Record};
+use crate::journal::{Entry, Record, StepOutcome};
 use crate::script::observer::StepAnswer;
 use crate::script::types::VmHandle;
 use rhai::{Dynamic, Map};
@@ -141,6 +141,14 @@ pub(in crate::script) fn action(h: &Host, call: &Call) -> Result<Dynamic, Raise>
                             entry: Entry::ActionIntent { name: n, .. },
                             ..
                         }) if n == name => continue,
+                        // The operator's approval to run it again, a step of the run.
+                        Some(Record {
+                            entry: Entry::Step { title, .. },
+                            ..
+                        }) if title == rerun_title(&name) => {
+                            h.steps.set(h.steps.get() + 1);
+                            continue;
+                        }
                         Some(Record {
                             entry:
                                 Entry::ActionDone {
@@ -231,25 +239,41 @@ pub(in crate::script) fn action(h: &Host, call: &Call) -> Result<Dynamic, Raise>
     finish(h, call, &name, done)
 }
 
+/// The title of the step that asks to run action `name` again.
+fn rerun_title(name: &str) -> String {
+    format!("run action `{name}` again")
+}
+
 /// Asks the operator whether to run again an action cut off by a crash; the run stops
-/// without an approval.
+/// without an approval. The approval is journaled as a step, as a manual step's is, so
+/// that every attempt numbers the run's steps alike.
 fn confirm_rerun(h: &Host, call: &Call, name: &str) -> Result<(), Raise> {
     let number = h.steps.get() + 1;
     h.steps.set(number);
-    let title = format!("run action `{name}` again");
+    let title = rerun_title(name);
     let instructions = format!(
         "the run stopped after action `{name}` started and before its end was recorded, so it may have run (wholly or in part); it is not declared idempotent. Check what it did; approve to run it again, or stop the run"
     );
-    match h.ask(
-        number,
-        &title,
-        Some(&instructions),
-        super::steps::DEFAULT_STEP,
-    ) {
+    let timeout = super::steps::DEFAULT_STEP;
+    let asked = std::time::Instant::now();
+    match h.ask(number, &title, Some(&instructions), timeout) {
         StepAnswer::Approved { by } => {
-            h.describe(Entry::Note {
-                text: format!("{by} approved running action `{name}` again"),
-            });
+            let wall = crate::clock::Timestamp::from_system(std::time::SystemTime::now()).rfc3339();
+            let step = Entry::Step {
+                number,
+                title: title.clone(),
+                outcome: StepOutcome::Approved { by: by.clone() },
+                answered_wall: Some(wall),
+                waited_real_seconds: Some(asked.elapsed().as_secs()),
+                timeout_real_seconds: Some(timeout.as_secs()),
+            };
+            if let Some(journal) = &h.journal {
+                journal
+                    .append(h.clock.now(), step)
+                    .map_err(|e| h.refuse(call.ctx, Finding::new(Code::Refused, e)))?;
+            }
+            h.observer
+                .note(&format!("{by} approved running action `{name}` again"));
             Ok(())
         }
         other => Err(h.refuse(
