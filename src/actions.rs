@@ -134,6 +134,23 @@ pub struct Done {
     pub seconds: f64,
     /// Why it failed, in words.
     pub why: Option<String>,
+    /// Whether it started: false when it failed before (nothing ran, nothing was sent).
+    pub started: bool,
+}
+
+impl Done {
+    /// A failure before the action started.
+    pub fn not_started(why: String, started: Instant) -> Done {
+        Done {
+            ok: false,
+            exit: None,
+            status: None,
+            output: String::new(),
+            seconds: started.elapsed().as_secs_f64(),
+            why: Some(why),
+            started: false,
+        }
+    }
 }
 
 /// What an action is told besides its arguments.
@@ -176,14 +193,10 @@ pub fn run_command(
     let mut child = match spawned {
         Ok(child) => child,
         Err(e) => {
-            return Done {
-                ok: false,
-                exit: None,
-                status: None,
-                output: String::new(),
-                seconds: started.elapsed().as_secs_f64(),
-                why: Some(format!("cannot start `{}`: {e}", program.display())),
-            }
+            return Done::not_started(
+                format!("cannot start `{}`: {e}", program.display()),
+                started,
+            )
         }
     };
     if let Some(mut stdin) = child.stdin.take() {
@@ -238,6 +251,7 @@ pub fn run_command(
             output,
             seconds,
             why: None,
+            started: true,
         },
         Some(s) => Done {
             ok: false,
@@ -249,6 +263,7 @@ pub fn run_command(
                 Some(code) => format!("it exited with {code}"),
                 None => "it was killed by a signal".into(),
             }),
+            started: true,
         },
         None => Done {
             ok: false,
@@ -260,6 +275,7 @@ pub fn run_command(
                 "it did not end within its timeout of {} and was killed",
                 crate::clock::human(timeout)
             )),
+            started: true,
         },
     }
 }
@@ -274,14 +290,7 @@ pub async fn post_webhook(
     timeout: Duration,
 ) -> Done {
     let started = Instant::now();
-    let failed = |why: String| Done {
-        ok: false,
-        exit: None,
-        status: None,
-        output: String::new(),
-        seconds: started.elapsed().as_secs_f64(),
-        why: Some(why),
-    };
+    let failed = |why: String| Done::not_started(why, started);
     let url = match webhook_url(url) {
         Ok(url) => url,
         Err(e) => return failed(e),
@@ -314,12 +323,22 @@ pub async fn post_webhook(
     let response = match request.send().await {
         // Never the URL or the headers: they may hold secrets.
         Err(e) if e.is_timeout() => {
-            return failed(format!(
-                "no answer within its timeout of {}",
-                crate::clock::human(timeout)
-            ))
+            return Done {
+                started: true,
+                ..failed(format!(
+                    "no answer within its timeout of {}",
+                    crate::clock::human(timeout)
+                ))
+            }
         }
-        Err(_) => return failed("the webhook could not be reached".into()),
+        // No connection, so nothing was sent.
+        Err(e) if e.is_connect() => return failed("the webhook could not be reached".into()),
+        Err(_) => {
+            return Done {
+                started: true,
+                ..failed("the webhook could not be reached".into())
+            }
+        }
         Ok(r) => r,
     };
     let status = response.status();
@@ -340,5 +359,6 @@ pub async fn post_webhook(
                 format!("it answered {status}")
             }
         }),
+        started: true,
     }
 }
