@@ -166,7 +166,54 @@ fn tail(bytes: &[u8]) -> String {
     text.trim_end().to_string()
 }
 
-/// Runs `command` in `dir` with `args` (JSON) on stdin, within `timeout`.
+/// The last [`TAIL`] bytes of a stream, kept while it is read (never more in memory).
+#[derive(Debug, Default)]
+struct Tail(Vec<u8>);
+
+impl Tail {
+    fn push(&mut self, chunk: &[u8]) {
+        if chunk.len() >= TAIL {
+            self.0.clear();
+            self.0.extend_from_slice(&chunk[chunk.len() - TAIL..]);
+            return;
+        }
+        let over = (self.0.len() + chunk.len()).saturating_sub(TAIL);
+        self.0.drain(..over);
+        self.0.extend_from_slice(chunk);
+    }
+}
+
+/// Reads `pipe` to its end in a thread, keeping its tail in `into`; says so on the channel.
+fn drain(
+    pipe: Option<impl Read + Send + 'static>,
+    into: std::sync::Arc<std::sync::Mutex<Tail>>,
+) -> std::sync::mpsc::Receiver<()> {
+    let (done, ended) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        if let Some(mut pipe) = pipe {
+            let mut chunk = [0u8; 8192];
+            loop {
+                match pipe.read(&mut chunk) {
+                    Ok(0) => break,
+                    Ok(n) => into
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(&chunk[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
+                }
+            }
+        }
+        let _ = done.send(());
+    });
+    ended
+}
+
+/// Runs `command` in `dir` with `args` (JSON) on stdin, within `timeout`. It runs in a
+/// process group of its own, so that the terminal's Ctrl-C (sent to the run's group) does
+/// not cut it off halfway; at its timeout the whole group is killed. Its output is read
+/// until it ends or the timeout, whichever comes first (a process it left in the
+/// background may hold it open).
 pub fn run_command(
     command: &[String],
     dir: &Path,
@@ -174,7 +221,9 @@ pub fn run_command(
     ctx: &Context,
     timeout: Duration,
 ) -> Done {
+    use std::os::unix::process::CommandExt;
     let started = Instant::now();
+    let deadline = started + timeout;
     let program = if command[0].contains('/') && Path::new(&command[0]).is_relative() {
         dir.join(&command[0])
     } else {
@@ -189,6 +238,7 @@ pub fn run_command(
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .process_group(0)
         .spawn();
     let mut child = match spawned {
         Ok(child) => child,
@@ -206,31 +256,21 @@ pub fn run_command(
             let _ = stdin.write_all(args.as_bytes());
         });
     }
-    let reader = |pipe: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut out = Vec::new();
-            if let Some(mut p) = pipe {
-                let _ = p.read_to_end(&mut out);
-            }
-            out
-        })
-    };
-    let out = reader(
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let err = reader(
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
+    let out = std::sync::Arc::new(std::sync::Mutex::new(Tail::default()));
+    let err = std::sync::Arc::new(std::sync::Mutex::new(Tail::default()));
+    let out_ended = drain(child.stdout.take(), out.clone());
+    let err_ended = drain(child.stderr.take(), err.clone());
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break Some(status),
-            Ok(None) if started.elapsed() >= timeout => {
+            Ok(None) if Instant::now() >= deadline => {
+                // Its group: the processes it started too, which would go on otherwise.
+                if let Ok(group) = libc::pid_t::try_from(child.id()) {
+                    // SAFETY: killpg only sends a signal; the group is the child's own.
+                    unsafe {
+                        libc::killpg(group, libc::SIGKILL);
+                    }
+                }
                 let _ = child.kill();
                 let _ = child.wait();
                 break None;
@@ -239,8 +279,15 @@ pub fn run_command(
             Err(_) => break None,
         }
     };
-    let mut bytes = out.join().unwrap_or_default();
-    bytes.extend(err.join().unwrap_or_default());
+    // After a kill the pipes close at once; otherwise wait for them no later than the deadline.
+    let bound = deadline.max(Instant::now() + Duration::from_millis(100));
+    for ended in [out_ended, err_ended] {
+        let _ = ended.recv_timeout(bound.saturating_duration_since(Instant::now()));
+    }
+    let mut bytes = std::mem::take(&mut out.lock().unwrap_or_else(|e| e.into_inner()).0);
+    bytes.extend(std::mem::take(
+        &mut err.lock().unwrap_or_else(|e| e.into_inner()).0,
+    ));
     let seconds = started.elapsed().as_secs_f64();
     let output = tail(&bytes);
     match status {
@@ -342,8 +389,12 @@ pub async fn post_webhook(
         Ok(r) => r,
     };
     let status = response.status();
-    let body = response.bytes().await.unwrap_or_default();
-    let output = tail(&body);
+    let mut response = response;
+    let mut body = Tail::default();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        body.push(&chunk);
+    }
+    let output = tail(&body.0);
     let seconds = started.elapsed().as_secs_f64();
     let ok = status.is_success();
     Done {
@@ -360,5 +411,23 @@ pub async fn post_webhook(
             }
         }),
         started: true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tail_keeps_the_last_bytes_only() {
+        let mut t = Tail::default();
+        for i in 0..10_000u32 {
+            t.push(format!("{i:05}\n").as_bytes());
+            assert!(t.0.len() <= TAIL);
+        }
+        assert!(t.0.ends_with(b"09999\n"));
+        assert_eq!(t.0.len(), TAIL);
+        t.push(&vec![b'x'; 3 * TAIL]);
+        assert_eq!(t.0, vec![b'x'; TAIL]);
     }
 }

@@ -3,6 +3,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod action_process;
 mod action_resume;
 mod actions;
 mod api;
