@@ -98,6 +98,18 @@ pub fn webhook_url(text: &str) -> Result<reqwest::Url, String> {
     }
 }
 
+/// The runbook's own credentials in its environment, which an action's command is not given.
+pub const CREDENTIALS: &[&str] = &[
+    "AZURE_ACCESS_TOKEN",
+    "AZURE_CLIENT_SECRET",
+    "AZURE_CLIENT_ID",
+    "AZURE_TENANT_ID",
+    "AZURE_STORAGE_ACCOUNT_KEY",
+    "IDENTITY_HEADER",
+    "IDENTITY_ENDPOINT",
+    "RUNBOOK_SIMULATOR_CLIENT_SECRET",
+];
+
 /// The actions a project declares, and the folder their commands run in.
 #[derive(Debug, Clone, Default)]
 pub struct Actions {
@@ -108,6 +120,22 @@ pub struct Actions {
 }
 
 impl Actions {
+    /// The environment variables a command is not given: the runbook's credentials and
+    /// every variable `runbook.toml` names as holding a secret (the secret headers of
+    /// actions and channels, a channel's `webhook_env`).
+    pub fn hidden_vars(&self) -> std::collections::BTreeSet<String> {
+        let mut vars: std::collections::BTreeSet<String> =
+            CREDENTIALS.iter().map(|v| v.to_string()).collect();
+        for action in self.declared.values() {
+            vars.extend(action.secret_headers.values().cloned());
+        }
+        for channel in self.channels.values() {
+            vars.extend(channel.secret_headers.values().cloned());
+            vars.extend(channel.webhook_env.iter().cloned());
+        }
+        vars
+    }
+
     /// The actions of the `runbook.toml` found from `folder` up (none when there is none
     /// or it cannot be read: the command that loads it reports that).
     pub fn of_folder(folder: Option<&Path>) -> Actions {
@@ -213,13 +241,15 @@ fn drain(
 /// process group of its own, so that the terminal's Ctrl-C (sent to the run's group) does
 /// not cut it off halfway; at its timeout the whole group is killed. Its output is read
 /// until it ends or the timeout, whichever comes first (a process it left in the
-/// background may hold it open).
+/// background may hold it open). The variables of `hidden` are removed from its
+/// environment.
 pub fn run_command(
     command: &[String],
     dir: &Path,
     args: &str,
     ctx: &Context,
     timeout: Duration,
+    hidden: &std::collections::BTreeSet<String>,
 ) -> Done {
     use std::os::unix::process::CommandExt;
     let started = Instant::now();
@@ -229,7 +259,11 @@ pub fn run_command(
     } else {
         PathBuf::from(&command[0])
     };
-    let spawned = Command::new(&program)
+    let mut cmd = Command::new(&program);
+    for var in hidden {
+        cmd.env_remove(var);
+    }
+    let spawned = cmd
         .args(&command[1..])
         .current_dir(dir)
         .env("RUNBOOK_RUN", ctx.run)

@@ -161,3 +161,43 @@ fn a_huge_output_is_kept_as_its_tail_never_whole_in_memory() {
     assert!(peak > 0, "never measured");
     assert!(peak < 150 * 1024, "the run took {peak} KiB at its peak");
 }
+
+#[test]
+fn a_command_is_not_given_the_runbooks_credentials_nor_the_projects_secrets() {
+    let (base, _got) = crate::actions::receiver();
+    let dir = project(
+        "[actions.dump]\ncommand = [\"sh\", \"-c\", \"env > env.txt\"]\n\n[actions.hook]\nwebhook = \"http://127.0.0.1:9/hook\"\nsecret_headers = { Authorization = \"HOOK_HEADER_VAR\" }\n\n[notify.ops]\nwebhook_env = \"OPS_URL_VAR\"\nkind = \"json\"\nsecret_headers = { X-Key = \"OPS_HEADER_VAR\" }\n",
+        "action(\"dump\");\n",
+    );
+    let hidden = [
+        "AZURE_ACCESS_TOKEN",
+        "AZURE_CLIENT_SECRET",
+        "AZURE_CLIENT_ID",
+        "AZURE_TENANT_ID",
+        "AZURE_STORAGE_ACCOUNT_KEY",
+        "IDENTITY_HEADER",
+        "IDENTITY_ENDPOINT",
+        "HOOK_HEADER_VAR",
+        "OPS_HEADER_VAR",
+        "OPS_URL_VAR",
+    ];
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_runbook"));
+    cmd.args(["run", "a.rhai", "--no-progress"])
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::null())
+        .env("KEPT_FOR_THE_ACTION", "visible");
+    for var in hidden {
+        cmd.env(var, format!("value-of-{var}"));
+    }
+    cmd.env("OPS_URL_VAR", format!("{base}/ops"));
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let env = std::fs::read_to_string(dir.path().join("env.txt")).unwrap();
+    assert!(env.contains("KEPT_FOR_THE_ACTION=visible"), "{env}");
+    for var in hidden {
+        assert!(
+            !env.contains(&format!("{var}=")),
+            "the command was given {var}"
+        );
+    }
+}

@@ -123,7 +123,7 @@ pub(in crate::script) fn action(h: &Host, call: &Call) -> Result<Dynamic, Raise>
     }
     let line = Some(h.site(ctx).runbook_location().to_string());
     let Some(journal) = h.journal.clone() else {
-        let done = execute(h, &config, &declared.dir, &args, number, "unjournaled");
+        let done = execute(h, &config, &declared, &args, number, "unjournaled");
         return finish(h, call, &name, done);
     };
     let (first_intent, recorded_end) = recorded(h, call, &journal, &name)?;
@@ -186,7 +186,7 @@ pub(in crate::script) fn action(h: &Host, call: &Call) -> Result<Dynamic, Raise>
             (seq, key)
         }
     };
-    let done = execute(h, &config, &declared.dir, &args, number, &key);
+    let done = execute(h, &config, &declared, &args, number, &key);
     let end = Entry::ActionDone {
         intent,
         ok: done.ok,
@@ -338,7 +338,7 @@ fn confirm_rerun(h: &Host, call: &Call, name: &str, instructions: &str) -> Resul
 fn execute(
     h: &Host,
     config: &ActionConfig,
-    dir: &std::path::Path,
+    declared: &actions::Actions,
     args: &str,
     number: u32,
     key: &str,
@@ -354,7 +354,10 @@ fn execute(
     };
     let timeout = config.timeout();
     match (&config.command, &config.webhook) {
-        (Some(command), _) => actions::run_command(command, dir, args, &context, timeout),
+        (Some(command), _) => {
+            let hidden = declared.hidden_vars();
+            actions::run_command(command, &declared.dir, args, &context, timeout, &hidden)
+        }
         (None, Some(url)) => h.exec.block_on(actions::post_webhook(
             url,
             &config.secret_headers,
