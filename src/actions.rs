@@ -18,6 +18,10 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 /// The most output kept of an action (its last bytes).
 pub const TAIL: usize = 2048;
 
+/// The most output held while it is read: the tail and room for a secret (a token) cut
+/// at the tail's start, so that it is found whole and redacted.
+const KEEP: usize = TAIL + 8192;
+
 /// `[actions.NAME]` of `runbook.toml`.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -136,6 +140,20 @@ impl Actions {
         vars
     }
 
+    /// The values of the variables a command is not given, as set now, longest first:
+    /// never kept in an action's output (a webhook may echo its headers).
+    pub fn secret_values(&self) -> Vec<String> {
+        let mut values: Vec<String> = self
+            .hidden_vars()
+            .iter()
+            .filter_map(|var| std::env::var(var).ok())
+            .filter(|value| !value.is_empty())
+            .collect();
+        values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        values.dedup();
+        values
+    }
+
     /// The actions of the `runbook.toml` found from `folder` up (none when there is none
     /// or it cannot be read: the command that loads it reports that).
     pub fn of_folder(folder: Option<&Path>) -> Actions {
@@ -186,26 +204,44 @@ pub struct Context<'a> {
     pub run: &'a str,
     pub step: u32,
     pub key: &'a str,
+    /// Values never kept in its output (the secret headers' values, which a webhook may
+    /// echo).
+    pub secrets: &'a [String],
 }
 
-fn tail(bytes: &[u8]) -> String {
-    let start = bytes.len().saturating_sub(TAIL);
-    let text = String::from_utf8_lossy(&bytes[start..]).into_owned();
-    text.trim_end().to_string()
+/// `text` with each of `secrets` replaced by `***`.
+pub fn redact(text: &str, secrets: &[String]) -> String {
+    let mut text = text.to_string();
+    for secret in secrets.iter().filter(|s| !s.is_empty()) {
+        if text.contains(secret.as_str()) {
+            text = text.replace(secret.as_str(), "***");
+        }
+    }
+    text
 }
 
-/// The last [`TAIL`] bytes of a stream, kept while it is read (never more in memory).
+/// The last [`TAIL`] bytes of `bytes` as text, the `secrets` in them redacted.
+fn tail(bytes: &[u8], secrets: &[String]) -> String {
+    let text = redact(&String::from_utf8_lossy(bytes), secrets);
+    let mut start = text.len().saturating_sub(TAIL);
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    text[start..].trim_end().to_string()
+}
+
+/// The last [`KEEP`] bytes of a stream, kept while it is read (never more in memory).
 #[derive(Debug, Default)]
 struct Tail(Vec<u8>);
 
 impl Tail {
     fn push(&mut self, chunk: &[u8]) {
-        if chunk.len() >= TAIL {
+        if chunk.len() >= KEEP {
             self.0.clear();
-            self.0.extend_from_slice(&chunk[chunk.len() - TAIL..]);
+            self.0.extend_from_slice(&chunk[chunk.len() - KEEP..]);
             return;
         }
-        let over = (self.0.len() + chunk.len()).saturating_sub(TAIL);
+        let over = (self.0.len() + chunk.len()).saturating_sub(KEEP);
         self.0.drain(..over);
         self.0.extend_from_slice(chunk);
     }
@@ -323,7 +359,7 @@ pub fn run_command(
         &mut err.lock().unwrap_or_else(|e| e.into_inner()).0,
     ));
     let seconds = started.elapsed().as_secs_f64();
-    let output = tail(&bytes);
+    let output = tail(&bytes, ctx.secrets);
     match status {
         Some(s) if s.success() => Done {
             ok: true,
@@ -428,7 +464,7 @@ pub async fn post_webhook(
     while let Ok(Some(chunk)) = response.chunk().await {
         body.push(&chunk);
     }
-    let output = tail(&body.0);
+    let output = tail(&body.0, ctx.secrets);
     let seconds = started.elapsed().as_secs_f64();
     let ok = status.is_success();
     Done {
@@ -457,11 +493,29 @@ mod tests {
         let mut t = Tail::default();
         for i in 0..10_000u32 {
             t.push(format!("{i:05}\n").as_bytes());
-            assert!(t.0.len() <= TAIL);
+            assert!(t.0.len() <= KEEP);
         }
         assert!(t.0.ends_with(b"09999\n"));
-        assert_eq!(t.0.len(), TAIL);
-        t.push(&vec![b'x'; 3 * TAIL]);
-        assert_eq!(t.0, vec![b'x'; TAIL]);
+        assert_eq!(t.0.len(), KEEP);
+        t.push(&vec![b'x'; 3 * KEEP]);
+        assert_eq!(t.0, vec![b'x'; KEEP]);
+        assert_eq!(tail(&t.0, &[]).len(), TAIL);
+    }
+
+    #[test]
+    fn a_secret_is_redacted_wherever_the_tail_cuts_it() {
+        let secret = "s3cret-".repeat(200);
+        for at in (0..TAIL + secret.len() + 10).step_by(37) {
+            let mut bytes = b"abc ".repeat(1000);
+            bytes.extend_from_slice(secret.as_bytes());
+            bytes.extend(b"x".repeat(at));
+            let mut t = Tail::default();
+            for chunk in bytes.chunks(100) {
+                t.push(chunk);
+            }
+            let kept = tail(&t.0, std::slice::from_ref(&secret));
+            assert!(!kept.contains("s3cret"), "at {at}: {kept}");
+            assert!(kept.len() <= TAIL);
+        }
     }
 }

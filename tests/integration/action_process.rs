@@ -2,7 +2,8 @@
 //! terminal's Ctrl-C does not cut it off; at its timeout the whole group is killed, so what
 //! it started stops too), a process it left in the background holding its output open does
 //! not hold the run past the timeout, and a huge output (of a command or a webhook) is kept
-//! as its tail, never whole in memory.
+//! as its tail, never whole in memory. Its secrets: a command is not given the runbook's
+//! credentials nor the project's secrets, and a secret a webhook echoes is redacted.
 
 use crate::actions::project;
 use crate::durable::{runbook, text};
@@ -200,4 +201,64 @@ fn a_command_is_not_given_the_runbooks_credentials_nor_the_projects_secrets() {
             "the command was given {var}"
         );
     }
+}
+
+/// A webhook on loopback that answers with the request's head (its headers) as the body.
+fn echoing_webhook() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut head = String::new();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+                    break;
+                }
+                head.push_str(&line);
+            }
+            let status = if head.starts_with("POST /fail") {
+                "500 Oops"
+            } else {
+                "200 OK"
+            };
+            let answer = format!(
+                "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{head}",
+                head.len()
+            );
+            let _ = stream.write_all(answer.as_bytes());
+        }
+    });
+    base
+}
+
+#[test]
+fn a_webhook_that_echoes_its_secret_header_has_it_redacted_from_its_output() {
+    let base = echoing_webhook();
+    let dir = project(
+        &format!("[actions.echo]\nwebhook = \"{base}/ok\"\nsecret_headers = {{ Authorization = \"ECHO_TOKEN_VAR\" }}\n\n[actions.fail]\nwebhook = \"{base}/fail\"\nsecret_headers = {{ X-Key = \"ECHO_KEY_VAR\" }}\n"),
+        "let r = action(\"echo\");\nnote(`echoed ${r.output}`);\naction(\"fail\");\n",
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_runbook"))
+        .args(["run", "a.rhai", "--no-progress"])
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::null())
+        .env("ECHO_TOKEN_VAR", "Bearer tok-SECRET-1")
+        .env("ECHO_KEY_VAR", "key-SECRET-2")
+        .output()
+        .unwrap();
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(all.contains("authorization: ***"), "{all}");
+    assert!(all.contains("x-key: ***"), "the failure's output: {all}");
+    assert!(!all.contains("SECRET"), "a secret was printed: {all}");
+    let id = crate::durable::run_ids(dir.path()).pop().unwrap();
+    let journal = std::fs::read_to_string(crate::durable::journal_of(dir.path(), &id)).unwrap();
+    assert!(journal.contains("***"), "{journal}");
+    assert!(
+        !journal.contains("SECRET"),
+        "a secret was journaled: {journal}"
+    );
 }

@@ -347,13 +347,15 @@ fn execute(
         .journal
         .as_ref()
         .map_or_else(|| "unjournaled".to_string(), |j| j.run().to_string());
+    let secrets = declared.secret_values();
     let context = Context {
         run: &run,
         step: number,
         key,
+        secrets: &secrets,
     };
     let timeout = config.timeout();
-    match (&config.command, &config.webhook) {
+    let mut done = match (&config.command, &config.webhook) {
         (Some(command), _) => {
             let hidden = declared.hidden_vars();
             actions::run_command(command, &declared.dir, args, &context, timeout, &hidden)
@@ -374,7 +376,9 @@ fn execute(
             why: Some("it has neither a command nor a webhook".into()),
             started: false,
         },
-    }
+    };
+    done.why = done.why.map(|why| actions::redact(&why, &secrets));
+    done
 }
 
 /// The script's value for `done`, or a catchable error at the runbook line.
