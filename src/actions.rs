@@ -91,9 +91,16 @@ impl ActionConfig {
     }
 }
 
-/// A webhook URL the client will POST to: https, or plain http on loopback only.
+/// A webhook URL the client will POST to: https, or plain http on loopback only. Its
+/// errors never hold the text (a URL may carry a token): one from an environment variable
+/// (a channel's `webhook_env`) is named by the variable.
 pub fn webhook_url(text: &str) -> Result<reqwest::Url, String> {
-    let url = reqwest::Url::parse(text).map_err(|e| format!("`{text}` is not a URL: {e}"))?;
+    let url = reqwest::Url::parse(text).map_err(|e| {
+        match std::env::vars_os().find(|(_, value)| value.to_str() == Some(text)) {
+            Some((var, _)) => format!("the URL in ${} is not a URL ({e})", var.to_string_lossy()),
+            None => format!("it is not a URL ({e})"),
+        }
+    })?;
     let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
     match url.scheme() {
         "https" => Ok(url),
@@ -487,6 +494,13 @@ pub async fn post_webhook(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_url_that_does_not_parse_is_not_in_its_error() {
+        let e = webhook_url("htps//hooks.example/token-abc123").unwrap_err();
+        assert!(!e.contains("token-abc123"), "{e}");
+        assert!(e.contains("is not a URL"), "{e}");
+    }
 
     #[test]
     fn a_tail_keeps_the_last_bytes_only() {

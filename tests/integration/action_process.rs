@@ -262,3 +262,31 @@ fn a_webhook_that_echoes_its_secret_header_has_it_redacted_from_its_output() {
         "a secret was journaled: {journal}"
     );
 }
+
+#[test]
+fn a_webhook_url_from_the_environment_that_does_not_parse_is_never_printed() {
+    let dir = project(
+        "[notify.ops]\nwebhook_env = \"OPS_HOOK_URL_VAR\"\nkind = \"json\"\n",
+        "notify(\"ops\", \"hello\");\n",
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_runbook"))
+        .args(["run", "a.rhai", "--no-progress"])
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::null())
+        .env("OPS_HOOK_URL_VAR", "hooks.example/token=SECRET-IN-URL")
+        .output()
+        .unwrap();
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    assert!(
+        all.contains("the URL in $OPS_HOOK_URL_VAR is not a URL"),
+        "{all}"
+    );
+    assert!(!all.contains("SECRET-IN-URL"), "the URL was printed: {all}");
+    let id = crate::durable::run_ids(dir.path()).pop().unwrap();
+    let journal = std::fs::read_to_string(crate::durable::journal_of(dir.path(), &id)).unwrap();
+    assert!(
+        !journal.contains("SECRET-IN-URL"),
+        "the URL was journaled: {journal}"
+    );
+}
