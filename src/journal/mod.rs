@@ -150,6 +150,10 @@ pub enum Entry {
         seconds: f64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         why: Option<String>,
+        /// It failed before it started (a variable missing, a program that cannot be
+        /// started): a resume that reaches it where the run stopped simply runs it.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        not_started: bool,
     },
     /// A notification's delivery ended (in the background; recorded when the run next
     /// looked).

@@ -521,7 +521,7 @@ pub static PRIMITIVES: &[Primitive] = &[
         refused: &[],
         effect: Effect::Mutate,
         returns: "map",
-        doc: "Runs action `name` of runbook.toml (`[actions.NAME]`: a `command` or a `webhook`), never a command written in the script: `args` as JSON on its stdin (a webhook's POST body), with RUNBOOK_RUN, RUNBOOK_STEP and RUNBOOK_IDEMPOTENCY_KEY (a webhook's `Idempotency-Key` header). Returns `ok`, `exit` (or `status`), `output` (its last 2 KiB) and `seconds`; a failure or timeout throws (catchable). Journaled before and after: a resume never runs it again once its end was recorded, and one cut off runs again only when `idempotent = true`, else after an operator's approval. `check` and `plan` never run it: they count its `expected` duration.",
+        doc: "Runs action `name` of runbook.toml (`[actions.NAME]`: a `command` or a `webhook`), never a command written in the script: `args` as JSON on its stdin (a webhook's POST body), with RUNBOOK_RUN, RUNBOOK_STEP and RUNBOOK_IDEMPOTENCY_KEY (a webhook's `Idempotency-Key` header). Returns `ok`, `exit` (or `status`), `output` (its last 2 KiB) and `seconds`; a failure or timeout throws (catchable). Journaled before and after: a resume does not run it again once its end was recorded, unless the run stopped on it: one that never started (a variable missing) then runs, and one cut off or failed runs again only when `idempotent = true`, else after an operator's approval (a step of the run). A command runs in its own process group without the runbook's credentials or the project's secret variables; their values are `***` in `output`. `check` and `plan` never run it: they count its `expected` duration.",
         handler: actions::action,
     },
     Primitive {

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 /// Appends its stdin and its variables to `calls.log`, prints a line, exits with $1.
 const SCRIPT: &str = "#!/bin/sh\ninput=$(cat)\necho \"$input|$RUNBOOK_RUN|$RUNBOOK_STEP|$RUNBOOK_IDEMPOTENCY_KEY\" >> calls.log\necho \"switched: $input\"\necho \"a warning\" >&2\nexit \"$1\"\n";
 
-fn project(toml: &str, runbook_text: &str) -> tempfile::TempDir {
+pub(crate) fn project(toml: &str, runbook_text: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("runbook.toml"), toml).unwrap();
     std::fs::write(dir.path().join("a.rhai"), runbook_text).unwrap();
@@ -22,14 +22,14 @@ fn project(toml: &str, runbook_text: &str) -> tempfile::TempDir {
     dir
 }
 
-fn write_script(dir: &Path) {
+pub(crate) fn write_script(dir: &Path) {
     use std::os::unix::fs::PermissionsExt;
     let path = dir.join("act.sh");
     std::fs::write(&path, SCRIPT).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
-fn calls(dir: &Path) -> Vec<String> {
+pub(crate) fn calls(dir: &Path) -> Vec<String> {
     std::fs::read_to_string(dir.join("calls.log"))
         .unwrap_or_default()
         .lines()
@@ -252,7 +252,7 @@ fn a_webhook_gets_the_arguments_and_the_key_follows_no_redirect_and_keeps_its_se
 
 /// A live project (target `sim` of a simulator server) whose runbook runs action `act`
 /// (idempotent or not) between two reads.
-fn live(idempotent: bool) -> (tempfile::TempDir, Arc<runbook::simulator::Server>) {
+pub(crate) fn live(idempotent: bool) -> (tempfile::TempDir, Arc<runbook::simulator::Server>) {
     let (addr, server, _sim) = start_server();
     let dir = crate::durable::project(addr);
     let mut toml = std::fs::read_to_string(dir.path().join("runbook.toml")).unwrap();
@@ -269,7 +269,7 @@ fn live(idempotent: bool) -> (tempfile::TempDir, Arc<runbook::simulator::Server>
     (dir, server)
 }
 
-const RUN: [&str; 6] = [
+pub(crate) const RUN: [&str; 6] = [
     "run",
     "plan.rhai",
     "--target",
@@ -279,7 +279,7 @@ const RUN: [&str; 6] = [
 ];
 
 /// The sequence numbers of the action's intent and end in a clean run's journal.
-fn action_records(idempotent: bool) -> (u64, u64) {
+pub(crate) fn action_records(idempotent: bool) -> (u64, u64) {
     let (dir, _keep) = live(idempotent);
     let out = runbook(dir.path(), &RUN, None);
     assert!(out.status.success(), "{}", text(&out));

@@ -3,6 +3,8 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod action_process;
+mod action_resume;
 mod actions;
 mod api;
 mod azure;

@@ -1,14 +1,16 @@
 //! `action(name, [args])`: runs an action of `runbook.toml` through the journal. Its intent
 //! is recorded before it starts and its end after; a resume answers a recorded end from the
-//! journal and never runs the action again. One cut off between the two (a crash) runs
-//! again only when declared `idempotent = true`; otherwise the operator is asked, as at a
-//! manual step (at the terminal or with `runbook approve`), and without an approval the
-//! run stops there. `check` and `plan` never run an action: they count its `expected` time.
+//! journal and does not run the action again, unless the run stopped on it: one that never
+//! started (a variable missing) then simply runs; one cut off between the two (a crash) or
+//! failed runs again when declared `idempotent = true`, otherwise only once the operator
+//! approved it, as at a manual step (at the terminal or with `runbook approve`; the
+//! approval is journaled as a step), and without an approval the run stops there. `check`
+//! and `plan` never run an action: they count its `expected` time.
 
 use super::{Call, Host, Mode, Raise};
 use crate::actions::{self, ActionConfig, Context, Done};
 use crate::diagnostics::{did_you_mean, Code, Finding};
-use crate::journal::{Entry, Record};
+use crate::journal::{Entry, Record, StepOutcome};
 use crate::script::observer::StepAnswer;
 use crate::script::types::VmHandle;
 use rhai::{Dynamic, Map};
@@ -116,80 +118,49 @@ pub(in crate::script) fn action(h: &Host, call: &Call) -> Result<Dynamic, Raise>
             output: String::new(),
             seconds: expected.as_secs_f64(),
             why: None,
+            started: true,
         }));
     }
     let line = Some(h.site(ctx).runbook_location().to_string());
     let Some(journal) = h.journal.clone() else {
-        let done = execute(h, &config, &declared.dir, &args, number, "unjournaled");
+        let done = execute(h, &config, &declared, &args, number, "unjournaled");
         return finish(h, call, &name, done);
     };
-    // The journal's record of this action on a resume: its intent, then its end or nothing.
-    let mut first_intent = None;
-    let mut recorded_end = None;
-    if journal.replaying() {
-        match journal.next_answer() {
-            Some(Record {
-                seq,
-                entry: Entry::ActionIntent { name: n, key, .. },
-                ..
-            }) if n == name => {
-                first_intent = Some((seq, key));
-                loop {
-                    match journal.next_answer() {
-                        // A re-run after an earlier resume: the same action again.
-                        Some(Record {
-                            entry: Entry::ActionIntent { name: n, .. },
-                            ..
-                        }) if n == name => continue,
-                        Some(Record {
-                            entry:
-                                Entry::ActionDone {
-                                    ok,
-                                    exit,
-                                    status,
-                                    output,
-                                    seconds,
-                                    why,
-                                    ..
-                                },
-                            ..
-                        }) => {
-                            recorded_end = Some(Done {
-                                ok,
-                                exit,
-                                status,
-                                output,
-                                seconds,
-                                why,
-                            });
-                            break;
-                        }
-                        Some(other) => {
-                            return Err(h.diverged(ctx, &format!("action `{name}`"), other))
-                        }
-                        None => break,
-                    }
-                }
-            }
-            Some(other) => return Err(h.diverged(ctx, &format!("action `{name}`"), other)),
-            None => {}
+    let (first_intent, recorded_end) = recorded(h, call, &journal, &name)?;
+    // Why it runs again, if it was recorded: cut off, failed or never started.
+    let again = match (&first_intent, recorded_end) {
+        (_, Some((seq, done))) if done.ok || !journal.stopped_on(seq) || journal.replaying() => {
+            h.observer.note(&format!(
+                "action `{name}`: ended before (recorded), not run again"
+            ));
+            return finish(h, call, &name, done);
         }
-    }
-    if let Some(done) = recorded_end {
-        h.observer.note(&format!(
-            "action `{name}`: ended before (recorded), not run again"
-        ));
-        return finish(h, call, &name, done);
-    }
+        (_, Some((_, done))) if !done.started => {
+            h.observer.note(&format!(
+                "action `{name}` never started before the run stopped ({}); it runs now",
+                done.why.as_deref().unwrap_or("it failed")
+            ));
+            None
+        }
+        (_, Some((_, done))) => Some(format!(
+            "the run stopped after action `{name}` failed ({}); it may have done part of its work. It is not declared idempotent. Check what it did; approve to run it again, or stop the run",
+            done.why.as_deref().unwrap_or("it failed")
+        )),
+        (Some(_), None) => Some(format!(
+            "the run stopped after action `{name}` started and before its end was recorded, so it may have run (wholly or in part); it is not declared idempotent. Check what it did; approve to run it again, or stop the run"
+        )),
+        (None, None) => None,
+    };
     let (intent, key) = match first_intent {
         Some((seq, key)) => {
-            // Cut off by a crash: it may have run, wholly or in part.
-            if !config.idempotent {
-                confirm_rerun(h, call, &name)?;
-            } else {
-                h.observer.note(&format!(
-                    "action `{name}` was cut off before its end was recorded; it is idempotent, so it runs again"
-                ));
+            if let Some(instructions) = again {
+                if config.idempotent {
+                    h.observer.note(&format!(
+                        "action `{name}` may not have ended before the run stopped; it is idempotent, so it runs again"
+                    ));
+                } else {
+                    confirm_rerun(h, call, &name, &instructions)?;
+                }
             }
             let again = Entry::ActionIntent {
                 name: name.clone(),
@@ -215,7 +186,7 @@ pub(in crate::script) fn action(h: &Host, call: &Call) -> Result<Dynamic, Raise>
             (seq, key)
         }
     };
-    let done = execute(h, &config, &declared.dir, &args, number, &key);
+    let done = execute(h, &config, &declared, &args, number, &key);
     let end = Entry::ActionDone {
         intent,
         ok: done.ok,
@@ -224,6 +195,7 @@ pub(in crate::script) fn action(h: &Host, call: &Call) -> Result<Dynamic, Raise>
         output: done.output.clone(),
         seconds: done.seconds,
         why: done.why.clone(),
+        not_started: !done.started,
     };
     if let Err(e) = journal.append(h.clock.now(), end) {
         return Err(h.refuse(ctx, Finding::new(Code::Refused, e)));
@@ -231,25 +203,120 @@ pub(in crate::script) fn action(h: &Host, call: &Call) -> Result<Dynamic, Raise>
     finish(h, call, &name, done)
 }
 
+/// The first intent (its record and key) of action `name`'s call, replayed from the
+/// journal on a resume, and its last recorded end (with the end's record) or none (cut
+/// off). An end the run stopped on is followed by the next attempt's run of it again
+/// (its approval, then an intent with the same key), consumed here too.
+type Recorded = (Option<(u64, String)>, Option<(u64, Done)>);
+
+fn recorded(
+    h: &Host,
+    call: &Call,
+    journal: &crate::journal::Journal,
+    name: &str,
+) -> Result<Recorded, Raise> {
+    let ctx = call.ctx;
+    if !journal.replaying() {
+        return Ok((None, None));
+    }
+    let key = match journal.next_answer() {
+        Some(Record {
+            seq,
+            entry: Entry::ActionIntent { name: n, key, .. },
+            ..
+        }) if n == name => (seq, key),
+        Some(other) => return Err(h.diverged(ctx, &format!("action `{name}`"), other)),
+        None => return Ok((None, None)),
+    };
+    let mut end: Option<(u64, Done)> = None;
+    loop {
+        let again = |r: &Record| match &r.entry {
+            Entry::ActionIntent { key: k, .. } => *k == key.1,
+            Entry::Step { title, .. } => *title == rerun_title(name),
+            _ => false,
+        };
+        if let Some((seq, _)) = &end {
+            // Another call follows an end the script went on from.
+            if !journal.stopped_on(*seq) || !journal.peek_answer().is_some_and(|r| again(&r)) {
+                break;
+            }
+        }
+        match journal.next_answer() {
+            // A run again after an earlier resume, or the operator's approval of it.
+            Some(r) if again(&r) => {
+                if matches!(r.entry, Entry::Step { .. }) {
+                    h.steps.set(h.steps.get() + 1);
+                } else {
+                    end = None;
+                }
+            }
+            Some(Record {
+                seq,
+                entry:
+                    Entry::ActionDone {
+                        ok,
+                        exit,
+                        status,
+                        output,
+                        seconds,
+                        why,
+                        not_started,
+                        ..
+                    },
+                ..
+            }) => {
+                end = Some((
+                    seq,
+                    Done {
+                        ok,
+                        exit,
+                        status,
+                        output,
+                        seconds,
+                        why,
+                        started: !not_started,
+                    },
+                ))
+            }
+            Some(other) => return Err(h.diverged(ctx, &format!("action `{name}`"), other)),
+            None => break,
+        }
+    }
+    Ok((Some(key), end))
+}
+
+/// The title of the step that asks to run action `name` again.
+fn rerun_title(name: &str) -> String {
+    format!("run action `{name}` again")
+}
+
 /// Asks the operator whether to run again an action cut off by a crash; the run stops
-/// without an approval.
-fn confirm_rerun(h: &Host, call: &Call, name: &str) -> Result<(), Raise> {
+/// without an approval. The approval is journaled as a step, as a manual step's is, so
+/// that every attempt numbers the run's steps alike.
+fn confirm_rerun(h: &Host, call: &Call, name: &str, instructions: &str) -> Result<(), Raise> {
     let number = h.steps.get() + 1;
     h.steps.set(number);
-    let title = format!("run action `{name}` again");
-    let instructions = format!(
-        "the run stopped after action `{name}` started and before its end was recorded, so it may have run (wholly or in part); it is not declared idempotent. Check what it did; approve to run it again, or stop the run"
-    );
-    match h.ask(
-        number,
-        &title,
-        Some(&instructions),
-        super::steps::DEFAULT_STEP,
-    ) {
+    let title = rerun_title(name);
+    let timeout = super::steps::DEFAULT_STEP;
+    let asked = std::time::Instant::now();
+    match h.ask(number, &title, Some(instructions), timeout) {
         StepAnswer::Approved { by } => {
-            h.describe(Entry::Note {
-                text: format!("{by} approved running action `{name}` again"),
-            });
+            let wall = crate::clock::Timestamp::from_system(std::time::SystemTime::now()).rfc3339();
+            let step = Entry::Step {
+                number,
+                title: title.clone(),
+                outcome: StepOutcome::Approved { by: by.clone() },
+                answered_wall: Some(wall),
+                waited_real_seconds: Some(asked.elapsed().as_secs()),
+                timeout_real_seconds: Some(timeout.as_secs()),
+            };
+            if let Some(journal) = &h.journal {
+                journal
+                    .append(h.clock.now(), step)
+                    .map_err(|e| h.refuse(call.ctx, Finding::new(Code::Refused, e)))?;
+            }
+            h.observer
+                .note(&format!("{by} approved running action `{name}` again"));
             Ok(())
         }
         other => Err(h.refuse(
@@ -271,7 +338,7 @@ fn confirm_rerun(h: &Host, call: &Call, name: &str) -> Result<(), Raise> {
 fn execute(
     h: &Host,
     config: &ActionConfig,
-    dir: &std::path::Path,
+    declared: &actions::Actions,
     args: &str,
     number: u32,
     key: &str,
@@ -280,14 +347,19 @@ fn execute(
         .journal
         .as_ref()
         .map_or_else(|| "unjournaled".to_string(), |j| j.run().to_string());
+    let secrets = declared.secret_values();
     let context = Context {
         run: &run,
         step: number,
         key,
+        secrets: &secrets,
     };
     let timeout = config.timeout();
-    match (&config.command, &config.webhook) {
-        (Some(command), _) => actions::run_command(command, dir, args, &context, timeout),
+    let mut done = match (&config.command, &config.webhook) {
+        (Some(command), _) => {
+            let hidden = declared.hidden_vars();
+            actions::run_command(command, &declared.dir, args, &context, timeout, &hidden)
+        }
         (None, Some(url)) => h.exec.block_on(actions::post_webhook(
             url,
             &config.secret_headers,
@@ -302,8 +374,11 @@ fn execute(
             output: String::new(),
             seconds: 0.0,
             why: Some("it has neither a command nor a webhook".into()),
+            started: false,
         },
-    }
+    };
+    done.why = done.why.map(|why| actions::redact(&why, &secrets));
+    done
 }
 
 /// The script's value for `done`, or a catchable error at the runbook line.
