@@ -470,8 +470,32 @@ fn a_store_that_goes_away_stops_the_run_and_it_resumes_later() {
     let azurite = Azurite::start_in(dir, port);
     let b = Machine::new(&azurite, addr, "away", 2.0);
     b.write("plan.rhai", &plan);
-    let resumed = b.spawn(&["resume", &id, "--no-progress"]);
-    waiting(&b, 1);
+    // The stopped run's lease may outlive the store's absence by a moment: the resume is
+    // refused (and asked again) until it expired.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let resumed = loop {
+        let mut child = b.spawn(&["resume", &id, "--no-progress"]);
+        let refused = loop {
+            if child.try_wait().unwrap().is_some() {
+                break true;
+            }
+            let asked = b.run(&["approve", &id, "999"], None);
+            if text(&asked).contains("waits at step 1 ") {
+                break false;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        if !refused {
+            break child;
+        }
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            text(&out).contains(&format!("run {id} is still running")) && Instant::now() < deadline,
+            "{}",
+            text(&out)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
     assert!(b.run(&["approve", &id, "1"], None).status.success());
     let out = resumed.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
