@@ -799,9 +799,11 @@ impl Journal {
             crash();
         }
         if phase == Some(Phase::Stop) {
-            // SAFETY: kill(2) on our own pid has no memory-safety preconditions.
+            // Directed at this thread, so it stops here, before its next instruction (a
+            // signal to the process may be taken a moment later, by another thread).
+            // SAFETY: raise(3) has no memory-safety preconditions.
             unsafe {
-                libc::kill(libc::getpid(), libc::SIGSTOP);
+                libc::raise(libc::SIGSTOP);
             }
         }
         if let (true, Some(fence)) = (intent, fence) {

@@ -428,15 +428,18 @@ impl Held for Lease {
             let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
             (s.version.e_tag.clone(), s.record.generation)
         };
+        // The store's answer says the lease was ours when it was given; it is believed only
+        // while the lease is still trusted once it arrived (a holder stopped with its read
+        // in flight wakes up to an answer older than another machine's take-over).
         match self.store.changed_since(&self.path, etag.as_deref()) {
-            Ok(None) => Ok(()),
+            Ok(None) => self.check(),
             Ok(Some(bytes)) => {
                 let now: Option<Record> = serde_json::from_slice(&bytes).ok();
                 // Our own renewal, seen before its answer: still ours.
                 if now.as_ref().is_some_and(|r| {
                     r.generation == generation && r.holder.run == self.holder.run && !r.released
                 }) {
-                    return Ok(());
+                    return self.check();
                 }
                 let (client, path, target) = (
                     self.store.client(),
