@@ -280,6 +280,16 @@ fn drain(
     ended
 }
 
+/// The program an action's command names: a relative path is in the project folder `dir`;
+/// a bare name is looked up on `PATH` when it runs.
+pub fn program_path(program: &str, dir: &Path) -> PathBuf {
+    if program.contains('/') && Path::new(program).is_relative() {
+        dir.join(program)
+    } else {
+        PathBuf::from(program)
+    }
+}
+
 /// Runs `command` in `dir` with `args` (JSON) on stdin, within `timeout`. It runs in a
 /// process group of its own, so that the terminal's Ctrl-C (sent to the run's group) does
 /// not cut it off halfway; at its timeout the whole group is killed. Its output is read
@@ -297,11 +307,7 @@ pub fn run_command(
     use std::os::unix::process::CommandExt;
     let started = Instant::now();
     let deadline = started + timeout;
-    let program = if command[0].contains('/') && Path::new(&command[0]).is_relative() {
-        dir.join(&command[0])
-    } else {
-        PathBuf::from(&command[0])
-    };
+    let program = program_path(&command[0], dir);
     let mut cmd = Command::new(&program);
     for var in hidden {
         cmd.env_remove(var);

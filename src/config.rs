@@ -256,12 +256,7 @@ pub use crate::files::read_script as read_text;
 /// `PATH`.
 fn program_found(program: &str, dir: &Path) -> bool {
     if program.contains('/') {
-        let path = Path::new(program);
-        return if path.is_relative() {
-            dir.join(path).is_file()
-        } else {
-            path.is_file()
-        };
+        return crate::actions::program_path(program, dir).is_file();
     }
     std::env::var_os("PATH")
         .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
